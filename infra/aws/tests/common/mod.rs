@@ -1,0 +1,29 @@
+//! Shared test helpers: the moto endpoint, per-test resources with unique names, the fake API Gateway
+//! Management endpoint.
+#![allow(dead_code)]
+
+pub mod fake_apigw;
+
+use aws_config::SdkConfig;
+
+/// The moto server every test talks to, from `NUSATRADE_MOTO_ENDPOINT`. Unset: the test FAILS, it
+/// never passes silently.
+pub fn moto_endpoint() -> String {
+    match std::env::var("NUSATRADE_MOTO_ENDPOINT") {
+        Ok(v) if !v.trim().is_empty() => v.trim().trim_end_matches('/').to_owned(),
+        _ => panic!(
+            "NUSATRADE_MOTO_ENDPOINT is not set: these tests need a moto server. \
+             start moto: run tests/run.sh (infra/aws/tests/run.sh starts moto_server and runs them), \
+             or start `moto_server -H 127.0.0.1 -p 5055` and set NUSATRADE_MOTO_ENDPOINT=http://127.0.0.1:5055"
+        ),
+    }
+}
+
+pub async fn sdk() -> SdkConfig {
+    nusatrade_aws::sdk_config_for_endpoint(&moto_endpoint()).await
+}
+
+/// A unique lowercase name (valid for buckets, queues and tables).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}

@@ -1,0 +1,171 @@
+//! The shared port contract suites (`nusatrade_app::contract`) run against the AWS adapters:
+//! DynamoDB, S3, SQS and SES on moto server (`NUSATRADE_MOTO_ENDPOINT`), the API Gateway Management
+//! API against a local fake (moto's is a stub that never answers 410 and ignores stage paths).
+//!
+//! Each case creates its own uniquely named table / bucket / queues, so cases run concurrently
+//! against one moto server. Without `NUSATRADE_MOTO_ENDPOINT` every moto case fails (see
+//! `common::moto_endpoint`).
+//!
+//! moto vs. DynamoDB (checked by this suite and `tests/moto_notes.rs`):
+//! - moto never deletes expired items (real DynamoDB does, within days): the adapter filters `ttl` in
+//!   code and clears stale items before conditional writes, so the contract passes on both.
+//! - moto does not return `Item` in a transaction's cancellation reasons even with
+//!   `ReturnValuesOnConditionCheckFailure=ALL_OLD`; the adapter then reads the item again to decide
+//!   whether an expired item caused the failure.
+
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nusatrade_app::contract::blob::BlobFactory;
+use nusatrade_app::contract::mail::MailFactory;
+use nusatrade_app::contract::push::{PushFactory, PushHarness};
+use nusatrade_app::contract::queue::QueueFactory;
+use nusatrade_app::contract::store::StoreFactory;
+use nusatrade_app::ports::queue::dlq_name;
+use nusatrade_app::ports::{BlobStore, Clock, Email, ItemStore, Mailer, Push, Queue};
+use nusatrade_aws::config::s3_client;
+use nusatrade_aws::{ApiGwPush, DynamoStore, S3Blobs, SesMailer, SqsQueue};
+
+use common::fake_apigw::FakeApiGw;
+use common::{sdk, unique};
+
+// --- DynamoDB ------------------------------------------------------------------------------------
+
+struct Dynamo;
+
+#[async_trait]
+impl StoreFactory for Dynamo {
+    async fn store(&self, clock: Arc<dyn Clock>) -> Arc<dyn ItemStore> {
+        let client = aws_sdk_dynamodb::Client::new(&sdk().await);
+        let table = unique("nusatrade");
+        DynamoStore::create_table(&client, &table).await.expect("create the table on moto");
+        Arc::new(DynamoStore::new(client, table, clock))
+    }
+}
+
+mod store {
+    nusatrade_app::item_store_contract!(super::Dynamo);
+}
+
+// --- S3 ------------------------------------------------------------------------------------------
+
+struct S3;
+
+#[async_trait]
+impl BlobFactory for S3 {
+    async fn blobs(&self) -> Arc<dyn BlobStore> {
+        let client = s3_client(&sdk().await);
+        let bucket = unique("nusatrade");
+        S3Blobs::create_bucket(&client, &bucket).await.expect("create the bucket on moto");
+        Arc::new(S3Blobs::new(client, bucket))
+    }
+}
+
+mod blob {
+    nusatrade_app::blob_store_contract!(super::S3);
+}
+
+// --- SQS -----------------------------------------------------------------------------------------
+
+struct Sqs;
+
+#[async_trait]
+impl QueueFactory for Sqs {
+    async fn queue(&self, name: &str, max_receives: u32) -> Arc<dyn Queue> {
+        let client = aws_sdk_sqs::Client::new(&sdk().await);
+        let (url, dlq_url) =
+            SqsQueue::create_queue_pair(&client, name, max_receives).await.expect("create the queues on moto");
+        Arc::new(SqsQueue::new(client, Default::default()).with_queue(name, url).with_queue(dlq_name(name), dlq_url))
+    }
+}
+
+mod queue {
+    nusatrade_app::queue_contract!(super::Sqs);
+}
+
+// --- API Gateway Management API (local fake) ------------------------------------------------------
+
+struct ApiGw;
+
+struct ApiGwHarness {
+    fake: FakeApiGw,
+    push: Arc<ApiGwPush>,
+}
+
+#[async_trait]
+impl PushHarness for ApiGwHarness {
+    fn push(&self) -> Arc<dyn Push> {
+        self.push.clone()
+    }
+    async fn open(&self) -> String {
+        self.fake.open()
+    }
+    async fn received(&self, connection_id: &str) -> Vec<String> {
+        self.fake.received(connection_id)
+    }
+    async fn hang_up(&self, connection_id: &str) {
+        self.fake.hang_up(connection_id)
+    }
+    async fn is_open(&self, connection_id: &str) -> bool {
+        self.fake.is_open(connection_id)
+    }
+}
+
+#[async_trait]
+impl PushFactory for ApiGw {
+    async fn harness(&self) -> Box<dyn PushHarness> {
+        let (fake, endpoint) = FakeApiGw::start().await;
+        // Static test credentials and region; the fake accepts any signature. The endpoint carries a
+        // stage path, as in production.
+        let sdk = nusatrade_aws::sdk_config_for_endpoint(&endpoint).await;
+        Box::new(ApiGwHarness { fake, push: Arc::new(ApiGwPush::from_sdk(&sdk, &endpoint)) })
+    }
+}
+
+mod push {
+    nusatrade_app::push_contract!(super::ApiGw);
+}
+
+// --- SES v2 --------------------------------------------------------------------------------------
+
+struct Ses;
+
+const SENDER: &str = "no-reply@nusatrade.test";
+
+#[async_trait]
+impl MailFactory for Ses {
+    async fn mailer(&self) -> Arc<dyn Mailer> {
+        let client = aws_sdk_sesv2::Client::new(&sdk().await);
+        // moto refuses to send from an unverified identity (as SES does); creating it verifies it.
+        let _ = client.create_email_identity().email_identity(SENDER).send().await;
+        Arc::new(SesMailer::new(client, SENDER))
+    }
+
+    /// moto keeps sent messages in memory; its `/moto-api/data.json` dump shows them.
+    async fn sent_to(&self, to: &str) -> Option<Vec<Email>> {
+        let url = format!("{}/moto-api/data.json", common::moto_endpoint());
+        let data: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+        let messages = data.get("ses")?.get("Message")?.as_array()?;
+        Some(
+            messages
+                .iter()
+                .filter(|m| {
+                    m.pointer("/destinations/ToAddresses")
+                        .and_then(|a| a.as_array())
+                        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(to)))
+                })
+                .map(|m| Email {
+                    to: to.to_owned(),
+                    subject: m.get("subject").and_then(|s| s.as_str()).unwrap_or_default().to_owned(),
+                    text: m.get("body").and_then(|s| s.as_str()).unwrap_or_default().to_owned(),
+                })
+                .collect(),
+        )
+    }
+}
+
+mod mail {
+    nusatrade_app::mailer_contract!(super::Ses);
+}

@@ -1,0 +1,874 @@
+//! The embedded item store: DynamoDB's semantics (see `nusatrade_app::ports::store`) on an embedded,
+//! persistent, ACID key-value store (redb).
+//!
+//! Layout: one redb file with two tables.
+//! - `items`: key `(PK, SK)` (a redb tuple of `&str`, ordered element by element in byte order, which
+//!   is DynamoDB's order for string keys), value the item as JSON.
+//! - `gsi1`: key `(GSI1PK, GSI1SK, PK, SK)`, no value: a sparse index holding the items that have both
+//!   index attributes as strings, kept in sync inside the same write transaction as the item.
+//!
+//! Every write (single or transactional) runs inside one redb write transaction; redb serialises
+//! write transactions, so conditional writes are linearizable. Reads use a snapshot read transaction,
+//! so they are strongly consistent. redb calls block, so they run on `spawn_blocking`.
+//!
+//! Expired items (`ttl <= now`, per the store's clock) stay on disk until overwritten, deleted or
+//! purged by [`EmbeddedStore::purge_expired`], but are invisible to every operation.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nusatrade_app::ports::store::{Index, MAX_PK_BYTES, PK, SK, eval, validate};
+use nusatrade_app::ports::{
+    CancelReason, Clock, Condition, Cursor, Item, ItemStore, Key, Page, Query, SkCondition, StoreError, TxOp, Update,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+
+/// The table of items, keyed by `(PK, SK)`.
+const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+/// The sparse `GSI1` index, keyed by `(GSI1PK, GSI1SK, PK, SK)`.
+const GSI1: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi1");
+
+type ItemsTable<'t> = Table<'t, (&'static str, &'static str), &'static [u8]>;
+type IndexTable<'t> = Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>;
+
+/// The embedded (redb) implementation of [`ItemStore`].
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore").finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file at `path`, creating its parent directories.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let db = Database::create(path).map_err(db_err)?;
+        Self::init(db, clock)
+    }
+
+    /// A store that lives in memory only (for tests): same code paths, nothing on disk.
+    pub fn temporary(clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(db_err)?;
+        Self::init(db, clock)
+    }
+
+    fn init(db: Database, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        // Create the tables up front so that read transactions can always open them.
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            txn.open_table(ITEMS).map_err(db_err)?;
+            txn.open_table(GSI1).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(EmbeddedStore { db: Arc::new(db), clock })
+    }
+
+    /// Physically removes every expired item (they are already invisible). Returns how many.
+    pub async fn purge_expired(&self) -> Result<usize, StoreError> {
+        let now = self.clock.epoch_seconds();
+        self.blocking(move |db| {
+            write_txn(db, |items, gsi| {
+                let mut expired = Vec::new();
+                for entry in items.iter().map_err(db_err)? {
+                    let (_, v) = entry.map_err(db_err)?;
+                    let item = decode(v.value())?;
+                    if item.is_expired(now) {
+                        expired.push(item);
+                    }
+                }
+                for item in &expired {
+                    if let Some(key) = item.key() {
+                        store_item(items, gsi, &key, Some(item), None)?;
+                    }
+                }
+                Ok(expired.len())
+            })
+        })
+        .await
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+}
+
+/// Maps any redb error: corruption is reported as such, everything else as unavailability.
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Corrupted(m) => StoreError::Corrupt(m),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(item).map_err(|e| StoreError::Unavailable(format!("cannot encode item: {e}")))
+}
+
+fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable item: {e}")))
+}
+
+/// The item's `GSI1` key, when it has both attributes as strings (sparse index).
+fn index_key(ix: Index, item: &Item) -> Option<(&str, &str)> {
+    Some((item.get_s(ix.pk_attr())?, item.get_s(ix.sk_attr())?))
+}
+
+/// Runs `f` in one write transaction: committed when `f` succeeds, aborted (nothing written) otherwise.
+fn write_txn<T>(
+    db: &Database,
+    f: impl FnOnce(&mut ItemsTable<'_>, &mut IndexTable<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    let result = {
+        let mut items = txn.open_table(ITEMS).map_err(db_err)?;
+        let mut gsi = txn.open_table(GSI1).map_err(db_err)?;
+        f(&mut items, &mut gsi)
+    };
+    match result {
+        Ok(v) => {
+            txn.commit().map_err(db_err)?;
+            Ok(v)
+        }
+        Err(e) => {
+            // Nothing was meant to be written; an abort failure changes nothing for the caller.
+            let _ = txn.abort();
+            Err(e)
+        }
+    }
+}
+
+/// Reads the stored item, expired or not.
+fn load_raw(
+    items: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    key: &Key,
+) -> Result<Option<Item>, StoreError> {
+    match items.get((key.pk.as_str(), key.sk.as_str())).map_err(db_err)? {
+        Some(v) => decode(v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Replaces the stored item `old` (as stored, expired or not) by `new` (`None`: delete), keeping the
+/// index in sync.
+fn store_item(
+    items: &mut ItemsTable<'_>,
+    gsi: &mut IndexTable<'_>,
+    key: &Key,
+    old: Option<&Item>,
+    new: Option<&Item>,
+) -> Result<(), StoreError> {
+    let old_ix = old.and_then(|i| index_key(Index::Gsi1, i));
+    let new_ix = new.and_then(|i| index_key(Index::Gsi1, i));
+    if let Some((gpk, gsk)) = old_ix
+        && old_ix != new_ix
+    {
+        gsi.remove((gpk, gsk, key.pk.as_str(), key.sk.as_str())).map_err(db_err)?;
+    }
+    match new {
+        Some(item) => {
+            let bytes = encode(item)?;
+            items.insert((key.pk.as_str(), key.sk.as_str()), bytes.as_slice()).map_err(db_err)?;
+            if let Some((gpk, gsk)) = new_ix
+                && old_ix != new_ix
+            {
+                gsi.insert((gpk, gsk, key.pk.as_str(), key.sk.as_str()), ()).map_err(db_err)?;
+            }
+        }
+        None => {
+            if old.is_some() {
+                items.remove((key.pk.as_str(), key.sk.as_str())).map_err(db_err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn holds(condition: Option<&Condition>, current: Option<&Item>) -> bool {
+    condition.is_none_or(|c| eval::condition(c, current))
+}
+
+#[async_trait]
+impl ItemStore for EmbeddedStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        validate::key(key)?;
+        let key = key.clone();
+        let now = self.clock.epoch_seconds();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            Ok(load_raw(&items, &key)?.filter(|i| !i.is_expired(now)))
+        })
+        .await
+    }
+
+    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), StoreError> {
+        let key = validate::item(&item)?;
+        let now = self.clock.epoch_seconds();
+        self.blocking(move |db| {
+            write_txn(db, |items, gsi| {
+                let raw = load_raw(items, &key)?;
+                let current = raw.as_ref().filter(|i| !i.is_expired(now));
+                if !holds(condition.as_ref(), current) {
+                    return Err(StoreError::ConditionFailed);
+                }
+                store_item(items, gsi, &key, raw.as_ref(), Some(&item))
+            })
+        })
+        .await
+    }
+
+    async fn update(&self, key: &Key, update: Update, condition: Option<Condition>) -> Result<Item, StoreError> {
+        validate::key(key)?;
+        validate::update(&update)?;
+        let key = key.clone();
+        let now = self.clock.epoch_seconds();
+        self.blocking(move |db| {
+            write_txn(db, |items, gsi| {
+                let raw = load_raw(items, &key)?;
+                let current = raw.clone().filter(|i| !i.is_expired(now));
+                if !holds(condition.as_ref(), current.as_ref()) {
+                    return Err(StoreError::ConditionFailed);
+                }
+                let new = eval::apply_update(current, &key, &update)?;
+                store_item(items, gsi, &key, raw.as_ref(), Some(&new))?;
+                Ok(new)
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &Key, condition: Option<Condition>) -> Result<Option<Item>, StoreError> {
+        validate::key(key)?;
+        let key = key.clone();
+        let now = self.clock.epoch_seconds();
+        self.blocking(move |db| {
+            write_txn(db, |items, gsi| {
+                let raw = load_raw(items, &key)?;
+                let current = raw.clone().filter(|i| !i.is_expired(now));
+                if !holds(condition.as_ref(), current.as_ref()) {
+                    return Err(StoreError::ConditionFailed);
+                }
+                store_item(items, gsi, &key, raw.as_ref(), None)?;
+                Ok(current)
+            })
+        })
+        .await
+    }
+
+    async fn transact_write(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {
+        validate::transaction(&ops)?;
+        let now = self.clock.epoch_seconds();
+        self.blocking(move |db| {
+            write_txn(db, |items, gsi| {
+                // Evaluate every operation first (as DynamoDB does, reporting every failure), then write.
+                let mut reasons = Vec::with_capacity(ops.len());
+                let mut writes: Vec<(Key, Option<Item>, Option<Item>)> = Vec::with_capacity(ops.len());
+                let mut cancelled = false;
+                for op in &ops {
+                    let key = op
+                        .key()
+                        .ok_or_else(|| StoreError::Validation("an item needs string PK and SK attributes".into()))?;
+                    let raw = load_raw(items, &key)?;
+                    let current = raw.clone().filter(|i| !i.is_expired(now));
+                    if !holds(op.condition(), current.as_ref()) {
+                        reasons.push(CancelReason::ConditionalCheckFailed);
+                        cancelled = true;
+                        continue;
+                    }
+                    let new = match op {
+                        TxOp::Put { item, .. } => Some(Some(item.clone())),
+                        TxOp::Update { update, .. } => match eval::apply_update(current, &key, update) {
+                            Ok(it) => Some(Some(it)),
+                            Err(StoreError::Validation(m)) => {
+                                reasons.push(CancelReason::Other(format!("ValidationError: {m}")));
+                                cancelled = true;
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        },
+                        TxOp::Delete { .. } => Some(None),
+                        TxOp::ConditionCheck { .. } => None,
+                    };
+                    reasons.push(CancelReason::None);
+                    if let Some(new) = new {
+                        writes.push((key, raw, new));
+                    }
+                }
+                if cancelled {
+                    return Err(StoreError::TransactionCanceled(reasons));
+                }
+                for (key, old, new) in &writes {
+                    store_item(items, gsi, key, old.as_ref(), new.as_ref())?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn query(&self, query: Query) -> Result<Page, StoreError> {
+        let limit = query.page_size()? as usize;
+        let after = query.decode_cursor()?;
+        validate_query(&query)?;
+        let now = self.clock.epoch_seconds();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            match query.index {
+                None => query_table(&items, &query, after, limit, now),
+                Some(Index::Gsi1) => {
+                    let gsi = txn.open_table(GSI1).map_err(db_err)?;
+                    query_index(&items, &gsi, Index::Gsi1, &query, after, limit, now)
+                }
+            }
+        })
+        .await
+    }
+}
+
+fn validate_query(q: &Query) -> Result<(), StoreError> {
+    let (name, max) = match q.index {
+        None => (PK, MAX_PK_BYTES),
+        Some(ix) => (ix.pk_attr(), MAX_PK_BYTES),
+    };
+    if q.pk.is_empty() {
+        return Err(StoreError::Validation(format!("{name} must not be empty")));
+    }
+    if q.pk.len() > max {
+        return Err(StoreError::Validation(format!("{name} longer than {max} bytes")));
+    }
+    if let Some(SkCondition::Between(a, b)) = &q.sk
+        && a > b
+    {
+        return Err(StoreError::Validation("BETWEEN needs a lower bound less than or equal to the upper bound".into()));
+    }
+    Ok(())
+}
+
+/// Bounds on composite keys, as vectors of strings (compared element by element in byte order, which
+/// is how redb orders tuples of `&str`).
+type Bounds = (Bound<Vec<String>>, Bound<Vec<String>>);
+
+/// The smallest string greater than every string starting with `prefix` (`None`: there is none).
+/// UTF-8 byte order is code point order, so incrementing the last incrementable char works.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(c) = chars.pop() {
+        let next = match c {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(c as u32 + 1),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// The immediate successor of `s` in byte order: `s` followed by NUL.
+fn successor(s: &str) -> String {
+    format!("{s}\0")
+}
+
+/// Sort key bounds of the condition.
+fn sk_bounds(c: Option<&SkCondition>) -> (Bound<String>, Bound<String>) {
+    use Bound::{Excluded, Included, Unbounded};
+    match c {
+        None => (Unbounded, Unbounded),
+        Some(SkCondition::Eq(v)) => (Included(v.clone()), Included(v.clone())),
+        Some(SkCondition::BeginsWith(p)) => (Included(p.clone()), prefix_successor(p).map_or(Unbounded, Excluded)),
+        Some(SkCondition::Between(a, b)) => (Included(a.clone()), Included(b.clone())),
+        Some(SkCondition::Lt(v)) => (Unbounded, Excluded(v.clone())),
+        Some(SkCondition::Le(v)) => (Unbounded, Included(v.clone())),
+        Some(SkCondition::Gt(v)) => (Excluded(v.clone()), Unbounded),
+        Some(SkCondition::Ge(v)) => (Included(v.clone()), Unbounded),
+    }
+}
+
+/// Composite key bounds for partition `pk` of a table whose keys are `(pk, sort, rest...)`, where
+/// `rest` holds `extra` more elements (0 for the table, 2 for an index).
+fn key_bounds(pk: &str, sk: (Bound<String>, Bound<String>), extra: usize) -> Bounds {
+    use Bound::{Excluded, Included, Unbounded};
+    let key = |sort: String| {
+        let mut v = vec![pk.to_owned(), sort];
+        v.extend(std::iter::repeat_n(String::new(), extra));
+        v
+    };
+    let lower = match sk.0 {
+        Unbounded => Included(key(String::new())),
+        Included(s) => Included(key(s)),
+        // With more elements after the sort key, "after s" is "at or after s + NUL".
+        Excluded(s) if extra > 0 => Included(key(successor(&s))),
+        Excluded(s) => Excluded(key(s)),
+    };
+    let upper = match sk.1 {
+        Unbounded => {
+            let mut v = vec![successor(pk), String::new()];
+            v.extend(std::iter::repeat_n(String::new(), extra));
+            Excluded(v)
+        }
+        Included(s) if extra > 0 => Excluded(key(successor(&s))),
+        Included(s) => Included(key(s)),
+        Excluded(s) => Excluded(key(s)),
+    };
+    (lower, upper)
+}
+
+/// Narrows the bounds to what comes strictly after the cursor key, in the query's direction.
+fn after_cursor(bounds: Bounds, cursor: Vec<String>, descending: bool) -> Bounds {
+    let (lower, upper) = bounds;
+    if descending {
+        let keep = matches!(&upper, Bound::Included(u) | Bound::Excluded(u) if *u < cursor);
+        (lower, if keep { upper } else { Bound::Excluded(cursor) })
+    } else {
+        let keep = matches!(&lower, Bound::Included(l) | Bound::Excluded(l) if *l > cursor);
+        (if keep { lower } else { Bound::Excluded(cursor) }, upper)
+    }
+}
+
+/// True when no key lies within the bounds (redb must not be handed an inverted range).
+fn is_empty(b: &Bounds) -> bool {
+    use Bound::{Excluded, Included};
+    match (&b.0, &b.1) {
+        (Included(l), Included(u)) => l > u,
+        (Included(l) | Excluded(l), Included(u) | Excluded(u)) => l >= u,
+        _ => false,
+    }
+}
+
+fn key2(v: &[String]) -> (&str, &str) {
+    (&v[0], &v[1])
+}
+
+fn key4(v: &[String]) -> (&str, &str, &str, &str) {
+    (&v[0], &v[1], &v[2], &v[3])
+}
+
+/// Builds the page from the evaluated keys (in query order, at most `limit + 1`: one to peek).
+fn page_from<K>(
+    evaluated: Vec<K>,
+    limit: usize,
+    mut load: impl FnMut(&K) -> Result<Option<Item>, StoreError>,
+    cursor_of: impl Fn(&K) -> Cursor,
+) -> Result<Page, StoreError> {
+    let more = evaluated.len() > limit;
+    let mut items = Vec::with_capacity(evaluated.len().min(limit));
+    for k in evaluated.iter().take(limit) {
+        if let Some(item) = load(k)? {
+            items.push(item);
+        }
+    }
+    let cursor = if more { evaluated.get(limit - 1).map(cursor_of) } else { None };
+    Ok(Page { items, cursor })
+}
+
+fn query_table(
+    items: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    q: &Query,
+    after: Option<std::collections::BTreeMap<String, String>>,
+    limit: usize,
+    now: i64,
+) -> Result<Page, StoreError> {
+    let mut bounds = key_bounds(&q.pk, sk_bounds(q.sk.as_ref()), 0);
+    if let Some(a) = after {
+        let cursor = vec![a.get(PK).cloned().unwrap_or_default(), a.get(SK).cloned().unwrap_or_default()];
+        bounds = after_cursor(bounds, cursor, q.descending);
+    }
+    if is_empty(&bounds) {
+        return Ok(Page::default());
+    }
+    let range =
+        items.range((bounds.0.as_ref().map(|v| key2(v)), bounds.1.as_ref().map(|v| key2(v)))).map_err(db_err)?;
+    // Each entry: the key and the item, or `None` when it has expired (evaluated but dropped).
+    let mut evaluated: Vec<(Key, Option<Item>)> = Vec::with_capacity(limit + 1);
+    let entries: Box<dyn Iterator<Item = _>> = if q.descending { Box::new(range.rev()) } else { Box::new(range) };
+    for (n, entry) in entries.take(limit + 1).enumerate() {
+        let (k, v) = entry.map_err(db_err)?;
+        let (pk, sk) = k.value();
+        // The entry after the page is only peeked at (is there more?): no need to decode it.
+        let item = if n < limit { Some(decode(v.value())?).filter(|i| !i.is_expired(now)) } else { None };
+        evaluated.push((Key::new(pk, sk), item));
+    }
+    page_from(
+        evaluated,
+        limit,
+        |(_, item)| Ok(item.clone()),
+        |(key, _)| {
+            let mut attrs = std::collections::BTreeMap::new();
+            attrs.insert(PK.to_owned(), key.pk.clone());
+            attrs.insert(SK.to_owned(), key.sk.clone());
+            Cursor::encode(&attrs)
+        },
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn query_index(
+    items: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    gsi: &impl ReadableTable<(&'static str, &'static str, &'static str, &'static str), ()>,
+    ix: Index,
+    q: &Query,
+    after: Option<std::collections::BTreeMap<String, String>>,
+    limit: usize,
+    now: i64,
+) -> Result<Page, StoreError> {
+    let mut bounds = key_bounds(&q.pk, sk_bounds(q.sk.as_ref()), 2);
+    if let Some(a) = after {
+        let get = |n: &str| a.get(n).cloned().unwrap_or_default();
+        let cursor = vec![get(ix.pk_attr()), get(ix.sk_attr()), get(PK), get(SK)];
+        bounds = after_cursor(bounds, cursor, q.descending);
+    }
+    if is_empty(&bounds) {
+        return Ok(Page::default());
+    }
+    let range = gsi.range((bounds.0.as_ref().map(|v| key4(v)), bounds.1.as_ref().map(|v| key4(v)))).map_err(db_err)?;
+    // Each evaluated entry: (GSI1PK, GSI1SK, PK, SK).
+    let mut evaluated: Vec<[String; 4]> = Vec::with_capacity(limit + 1);
+    let entries: Box<dyn Iterator<Item = _>> = if q.descending { Box::new(range.rev()) } else { Box::new(range) };
+    for entry in entries.take(limit + 1) {
+        let (k, _) = entry.map_err(db_err)?;
+        let (gpk, gsk, pk, sk) = k.value();
+        evaluated.push([gpk.to_owned(), gsk.to_owned(), pk.to_owned(), sk.to_owned()]);
+    }
+    page_from(
+        evaluated,
+        limit,
+        |[_, _, pk, sk]| {
+            let key = Key::new(pk.as_str(), sk.as_str());
+            match load_raw(items, &key)? {
+                Some(item) => Ok(Some(item).filter(|i| !i.is_expired(now))),
+                None => Err(StoreError::Corrupt(format!("index {} points at missing item {key}", ix.name()))),
+            }
+        },
+        |[gpk, gsk, pk, sk]| {
+            let mut attrs = std::collections::BTreeMap::new();
+            attrs.insert(ix.pk_attr().to_owned(), gpk.clone());
+            attrs.insert(ix.sk_attr().to_owned(), gsk.clone());
+            attrs.insert(PK.to_owned(), pk.clone());
+            attrs.insert(SK.to_owned(), sk.clone());
+            Cursor::encode(&attrs)
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+    use nusatrade_app::ports::ManualClock;
+    use nusatrade_app::ports::Value;
+
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(DateTime::from_timestamp(1_700_000_000, 0).unwrap()))
+    }
+
+    fn mem() -> (Arc<ManualClock>, EmbeddedStore) {
+        let c = clock();
+        let s = EmbeddedStore::temporary(c.clone()).unwrap();
+        (c, s)
+    }
+
+    fn k(pk: &str, sk: &str) -> Key {
+        Key::new(pk, sk)
+    }
+
+    async fn all(store: &EmbeddedStore, q: Query) -> Vec<Item> {
+        let mut out = Vec::new();
+        let mut q = q;
+        loop {
+            let page = store.query(q.clone()).await.unwrap();
+            out.extend(page.items);
+            match page.cursor {
+                Some(c) => q = q.after(Some(c)),
+                None => return out,
+            }
+        }
+    }
+
+    fn sks(items: &[Item]) -> Vec<String> {
+        items.iter().map(|i| i.get_s(SK).unwrap().to_owned()).collect()
+    }
+
+    #[test]
+    fn prefix_successor_bounds_every_extension() {
+        assert_eq!(prefix_successor("ab"), Some("ac".into()));
+        assert_eq!(prefix_successor("a\u{10FFFF}"), Some("b".into()));
+        assert_eq!(prefix_successor("\u{D7FF}"), Some("\u{E000}".into()));
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        assert_eq!(prefix_successor(""), None);
+        let succ = prefix_successor("ORDER#").unwrap();
+        for s in ["ORDER#", "ORDER#\u{10FFFF}\u{10FFFF}", "ORDER#zzz"] {
+            assert!(s < succ.as_str());
+        }
+    }
+
+    #[tokio::test]
+    async fn persists_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("store.redb");
+        {
+            let s = EmbeddedStore::open(&path, clock()).unwrap();
+            s.put(Item::new(&k("U#1", "P")).with("name", "ana").with("GSI1PK", "E#a").with("GSI1SK", "U#1"), None)
+                .await
+                .unwrap();
+            s.increment(&k("C", "n"), "n", 5, None).await.unwrap();
+        }
+        let s = EmbeddedStore::open(&path, clock()).unwrap();
+        assert_eq!(s.get(&k("U#1", "P")).await.unwrap().unwrap().get_s("name"), Some("ana"));
+        assert_eq!(s.increment(&k("C", "n"), "n", 1, None).await.unwrap().to_string(), "6");
+        let by_email = s.query(Query::index(Index::Gsi1, "E#a")).await.unwrap();
+        assert_eq!(by_email.items.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn conditional_writes() {
+        let (_, s) = mem();
+        let key = k("A", "1");
+        s.put(Item::new(&key).with("version", 1i64), Some(Condition::NotExists)).await.unwrap();
+        assert_eq!(s.put(Item::new(&key), Some(Condition::NotExists)).await, Err(StoreError::ConditionFailed));
+        let u = s.update(&key, Update::new().add("version", 1).set("x", "y"), Some(Condition::version_is(1))).await;
+        assert_eq!(u.unwrap().get("version"), Some(&Value::from(2i64)));
+        assert_eq!(
+            s.update(&key, Update::new().set("x", "z"), Some(Condition::version_is(1))).await,
+            Err(StoreError::ConditionFailed)
+        );
+        assert_eq!(s.delete(&key, Some(Condition::version_is(1))).await, Err(StoreError::ConditionFailed));
+        let gone = s.delete(&key, Some(Condition::version_is(2))).await.unwrap().unwrap();
+        assert_eq!(gone.get_s("x"), Some("y"));
+        assert_eq!(s.delete(&key, None).await, Ok(None));
+        assert_eq!(s.get(&key).await, Ok(None));
+        // Validation as DynamoDB.
+        assert!(matches!(s.get(&k("", "x")).await, Err(StoreError::Validation(_))));
+        assert!(matches!(s.update(&key, Update::new().set(PK, "B"), None).await, Err(StoreError::Validation(_))));
+        assert!(matches!(s.put(Item::new(&key).with("GSI1PK", 3i64), None).await, Err(StoreError::Validation(_))));
+    }
+
+    #[tokio::test]
+    async fn expired_items_are_absent() {
+        let (c, s) = mem();
+        let key = k("S", "1");
+        s.put(
+            Item::new(&key).with("ttl", 1_700_000_010i64).with("n", 7i64).with("GSI1PK", "G").with("GSI1SK", "1"),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(s.get(&key).await.unwrap().is_some());
+        c.advance(chrono::Duration::seconds(10));
+        assert_eq!(s.get(&key).await, Ok(None));
+        assert!(s.query(Query::partition("S")).await.unwrap().items.is_empty());
+        assert!(s.query(Query::index(Index::Gsi1, "G")).await.unwrap().items.is_empty());
+        // Conditions see no item, updates start from scratch, deletes return nothing.
+        assert_eq!(
+            s.update(&key, Update::new().add("n", 1), Some(Condition::Exists)).await,
+            Err(StoreError::ConditionFailed)
+        );
+        let fresh = s.update(&key, Update::new().add("n", 1), None).await.unwrap();
+        assert_eq!(fresh, Item::new(&key).with("n", 1i64));
+        // The stale index entry went away with the expired item.
+        assert!(s.query(Query::index(Index::Gsi1, "G")).await.unwrap().items.is_empty());
+        s.put(Item::new(&key).with("ttl", 1_700_000_010i64), None).await.unwrap();
+        assert_eq!(s.delete(&key, None).await, Ok(None));
+        s.put(Item::new(&key).with("ttl", 1_700_000_010i64), Some(Condition::NotExists)).await.unwrap();
+        s.put(Item::new(&k("S", "2")), None).await.unwrap();
+        assert_eq!(s.purge_expired().await, Ok(1));
+        assert_eq!(s.purge_expired().await, Ok(0));
+    }
+
+    #[tokio::test]
+    async fn index_follows_the_items() {
+        let (_, s) = mem();
+        let key = k("U#1", "PROFILE");
+        s.put(Item::new(&key).with("GSI1PK", "EMAIL#a").with("GSI1SK", "U#1"), None).await.unwrap();
+        // Sparse: no index entry without both attributes.
+        s.put(Item::new(&k("U#2", "PROFILE")).with("GSI1PK", "EMAIL#a"), None).await.unwrap();
+        assert_eq!(all(&s, Query::index(Index::Gsi1, "EMAIL#a")).await.len(), 1);
+        s.update(&key, Update::new().set("GSI1PK", "EMAIL#b"), None).await.unwrap();
+        assert!(all(&s, Query::index(Index::Gsi1, "EMAIL#a")).await.is_empty());
+        assert_eq!(all(&s, Query::index(Index::Gsi1, "EMAIL#b")).await.len(), 1);
+        s.update(&key, Update::new().remove("GSI1SK"), None).await.unwrap();
+        assert!(all(&s, Query::index(Index::Gsi1, "EMAIL#b")).await.is_empty());
+        s.update(&key, Update::new().set("GSI1SK", "X"), None).await.unwrap();
+        s.delete(&key, None).await.unwrap();
+        assert!(all(&s, Query::index(Index::Gsi1, "EMAIL#b")).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn queries_page_in_byte_order() {
+        let (c, s) = mem();
+        let sks_in = ["a", "b", "b\0", "b0", "ba", "c", "é", "\u{10FFFF}"];
+        for sk in sks_in {
+            s.put(Item::new(&k("P", sk)).with("GSI1PK", "G").with("GSI1SK", "same"), None).await.unwrap();
+        }
+        // Neighbouring partitions must not leak in.
+        s.put(Item::new(&k("P\0", "a")), None).await.unwrap();
+        s.put(Item::new(&k("O", "z")), None).await.unwrap();
+        s.put(Item::new(&k("PP", "a")), None).await.unwrap();
+        for limit in 1..=9 {
+            let got = all(&s, Query::partition("P").limit(limit)).await;
+            assert_eq!(sks(&got), sks_in, "limit {limit}");
+            let got = all(&s, Query::partition("P").limit(limit).descending()).await;
+            let mut rev = sks_in.to_vec();
+            rev.reverse();
+            assert_eq!(sks(&got), rev, "limit {limit}");
+            let got = all(&s, Query::index(Index::Gsi1, "G").limit(limit)).await;
+            assert_eq!(sks(&got), sks_in, "index, limit {limit}");
+            let got = all(&s, Query::index(Index::Gsi1, "G").limit(limit).descending()).await;
+            assert_eq!(sks(&got), rev, "index desc, limit {limit}");
+        }
+        let cases: Vec<(SkCondition, Vec<&str>)> = vec![
+            (SkCondition::BeginsWith("b".into()), vec!["b", "b\0", "b0", "ba"]),
+            (SkCondition::Eq("b0".into()), vec!["b0"]),
+            (SkCondition::Between("b\0".into(), "c".into()), vec!["b\0", "b0", "ba", "c"]),
+            (SkCondition::Lt("b0".into()), vec!["a", "b", "b\0"]),
+            (SkCondition::Le("b0".into()), vec!["a", "b", "b\0", "b0"]),
+            (SkCondition::Gt("c".into()), vec!["é", "\u{10FFFF}"]),
+            (SkCondition::Ge("c".into()), vec!["c", "é", "\u{10FFFF}"]),
+            (SkCondition::BeginsWith("\u{10FFFF}".into()), vec!["\u{10FFFF}"]),
+            (SkCondition::BeginsWith("zz".into()), vec![]),
+        ];
+        for (cond, want) in cases {
+            for limit in [1, 2, 100] {
+                let got = all(&s, Query::partition("P").sk(cond.clone()).limit(limit)).await;
+                assert_eq!(sks(&got), want, "{cond:?} limit {limit}");
+                let got = all(&s, Query::partition("P").sk(cond.clone()).limit(limit).descending()).await;
+                let mut rev = want.clone();
+                rev.reverse();
+                assert_eq!(sks(&got), rev, "{cond:?} desc limit {limit}");
+                // The same conditions on the index sort key.
+                let gcond = match &cond {
+                    SkCondition::BeginsWith(_) => SkCondition::BeginsWith("sa".into()),
+                    _ => SkCondition::Between("same".into(), "same".into()),
+                };
+                let got = all(&s, Query::index(Index::Gsi1, "G").sk(gcond).limit(limit)).await;
+                assert_eq!(got.len(), sks_in.len());
+            }
+        }
+        // A page peeks ahead: no cursor when the range is exhausted.
+        let page = s.query(Query::partition("P").limit(8)).await.unwrap();
+        assert_eq!((page.items.len(), page.cursor.is_none()), (8, true));
+        let page = s.query(Query::partition("P").limit(7)).await.unwrap();
+        assert_eq!((page.items.len(), page.cursor.is_some()), (7, true));
+        // Expired items count toward the limit but are dropped.
+        s.put(Item::new(&k("P", "b")).with("ttl", 1_700_000_001i64), None).await.unwrap();
+        c.advance(chrono::Duration::seconds(5));
+        let page = s.query(Query::partition("P").limit(2)).await.unwrap();
+        assert_eq!(sks(&page.items), vec!["a"]);
+        assert!(page.cursor.is_some());
+        assert_eq!(all(&s, Query::partition("P").limit(2)).await.len(), sks_in.len() - 1);
+        // Bad requests.
+        assert!(matches!(s.query(Query::partition("")).await, Err(StoreError::Validation(_))));
+        assert!(matches!(s.query(Query::partition("P").limit(0)).await, Err(StoreError::Validation(_))));
+        assert!(matches!(
+            s.query(Query::partition("P").sk(SkCondition::Between("b".into(), "a".into()))).await,
+            Err(StoreError::Validation(_))
+        ));
+        let cursor = s.query(Query::partition("P").limit(1)).await.unwrap().cursor;
+        assert_eq!(s.query(Query::partition("PP").after(cursor)).await, Err(StoreError::InvalidCursor));
+    }
+
+    #[tokio::test]
+    async fn transactions_are_all_or_nothing() {
+        let (_, s) = mem();
+        s.put(Item::new(&k("ACC", "1")).with("balance", 100i64), None).await.unwrap();
+        s.put(Item::new(&k("ACC", "2")).with("balance", 0i64), None).await.unwrap();
+        let ops = |amount: i64| {
+            vec![
+                TxOp::Update {
+                    key: k("ACC", "1"),
+                    update: Update::new().add("balance", -amount),
+                    condition: Some(Condition::ge("balance", amount)),
+                },
+                TxOp::Update { key: k("ACC", "2"), update: Update::new().add("balance", amount), condition: None },
+                TxOp::Put {
+                    item: Item::new(&k("LOG", &amount.to_string())).with("GSI1PK", "L").with("GSI1SK", "x"),
+                    condition: Some(Condition::NotExists),
+                },
+                TxOp::ConditionCheck { key: k("ACC", "2"), condition: Condition::Exists }.clone(),
+            ]
+        };
+        // ConditionCheck on ACC#2 duplicates the update's key: refused as DynamoDB does.
+        assert!(matches!(s.transact_write(ops(10)).await, Err(StoreError::Validation(_))));
+        let ops = |amount: i64| ops(amount).into_iter().take(3).collect::<Vec<_>>();
+        s.transact_write(ops(60)).await.unwrap();
+        let err = s.transact_write(ops(60)).await.unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::TransactionCanceled(vec![
+                CancelReason::ConditionalCheckFailed,
+                CancelReason::None,
+                CancelReason::ConditionalCheckFailed
+            ])
+        );
+        assert!(err.is_condition_failure());
+        assert_eq!(s.get(&k("ACC", "1")).await.unwrap().unwrap().get("balance"), Some(&Value::from(40i64)));
+        assert_eq!(s.get(&k("ACC", "2")).await.unwrap().unwrap().get("balance"), Some(&Value::from(60i64)));
+        assert_eq!(all(&s, Query::index(Index::Gsi1, "L")).await.len(), 1);
+        // Deletes and checks in a transaction.
+        s.transact_write(vec![
+            TxOp::Delete { key: k("LOG", "60"), condition: Some(Condition::Exists) },
+            TxOp::ConditionCheck { key: k("ACC", "1"), condition: Condition::eq("balance", 40i64) },
+        ])
+        .await
+        .unwrap();
+        assert!(all(&s, Query::index(Index::Gsi1, "L")).await.is_empty());
+        // A type error inside a transaction cancels it with a reason for that operation.
+        s.put(Item::new(&k("S", "1")).with("n", "text"), None).await.unwrap();
+        let err = s
+            .transact_write(vec![
+                TxOp::Put { item: Item::new(&k("S", "2")), condition: None },
+                TxOp::Update { key: k("S", "1"), update: Update::new().add("n", 1), condition: None },
+            ])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::TransactionCanceled(r) if r[0] == CancelReason::None && matches!(r[1], CancelReason::Other(_)))
+        );
+        assert_eq!(s.get(&k("S", "2")).await, Ok(None));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_conditional_writes_are_linearizable() {
+        let (_, s) = mem();
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut won = 0;
+                for _ in 0..20 {
+                    s.increment(&k("C", "hits"), "n", 1, None).await.unwrap();
+                }
+                // Only one creator wins.
+                if s.put(Item::new(&k("LOCK", "1")).with("owner", i as i64), Some(Condition::NotExists)).await.is_ok() {
+                    won += 1;
+                }
+                won
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += t.await.unwrap();
+        }
+        assert_eq!(winners, 1);
+        assert_eq!(s.get(&k("C", "hits")).await.unwrap().unwrap().get("n"), Some(&Value::from(320i64)));
+    }
+}

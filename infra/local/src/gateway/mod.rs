@@ -1,0 +1,102 @@
+//! The local gateway: one HTTP server that emulates API Gateway in front of every function — the
+//! merged HTTP routers and the WebSocket APIs (`/connector/ws`, `/connector/client`) — with graceful
+//! shutdown.
+
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use nusatrade_app::ws::{KeepAliveProtocol, WsHandler};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use self::ws::WsLimits;
+use crate::platform::LocalPlatform;
+
+/// Path of the connector WebSocket API.
+pub const CONNECTOR_PATH: &str = "/connector/ws";
+/// Path of the browser (dashboard) WebSocket API.
+pub const CLIENT_PATH: &str = "/connector/client";
+
+#[derive(Clone)]
+pub struct GatewayConfig {
+    pub addr: SocketAddr,
+    pub ws_limits: WsLimits,
+}
+
+/// The WebSocket handlers mounted on the gateway.
+#[derive(Clone)]
+pub struct WsApis {
+    pub connector: Arc<dyn WsHandler>,
+    pub client: Arc<dyn WsHandler>,
+}
+
+impl Default for WsApis {
+    fn default() -> Self {
+        WsApis { connector: Arc::new(KeepAliveProtocol), client: Arc::new(KeepAliveProtocol) }
+    }
+}
+
+/// Builds the full gateway app: HTTP routers plus both WebSocket APIs.
+pub fn app(platform: &LocalPlatform, apis: WsApis, limits: WsLimits, shutdown: watch::Receiver<bool>) -> Router {
+    let connector = ws::endpoint(CONNECTOR_PATH, apis.connector, platform.push.clone(), limits, shutdown.clone());
+    let client = ws::endpoint(CLIENT_PATH, apis.client, platform.push.clone(), limits, shutdown);
+    Router::new().merge(connector).merge(client).merge(platform.http_router())
+}
+
+/// A bound, not yet running gateway (so callers learn the real port before serving).
+pub struct Gateway {
+    listener: TcpListener,
+    app: Router,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Gateway {
+    pub async fn bind(platform: &LocalPlatform, apis: WsApis, config: &GatewayConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.addr).await?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let app = app(platform, apis, config.ws_limits, shutdown_rx);
+        Ok(Gateway { listener, app, shutdown_tx })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `signal` resolves, then closes WebSockets (1001) and drains HTTP requests.
+    pub async fn serve(self, signal: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Gateway { listener, app, shutdown_tx } = self;
+        let make = app.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, make)
+            .with_graceful_shutdown(async move {
+                signal.await;
+                tracing::info!("shutting down: closing websockets, draining requests");
+                let _ = shutdown_tx.send(true);
+            })
+            .await
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,8 @@
+//! NusaTrade on a laptop: local adapters for every port, the local gateway that serves the same
+//! routers and WebSocket handlers as the Lambda functions (emulating API Gateway), and the
+//! `nusatrade` CLI.
+
+pub mod adapters;
+pub mod gateway;
+pub mod logging;
+pub mod platform;

@@ -1,0 +1,11 @@
+//! NusaTrade application layer: the ports every adapter implements, the HTTP routers shared by the
+//! Lambda functions and the local gateway, and the WebSocket handler interface.
+//!
+//! No AWS SDK here. Domain rules live in `nusatrade-domain`; adapters in `infra/`.
+
+pub mod http;
+pub mod ports;
+pub mod ws;
+
+#[cfg(feature = "contract-tests")]
+pub mod contract;
