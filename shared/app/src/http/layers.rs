@@ -28,9 +28,10 @@ pub fn platform(router: Router) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(envelope))
-        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
+        // outermost, so every answer (413, 500 from a panic, 504) gets the headers
+        .layer(middleware::from_fn(envelope))
 }
 
 async fn not_found() -> ApiError {
@@ -86,4 +87,87 @@ async fn envelope(req: Request, next: Next) -> Response {
         tracing::debug!(%method, %path, status = status.as_u16(), request_id = ?request_id, elapsed_ms = elapsed.as_millis() as u64, "request");
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::{get, post};
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::http::ApiJson;
+
+    #[derive(serde::Deserialize)]
+    struct Input {
+        #[allow(dead_code)]
+        n: u32,
+    }
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    fn app() -> Router {
+        platform(
+            Router::new()
+                .route("/echo", post(|ApiJson(i): ApiJson<Input>| async move { i.n.to_string() }))
+                .route("/boom", get(boom)),
+        )
+    }
+
+    async fn call(req: Request<Body>) -> (StatusCode, Value) {
+        let resp = app().oneshot(req).await.unwrap();
+        let status = resp.status();
+        assert!(resp.headers().contains_key("x-request-id"));
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn post_json(body: impl Into<Body>) -> Request<Body> {
+        Request::post("/echo").header("content-type", "application/json").body(body.into()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_get_a_json_413() {
+        let (status, body) = call(post_json(vec![b' '; MAX_BODY_BYTES + 1])).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body, json!({"detail": "Request body too large"}));
+    }
+
+    #[tokio::test]
+    async fn bad_json_gets_the_framework_style_422() {
+        let (status, body) = call(post_json("{nope")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["detail"][0]["type"], "json_invalid");
+        assert_eq!(body["detail"][0]["loc"], json!(["body"]));
+        let (status, body) = call(post_json(r#"{"n":"seven"}"#)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body["detail"][0]["msg"].as_str().unwrap().contains("n"));
+        let (status, _) = call(Request::post("/echo").body(Body::from(r#"{"n":1}"#)).unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "missing content type");
+        let (status, _) = call(post_json(r#"{"n":1}"#)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn panics_become_a_json_500_without_details() {
+        let (status, body) = call(Request::get("/boom").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, json!({"detail": "Internal server error"}));
+    }
+
+    #[tokio::test]
+    async fn request_ids_are_echoed_only_when_sane() {
+        let req = Request::get("/nope").header("x-request-id", "ok-1").body(Body::empty()).unwrap();
+        assert_eq!(app().oneshot(req).await.unwrap().headers()["x-request-id"], "ok-1");
+        let req = Request::get("/nope").header("x-request-id", "bad id\u{7f}").body(Body::empty()).unwrap_or_else(|_| {
+            Request::get("/nope").header("x-request-id", "bad id;drop").body(Body::empty()).unwrap()
+        });
+        let id = app().oneshot(req).await.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 36, "a fresh uuid replaces an unsafe id");
+    }
 }

@@ -135,10 +135,10 @@ fn json_number_to_decimal(n: &serde_json::Number) -> Result<Decimal, StoreError>
 
 fn decimal_to_json_number(n: Decimal) -> serde_json::Value {
     use rust_decimal::prelude::ToPrimitive;
-    if n.fract().is_zero() {
-        if let Some(i) = n.to_i64() {
-            return serde_json::Value::from(i);
-        }
+    if n.fract().is_zero()
+        && let Some(i) = n.to_i64()
+    {
+        return serde_json::Value::from(i);
     }
     n.to_f64().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null)
 }
@@ -694,10 +694,8 @@ pub mod validate {
                 }
             }
         }
-        if let Some(v) = item.get(TTL_ATTR) {
-            if !matches!(v, Value::N(_)) {
-                return Err(StoreError::Validation(format!("{TTL_ATTR} must be a number (epoch seconds)")));
-            }
+        if item.get(TTL_ATTR).is_some_and(|v| !matches!(v, Value::N(_))) {
+            return Err(StoreError::Validation(format!("{TTL_ATTR} must be a number (epoch seconds)")));
         }
         let size = item.size();
         if size > MAX_ITEM_BYTES {
