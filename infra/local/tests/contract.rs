@@ -113,10 +113,13 @@ mod local_queue {
 mod local_push {
     use super::*;
 
-    /// Plays the gateway's side: one task per connection drains its channel like a socket writer.
+    /// A client: the task draining its channel (as the gateway's socket writer does) and what it got.
+    type Client = (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>);
+
+    /// Plays the gateway's side of the connections.
     struct Harness {
         push: Arc<LocalPush>,
-        clients: Mutex<HashMap<String, (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>)>>,
+        clients: Mutex<HashMap<String, Client>>,
     }
 
     #[async_trait]

@@ -37,7 +37,7 @@ impl WsHandler for Recorder {
     }
     async fn message(&self, msg: InboundMessage) -> Option<String> {
         self.messages.lock().unwrap().push(msg.clone());
-        (msg.route_key == "ECHO").then(|| msg.body)
+        (msg.route_key == "ECHO").then_some(msg.body)
     }
     async fn disconnect(&self, connection_id: &str) {
         self.disconnected.lock().unwrap().push(connection_id.to_owned());

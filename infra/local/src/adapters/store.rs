@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use nusatrade_app::ports::store::{Index, MAX_PK_BYTES, PK, SK, eval, validate};
+use nusatrade_app::ports::store::{Index, PK, SK, eval, validate};
 use nusatrade_app::ports::{
     CancelReason, Clock, Condition, Cursor, Item, ItemStore, Key, Page, Query, SkCondition, StoreError, TxOp, Update,
 };
@@ -325,9 +325,9 @@ impl ItemStore for EmbeddedStore {
     }
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
+        validate::query(&query)?;
         let limit = query.page_size()? as usize;
         let after = query.decode_cursor()?;
-        validate_query(&query)?;
         let now = self.clock.epoch_seconds();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(db_err)?;
@@ -342,25 +342,6 @@ impl ItemStore for EmbeddedStore {
         })
         .await
     }
-}
-
-fn validate_query(q: &Query) -> Result<(), StoreError> {
-    let (name, max) = match q.index {
-        None => (PK, MAX_PK_BYTES),
-        Some(ix) => (ix.pk_attr(), MAX_PK_BYTES),
-    };
-    if q.pk.is_empty() {
-        return Err(StoreError::Validation(format!("{name} must not be empty")));
-    }
-    if q.pk.len() > max {
-        return Err(StoreError::Validation(format!("{name} longer than {max} bytes")));
-    }
-    if let Some(SkCondition::Between(a, b)) = &q.sk
-        && a > b
-    {
-        return Err(StoreError::Validation("BETWEEN needs a lower bound less than or equal to the upper bound".into()));
-    }
-    Ok(())
 }
 
 /// Bounds on composite keys, as vectors of strings (compared element by element in byte order, which

@@ -163,10 +163,10 @@ async fn run(socket: WebSocket, mut ep: Endpoint, id: String, mut outbound: toki
                     let body = text.to_string();
                     let route_key = ws::select_route(&body, routes);
                     let reply = ep.handler.message(InboundMessage { connection_id: id.clone(), route_key, body }).await;
-                    if let Some(reply) = reply {
-                        if tx.send(Message::Text(reply.into())).await.is_err() {
-                            break Ended::ClientClosed;
-                        }
+                    if let Some(reply) = reply
+                        && tx.send(Message::Text(reply.into())).await.is_err()
+                    {
+                        break Ended::ClientClosed;
                     }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {

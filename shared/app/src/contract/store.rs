@@ -526,6 +526,8 @@ pub async fn invalid_requests_are_refused(f: &impl StoreFactory) {
     assert_eq!(s.get(&k).await.unwrap().unwrap().get_s("s"), Some("text"));
     bad(s.query(Query::partition(k.pk.clone()).limit(0)).await.map(|_| ()));
     bad(s.query(Query::partition(k.pk.clone()).limit(100_000)).await.map(|_| ()));
+    bad(s.query(Query::partition("")).await.map(|_| ()));
+    bad(s.query(Query::partition(k.pk.clone()).sk(SkCondition::Between("b".into(), "a".into()))).await.map(|_| ()));
 }
 
 pub async fn values_round_trip(f: &impl StoreFactory) {

@@ -164,9 +164,10 @@ mod tests {
     async fn request_ids_are_echoed_only_when_sane() {
         let req = Request::get("/nope").header("x-request-id", "ok-1").body(Body::empty()).unwrap();
         assert_eq!(app().oneshot(req).await.unwrap().headers()["x-request-id"], "ok-1");
-        let req = Request::get("/nope").header("x-request-id", "bad id\u{7f}").body(Body::empty()).unwrap_or_else(|_| {
-            Request::get("/nope").header("x-request-id", "bad id;drop").body(Body::empty()).unwrap()
-        });
+        let req =
+            Request::get("/nope").header("x-request-id", "bad id\u{7f}").body(Body::empty()).unwrap_or_else(|_| {
+                Request::get("/nope").header("x-request-id", "bad id;drop").body(Body::empty()).unwrap()
+            });
         let id = app().oneshot(req).await.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned();
         assert_eq!(id.len(), 36, "a fresh uuid replaces an unsafe id");
     }

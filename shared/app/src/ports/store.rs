@@ -726,6 +726,20 @@ pub mod validate {
         Ok(())
     }
 
+    /// A query: a valid partition key, a sane sort-key range, a page size in bounds, a cursor that
+    /// belongs to it.
+    pub fn query(q: &Query) -> Result<(), StoreError> {
+        key_value(q.index.map(Index::pk_attr).unwrap_or(PK), &q.pk, MAX_PK_BYTES)?;
+        if let Some(SkCondition::Between(a, b)) = &q.sk
+            && a > b
+        {
+            return Err(StoreError::Validation(format!("sort key range {a:?}..={b:?} is empty")));
+        }
+        q.page_size()?;
+        q.decode_cursor()?;
+        Ok(())
+    }
+
     /// A transaction: 1..=100 operations, each on a distinct item.
     pub fn transaction(ops: &[TxOp]) -> Result<(), StoreError> {
         if ops.is_empty() || ops.len() > MAX_TRANSACTION_OPS {
