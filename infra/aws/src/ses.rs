@@ -46,7 +46,7 @@ impl Mailer for SesMailer {
             .await;
         match res {
             Ok(_) => {
-                tracing::info!(subject = %email.subject, "email sent");
+                tracing::debug!("email sent");
                 Ok(())
             }
             Err(e) => match e.as_service_error() {

@@ -9,9 +9,7 @@
 //! moto vs. DynamoDB (checked by this suite and `tests/moto_notes.rs`):
 //! - moto never deletes expired items (real DynamoDB does, within days): the adapter filters `ttl` in
 //!   code and clears stale items before conditional writes, so the contract passes on both.
-//! - moto does not return `Item` in a transaction's cancellation reasons even with
-//!   `ReturnValuesOnConditionCheckFailure=ALL_OLD`; the adapter then reads the item again to decide
-//!   whether an expired item caused the failure.
+//! - more differences are listed (and checked) in `tests/dynamo.rs`.
 
 mod common;
 
@@ -143,11 +141,13 @@ impl MailFactory for Ses {
         Arc::new(SesMailer::new(client, SENDER))
     }
 
-    /// moto keeps sent messages in memory; its `/moto-api/data.json` dump shows them.
+    /// moto keeps sent messages in memory; its `/moto-api/data.json` dump shows them. Strict: a dump
+    /// that cannot be read fails the case instead of skipping the check.
     async fn sent_to(&self, to: &str) -> Option<Vec<Email>> {
         let url = format!("{}/moto-api/data.json", common::moto_endpoint());
-        let data: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
-        let messages = data.get("ses")?.get("Message")?.as_array()?;
+        let data: serde_json::Value =
+            reqwest::get(url).await.expect("moto data dump").json().await.expect("moto data dump is JSON");
+        let messages = data.pointer("/ses/Message").and_then(|m| m.as_array()).cloned().unwrap_or_default();
         Some(
             messages
                 .iter()

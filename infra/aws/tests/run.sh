@@ -1,29 +1,26 @@
 #!/usr/bin/env bash
-# Runs the nusatrade-aws tests against a moto server.
-# Uses NUSATRADE_MOTO_ENDPOINT when set and reachable; otherwise starts `moto_server` on a free port
-# (from PATH, or from /work/main/.venv) and stops it afterwards. Extra arguments go to `cargo test`.
+# Runs only the nusatrade-aws tests (the project's full test command is tests/run.sh).
+# Reuses NUSATRADE_MOTO_ENDPOINT when it answers; otherwise starts the project's moto server
+# (tests/lambda/moto_server.py: moto with DynamoDB requests serialised, from the pinned venv) on a
+# free port and stops it afterwards. Arguments go to `cargo test -p nusatrade-aws`.
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
+NT_PHASE=aws-tests
+# shellcheck source=../../../tests/lambda/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../../tests/lambda/lib.sh"
+cd "$NT_REPO_ROOT"
 
-started=""
-cleanup() { if [ -n "$started" ]; then kill "$started" 2>/dev/null || true; fi; }
+NT_MOTO_PID=""
+WORK=""
+cleanup() {
+    nt_kill "$NT_MOTO_PID"
+    [[ -z "$WORK" ]] || rm -rf "$WORK"
+}
 trap cleanup EXIT
 
-if [ -z "${NUSATRADE_MOTO_ENDPOINT:-}" ] || ! curl -sf -o /dev/null "${NUSATRADE_MOTO_ENDPOINT}/moto-api/"; then
-  moto="$(command -v moto_server || true)"
-  [ -z "$moto" ] && [ -x .venv/bin/moto_server ] && moto=.venv/bin/moto_server
-  if [ -z "$moto" ]; then
-    echo "moto_server not found: python3 -m venv .venv && .venv/bin/pip install 'moto[server]'" >&2
-    exit 1
-  fi
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  "$moto" -H 127.0.0.1 -p "$port" >/tmp/nusatrade-moto-"$port".log 2>&1 &
-  started=$!
-  export NUSATRADE_MOTO_ENDPOINT="http://127.0.0.1:$port"
-  for _ in $(seq 1 50); do
-    curl -sf -o /dev/null "$NUSATRADE_MOTO_ENDPOINT/moto-api/" && break
-    sleep 0.2
-  done
+if [[ -z "${NUSATRADE_MOTO_ENDPOINT:-}" ]] || ! curl -fsS -o /dev/null --max-time 2 "$NUSATRADE_MOTO_ENDPOINT/moto-api/"; then
+    nt_ensure_venv
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/nusatrade-aws-tests.XXXXXX")"
+    nt_start_moto "$WORK"
 fi
-echo "moto at $NUSATRADE_MOTO_ENDPOINT" >&2
+nt_log "moto at $NUSATRADE_MOTO_ENDPOINT"
 cargo test -p nusatrade-aws "$@"

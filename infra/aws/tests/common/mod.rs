@@ -13,8 +13,10 @@ pub fn moto_endpoint() -> String {
         Ok(v) if !v.trim().is_empty() => v.trim().trim_end_matches('/').to_owned(),
         _ => panic!(
             "NUSATRADE_MOTO_ENDPOINT is not set: these tests need a moto server. \
-             start moto: run tests/run.sh (infra/aws/tests/run.sh starts moto_server and runs them), \
-             or start `moto_server -H 127.0.0.1 -p 5055` and set NUSATRADE_MOTO_ENDPOINT=http://127.0.0.1:5055"
+             start moto: run tests/run.sh (everything) or infra/aws/tests/run.sh (this crate only); \
+             by hand: `<venv>/bin/python tests/lambda/moto_server.py -H 127.0.0.1 -p 5055` and \
+             NUSATRADE_MOTO_ENDPOINT=http://127.0.0.1:5055 (plain moto_server lets concurrent \
+             conditional DynamoDB writes race)"
         ),
     }
 }

@@ -704,26 +704,66 @@ pub mod validate {
         Ok(k)
     }
 
-    /// An update must not touch the key attributes.
+    /// An update: at least one action, each attribute touched once (DynamoDB applies all actions of
+    /// one update at once and rejects overlapping paths), never the key attributes, index keys set to
+    /// non-empty strings, `ttl` set to a number.
     pub fn update(u: &Update) -> Result<(), StoreError> {
         if u.actions.is_empty() {
             return Err(StoreError::Validation("an update needs at least one action".into()));
         }
+        let mut seen = std::collections::HashSet::new();
         for a in &u.actions {
-            let name = match a {
-                UpdateAction::Set(n, _)
-                | UpdateAction::SetIfNotExists(n, _)
-                | UpdateAction::Remove(n)
-                | UpdateAction::Add(n, _) => n,
+            let (name, value) = match a {
+                UpdateAction::Set(n, v) | UpdateAction::SetIfNotExists(n, v) => (n, Some(v)),
+                UpdateAction::Remove(n) => (n, None),
+                UpdateAction::Add(n, _) => (n, None),
             };
-            if name == PK || name == SK {
-                return Err(StoreError::Validation(format!("cannot update key attribute {name}")));
-            }
+            let is_add = matches!(a, UpdateAction::Add(..));
             if name.is_empty() {
                 return Err(StoreError::Validation("empty attribute name".into()));
             }
+            if name == PK || name == SK {
+                return Err(StoreError::Validation(format!("cannot update key attribute {name}")));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(StoreError::Validation(format!("an update touches attribute {name} more than once")));
+            }
+            for ix in Index::ALL {
+                for (attr, max) in [(ix.pk_attr(), MAX_PK_BYTES), (ix.sk_attr(), MAX_SK_BYTES)] {
+                    if name != attr {
+                        continue;
+                    }
+                    match value {
+                        None if !is_add => {}
+                        Some(Value::S(s)) => key_value(attr, s, max)?,
+                        _ => return Err(StoreError::Validation(format!("{attr} must be a string"))),
+                    }
+                }
+            }
+            if name == TTL_ATTR && !matches!(value, None | Some(Value::N(_))) {
+                return Err(StoreError::Validation(format!("{TTL_ATTR} must be a number (epoch seconds)")));
+            }
         }
         Ok(())
+    }
+
+    /// A condition: attribute names must not be empty.
+    pub fn condition(c: &Condition) -> Result<(), StoreError> {
+        match c {
+            Condition::Exists | Condition::NotExists => Ok(()),
+            Condition::AttrExists(n)
+            | Condition::AttrNotExists(n)
+            | Condition::Cmp(n, ..)
+            | Condition::BeginsWith(n, _) => {
+                if n.is_empty() {
+                    Err(StoreError::Validation("empty attribute name".into()))
+                } else {
+                    Ok(())
+                }
+            }
+            Condition::And(cs) | Condition::Or(cs) => cs.iter().try_for_each(condition),
+            Condition::Not(c) => condition(c),
+        }
     }
 
     /// A query: a valid partition key, a sane sort-key range, a page size in bounds, a cursor that
@@ -762,6 +802,9 @@ pub mod validate {
                     k.clone()
                 }
             };
+            if let Some(c) = op.condition() {
+                condition(c)?;
+            }
             if !seen.insert(k.clone()) {
                 return Err(StoreError::Validation(format!(
                     "a transaction cannot include multiple operations on one item ({k})"
@@ -882,8 +925,15 @@ mod tests {
         let k = Key::new("C", "1");
         let a = eval::apply_update(None, &k, &Update::new().add("n", 2)).unwrap();
         assert_eq!(a.get_n("n"), Some(Decimal::from(2)));
-        let b = eval::apply_update(Some(a), &k, &Update::new().add("n", -5).set_if_not_exists("n", 9i64)).unwrap();
+        let b = eval::apply_update(Some(a), &k, &Update::new().add("n", -5).set_if_not_exists("m", 9i64)).unwrap();
         assert_eq!(b.get_n("n"), Some(Decimal::from(-3)));
+        assert_eq!(b.get_n("m"), Some(Decimal::from(9)));
+        assert!(validate::update(&Update::new().add("n", 1).set("n", 2i64)).is_err(), "one action per attribute");
+        assert!(validate::update(&Update::new().set("GSI1PK", 1i64)).is_err());
+        assert!(validate::update(&Update::new().set("GSI1PK", "")).is_err());
+        assert!(validate::update(&Update::new().add("GSI1SK", 1)).is_err());
+        assert!(validate::update(&Update::new().set(TTL_ATTR, "soon")).is_err());
+        assert!(validate::update(&Update::new().set("GSI1PK", "X").add(TTL_ATTR, 5i64)).is_ok());
         let err = eval::apply_update(Some(b.with("s", "x")), &k, &Update::new().add("s", 1)).unwrap_err();
         assert!(matches!(err, StoreError::Validation(_)));
     }
