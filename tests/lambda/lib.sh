@@ -3,8 +3,9 @@
 #   nt_ensure_venv      create or reuse the cached Python venv with the pinned tools; sets NT_VENV
 #                       and puts its bin/ first on PATH
 #   nt_free_port        print a free TCP port on 127.0.0.1
-#   nt_start_moto DIR   start moto_server on a free port (log in DIR); sets NT_MOTO_PID and
-#                       NUSATRADE_MOTO_ENDPOINT; fails loudly if it does not answer within 30 s
+#   nt_start_moto DIR   start moto's server on a free port (log in DIR); sets NT_MOTO_PID and
+#                       NUSATRADE_MOTO_ENDPOINT; fails loudly if it does not answer within 30 s.
+#                       It is moto_server with DynamoDB requests serialised (see moto_server.py)
 #   nt_kill PID...      stop processes this script started (their process groups), quietly
 #
 # Processes are started in their own process group (setsid) so that nt_kill also stops their
@@ -70,19 +71,19 @@ nt_wait_http() {
 
 nt_start_moto() {
     local dir="$1" port
-    command -v moto_server >/dev/null || nt_die "moto_server not on PATH (nt_ensure_venv first)"
+    [[ -n "${NT_VENV:-}" ]] || nt_die "nt_ensure_venv must run before nt_start_moto"
     port="$(nt_free_port)"
-    setsid moto_server -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
+    setsid "$NT_VENV/bin/python" "$NT_LIB_DIR/moto_server.py" -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
     NT_MOTO_PID=$!
     if ! nt_wait_http "http://127.0.0.1:$port/moto-api/" 30 "$NT_MOTO_PID"; then
         echo "----- moto_server log ($dir/moto.log) -----" >&2
         cat "$dir/moto.log" >&2 || true
         echo "-------------------------------------------" >&2
         nt_kill "$NT_MOTO_PID"
-        nt_die "the AWS emulator (moto_server on 127.0.0.1:$port) did not start within 30 s"
+        nt_die "the AWS emulator (moto server on 127.0.0.1:$port) did not answer GET /moto-api/ within 30 s (or exited)"
     fi
     export NUSATRADE_MOTO_ENDPOINT="http://127.0.0.1:$port"
-    nt_log "moto_server answering at $NUSATRADE_MOTO_ENDPOINT (pid $NT_MOTO_PID)"
+    nt_log "moto server answering at $NUSATRADE_MOTO_ENDPOINT (pid $NT_MOTO_PID)"
 }
 
 nt_kill() {

@@ -37,11 +37,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::run(router).await
 }
 
-/// JSON lines on stdout (CloudWatch Logs), no colours, level from `RUST_LOG` (default `info`).
+/// JSON lines on stdout (CloudWatch Logs), no colours, level from `RUST_LOG` (default `info`). The span
+/// list carries the Lambda request id that `lambda_runtime` opens for every invocation.
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()
+        .flatten_event(true)
         .with_env_filter(filter)
         .with_ansi(false)
         .with_current_span(false)
