@@ -42,7 +42,22 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `nusatrade serve` with extra arguments on a free port and waits for its ready line.
     pub async fn start(extra: &[&str]) -> anyhow::Result<Gateway> {
-        let data_dir = tempfile::tempdir()?;
+        Self::start_with_env(extra, &[]).await
+    }
+
+    /// [`start`](Self::start) with extra environment variables for the child (e.g. cheap argon2
+    /// parameters, rate limits).
+    pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Gateway> {
+        Self::start_in(tempfile::tempdir()?, extra, env).await
+    }
+
+    /// [`start_with_env`](Self::start_with_env) on an existing data dir (one a stopped gateway handed
+    /// back with [`stop`](Self::stop)): a second process on the same data.
+    pub async fn start_in(
+        data_dir: tempfile::TempDir,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Gateway> {
         let stderr_log = data_dir.path().join("gateway.log");
         let log_file = std::fs::File::create(&stderr_log)?;
         let started = Instant::now();
@@ -52,6 +67,7 @@ impl Gateway {
             .arg(data_dir.path().join("data"))
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -92,6 +108,17 @@ impl Gateway {
     /// The gateway's log so far (stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Terminates the process and hands back its data dir (for [`start_in`](Self::start_in)).
+    pub async fn stop(mut self) -> anyhow::Result<tempfile::TempDir> {
+        let pid = self.child.id().context("already exited")?;
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        if !status.success() {
+            bail!("kill -TERM {pid} failed");
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.context("no exit within 10 s")??;
+        Ok(self.data_dir)
     }
 
     /// Sends SIGTERM and waits for the exit status.

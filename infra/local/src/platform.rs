@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use nusatrade_app::auth::{self, AuthConfig, AuthService};
 use nusatrade_app::http::{health, layers};
 use nusatrade_app::ports::{Clock, Ports, RandomIds, SystemClock};
 
@@ -22,6 +23,8 @@ pub struct LocalPlatform {
     pub push: Arc<LocalPush>,
     pub data_dir: PathBuf,
     pub started: Instant,
+    /// The accounts service (one per process: it owns the bounded password-hashing pool).
+    pub auth: AuthService,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +33,48 @@ pub enum PlatformError {
     DataDir { dir: PathBuf, source: std::io::Error },
     #[error("cannot open the embedded store in {dir}: {source}")]
     Store { dir: PathBuf, source: nusatrade_app::ports::StoreError },
+    #[error("cannot use the JWT secret file {path}: {source}")]
+    Secret { path: PathBuf, source: std::io::Error },
+    #[error("auth settings: {0}")]
+    Auth(String),
+}
+
+/// File in the data dir holding the generated JWT secret when `NUSATRADE_JWT_SECRET` is not set.
+pub const JWT_SECRET_FILE: &str = "jwt.secret";
+
+/// The auth settings of the local platform: the process environment, with the JWT secret taken from
+/// `NUSATRADE_JWT_SECRET` or else from `<data_dir>/jwt.secret` (generated on first start, mode 0600),
+/// so restarts keep sessions valid.
+pub fn local_auth_config(data_dir: &Path) -> Result<AuthConfig, PlatformError> {
+    let mut vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let has_secret = vars.get(auth::config::ENV_JWT_SECRET).is_some_and(|s| !s.trim().is_empty());
+    if !has_secret {
+        vars.insert(auth::config::ENV_JWT_SECRET.into(), load_or_create_secret(&data_dir.join(JWT_SECRET_FILE))?);
+    }
+    AuthConfig::from_map(&vars).map_err(|e| PlatformError::Auth(e.to_string()))
+}
+
+fn load_or_create_secret(path: &Path) -> Result<String, PlatformError> {
+    let err = |source| PlatformError::Secret { path: path.to_path_buf(), source };
+    match std::fs::read_to_string(path) {
+        Ok(s) if s.trim().len() >= auth::config::MIN_SECRET_BYTES => return Ok(s.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(err)?;
+    std::io::Write::write_all(&mut f, secret.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    Ok(secret)
 }
 
 impl LocalPlatform {
@@ -54,7 +99,9 @@ impl LocalPlatform {
             clock,
             ids: Arc::new(RandomIds),
         };
-        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now() })
+        let auth = AuthService::new(local_auth_config(&dir)?, ports.clone())
+            .map_err(|e| PlatformError::Auth(e.to_string()))?;
+        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth })
     }
 
     /// Every function group's router, merged, with the shared middleware.
@@ -65,6 +112,6 @@ impl LocalPlatform {
             started: self.started,
             environment: "local".into(),
         });
-        layers::platform(Router::new().merge(health))
+        layers::platform(Router::new().merge(health).merge(auth::router(self.auth.clone())))
     }
 }

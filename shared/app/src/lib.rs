@@ -3,6 +3,7 @@
 //!
 //! No AWS SDK here. Domain rules live in `nusatrade-domain`; adapters in `infra/`.
 
+pub mod auth;
 pub mod http;
 pub mod ports;
 pub mod ws;

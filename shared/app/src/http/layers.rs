@@ -82,9 +82,9 @@ async fn envelope(req: Request, next: Next) -> Response {
     );
     let status = resp.status();
     if status.is_server_error() {
-        tracing::warn!(%method, %path, status = status.as_u16(), request_id = ?request_id, elapsed_ms = elapsed.as_millis() as u64, "request failed");
+        tracing::warn!(%method, %path, status = status.as_u16(), request_id = request_id.to_str().unwrap_or_default(), elapsed_ms = elapsed.as_millis() as u64, "request failed");
     } else {
-        tracing::debug!(%method, %path, status = status.as_u16(), request_id = ?request_id, elapsed_ms = elapsed.as_millis() as u64, "request");
+        tracing::debug!(%method, %path, status = status.as_u16(), request_id = request_id.to_str().unwrap_or_default(), elapsed_ms = elapsed.as_millis() as u64, "request");
     }
     resp
 }

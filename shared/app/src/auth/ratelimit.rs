@@ -1,0 +1,189 @@
+//! Request limits and the login lock-out, kept in the item store with atomic counters and `ttl`, so
+//! they hold across Lambda instances and gateway processes (the original kept them in each worker's
+//! memory and keyed every authenticated user to one bucket).
+//!
+//! [`RateLimiter`] is reusable by any router: fixed windows, one item per bucket and window
+//! (`RL#<bucket>` / `W#<window start>`), incremented atomically and expiring with the window.
+//! [`limit_requests`] is the middleware: authenticated requests count against their user, others
+//! against their client IP.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::config::Limit;
+use super::extract::{bearer_token, client_ip};
+use super::tokens::{TokenKind, TokenService};
+use crate::http::ApiError;
+use crate::ports::{Clock, Condition, Item, ItemStore, Key, StoreError, Update};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allowed { limit: u32, remaining: u32, reset_at: i64 },
+    Limited { retry_after: u64 },
+}
+
+#[derive(Clone)]
+pub struct RateLimiter {
+    store: Arc<dyn ItemStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl RateLimiter {
+    pub fn new(store: Arc<dyn ItemStore>, clock: Arc<dyn Clock>) -> Self {
+        RateLimiter { store, clock }
+    }
+
+    /// Counts one request in `bucket` (e.g. `ip:1.2.3.4`, `user:<uuid>`, `auth:ip:1.2.3.4`).
+    pub async fn hit(&self, bucket: &str, limit: Limit) -> Result<Decision, StoreError> {
+        let now = self.clock.epoch_seconds();
+        let w = limit.window.as_secs().max(1) as i64;
+        let start = now - now.rem_euclid(w);
+        let end = start + w;
+        let key = Key::new(format!("RL#{bucket}"), format!("W#{start}"));
+        let item = self.store.update(&key, Update::new().add("count", 1).set("ttl", end), None).await?;
+        let count = item.get_n("count").and_then(|n| u64::try_from(n).ok()).unwrap_or(u64::MAX);
+        if count > u64::from(limit.requests) {
+            Ok(Decision::Limited { retry_after: (end - now).max(1) as u64 })
+        } else {
+            Ok(Decision::Allowed { limit: limit.requests, remaining: limit.requests - count as u32, reset_at: end })
+        }
+    }
+
+    /// [`hit`](Self::hit) as an error: `429 {"detail":"Too many requests","retry_after":N}`.
+    pub async fn check(&self, bucket: &str, limit: Limit) -> Result<Decision, ApiError> {
+        match self.hit(bucket, limit).await? {
+            Decision::Limited { retry_after } => Err(too_many(retry_after)),
+            allowed => Ok(allowed),
+        }
+    }
+}
+
+pub fn too_many(retry_after: u64) -> ApiError {
+    ApiError::TooManyRequests { detail: "Too many requests".into(), retry_after }
+}
+
+/// State of [`limit_requests`].
+#[derive(Clone)]
+pub struct RequestLimits {
+    pub limiter: RateLimiter,
+    pub tokens: TokenService,
+    pub limit: Limit,
+    pub enabled: bool,
+}
+
+static X_RL_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_RL_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RL_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// Middleware: per-user (valid bearer access token) or per-IP request limit, with the original's
+/// `X-RateLimit-*` headers on answers and its 429 body when exceeded. A store outage lets requests
+/// through (logged): limits protect the service, they must not take it down.
+pub async fn limit_requests(State(s): State<RequestLimits>, req: Request, next: Next) -> Response {
+    if !s.enabled {
+        return next.run(req).await;
+    }
+    let bucket = match bearer_token(req.headers()).and_then(|t| s.tokens.verify(t, TokenKind::Access).ok()) {
+        Some(claims) => format!("user:{}", claims.sub),
+        None => format!("ip:{}", client_ip(req.extensions())),
+    };
+    let decision = match s.limiter.hit(&bucket, s.limit).await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limiter unavailable; request let through");
+            None
+        }
+    };
+    match decision {
+        Some(Decision::Limited { retry_after }) => too_many(retry_after).into_response(),
+        Some(Decision::Allowed { limit, remaining, reset_at }) => {
+            let mut resp = next.run(req).await;
+            let h = resp.headers_mut();
+            h.insert(X_RL_LIMIT.clone(), HeaderValue::from(limit));
+            h.insert(X_RL_REMAINING.clone(), HeaderValue::from(remaining));
+            h.insert(X_RL_RESET.clone(), HeaderValue::from(reset_at));
+            resp
+        }
+        None => next.run(req).await,
+    }
+}
+
+/// The login lock-out: `max_failures` failed attempts within `window` (counted from the first) lock
+/// the account (keyed by normalised e-mail) for `lock`. Items: `RL#login#<email>` / `FAILS` (counter,
+/// expires with the window) and `RL#login#<email>` / `LOCK` (expires with the lock).
+#[derive(Clone)]
+pub struct Lockout {
+    store: Arc<dyn ItemStore>,
+    clock: Arc<dyn Clock>,
+    pub max_failures: u32,
+    pub window_secs: i64,
+    pub lock_secs: i64,
+}
+
+/// What a recorded failure led to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Attempts left before the lock (the original's "N attempts remaining").
+    pub remaining: u32,
+    /// True for the one failure that set the lock.
+    pub locked_now: bool,
+}
+
+impl Lockout {
+    pub fn new(
+        store: Arc<dyn ItemStore>,
+        clock: Arc<dyn Clock>,
+        max_failures: u32,
+        window: std::time::Duration,
+        lock: std::time::Duration,
+    ) -> Self {
+        Lockout { store, clock, max_failures, window_secs: window.as_secs() as i64, lock_secs: lock.as_secs() as i64 }
+    }
+
+    fn pk(email: &str) -> String {
+        format!("RL#login#{email}")
+    }
+
+    /// Seconds left on the lock, if the account is locked.
+    pub async fn locked_for(&self, email: &str) -> Result<Option<u64>, StoreError> {
+        let now = self.clock.epoch_seconds();
+        let lock = self.store.get(&Key::new(Self::pk(email), "LOCK")).await?;
+        Ok(lock.and_then(|l| l.ttl()).map(|until| (until - now).max(1) as u64))
+    }
+
+    pub async fn record_failure(&self, email: &str) -> Result<Failure, StoreError> {
+        let now = self.clock.epoch_seconds();
+        let fails = Key::new(Self::pk(email), "FAILS");
+        let item = self
+            .store
+            .update(&fails, Update::new().add("count", 1).set_if_not_exists("ttl", now + self.window_secs), None)
+            .await?;
+        let count = item.get_n("count").and_then(|n| u32::try_from(n).ok()).unwrap_or(u32::MAX);
+        let remaining = self.max_failures.saturating_sub(count);
+        let mut locked_now = false;
+        if count >= self.max_failures {
+            let lock = Item::new(&Key::new(Self::pk(email), "LOCK")).with("ttl", now + self.lock_secs);
+            match self.store.put(lock, Some(Condition::NotExists)).await {
+                Ok(()) => locked_now = true,
+                Err(e) if e.is_condition_failure() => {}
+                Err(e) => return Err(e),
+            }
+            self.store.delete(&fails, None).await?;
+        }
+        Ok(Failure { remaining, locked_now })
+    }
+
+    /// A successful login clears the failure count.
+    pub async fn reset(&self, email: &str) -> Result<(), StoreError> {
+        self.store.delete(&Key::new(Self::pk(email), "FAILS"), None).await.map(|_| ())
+    }
+
+    /// A password reset also lifts the lock.
+    pub async fn unlock(&self, email: &str) -> Result<(), StoreError> {
+        self.reset(email).await?;
+        self.store.delete(&Key::new(Self::pk(email), "LOCK"), None).await.map(|_| ())
+    }
+}

@@ -1,0 +1,835 @@
+//! The account use cases: registration, login (with lock-out and 2FA), refresh rotation with reuse
+//! detection, logout, password reset, e-mail verification, profile and settings, TOTP, sessions and
+//! the activity trail. Errors carry the contract's statuses and messages.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use chrono::{DateTime, Utc};
+use nusatrade_domain::auth as rules;
+use serde::Serialize;
+use serde_json::{Map, Value as Json, json};
+use uuid::Uuid;
+
+use super::audit::{AuditEntry, AuditLog, RequestMeta, events};
+use super::config::{AuthConfig, Limit};
+use super::extract::{Authenticator, CurrentUser};
+use super::passwords::{HashError, PasswordHasher};
+use super::ratelimit::{Decision, Lockout, RateLimiter, RequestLimits};
+use super::store::*;
+use super::tokens::{TokenError, TokenKind, TokenPair, TokenService};
+use super::totp;
+use crate::http::health::naive_iso;
+use crate::http::{ApiError, ApiResult};
+use crate::ports::{Condition, Cursor, Email, Item, Ports, Query, TxOp, Update, Value};
+
+/// `TokenWithRefresh` of the original (the connector reads `user_id`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub user_id: String,
+    pub token_type: &'static str,
+}
+
+impl TokenResponse {
+    fn from_pair(p: &TokenPair) -> Self {
+        TokenResponse {
+            access_token: p.access_token.clone(),
+            refresh_token: p.refresh_token.clone(),
+            user_id: p.access_claims.sub.to_string(),
+            token_type: "bearer",
+        }
+    }
+}
+
+/// `UserOut` of the original plus `email_verified` and `totp_enabled`. Never a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserOut {
+    pub id: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub role: String,
+    pub subscription_tier: String,
+    pub created_at: String,
+    pub email_verified: bool,
+    pub totp_enabled: bool,
+}
+
+impl From<&UserRecord> for UserOut {
+    fn from(u: &UserRecord) -> Self {
+        UserOut {
+            id: u.id.to_string(),
+            email: u.email.clone(),
+            full_name: u.full_name.clone(),
+            role: u.role.clone(),
+            subscription_tier: u.subscription_tier.clone(),
+            created_at: naive_iso(u.created_at),
+            email_verified: u.email_verified,
+            totp_enabled: u.totp_enabled,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SessionOut {
+    pub id: String,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub current: bool,
+}
+
+/// The original's settings defaults (camelCase keys, string-typed numbers).
+pub fn default_settings() -> Map<String, Json> {
+    let v = json!({
+        "defaultLotSize": "0.1", "maxLotSize": "1.0", "maxOpenPositions": "5", "defaultStopLoss": "50",
+        "defaultTakeProfit": "100", "riskPerTrade": "2", "emailNotifications": true, "tradeAlerts": true,
+        "dailySummary": false, "theme": "dark", "timezone": "Asia/Jakarta", "language": "en",
+    });
+    match v {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: AuthConfig,
+    ports: Ports,
+    tokens: TokenService,
+    hasher: PasswordHasher,
+    limiter: RateLimiter,
+    lockout: Lockout,
+    audit: AuditLog,
+}
+
+impl FromRef<AuthService> for Authenticator {
+    fn from_ref(s: &AuthService) -> Self {
+        s.authenticator()
+    }
+}
+
+fn unauthorized(msg: &str) -> ApiError {
+    ApiError::Unauthorized(msg.to_owned())
+}
+
+fn bad_request(msg: &str) -> ApiError {
+    ApiError::BadRequest(msg.to_owned())
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        internal(e)
+    }
+}
+
+fn locked(retry_after: u64) -> ApiError {
+    ApiError::TooManyRequests {
+        detail: format!("Account locked due to too many failed attempts. Try again in {retry_after} seconds."),
+        retry_after,
+    }
+}
+
+impl AuthService {
+    pub fn new(config: AuthConfig, ports: Ports) -> Result<Self, HashError> {
+        let tokens = TokenService::new(&config.jwt_secret, config.access_ttl, config.refresh_ttl, ports.clock.clone());
+        let hasher = PasswordHasher::new(config.argon2, config.hash_concurrency)?;
+        let limiter = RateLimiter::new(ports.store.clone(), ports.clock.clone());
+        let lockout = Lockout::new(
+            ports.store.clone(),
+            ports.clock.clone(),
+            config.login_max_failures,
+            config.login_window,
+            config.login_lock,
+        );
+        let audit = AuditLog::new(ports.store.clone(), ports.clock.clone(), ports.ids.clone());
+        Ok(AuthService { inner: Arc::new(Inner { config, ports, tokens, hasher, limiter, lockout, audit }) })
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.inner.config
+    }
+    pub fn tokens(&self) -> &TokenService {
+        &self.inner.tokens
+    }
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.inner.hasher
+    }
+
+    pub fn authenticator(&self) -> Authenticator {
+        Authenticator {
+            tokens: self.inner.tokens.clone(),
+            store: self.inner.ports.store.clone(),
+            clock: self.inner.ports.clock.clone(),
+            require_email_verification: self.inner.config.require_email_verification,
+        }
+    }
+
+    /// State for the per-IP / per-user request limit middleware.
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits {
+            limiter: self.inner.limiter.clone(),
+            tokens: self.inner.tokens.clone(),
+            limit: self.inner.config.request_limit,
+            enabled: self.inner.config.rate_limit_enabled,
+        }
+    }
+
+    /// The stricter per-IP budget of the credential routes (register, login, reset, ...).
+    pub async fn check_credential_limit(&self, meta: &RequestMeta) -> ApiResult<()> {
+        if self.inner.config.rate_limit_enabled {
+            self.inner.limiter.check(&format!("auth:ip:{}", meta.ip), self.inner.config.auth_limit).await?;
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.ports.clock.now()
+    }
+
+    async fn user_by_email(&self, email: &str) -> ApiResult<Option<UserRecord>> {
+        let store = &self.inner.ports.store;
+        let Some(guard) = store.get(&email_key(email)).await? else { return Ok(None) };
+        let Some(id) = guard.get_s("user_id").and_then(|s| s.parse::<Uuid>().ok()) else { return Ok(None) };
+        Ok(match store.get(&user_key(id)).await? {
+            Some(item) => Some(item.to_record()?),
+            None => None,
+        })
+    }
+
+    async fn load_user(&self, id: Uuid) -> ApiResult<UserRecord> {
+        match self.inner.ports.store.get(&user_key(id)).await? {
+            Some(item) => Ok(item.to_record()?),
+            None => Err(ApiError::NotFound("User not found".into())),
+        }
+    }
+
+    async fn start_session(&self, user: &UserRecord, meta: &RequestMeta) -> ApiResult<TokenPair> {
+        let now = self.now();
+        let sid = self.inner.ports.ids.uuid();
+        let jti = Uuid::new_v4();
+        let session = SessionRecord {
+            sid,
+            user_id: user.id,
+            refresh_jti: jti,
+            revoked: false,
+            created_at: now,
+            last_used_at: now,
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            ttl: now.timestamp() + self.inner.config.refresh_ttl.as_secs() as i64,
+        };
+        let item = Item::from_record(&session_key(user.id, sid), &session)?;
+        self.inner.ports.store.put(item, Some(Condition::NotExists)).await?;
+        self.inner.tokens.issue(user.id, sid, jti).map_err(internal)
+    }
+
+    async fn audit(&self, user: Option<Uuid>, event: &str, meta: &RequestMeta, details: Json) {
+        self.inner.audit.record(user, event, meta, details).await;
+    }
+
+    // ---------------------------------------------------------------- registration and login
+
+    /// `POST /auth/register`: 400 on policy or duplicate; the account starts unverified and gets a
+    /// verification mail; a session is opened so the client may skip the login call.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        full_name: Option<String>,
+        meta: &RequestMeta,
+    ) -> ApiResult<(UserOut, TokenPair)> {
+        rules::check_password_policy(password).map_err(bad_request)?;
+        if self.inner.ports.store.get(&email_key(email)).await?.is_some() {
+            return Err(bad_request("Email already registered"));
+        }
+        let password_hash = self.inner.hasher.hash(password).await?;
+        let now = self.now();
+        let user = UserRecord {
+            id: self.inner.ports.ids.uuid(),
+            email: email.to_owned(),
+            full_name,
+            role: "trader".into(),
+            subscription_tier: "free".into(),
+            password_hash,
+            email_verified: false,
+            totp_enabled: false,
+            totp_secret: None,
+            totp_last_step: None,
+            settings: Map::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        let profile = Item::from_record(&user_key(user.id), &user)?
+            .with("GSI1PK", format!("EMAIL#{email}"))
+            .with("GSI1SK", "USER");
+        let guard = Item::new(&email_key(email)).with("user_id", user.id.to_string());
+        let tx = vec![
+            TxOp::Put { item: guard, condition: Some(Condition::NotExists) },
+            TxOp::Put { item: profile, condition: Some(Condition::NotExists) },
+        ];
+        match self.inner.ports.store.transact_write(tx).await {
+            Ok(()) => {}
+            Err(e) if e.is_condition_failure() => return Err(bad_request("Email already registered")),
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(Some(user.id), events::REGISTER, meta, json!({})).await;
+        if let Err(e) = self.send_verification(&user).await {
+            tracing::warn!(error = %e, user = %user.id, "verification mail not sent");
+        }
+        let pair = self.start_session(&user, meta).await?;
+        Ok((UserOut::from(&user), pair))
+    }
+
+    /// Lock-out check, password check (constant work for unknown e-mails), failure accounting.
+    /// `reset_on_success`: false when a second factor still has to pass.
+    async fn check_credentials(
+        &self,
+        email: &str,
+        password: &str,
+        meta: &RequestMeta,
+        reset_on_success: bool,
+    ) -> ApiResult<UserRecord> {
+        let lockout = &self.inner.lockout;
+        if let Some(secs) = lockout.locked_for(email).await? {
+            return Err(locked(secs));
+        }
+        let user = self.user_by_email(email).await?;
+        let ok = self.inner.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await;
+        match (ok, user) {
+            (true, Some(user)) => {
+                if reset_on_success {
+                    lockout.reset(email).await?;
+                }
+                Ok(user)
+            }
+            (_, user) => {
+                let user_id = user.map(|u| u.id);
+                let f = lockout.record_failure(email).await?;
+                self.audit(user_id, events::LOGIN_FAILED, meta, json!({ "reason": "bad_credentials" })).await;
+                if f.locked_now {
+                    self.audit(user_id, events::LOCKED_OUT, meta, json!({ "lock_seconds": lockout.lock_secs })).await;
+                }
+                Err(unauthorized(&format!("Incorrect email or password. {} attempts remaining.", f.remaining)))
+            }
+        }
+    }
+
+    /// `POST /auth/login`.
+    pub async fn login(&self, email: &str, password: &str, meta: &RequestMeta) -> ApiResult<TokenResponse> {
+        let user = self.check_credentials(email, password, meta, true).await?;
+        if user.totp_enabled {
+            return Err(ApiError::Forbidden(
+                "2FA is enabled. Please use /auth/login-2fa endpoint with TOTP code.".into(),
+            ));
+        }
+        let pair = self.start_session(&user, meta).await?;
+        self.audit(
+            Some(user.id),
+            events::LOGIN_OK,
+            meta,
+            json!({ "session_id": pair.access_claims.sid, "method": "password" }),
+        )
+        .await;
+        Ok(TokenResponse::from_pair(&pair))
+    }
+
+    /// `POST /auth/login-2fa` (the original always answered 500).
+    pub async fn login_2fa(
+        &self,
+        email: &str,
+        password: &str,
+        code: Option<&str>,
+        meta: &RequestMeta,
+    ) -> ApiResult<TokenResponse> {
+        let user = self.check_credentials(email, password, meta, false).await?;
+        if !user.totp_enabled {
+            self.inner.lockout.reset(email).await?;
+            return Err(bad_request("2FA is not enabled for this account. Use /auth/login endpoint."));
+        }
+        let Some(code) = code else { return Err(bad_request("TOTP token is required")) };
+        if !self.consume_totp(&user, code).await? {
+            let f = self.inner.lockout.record_failure(email).await?;
+            self.audit(Some(user.id), events::TOTP_FAILED, meta, json!({ "during": "login" })).await;
+            if f.locked_now {
+                self.audit(Some(user.id), events::LOCKED_OUT, meta, json!({})).await;
+            }
+            return Err(unauthorized("Invalid TOTP code"));
+        }
+        self.inner.lockout.reset(email).await?;
+        let pair = self.start_session(&user, meta).await?;
+        self.audit(
+            Some(user.id),
+            events::LOGIN_OK,
+            meta,
+            json!({ "session_id": pair.access_claims.sid, "method": "password+totp" }),
+        )
+        .await;
+        Ok(TokenResponse::from_pair(&pair))
+    }
+
+    /// Accepts a TOTP code once: the matched step must be later than the last accepted one, and it is
+    /// recorded with a conditional update (two concurrent uses of one code: one wins).
+    async fn consume_totp(&self, user: &UserRecord, code: &str) -> ApiResult<bool> {
+        let Some(secret) = user.totp_secret.as_deref() else { return Ok(false) };
+        let Some(step) = totp::matching_step(secret, code, self.inner.ports.clock.epoch_seconds()) else {
+            return Ok(false);
+        };
+        let cond = Condition::eq("totp_secret", secret).and(Condition::Or(vec![
+            Condition::AttrNotExists("totp_last_step".into()),
+            Condition::lt("totp_last_step", step),
+        ]));
+        match self
+            .inner
+            .ports
+            .store
+            .update(&user_key(user.id), Update::new().set("totp_last_step", step), Some(cond))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_condition_failure() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    // ---------------------------------------------------------------- tokens and sessions
+
+    /// `POST /auth/refresh`: rotates the session's refresh token. Presenting an already rotated
+    /// refresh token means it leaked (or a client replayed it): the whole session is revoked.
+    pub async fn refresh(&self, token: &str, meta: &RequestMeta) -> ApiResult<TokenResponse> {
+        let claims = match self.inner.tokens.verify(token, TokenKind::Refresh) {
+            Ok(c) => c,
+            Err(TokenError::WrongKind) => return Err(unauthorized("Invalid refresh token")),
+            Err(_) => return Err(unauthorized("Invalid or expired refresh token")),
+        };
+        let store = &self.inner.ports.store;
+        let key = session_key(claims.sub, claims.sid);
+        let now = self.now();
+        let new_jti = Uuid::new_v4();
+        let update = Update::new()
+            .set("refresh_jti", new_jti.to_string())
+            .set("last_used_at", rfc3339(now))
+            .set("ip", meta.ip.clone())
+            .set("user_agent", meta.user_agent.clone())
+            .set("ttl", now.timestamp() + self.inner.config.refresh_ttl.as_secs() as i64);
+        let cond = Condition::Exists
+            .and(Condition::eq("refresh_jti", claims.jti.to_string()))
+            .and(Condition::eq("revoked", false));
+        match store.update(&key, update, Some(cond)).await {
+            Ok(_) => {}
+            Err(e) if e.is_condition_failure() => {
+                let session: Option<SessionRecord> = match store.get(&key).await? {
+                    Some(i) => Some(i.to_record()?),
+                    None => None,
+                };
+                return match session {
+                    Some(s) if !s.revoked => {
+                        self.revoke(claims.sub, claims.sid).await?;
+                        self.audit(Some(claims.sub), events::REFRESH_REUSE, meta, json!({ "session_id": claims.sid }))
+                            .await;
+                        Err(unauthorized("Refresh token reuse detected; the session has been revoked"))
+                    }
+                    _ => Err(unauthorized("Invalid or expired refresh token")),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if store.get(&user_key(claims.sub)).await?.is_none() {
+            return Err(unauthorized("User not found"));
+        }
+        let pair = self.inner.tokens.issue(claims.sub, claims.sid, new_jti).map_err(internal)?;
+        self.audit(Some(claims.sub), events::REFRESH, meta, json!({ "session_id": claims.sid })).await;
+        Ok(TokenResponse::from_pair(&pair))
+    }
+
+    /// Marks a session revoked; false when it does not exist (or has expired).
+    async fn revoke(&self, user: Uuid, sid: Uuid) -> ApiResult<bool> {
+        match self
+            .inner
+            .ports
+            .store
+            .update(&session_key(user, sid), Update::new().set("revoked", true), Some(Condition::Exists))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_condition_failure() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `POST /auth/logout`: revokes the session of the bearer access token and/or of the refresh
+    /// token given. Always 200 (the client forgets its tokens either way).
+    pub async fn logout(&self, access: Option<&str>, refresh: Option<&str>, meta: &RequestMeta) -> ApiResult<Json> {
+        let mut targets = Vec::new();
+        if let Some(c) = access.and_then(|t| self.inner.tokens.verify(t, TokenKind::Access).ok()) {
+            targets.push((c.sub, c.sid));
+        }
+        if let Some(c) = refresh.and_then(|t| self.inner.tokens.verify(t, TokenKind::Refresh).ok()) {
+            targets.push((c.sub, c.sid));
+        }
+        targets.dedup();
+        for (user, sid) in targets {
+            if self.revoke(user, sid).await? {
+                self.audit(Some(user), events::LOGOUT, meta, json!({ "session_id": sid })).await;
+            }
+        }
+        Ok(json!({ "status": "logged_out", "message": "Successfully logged out" }))
+    }
+
+    async fn live_sessions(&self, user: Uuid) -> ApiResult<Vec<SessionRecord>> {
+        let mut out = Vec::new();
+        let mut cursor: Option<Cursor> = None;
+        for _ in 0..20 {
+            let page = self
+                .inner
+                .ports
+                .store
+                .query(Query::partition(user_pk(user)).sk_prefix(SESSION_PREFIX).limit(200).after(cursor.take()))
+                .await?;
+            for item in &page.items {
+                let s: SessionRecord = item.to_record()?;
+                if !s.revoked {
+                    out.push(s);
+                }
+            }
+            match page.cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /auth/sessions`: live sessions, most recently used first.
+    pub async fn sessions(&self, user: &CurrentUser) -> ApiResult<Vec<SessionOut>> {
+        let mut list = self.live_sessions(user.id).await?;
+        list.sort_by_key(|s| std::cmp::Reverse(s.last_used_at));
+        Ok(list
+            .into_iter()
+            .map(|s| SessionOut {
+                id: s.sid.to_string(),
+                created_at: naive_iso(s.created_at),
+                last_used_at: naive_iso(s.last_used_at),
+                expires_at: DateTime::from_timestamp(s.ttl, 0).map(naive_iso).unwrap_or_default(),
+                ip: s.ip,
+                user_agent: s.user_agent,
+                current: s.sid == user.session_id,
+            })
+            .collect())
+    }
+
+    /// `DELETE /auth/sessions/{id}`.
+    pub async fn revoke_session(&self, user: &CurrentUser, sid: Uuid, meta: &RequestMeta) -> ApiResult<Json> {
+        let cond = Condition::Exists.and(Condition::eq("revoked", false));
+        match self
+            .inner
+            .ports
+            .store
+            .update(&session_key(user.id, sid), Update::new().set("revoked", true), Some(cond))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_condition_failure() => return Err(ApiError::NotFound("Session not found".into())),
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(Some(user.id), events::SESSION_REVOKED, meta, json!({ "session_id": sid })).await;
+        Ok(json!({ "status": "revoked", "session_id": sid }))
+    }
+
+    /// `POST /auth/sessions/revoke-others`: every session but the caller's.
+    pub async fn revoke_other_sessions(&self, user: &CurrentUser, meta: &RequestMeta) -> ApiResult<Json> {
+        let mut n = 0;
+        for s in self.live_sessions(user.id).await? {
+            if s.sid != user.session_id && self.revoke(user.id, s.sid).await? {
+                n += 1;
+            }
+        }
+        self.audit(Some(user.id), events::SESSION_REVOKED, meta, json!({ "others": n })).await;
+        Ok(json!({ "status": "revoked", "revoked": n }))
+    }
+
+    // ---------------------------------------------------------------- password reset
+
+    /// `POST /auth/forgot-password`: the same answer whether or not the e-mail exists.
+    pub async fn forgot_password(&self, raw_email: &str, meta: &RequestMeta) -> ApiResult<Json> {
+        let answer = json!({ "status": "email_sent", "message": "If the email exists, a reset link will be sent" });
+        let Ok(email) = rules::normalize_email(raw_email) else { return Ok(answer) };
+        // at most 5 reset mails per address and hour, silently
+        let budget = Limit { requests: 5, window: std::time::Duration::from_secs(3600) };
+        if let Decision::Limited { .. } = self.inner.limiter.hit(&format!("forgot:{email}"), budget).await? {
+            return Ok(answer);
+        }
+        let Some(user) = self.user_by_email(&email).await? else { return Ok(answer) };
+        let token = random_token();
+        let ttl = self.now().timestamp() + self.inner.config.reset_ttl.as_secs() as i64;
+        let item = Item::new(&reset_key(&token)).with("user_id", user.id.to_string()).with("ttl", ttl);
+        self.inner.ports.store.put(item, Some(Condition::NotExists)).await?;
+        let link = format!("{}/reset-password?token={token}", self.inner.config.public_url);
+        let mail = Email {
+            to: user.email.clone(),
+            subject: "Reset your NusaTrade password".into(),
+            text: format!(
+                "Someone asked to reset the password of your NusaTrade account.\n\nOpen this link within one hour to choose a new password:\n{link}\n\nIf it was not you, ignore this message; your password stays unchanged.\n"
+            ),
+        };
+        if let Err(e) = self.inner.ports.mailer.send(&mail).await {
+            tracing::warn!(error = %e, user = %user.id, "reset mail not sent");
+        }
+        self.audit(Some(user.id), events::PASSWORD_RESET_REQUESTED, meta, json!({})).await;
+        Ok(answer)
+    }
+
+    /// `POST /auth/reset-password`: policy first (a weak password does not burn the token), then the
+    /// single-use token is consumed by a conditional delete. All sessions of the user are revoked.
+    pub async fn reset_password(&self, token: &str, new_password: &str, meta: &RequestMeta) -> ApiResult<Json> {
+        rules::check_password_policy(new_password).map_err(bad_request)?;
+        if token.is_empty() || token.len() > 256 {
+            return Err(bad_request("Invalid or expired reset token"));
+        }
+        let store = &self.inner.ports.store;
+        let consumed = match store.delete(&reset_key(token), Some(Condition::Exists)).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return Err(bad_request("Invalid or expired reset token")),
+            Err(e) if e.is_condition_failure() => return Err(bad_request("Invalid or expired reset token")),
+            Err(e) => return Err(e.into()),
+        };
+        let user_id = consumed
+            .get_s("user_id")
+            .and_then(|s| s.parse::<Uuid>().ok())
+            .ok_or_else(|| ApiError::NotFound("User not found".into()))?;
+        let user = self.load_user(user_id).await?;
+        let hash = self.inner.hasher.hash(new_password).await?;
+        let update =
+            Update::new().set("password_hash", hash).set("email_verified", true).set("updated_at", rfc3339(self.now()));
+        match store.update(&user_key(user_id), update, Some(Condition::Exists)).await {
+            Ok(_) => {}
+            Err(e) if e.is_condition_failure() => return Err(ApiError::NotFound("User not found".into())),
+            Err(e) => return Err(e.into()),
+        }
+        for s in self.live_sessions(user_id).await? {
+            self.revoke(user_id, s.sid).await?;
+        }
+        self.inner.lockout.unlock(&user.email).await?;
+        self.audit(Some(user_id), events::PASSWORD_RESET, meta, json!({})).await;
+        Ok(json!({ "status": "success", "message": "Password has been reset" }))
+    }
+
+    // ---------------------------------------------------------------- e-mail verification
+
+    async fn send_verification(&self, user: &UserRecord) -> ApiResult<()> {
+        let token = random_token();
+        let ttl = self.now().timestamp() + self.inner.config.verify_ttl.as_secs() as i64;
+        let item = Item::new(&verify_key(&token)).with("user_id", user.id.to_string()).with("ttl", ttl);
+        self.inner.ports.store.put(item, Some(Condition::NotExists)).await?;
+        let link = format!("{}/verify-email?token={token}", self.inner.config.public_url);
+        let mail = Email {
+            to: user.email.clone(),
+            subject: "Confirm your NusaTrade e-mail address".into(),
+            text: format!(
+                "Welcome to NusaTrade.\n\nConfirm your e-mail address by opening this link within 48 hours:\n{link}\n\nUntil it is confirmed you can log in but not place orders.\n"
+            ),
+        };
+        self.inner.ports.mailer.send(&mail).await.map_err(|e| ApiError::Unavailable(e.to_string()))
+    }
+
+    /// `POST /auth/verify-email`.
+    pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> ApiResult<Json> {
+        let invalid = || bad_request("Invalid or expired verification token");
+        if token.is_empty() || token.len() > 256 {
+            return Err(invalid());
+        }
+        let store = &self.inner.ports.store;
+        let consumed = match store.delete(&verify_key(token), Some(Condition::Exists)).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return Err(invalid()),
+            Err(e) if e.is_condition_failure() => return Err(invalid()),
+            Err(e) => return Err(e.into()),
+        };
+        let user_id = consumed.get_s("user_id").and_then(|s| s.parse::<Uuid>().ok()).ok_or_else(invalid)?;
+        let update = Update::new().set("email_verified", true).set("updated_at", rfc3339(self.now()));
+        match store.update(&user_key(user_id), update, Some(Condition::Exists)).await {
+            Ok(_) => {}
+            Err(e) if e.is_condition_failure() => return Err(ApiError::NotFound("User not found".into())),
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(Some(user_id), events::EMAIL_VERIFIED, meta, json!({})).await;
+        Ok(json!({ "status": "verified", "email_verified": true }))
+    }
+
+    /// `POST /auth/verify-email/resend`: at most 3 mails per hour.
+    pub async fn resend_verification(&self, user: &CurrentUser) -> ApiResult<Json> {
+        let record = self.load_user(user.id).await?;
+        if record.email_verified {
+            return Err(bad_request("Email already verified"));
+        }
+        let budget = Limit { requests: 3, window: std::time::Duration::from_secs(3600) };
+        self.inner.limiter.check(&format!("verify-mail:{}", user.id), budget).await?;
+        self.send_verification(&record).await?;
+        Ok(json!({ "status": "email_sent" }))
+    }
+
+    // ---------------------------------------------------------------- profile and settings
+
+    pub async fn me(&self, user: &CurrentUser) -> ApiResult<UserOut> {
+        Ok(UserOut::from(&self.load_user(user.id).await?))
+    }
+
+    /// `PUT /users/me`: a non-empty name replaces the stored one. Answers with `UserOut` (the original
+    /// leaked the password hash and TOTP secret here).
+    pub async fn update_me(
+        &self,
+        user: &CurrentUser,
+        full_name: Option<String>,
+        meta: &RequestMeta,
+    ) -> ApiResult<Json> {
+        if let Some(name) = full_name {
+            let update = Update::new().set("full_name", name).set("updated_at", rfc3339(self.now()));
+            match self.inner.ports.store.update(&user_key(user.id), update, Some(Condition::Exists)).await {
+                Ok(_) => {}
+                Err(e) if e.is_condition_failure() => return Err(ApiError::NotFound("User not found".into())),
+                Err(e) => return Err(e.into()),
+            }
+            self.audit(Some(user.id), events::PROFILE_UPDATED, meta, json!({ "fields": ["full_name"] })).await;
+        }
+        let out = self.me(user).await?;
+        Ok(json!({ "message": "Profile updated successfully", "user": out }))
+    }
+
+    pub async fn settings(&self, user: &CurrentUser) -> ApiResult<Map<String, Json>> {
+        let record = self.load_user(user.id).await?;
+        let mut merged = default_settings();
+        merged.extend(record.settings);
+        Ok(merged)
+    }
+
+    /// Shallow merge of `patch` into the stored settings, with an optimistic check on `updated_at`
+    /// (retried) so concurrent updates do not lose each other's keys.
+    pub async fn update_settings(&self, user: &CurrentUser, patch: Map<String, Json>) -> ApiResult<Map<String, Json>> {
+        for _ in 0..5 {
+            let record = self.load_user(user.id).await?;
+            let mut stored = record.settings.clone();
+            stored.extend(patch.clone());
+            let value = Value::from_json(Json::Object(stored.clone()))?;
+            let update = Update::new().set("settings", value).set("updated_at", rfc3339(self.now()));
+            let cond = Condition::eq("updated_at", rfc3339(record.updated_at));
+            match self.inner.ports.store.update(&user_key(user.id), update, Some(cond)).await {
+                Ok(_) => {
+                    let mut merged = default_settings();
+                    merged.extend(stored);
+                    return Ok(merged);
+                }
+                Err(e) if e.is_condition_failure() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Conflict("Settings were changed concurrently; try again".into()))
+    }
+
+    // ---------------------------------------------------------------- TOTP
+
+    pub async fn totp_status(&self, user: &CurrentUser) -> ApiResult<Json> {
+        Ok(json!({ "enabled": self.load_user(user.id).await?.totp_enabled }))
+    }
+
+    /// `POST /totp/setup`: a new pending secret (replacing an unverified one).
+    pub async fn totp_setup(&self, user: &CurrentUser, meta: &RequestMeta) -> ApiResult<Json> {
+        let record = self.load_user(user.id).await?;
+        let already = || bad_request("2FA is already enabled. Disable it first to re-setup.");
+        if record.totp_enabled {
+            return Err(already());
+        }
+        let secret = totp::new_secret();
+        let (uri, qr) = totp::provisioning(&secret, &self.inner.config.totp_issuer, &record.email)
+            .ok_or_else(|| internal("cannot build the TOTP provisioning data"))?;
+        let update = Update::new().set("totp_secret", secret.clone()).remove("totp_last_step");
+        let cond = Condition::Exists.and(Condition::ne("totp_enabled", true));
+        match self.inner.ports.store.update(&user_key(user.id), update, Some(cond)).await {
+            Ok(_) => {}
+            Err(e) if e.is_condition_failure() => return Err(already()),
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(Some(user.id), events::TOTP_SETUP, meta, json!({})).await;
+        Ok(json!({ "secret": secret, "qr_code": qr, "uri": uri }))
+    }
+
+    /// `POST /totp/verify`: the first valid code enables 2FA.
+    pub async fn totp_verify(&self, user: &CurrentUser, code: &str, meta: &RequestMeta) -> ApiResult<Json> {
+        let record = self.load_user(user.id).await?;
+        let Some(secret) = record.totp_secret.clone() else {
+            return Err(bad_request("Please setup 2FA first using /totp/setup endpoint"));
+        };
+        if record.totp_enabled {
+            return Err(bad_request("2FA is already enabled"));
+        }
+        let wrong = || unauthorized("Invalid TOTP code. Please try again.");
+        let Some(step) = totp::matching_step(&secret, code, self.inner.ports.clock.epoch_seconds()) else {
+            self.audit(Some(user.id), events::TOTP_FAILED, meta, json!({ "during": "verify" })).await;
+            return Err(wrong());
+        };
+        let cond =
+            Condition::eq("totp_secret", secret.as_str()).and(Condition::ne("totp_enabled", true)).and(Condition::Or(
+                vec![Condition::AttrNotExists("totp_last_step".into()), Condition::lt("totp_last_step", step)],
+            ));
+        let update = Update::new().set("totp_enabled", true).set("totp_last_step", step);
+        match self.inner.ports.store.update(&user_key(user.id), update, Some(cond)).await {
+            Ok(_) => {}
+            Err(e) if e.is_condition_failure() => return Err(wrong()),
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(Some(user.id), events::TOTP_ENABLED, meta, json!({})).await;
+        Ok(json!({ "enabled": true }))
+    }
+
+    /// `POST /totp/disable`: password and a fresh code (the original answered 500 here).
+    pub async fn totp_disable(
+        &self,
+        user: &CurrentUser,
+        password: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> ApiResult<Json> {
+        let record = self.load_user(user.id).await?;
+        if !record.totp_enabled {
+            return Err(bad_request("2FA is not enabled"));
+        }
+        if !self.inner.hasher.verify(password, Some(&record.password_hash)).await {
+            return Err(unauthorized("Incorrect password"));
+        }
+        if !self.consume_totp(&record, code).await? {
+            self.audit(Some(user.id), events::TOTP_FAILED, meta, json!({ "during": "disable" })).await;
+            return Err(unauthorized("Invalid TOTP code"));
+        }
+        let update = Update::new().set("totp_enabled", false).remove("totp_secret").remove("totp_last_step");
+        self.inner.ports.store.update(&user_key(user.id), update, Some(Condition::Exists)).await?;
+        self.audit(Some(user.id), events::TOTP_DISABLED, meta, json!({})).await;
+        Ok(json!({ "enabled": false }))
+    }
+
+    // ---------------------------------------------------------------- activity
+
+    /// `GET /users/activity`: the caller's audit trail, newest first.
+    pub async fn activity(
+        &self,
+        user: &CurrentUser,
+        limit: u32,
+        cursor: Option<Cursor>,
+    ) -> ApiResult<(Vec<AuditEntry>, Option<Cursor>)> {
+        Ok(self.inner.audit.list(user.id, limit, cursor).await?)
+    }
+}
+
+/// The stored form of timestamps (what serde writes for `DateTime<Utc>`).
+fn rfc3339(t: DateTime<Utc>) -> String {
+    serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
