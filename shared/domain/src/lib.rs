@@ -12,8 +12,10 @@
 
 pub mod auth;
 pub mod instrument;
+pub mod ml;
 pub mod money;
 pub mod order;
+pub mod reconcile;
 pub mod sizing;
 pub mod trailing;
 
