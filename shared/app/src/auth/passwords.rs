@@ -2,10 +2,14 @@
 //!
 //! Each hash holds `memory_kib` of memory and a CPU for its duration, so a login storm is queued on
 //! a semaphore (permits = `hash_concurrency`) instead of starving the runtime's worker threads or
-//! exhausting memory; other routes keep being served. Verification of an unknown user runs against a
-//! dummy hash with the same parameters, so "no such user" and "wrong password" take the same time.
+//! exhausting memory. Hashes run on a small dedicated pool of threads (one per permit) whose
+//! scheduling priority is lowered (nice 19 on Linux): when the CPU is contended, the cheap requests of
+//! every other route win and logins take the idle time, so a login storm slows logins, not trading.
+//! Verification of an unknown user runs against a dummy hash with the same parameters, so "no such
+//! user" and "wrong password" take the same time.
 
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -29,15 +33,83 @@ pub struct PasswordHasher {
 struct Inner {
     params: Params,
     permits: Semaphore,
+    pool: HashPool,
     dummy: OnceCell<String>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads. They end when the hasher (the sender) is dropped.
+struct HashPool {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+/// The niceness of hashing threads: lower priority than request handling.
+const HASH_THREAD_NICE: i32 = 19;
+
+impl HashPool {
+    fn new(threads: usize) -> Result<Self, HashError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| HashError::Failed(format!("cannot start hashing thread: {e}")))?;
+        }
+        Ok(HashPool { jobs: Mutex::new(tx) })
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs
+            .lock()
+            .map_err(|_| HashError::Failed("hashing pool poisoned".into()))?
+            .send(job)
+            .map_err(|_| HashError::Failed("hashing pool stopped".into()))?;
+        rx.await.map_err(|_| HashError::Failed("hashing job lost".into()))
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (Linux: per-thread nice value). Best effort.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), HASH_THREAD_NICE) {
+            tracing::debug!(error = %e, "could not lower the hashing thread's priority");
+        }
+    }
 }
 
 impl PasswordHasher {
     pub fn new(p: Argon2Params, concurrency: usize) -> Result<Self, HashError> {
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map_err(|e| HashError::Params(e.to_string()))?;
+        let concurrency = concurrency.max(1);
         Ok(PasswordHasher {
-            inner: Arc::new(Inner { params, permits: Semaphore::new(concurrency.max(1)), dummy: OnceCell::new() }),
+            inner: Arc::new(Inner {
+                params,
+                permits: Semaphore::new(concurrency),
+                pool: HashPool::new(concurrency)?,
+                dummy: OnceCell::new(),
+            }),
         })
     }
 
@@ -45,10 +117,10 @@ impl PasswordHasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 
-    /// Runs `f` on the blocking pool once a permit is free.
+    /// Runs `f` on the hashing pool once a permit is free.
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
         let _permit = self.inner.permits.acquire().await.map_err(|e| HashError::Failed(e.to_string()))?;
-        tokio::task::spawn_blocking(f).await.map_err(|e| HashError::Failed(e.to_string()))
+        self.inner.pool.run(f).await
     }
 
     /// A PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`) with a fresh random salt.
