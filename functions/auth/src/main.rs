@@ -16,22 +16,13 @@ use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
 use nusatrade_app::auth::{self, AuthConfig, AuthService, ClientIp};
 use nusatrade_app::http::layers;
-use nusatrade_aws::config::{AwsSettings, build_ports};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_tracing();
-
     // Init phase: runs once per execution environment, outside the request path.
-    let settings = AwsSettings::from_env()?;
-    let missing = settings.missing();
-    if !missing.is_empty() {
-        tracing::warn!(?missing, "settings not set: the ports that need them answer 'unavailable'");
-    }
+    let ports = nusatrade_aws::runtime::init("auth").await?;
     let config = AuthConfig::from_env()?;
     tracing::info!(?config, "auth function initialised");
-    let ports = build_ports(&settings).await;
     let service = AuthService::new(config, ports)?;
 
     let router = layers::platform(auth::router(service).layer(middleware::from_fn(client_ip)));
@@ -50,17 +41,4 @@ async fn client_ip(mut req: Request, next: Next) -> Response {
         req.extensions_mut().insert(ClientIp(ip));
     }
     next.run(req).await
-}
-
-/// JSON lines on stdout (CloudWatch Logs), no colours, level from `RUST_LOG` (default `info`).
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_current_span(false)
-        .with_target(true)
-        .init();
 }
