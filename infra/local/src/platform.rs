@@ -9,6 +9,7 @@ use axum::Router;
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
 use nusatrade_app::http::{health, layers};
 use nusatrade_app::ports::{Clock, Ports, RandomIds, SystemClock};
+use nusatrade_app::trading::sizing;
 
 use crate::adapters::{EmbeddedStore, FileBlobStore, FileMailer, LocalPush, LocalQueue};
 
@@ -112,6 +113,7 @@ impl LocalPlatform {
             started: self.started,
             environment: "local".into(),
         });
-        layers::platform(Router::new().merge(health).merge(auth::router(self.auth.clone())))
+        let sizing = sizing::router(self.auth.authenticator(), Some(self.auth.request_limits()));
+        layers::platform(Router::new().merge(health).merge(auth::router(self.auth.clone())).merge(sizing))
     }
 }

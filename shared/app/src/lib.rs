@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod http;
 pub mod ports;
+pub mod trading;
 pub mod ws;
 
 #[cfg(feature = "contract-tests")]
