@@ -1,10 +1,12 @@
 //! Embedded store latency: put, get and a 3-item conditional transaction, on disk (every write is a
-//! durable redb commit), through the async port as the application uses it.
+//! durable redb commit), through the async port as the application uses it; and write throughput
+//! under concurrency (`put_concurrent_64`: 64 puts in flight at once, as many concurrent requests
+//! each writing a rate-limit counter), where group commit batches writes into one durable commit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nusatrade_app::ports::{Condition, Item, ItemStore, Key, SystemClock, TxOp, Update};
 use nusatrade_local::adapters::EmbeddedStore;
 
@@ -63,6 +65,25 @@ fn bench_store(c: &mut Criterion) {
                 ])
                 .await
                 .expect("transaction");
+        })
+    });
+    group.finish();
+
+    const CONCURRENT: u64 = 64;
+    let mut group = c.benchmark_group("embedded_store_throughput");
+    group.throughput(Throughput::Elements(CONCURRENT));
+    group.bench_function("put_concurrent_64", |b| {
+        b.to_async(&rt).iter(|| async {
+            let base = 3_000_000 + n.fetch_add(CONCURRENT, Ordering::Relaxed);
+            let tasks: Vec<_> = (0..CONCURRENT)
+                .map(|j| {
+                    let store = store.clone();
+                    tokio::spawn(async move { store.put(item(base + j), None).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("task").expect("put");
+            }
         })
     });
     group.finish();
