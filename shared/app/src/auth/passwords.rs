@@ -2,9 +2,10 @@
 //!
 //! Each hash holds `memory_kib` of memory and a CPU for its duration, so a login storm is queued on
 //! a semaphore (permits = `hash_concurrency`) instead of starving the runtime's worker threads or
-//! exhausting memory. Hashes run on a small dedicated pool of threads (one per permit) whose
-//! scheduling priority is lowered (nice 19 on Linux): when the CPU is contended, the cheap requests of
-//! every other route win and logins take the idle time, so a login storm slows logins, not trading.
+//! exhausting memory. Hashes run on a small dedicated pool of threads (one per permit) scheduled with
+//! Linux's `SCHED_IDLE` policy (lowest priority elsewhere): they run only on CPU time no other thread
+//! wants, and any request-handling thread that wakes up preempts them at once, so a login storm slows
+//! logins, not trading.
 //! Verification of an unknown user runs against a dummy hash with the same parameters, so "no such
 //! user" and "wrong password" take the same time.
 
@@ -43,9 +44,6 @@ type Job = Box<dyn FnOnce() + Send>;
 struct HashPool {
     jobs: Mutex<mpsc::Sender<Job>>,
 }
-
-/// The niceness of hashing threads: lower priority than request handling.
-const HASH_THREAD_NICE: i32 = 19;
 
 impl HashPool {
     fn new(threads: usize) -> Result<Self, HashError> {
@@ -87,14 +85,25 @@ impl HashPool {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (Linux: per-thread nice value). Best effort.
+/// Lowers the calling thread's scheduling priority: `SCHED_IDLE` on Linux, the lowest priority of
+/// the normal policy elsewhere. Best effort: a failure is logged and hashing proceeds.
 fn lower_priority() {
+    use thread_priority::ThreadPriority;
     #[cfg(target_os = "linux")]
-    {
-        let tid = rustix::thread::gettid();
-        if let Err(e) = rustix::process::setpriority_process(Some(tid), HASH_THREAD_NICE) {
-            tracing::debug!(error = %e, "could not lower the hashing thread's priority");
-        }
+    let result = {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy, thread_native_id,
+        };
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        )
+    };
+    #[cfg(not(target_os = "linux"))]
+    let result = thread_priority::set_current_thread_priority(ThreadPriority::Min);
+    if let Err(e) = result {
+        tracing::debug!(error = ?e, "could not lower the hashing thread's priority");
     }
 }
 
