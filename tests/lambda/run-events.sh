@@ -46,12 +46,10 @@ trap 'exit 130' INT TERM
 "$PY" "$TOOL" events "$TEMPLATE" "$EVENTS_DIR" >"$WORK/events.tsv"
 nt_log "$(wc -l <"$WORK/functions.tsv") function(s), $(wc -l <"$WORK/events.tsv") event(s) in $TEMPLATE"
 
-# 2. The real binaries, as `cargo build` makes them.
-build_args=()
-while IFS=$'\t' read -r _lid binary package _mem _timeout; do
-    build_args+=(-p "$package" --bin "$binary")
-done <"$WORK/functions.tsv"
-cargo build --quiet "${build_args[@]}"
+# 2. The real binaries, as `cargo build` makes them. Built with the same package selection and targets
+# as tests/run.sh's build phase, so cargo unifies features the same way and this is a no-op there
+# (selecting only the function packages would unify features differently and rebuild the AWS SDK).
+cargo build --quiet --workspace --all-targets
 TARGET_DIR="$(cargo metadata --no-deps --format-version 1 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 # 3. Emulators: moto (AWS services) and the Lambda Runtime API.
