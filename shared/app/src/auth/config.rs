@@ -8,6 +8,7 @@
 //! | `NUSATRADE_REFRESH_TOKEN_DAYS` | 7 | refresh token (session) idle lifetime |
 //! | `NUSATRADE_ARGON2_MEMORY_KIB` / `_ITERATIONS` / `_PARALLELISM` | 65536 / 3 / 4 | argon2id cost |
 //! | `NUSATRADE_HASH_CONCURRENCY` | CPUs − 1 (at least 1) | hashes running at once |
+//! | `NUSATRADE_HASH_QUEUE_SECONDS` | 8 | longest wait for a hashing slot before 503 + Retry-After |
 //! | `NUSATRADE_REQUIRE_EMAIL_VERIFICATION` | true | unverified accounts cannot trade |
 //! | `NUSATRADE_PUBLIC_URL` | `http://localhost:3000` | base of links in mails |
 //! | `NUSATRADE_TOTP_ISSUER` | `NusaTrade` | issuer in the otpauth URI |
@@ -62,6 +63,9 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     pub argon2: Argon2Params,
     pub hash_concurrency: usize,
+    /// Longest a login waits for a hashing slot; then 503 with Retry-After (below the connector's
+    /// 10 s HTTP timeout, so a storm answers "retry" instead of timing out).
+    pub hash_queue_timeout: Duration,
     pub require_email_verification: bool,
     pub public_url: String,
     pub totp_issuer: String,
@@ -84,6 +88,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("refresh_ttl", &self.refresh_ttl)
             .field("argon2", &self.argon2)
             .field("hash_concurrency", &self.hash_concurrency)
+            .field("hash_queue_timeout", &self.hash_queue_timeout)
             .field("require_email_verification", &self.require_email_verification)
             .field("rate_limit_enabled", &self.rate_limit_enabled)
             .field("request_limit", &self.request_limit)
@@ -108,6 +113,7 @@ impl AuthConfig {
             refresh_ttl: Duration::from_secs(7 * 24 * 3600),
             argon2: Argon2Params::default(),
             hash_concurrency: default_hash_concurrency(),
+            hash_queue_timeout: Duration::from_secs(8),
             require_email_verification: true,
             public_url: "http://localhost:3000".into(),
             totp_issuer: "NusaTrade".into(),
@@ -177,6 +183,9 @@ impl AuthConfig {
         }
         if let Some(n) = num("NUSATRADE_HASH_CONCURRENCY", 1, 1024)? {
             c.hash_concurrency = n as usize;
+        }
+        if let Some(n) = num("NUSATRADE_HASH_QUEUE_SECONDS", 1, 60)? {
+            c.hash_queue_timeout = Duration::from_secs(n);
         }
         if let Some(b) = flag(ENV_REQUIRE_EMAIL_VERIFICATION)? {
             c.require_email_verification = b;

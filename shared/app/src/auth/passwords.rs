@@ -24,6 +24,9 @@ pub enum HashError {
     Params(String),
     #[error("hashing failed: {0}")]
     Failed(String),
+    /// No hashing slot became free within the queue timeout (a login storm): retry later.
+    #[error("all password hashing slots are busy")]
+    Busy,
 }
 
 #[derive(Clone)]
@@ -34,6 +37,7 @@ pub struct PasswordHasher {
 struct Inner {
     params: Params,
     permits: Semaphore,
+    queue_timeout: std::time::Duration,
     pool: HashPool,
     dummy: OnceCell<String>,
 }
@@ -108,7 +112,17 @@ fn lower_priority() {
 }
 
 impl PasswordHasher {
+    /// A hasher with `concurrency` hashes in flight; a caller waits at most 8 s for a slot.
     pub fn new(p: Argon2Params, concurrency: usize) -> Result<Self, HashError> {
+        Self::with_queue_timeout(p, concurrency, std::time::Duration::from_secs(8))
+    }
+
+    /// A hasher whose callers wait at most `queue_timeout` for a slot, then get [`HashError::Busy`].
+    pub fn with_queue_timeout(
+        p: Argon2Params,
+        concurrency: usize,
+        queue_timeout: std::time::Duration,
+    ) -> Result<Self, HashError> {
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map_err(|e| HashError::Params(e.to_string()))?;
         let concurrency = concurrency.max(1);
@@ -116,6 +130,7 @@ impl PasswordHasher {
             inner: Arc::new(Inner {
                 params,
                 permits: Semaphore::new(concurrency),
+                queue_timeout,
                 pool: HashPool::new(concurrency)?,
                 dummy: OnceCell::new(),
             }),
@@ -128,7 +143,10 @@ impl PasswordHasher {
 
     /// Runs `f` on the hashing pool once a permit is free.
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
-        let _permit = self.inner.permits.acquire().await.map_err(|e| HashError::Failed(e.to_string()))?;
+        let _permit = tokio::time::timeout(self.inner.queue_timeout, self.inner.permits.acquire())
+            .await
+            .map_err(|_| HashError::Busy)?
+            .map_err(|e| HashError::Failed(e.to_string()))?;
         self.inner.pool.run(f).await
     }
 
@@ -143,23 +161,18 @@ impl PasswordHasher {
     }
 
     /// True when `password` matches `stored`. With no stored hash (unknown user) the work is done
-    /// against a dummy hash and the answer is false. A malformed stored hash is false, never an error.
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> bool {
+    /// against a dummy hash and the answer is false. A malformed stored hash is false. An error means
+    /// no answer (e.g. [`HashError::Busy`]): never count it as a wrong password.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, HashError> {
         let (hash, real) = match stored {
             Some(h) => (h.to_owned(), true),
-            None => match self.dummy().await {
-                Ok(h) => (h, false),
-                Err(_) => return false,
-            },
+            None => (self.dummy().await?, false),
         };
         let pw = password.as_bytes().to_vec();
         let params = self.inner.params.clone();
-        let ok = self
-            // the stored hash carries its own parameters: older hashes keep verifying
-            .run(move || Self::argon2(params).verify_password(&pw, hash.as_str()).is_ok())
-            .await
-            .unwrap_or(false);
-        ok && real
+        // the stored hash carries its own parameters: older hashes keep verifying
+        let ok = self.run(move || Self::argon2(params).verify_password(&pw, hash.as_str()).is_ok()).await?;
+        Ok(ok && real)
     }
 
     async fn dummy(&self) -> Result<String, HashError> {
@@ -196,14 +209,30 @@ mod tests {
         let h = hasher();
         let stored = h.hash("Str0ng!pass").await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{stored}");
-        assert!(h.verify("Str0ng!pass", Some(&stored)).await);
-        assert!(!h.verify("Str0ng!pasS", Some(&stored)).await);
-        assert!(!h.verify("Str0ng!pass", None).await, "unknown users never verify");
-        assert!(!h.verify("x", Some("not a phc string")).await);
+        assert!(h.verify("Str0ng!pass", Some(&stored)).await.unwrap());
+        assert!(!h.verify("Str0ng!pasS", Some(&stored)).await.unwrap());
+        assert!(!h.verify("Str0ng!pass", None).await.unwrap(), "unknown users never verify");
+        assert!(!h.verify("x", Some("not a phc string")).await.unwrap());
         // a hash made with other parameters still verifies
         let other = PasswordHasher::new(Argon2Params { memory_kib: 2048, iterations: 2, parallelism: 1 }, 1).unwrap();
         let old = other.hash("Old!pass1").await.unwrap();
-        assert!(h.verify("Old!pass1", Some(&old)).await);
+        assert!(h.verify("Old!pass1", Some(&old)).await.unwrap());
         assert_ne!(h.hash("Str0ng!pass").await.unwrap(), stored, "salts are random");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_instead_of_waiting_forever() {
+        let slow = Argon2Params { memory_kib: 65536, iterations: 3, parallelism: 1 };
+        let h = PasswordHasher::with_queue_timeout(slow, 1, std::time::Duration::from_millis(1)).unwrap();
+        let first = {
+            let h = h.clone();
+            tokio::spawn(async move { h.hash("Str0ng!pass").await })
+        };
+        // let the first hash take the only slot
+        while h.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(h.verify("Str0ng!pass", None).await, Err(HashError::Busy)));
+        assert!(first.await.unwrap().is_ok());
     }
 }

@@ -130,7 +130,11 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
-        internal(e)
+        match e {
+            // 503 + Retry-After: the client retries; nothing was decided about the credentials
+            HashError::Busy => ApiError::Unavailable("password hashing queue full".into()),
+            other => internal(other),
+        }
     }
 }
 
@@ -144,7 +148,8 @@ fn locked(retry_after: u64) -> ApiError {
 impl AuthService {
     pub fn new(config: AuthConfig, ports: Ports) -> Result<Self, HashError> {
         let tokens = TokenService::new(&config.jwt_secret, config.access_ttl, config.refresh_ttl, ports.clock.clone());
-        let hasher = PasswordHasher::new(config.argon2, config.hash_concurrency)?;
+        let hasher =
+            PasswordHasher::with_queue_timeout(config.argon2, config.hash_concurrency, config.hash_queue_timeout)?;
         let limiter = RateLimiter::new(ports.store.clone(), ports.clock.clone());
         let lockout = Lockout::new(
             ports.store.clone(),
@@ -306,7 +311,7 @@ impl AuthService {
             return Err(locked(secs));
         }
         let user = self.user_by_email(email).await?;
-        let ok = self.inner.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await;
+        let ok = self.inner.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
         match (ok, user) {
             (true, Some(user)) => {
                 if reset_on_success {
@@ -803,7 +808,7 @@ impl AuthService {
         if !record.totp_enabled {
             return Err(bad_request("2FA is not enabled"));
         }
-        if !self.inner.hasher.verify(password, Some(&record.password_hash)).await {
+        if !self.inner.hasher.verify(password, Some(&record.password_hash)).await? {
             return Err(unauthorized("Incorrect password"));
         }
         if !self.consume_totp(&record, code).await? {
@@ -832,4 +837,18 @@ impl AuthService {
 /// The stored form of timestamps (what serde writes for `DateTime<Utc>`).
 fn rfc3339(t: DateTime<Utc>) -> String {
     serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_hasher_is_a_retryable_503_not_a_wrong_password() {
+        let e = ApiError::from(HashError::Busy);
+        assert_eq!(e.status().as_u16(), 503);
+        let resp = axum::response::IntoResponse::into_response(e);
+        assert!(resp.headers().contains_key("retry-after"));
+        assert_eq!(ApiError::from(HashError::Failed("x".into())).status().as_u16(), 500);
+    }
 }
