@@ -576,10 +576,7 @@ impl AuthService {
             return Ok(answer);
         }
         let Some(user) = self.user_by_email(&email).await? else { return Ok(answer) };
-        let token = random_token();
-        let ttl = self.now().timestamp() + self.inner.config.reset_ttl.as_secs() as i64;
-        let item = Item::new(&reset_key(&token)).with("user_id", user.id.to_string()).with("ttl", ttl);
-        self.inner.ports.store.put(item, Some(Condition::NotExists)).await?;
+        let token = self.issue_mail_token(reset_key, user.id, self.inner.config.reset_ttl).await?;
         let link = format!("{}/reset-password?token={token}", self.inner.config.public_url);
         let mail = Email {
             to: user.email.clone(),
@@ -602,13 +599,10 @@ impl AuthService {
         if token.is_empty() || token.len() > 256 {
             return Err(bad_request("Invalid or expired reset token"));
         }
-        let store = &self.inner.ports.store;
-        let consumed = match store.delete(&reset_key(token), Some(Condition::Exists)).await {
-            Ok(Some(item)) => item,
-            Ok(None) => return Err(bad_request("Invalid or expired reset token")),
-            Err(e) if e.is_condition_failure() => return Err(bad_request("Invalid or expired reset token")),
-            Err(e) => return Err(e.into()),
-        };
+        let consumed = self
+            .consume_mail_token(reset_key(token))
+            .await?
+            .ok_or_else(|| bad_request("Invalid or expired reset token"))?;
         let user_id = consumed
             .get_s("user_id")
             .and_then(|s| s.parse::<Uuid>().ok())
@@ -617,11 +611,7 @@ impl AuthService {
         let hash = self.inner.hasher.hash(new_password).await?;
         let update =
             Update::new().set("password_hash", hash).set("email_verified", true).set("updated_at", rfc3339(self.now()));
-        match store.update(&user_key(user_id), update, Some(Condition::Exists)).await {
-            Ok(_) => {}
-            Err(e) if e.is_condition_failure() => return Err(ApiError::NotFound("User not found".into())),
-            Err(e) => return Err(e.into()),
-        }
+        self.update_user(user_id, update).await?;
         for s in self.live_sessions(user_id).await? {
             self.revoke(user_id, s.sid).await?;
         }
@@ -630,13 +620,44 @@ impl AuthService {
         Ok(json!({ "status": "success", "message": "Password has been reset" }))
     }
 
+    /// Updates an existing user; a user deleted meanwhile is a 404.
+    async fn update_user(&self, user_id: Uuid, update: Update) -> ApiResult<()> {
+        match self.inner.ports.store.update(&user_key(user_id), update, Some(Condition::Exists)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_condition_failure() => Err(ApiError::NotFound("User not found".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A fresh single-use token for a mailed link, stored only as `key(token)` (a hash) with its
+    /// expiry. Returns the token for the link.
+    async fn issue_mail_token(
+        &self,
+        key: fn(&str) -> crate::ports::Key,
+        user_id: Uuid,
+        lifetime: std::time::Duration,
+    ) -> ApiResult<String> {
+        let token = random_token();
+        let ttl = self.now().timestamp() + lifetime.as_secs() as i64;
+        let item = Item::new(&key(&token)).with("user_id", user_id.to_string()).with("ttl", ttl);
+        self.inner.ports.store.put(item, Some(Condition::NotExists)).await?;
+        Ok(token)
+    }
+
+    /// Spends a mailed token: a conditional delete, so it works once. `None`: unknown, expired or
+    /// already used.
+    async fn consume_mail_token(&self, key: crate::ports::Key) -> ApiResult<Option<Item>> {
+        match self.inner.ports.store.delete(&key, Some(Condition::Exists)).await {
+            Ok(item) => Ok(item),
+            Err(e) if e.is_condition_failure() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     // ---------------------------------------------------------------- e-mail verification
 
     async fn send_verification(&self, user: &UserRecord) -> ApiResult<()> {
-        let token = random_token();
-        let ttl = self.now().timestamp() + self.inner.config.verify_ttl.as_secs() as i64;
-        let item = Item::new(&verify_key(&token)).with("user_id", user.id.to_string()).with("ttl", ttl);
-        self.inner.ports.store.put(item, Some(Condition::NotExists)).await?;
+        let token = self.issue_mail_token(verify_key, user.id, self.inner.config.verify_ttl).await?;
         let link = format!("{}/verify-email?token={token}", self.inner.config.public_url);
         let mail = Email {
             to: user.email.clone(),
@@ -654,20 +675,10 @@ impl AuthService {
         if token.is_empty() || token.len() > 256 {
             return Err(invalid());
         }
-        let store = &self.inner.ports.store;
-        let consumed = match store.delete(&verify_key(token), Some(Condition::Exists)).await {
-            Ok(Some(item)) => item,
-            Ok(None) => return Err(invalid()),
-            Err(e) if e.is_condition_failure() => return Err(invalid()),
-            Err(e) => return Err(e.into()),
-        };
+        let consumed = self.consume_mail_token(verify_key(token)).await?.ok_or_else(invalid)?;
         let user_id = consumed.get_s("user_id").and_then(|s| s.parse::<Uuid>().ok()).ok_or_else(invalid)?;
         let update = Update::new().set("email_verified", true).set("updated_at", rfc3339(self.now()));
-        match store.update(&user_key(user_id), update, Some(Condition::Exists)).await {
-            Ok(_) => {}
-            Err(e) if e.is_condition_failure() => return Err(ApiError::NotFound("User not found".into())),
-            Err(e) => return Err(e.into()),
-        }
+        self.update_user(user_id, update).await?;
         self.audit(Some(user_id), events::EMAIL_VERIFIED, meta, json!({})).await;
         Ok(json!({ "status": "verified", "email_verified": true }))
     }
@@ -700,11 +711,7 @@ impl AuthService {
     ) -> ApiResult<Json> {
         if let Some(name) = full_name {
             let update = Update::new().set("full_name", name).set("updated_at", rfc3339(self.now()));
-            match self.inner.ports.store.update(&user_key(user.id), update, Some(Condition::Exists)).await {
-                Ok(_) => {}
-                Err(e) if e.is_condition_failure() => return Err(ApiError::NotFound("User not found".into())),
-                Err(e) => return Err(e.into()),
-            }
+            self.update_user(user.id, update).await?;
             self.audit(Some(user.id), events::PROFILE_UPDATED, meta, json!({ "fields": ["full_name"] })).await;
         }
         let out = self.me(user).await?;
