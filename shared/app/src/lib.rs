@@ -4,6 +4,8 @@
 //! No AWS SDK here. Domain rules live in `nusatrade-domain`; adapters in `infra/`.
 
 pub mod auth;
+pub mod brokers;
+pub mod connector;
 pub mod http;
 pub mod ports;
 pub mod trading;

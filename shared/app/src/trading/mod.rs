@@ -2,6 +2,8 @@
 //! risk profiles). The domain rules live in `nusatrade_domain::{instrument, sizing}`; this layer maps
 //! JSON to them and back.
 
+mod fields;
+pub mod orders;
 pub mod sizing;
 
 use crate::auth::{AuthConfig, Authenticator, TokenService};

@@ -27,7 +27,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use nusatrade_domain::instrument::{Instrument, InstrumentError, VolumeError, lookup};
+use nusatrade_domain::instrument::{Instrument, VolumeError};
 use nusatrade_domain::money::{Currency, MoneyError, Side};
 use nusatrade_domain::sizing::{
     self as rules, DEFAULT_LEVERAGE, MAX_RISK_PERCENT, RiskProfile, RiskProfiles, SizingError, SizingRequest,
@@ -35,12 +35,12 @@ use nusatrade_domain::sizing::{
 };
 use nusatrade_domain::trailing::TrailingStopSettings;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::fields::{Fields, fmt_dec, ge, gt, instrument, num, unprocessable};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
-use crate::http::{ApiError, ApiJson, ApiResult, FieldError};
+use crate::http::{ApiError, ApiJson, ApiResult};
 
 // ------------------------------------------------------------------ limits
 
@@ -54,11 +54,6 @@ pub const MAX_CONVERSION_RATE: Decimal = Decimal::from_parts(1_000_000, 0, 0, fa
 pub const MAX_LEVERAGE: Decimal = Decimal::from_parts(5_000, 0, 0, false, 0);
 /// Largest `sl_value` / `tp_value` (pips, ATR multiples, percent or a ratio, depending on the type).
 pub const MAX_SLTP_VALUE: Decimal = Decimal::from_parts(100_000, 0, 0, false, 0);
-/// Smallest non-zero magnitude accepted for any number: below it, values are noise (and overflow the
-/// 28-digit decimal scale).
-const MIN_MAGNITUDE: f64 = 1e-12;
-/// Longest accepted symbol or currency string.
-const MAX_STRING: usize = 32;
 
 // ------------------------------------------------------------------ router
 
@@ -99,185 +94,6 @@ async fn risk_profiles(_user: CurrentUser) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
 }
 
-// ------------------------------------------------------------------ field parsing
-
-/// A numeric range: `min` (exclusive when `gt`), `max` inclusive.
-#[derive(Clone, Copy, Debug)]
-struct Range {
-    min: Decimal,
-    gt: bool,
-    max: Decimal,
-}
-
-const fn gt(min: Decimal, max: Decimal) -> Range {
-    Range { min, gt: true, max }
-}
-
-const fn ge(min: Decimal, max: Decimal) -> Range {
-    Range { min, gt: false, max }
-}
-
-/// Collects the field errors of one body, pydantic style (all errors at once).
-struct Fields<'a> {
-    body: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
-}
-
-fn fmt_dec(d: Decimal) -> String {
-    d.normalize().to_string()
-}
-
-impl<'a> Fields<'a> {
-    fn new(body: &'a Map<String, Value>) -> Self {
-        Fields { body, errors: Vec::new() }
-    }
-
-    fn err(&mut self, kind: &str, field: &str, msg: impl Into<String>, input: &Value) {
-        self.errors.push(FieldError::new(kind, &["body", field], msg, input.clone()));
-    }
-
-    /// The value of `field`, `None` when absent or null.
-    fn raw(&self, field: &str) -> Option<&'a Value> {
-        self.body.get(field).filter(|v| !v.is_null())
-    }
-
-    /// A required number.
-    fn number(&mut self, field: &str, range: Range) -> Option<Decimal> {
-        match self.body.get(field) {
-            None => {
-                self.err("missing", field, "Field required", &Value::Null);
-                None
-            }
-            Some(v) => self.parse_number(field, v, range),
-        }
-    }
-
-    /// An optional number (absent or null → `default`).
-    fn number_or(&mut self, field: &str, range: Range, default: Option<Decimal>) -> Option<Decimal> {
-        match self.raw(field) {
-            None => default,
-            Some(v) => self.parse_number(field, v, range),
-        }
-    }
-
-    fn parse_number(&mut self, field: &str, v: &Value, range: Range) -> Option<Decimal> {
-        let f = match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) if s.len() <= 64 => match s.trim().parse::<f64>() {
-                Ok(f) if !f.is_finite() => {
-                    self.err("finite_number", field, "Input should be a finite number", v);
-                    return None;
-                }
-                Ok(f) => Some(f),
-                Err(_) => {
-                    self.err(
-                        "float_parsing",
-                        field,
-                        "Input should be a valid number, unable to parse string as a number",
-                        v,
-                    );
-                    return None;
-                }
-            },
-            _ => None,
-        };
-        let Some(f) = f.filter(|f| f.is_finite()) else {
-            self.err("float_type", field, "Input should be a valid number", v);
-            return None;
-        };
-        // Range checks on the float first, so absurd magnitudes never reach the decimal conversion.
-        let max = range.max.to_f64().unwrap_or(f64::MAX);
-        let min = range.min.to_f64().unwrap_or(0.0);
-        if f > max {
-            self.err(
-                "less_than_equal",
-                field,
-                format!("Input should be less than or equal to {}", fmt_dec(range.max)),
-                v,
-            );
-            return None;
-        }
-        if (range.gt && f <= min) || (!range.gt && f < min) {
-            let (kind, op) = if range.gt {
-                ("greater_than", "greater than")
-            } else {
-                ("greater_than_equal", "greater than or equal to")
-            };
-            self.err(kind, field, format!("Input should be {op} {}", fmt_dec(range.min)), v);
-            return None;
-        }
-        if f != 0.0 && f.abs() < MIN_MAGNITUDE {
-            self.err("value_error", field, format!("Value error, {field} is too small (smallest magnitude 1e-12)"), v);
-            return None;
-        }
-        // Rust's float formatting is the shortest round-trip decimal without an exponent: 1.085 → "1.085".
-        match Decimal::from_str(&f.to_string()) {
-            Ok(d) => Some(d),
-            Err(_) => {
-                self.err("float_type", field, "Input should be a valid number", v);
-                None
-            }
-        }
-    }
-
-    /// A string (`required`: absent or null is "Field required").
-    fn string(&mut self, field: &str, required: bool) -> Option<&'a str> {
-        match self.body.get(field) {
-            None if required => {
-                self.err("missing", field, "Field required", &Value::Null);
-                None
-            }
-            None => None,
-            Some(Value::Null) if !required => None,
-            Some(Value::String(s)) if s.len() <= MAX_STRING => Some(s.as_str()),
-            Some(v @ Value::String(_)) => {
-                self.err("string_too_long", field, format!("String should have at most {MAX_STRING} characters"), v);
-                None
-            }
-            Some(v) => {
-                self.err("string_type", field, "Input should be a valid string", v);
-                None
-            }
-        }
-    }
-
-    /// An optional string restricted to a set of values (serde's snake_case/UPPERCASE enum wire forms).
-    fn choice<T: serde::de::DeserializeOwned>(&mut self, field: &str, pattern: &str, required: bool) -> Option<T> {
-        let s = self.string(field, required)?;
-        match serde_json::from_value(Value::String(s.to_owned())) {
-            Ok(t) => Some(t),
-            Err(_) => {
-                self.err(
-                    "string_pattern_mismatch",
-                    field,
-                    format!("String should match pattern '{pattern}'"),
-                    &Value::String(s.to_owned()),
-                );
-                None
-            }
-        }
-    }
-
-    fn finish(self) -> ApiResult<()> {
-        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::Unprocessable(self.errors)) }
-    }
-}
-
-/// The catalogue instrument for a symbol: 400 with a readable message when unknown or malformed.
-pub fn instrument(symbol: &str) -> ApiResult<&'static Instrument> {
-    lookup(symbol).map_err(|e| match e {
-        InstrumentError::InvalidFormat(_) | InstrumentError::Unknown(_) => ApiError::BadRequest(e.to_string()),
-    })
-}
-
-fn unprocessable(field: Option<&str>, msg: impl Into<String>) -> ApiError {
-    let loc: Vec<&str> = match field {
-        Some(f) => vec!["body", f],
-        None => vec!["body"],
-    };
-    ApiError::Unprocessable(vec![FieldError::new("value_error", &loc, msg, Value::Null)])
-}
-
 /// A domain refusal as a 422 located at the field concerned.
 fn sizing_error(e: SizingError, instrument: &Instrument) -> ApiError {
     let field = match &e {
@@ -306,10 +122,6 @@ fn sizing_error(e: SizingError, instrument: &Instrument) -> ApiError {
         other => other.to_string(),
     };
     unprocessable(field, msg)
-}
-
-fn num(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(0.0)
 }
 
 // ------------------------------------------------------------------ position size
@@ -547,6 +359,8 @@ pub struct TrailingOut {
     pub activation_pips: f64,
     pub trail_distance_pips: f64,
     pub atr_multiplier: f64,
+    /// Percent of the price for the `percentage` type.
+    pub percentage: f64,
     pub breakeven_enabled: bool,
     pub breakeven_pips: f64,
     /// Pips locked by the breakeven move (the original's hidden 2-pip offset).
@@ -562,6 +376,7 @@ impl From<&TrailingStopSettings> for TrailingOut {
             activation_pips: num(t.activation_pips),
             trail_distance_pips: num(t.trail_distance_pips),
             atr_multiplier: num(t.atr_multiplier),
+            percentage: num(t.percentage),
             breakeven_enabled: t.breakeven_enabled,
             breakeven_pips: num(t.breakeven_pips),
             lock_profit_pips: num(t.lock_profit_pips),

@@ -1,0 +1,324 @@
+//! Trade commands to a connector and the `TRADE_RESULT` acknowledgements it sends back (contract §3.2.1,
+//! §3.2.2), kept wire-compatible with the original connector:
+//!
+//! * `TRADE_OPEN {request_id, symbol, order_type, lot_size, comment, stop_loss?, take_profit?}` —
+//!   `request_id` is the order id, as the original connector expects; `comment` is `NT-` + the client
+//!   order id (MT5's 31-character limit), so reconciliation can match MT5 positions back to orders.
+//! * `TRADE_CLOSE {request_id, symbol, ticket, lot_size}` and `TRADE_MODIFY {request_id, ticket,
+//!   stop_loss, take_profit, action}` — `request_id` is `<order id>:close:<n>` / `<order id>:modify:<n>`
+//!   (`n` = the order version that issued the command). The connector echoes `request_id` verbatim, so an
+//!   acknowledgement names the command it answers and a late ack of an older command is recognised.
+//! * Numbers travel as JSON numbers; `client_order_id` is an extra field old connectors ignore.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use nusatrade_domain::order::{ClientOrderId, Retcode};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Longest `request_id` accepted from a connector.
+pub const MAX_REQUEST_ID: usize = 128;
+/// Longest error text kept from a connector.
+pub const MAX_ERROR_TEXT: usize = 500;
+
+/// Which command of an order a request id belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CommandKind {
+    Open,
+    Close,
+    Modify,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Open => "open",
+            CommandKind::Close => "close",
+            CommandKind::Modify => "modify",
+        }
+    }
+}
+
+/// A command's `request_id`: the order id, plus the command kind and sequence for close/modify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId {
+    pub order_id: Uuid,
+    pub kind: CommandKind,
+    /// The order version that issued the command (0 for the open command).
+    pub seq: u64,
+}
+
+impl RequestId {
+    pub fn open(order_id: Uuid) -> Self {
+        RequestId { order_id, kind: CommandKind::Open, seq: 0 }
+    }
+    pub fn close(order_id: Uuid, seq: u64) -> Self {
+        RequestId { order_id, kind: CommandKind::Close, seq }
+    }
+    pub fn modify(order_id: Uuid, seq: u64) -> Self {
+        RequestId { order_id, kind: CommandKind::Modify, seq }
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            CommandKind::Open => write!(f, "{}", self.order_id),
+            k => write!(f, "{}:{}:{}", self.order_id, k.as_str(), self.seq),
+        }
+    }
+}
+
+impl FromStr for RequestId {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() > MAX_REQUEST_ID {
+            return Err(());
+        }
+        let mut parts = s.split(':');
+        let id = Uuid::try_parse(parts.next().ok_or(())?).map_err(|_| ())?;
+        match (parts.next(), parts.next(), parts.next()) {
+            (None, None, None) => Ok(RequestId::open(id)),
+            (Some(kind), Some(seq), None) => {
+                let seq: u64 = seq.parse().map_err(|_| ())?;
+                match kind {
+                    "close" => Ok(RequestId::close(id, seq)),
+                    "modify" => Ok(RequestId::modify(id, seq)),
+                    _ => Err(()),
+                }
+            }
+            _ => Err(()),
+        }
+    }
+}
+
+/// A command to a connector (server → connector).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Command {
+    TradeOpen {
+        request_id: String,
+        symbol: String,
+        order_type: &'static str,
+        lot_size: f64,
+        comment: String,
+        client_order_id: ClientOrderId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stop_loss: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        take_profit: Option<f64>,
+    },
+    TradeClose {
+        request_id: String,
+        symbol: String,
+        ticket: u64,
+        lot_size: f64,
+        client_order_id: ClientOrderId,
+    },
+    TradeModify {
+        request_id: String,
+        ticket: u64,
+        stop_loss: Option<f64>,
+        take_profit: Option<f64>,
+        action: &'static str,
+    },
+    GetPositions {
+        request_id: String,
+    },
+    GetAccount {
+        request_id: String,
+    },
+    SyncRequest {
+        request_id: String,
+        connection_id: Uuid,
+        sync_positions: bool,
+        sync_trades: bool,
+        sync_account: bool,
+    },
+}
+
+impl Command {
+    /// The JSON text frame.
+    pub fn to_json(&self) -> String {
+        // A Command has only string keys and finite numbers: serialisation cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A `TRADE_RESULT` from a connector, parsed leniently (the original connector's fields vary per command,
+/// contract §3.2.1): unknown fields are ignored, numbers may be JSON numbers or numeric strings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TradeResult {
+    /// The echoed request id (the original connector sends `null` for relayed dashboard commands).
+    pub request_id: Option<String>,
+    pub success: bool,
+    /// MT5 ticket (open); 0 means none.
+    pub ticket: Option<u64>,
+    /// Fill price (open) or close price (close); 0 means none.
+    pub price: Option<Decimal>,
+    /// MT5 result code, when the connector reports it.
+    pub retcode: Option<Retcode>,
+    pub error: Option<String>,
+    /// Realised profit in the account currency reported by MT5 for a close.
+    pub profit: Option<Decimal>,
+    /// Execution time reported by the connector.
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// Why a `TRADE_RESULT` could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid TRADE_RESULT: {0}")]
+pub struct TradeResultError(pub String);
+
+impl TradeResult {
+    /// Reads a `TRADE_RESULT` object.
+    pub fn parse(obj: &Map<String, Value>) -> Result<TradeResult, TradeResultError> {
+        let bad = |what: &str| TradeResultError(what.to_owned());
+        let request_id = match obj.get("request_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.len() <= MAX_REQUEST_ID => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(_) => return Err(bad("request_id must be a string of at most 128 characters")),
+        };
+        let success = match obj.get("success") {
+            Some(Value::Bool(b)) => *b,
+            _ => return Err(bad("success must be a boolean")),
+        };
+        let ticket = match obj.get("ticket").or_else(|| obj.get("order")) {
+            None | Some(Value::Null) => None,
+            Some(v) => match decimal(v) {
+                Some(d) if d >= Decimal::ZERO && d.fract().is_zero() => u64::try_from(d).ok().filter(|t| *t > 0),
+                _ => return Err(bad("ticket must be a non-negative integer")),
+            },
+        };
+        let price =
+            optional_decimal(obj, "price").map_err(|_| bad("price must be a number"))?.filter(|p| *p > Decimal::ZERO);
+        let profit = optional_decimal(obj, "profit").map_err(|_| bad("profit must be a number"))?;
+        let retcode = match obj.get("retcode") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64().and_then(|c| u32::try_from(c).ok()) {
+                Some(c) => Some(Retcode(c)),
+                None => return Err(bad("retcode must be an integer")),
+            },
+        };
+        let error = match obj.get("error").or_else(|| obj.get("message")) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.chars().take(MAX_ERROR_TEXT).collect()),
+            _ => None,
+        };
+        let time = match obj.get("time").or_else(|| obj.get("timestamp")) {
+            Some(Value::String(s)) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
+            _ => None,
+        };
+        Ok(TradeResult { request_id, success, ticket, price, retcode, error, profit, time })
+    }
+
+    /// The request id, when it names one of our commands.
+    pub fn command(&self) -> Option<RequestId> {
+        self.request_id.as_deref().and_then(|s| s.parse().ok())
+    }
+}
+
+/// A JSON number or numeric string as a decimal (shortest round-trip form of floats; exponents accepted).
+pub fn decimal(v: &Value) -> Option<Decimal> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if s.len() <= 64 => s.trim().to_owned(),
+        _ => return None,
+    };
+    Decimal::from_str(&text).ok().or_else(|| Decimal::from_scientific(&text).ok())
+}
+
+fn optional_decimal(obj: &Map<String, Value>, field: &str) -> Result<Option<Decimal>, ()> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => decimal(v).map(Some).ok_or(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn request_ids_round_trip_and_refuse_junk() {
+        let id = Uuid::from_u128(0x1234);
+        for r in [RequestId::open(id), RequestId::close(id, 3), RequestId::modify(id, 7)] {
+            assert_eq!(r.to_string().parse::<RequestId>(), Ok(r));
+        }
+        assert_eq!(RequestId::open(id).to_string(), id.to_string(), "open keeps the original's bare order id");
+        for junk in ["", "sl_123_1700000000.5", "manual_sync_x", &format!("{id}:close"), &format!("{id}:open:1")] {
+            assert!(junk.parse::<RequestId>().is_err(), "{junk}");
+        }
+        assert!(format!("{id}:close:1:2").parse::<RequestId>().is_err());
+    }
+
+    #[test]
+    fn trade_open_matches_the_original_fields() {
+        let id = Uuid::from_u128(42);
+        let cid = ClientOrderId::from_uuid(id);
+        let cmd = Command::TradeOpen {
+            request_id: id.to_string(),
+            symbol: "EURUSD".into(),
+            order_type: "BUY",
+            lot_size: 0.1,
+            comment: cid.comment(),
+            client_order_id: cid,
+            stop_loss: Some(1.08),
+            take_profit: None,
+        };
+        let v: Value = serde_json::from_str(&cmd.to_json()).unwrap();
+        assert_eq!(v["type"], "TRADE_OPEN");
+        assert_eq!(v["request_id"], id.to_string());
+        assert_eq!(v["lot_size"], 0.1);
+        assert_eq!(v["stop_loss"], 1.08);
+        assert!(v.get("take_profit").is_none(), "absent SL/TP are omitted like the original");
+        assert!(v["comment"].as_str().unwrap().len() <= 31);
+    }
+
+    #[test]
+    fn trade_results_of_the_original_connector_parse() {
+        let ok = TradeResult::parse(&obj(json!({"request_id": "x", "success": true, "ticket": 123456, "error": null})))
+            .unwrap();
+        assert_eq!(ok.ticket, Some(123456));
+        assert_eq!(ok.price, None);
+        let failed = TradeResult::parse(&obj(
+            json!({"request_id": null, "success": false, "ticket": 0, "error": "Order failed: No money"}),
+        ))
+        .unwrap();
+        assert_eq!(failed.ticket, None, "ticket 0 means none");
+        assert_eq!(failed.error.as_deref(), Some("Order failed: No money"));
+        let close = TradeResult::parse(&obj(json!({"request_id": "y", "success": true, "price": 1.08555}))).unwrap();
+        assert_eq!(close.price, Some(Decimal::from_str("1.08555").unwrap()));
+        let strings =
+            TradeResult::parse(&obj(json!({"success": true, "price": "150.25", "retcode": 10009, "profit": "-12.5"})))
+                .unwrap();
+        assert_eq!(strings.retcode, Some(Retcode::DONE));
+        assert_eq!(strings.profit, Some(Decimal::from_str("-12.5").unwrap()));
+    }
+
+    #[test]
+    fn malformed_trade_results_are_refused() {
+        for bad in [
+            json!({"request_id": "x"}),
+            json!({"success": "yes"}),
+            json!({"success": true, "ticket": -1}),
+            json!({"success": true, "ticket": 1.5}),
+            json!({"success": true, "price": "abc"}),
+            json!({"success": true, "request_id": ["x"]}),
+            json!({"success": true, "retcode": -5}),
+        ] {
+            assert!(TradeResult::parse(&obj(bad.clone())).is_err(), "{bad}");
+        }
+    }
+}

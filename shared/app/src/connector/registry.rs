@@ -1,0 +1,283 @@
+//! Live WebSocket links in the store, so every function instance (and the local gateway) sees the same
+//! picture — the original kept them in one worker's memory and lost them across workers (contract §3.1,
+//! §9.3 item 17).
+//!
+//! | PK | SK | what |
+//! |---|---|---|
+//! | `WS#<ws connection id>` | `CONN` | one WebSocket connection ([`WsConnection`]): kind, user, broker connection; `ttl` |
+//! | `USER#<uid>` | `LINK#<broker connection id>` | the connector currently holding that broker connection ([`ConnectorLink`]); `ttl` |
+//! | `USER#<uid>` | `BROWSER#<ws connection id>` | one of the user's dashboard sockets (fan-out set); `ttl` |
+//! | `USER#<uid>` | `ACCOUNT#<broker connection id>` | the latest account snapshot reported by MT5 ([`AccountSnapshot`]) |
+//! | `USER#<uid>` | `QUOTE#<symbol>` | the last price a connector reported for a symbol ([`Quote`]) |
+//!
+//! A second connector on the same broker connection replaces the link; when the older socket closes it
+//! removes the link only if it still points at itself (a conditional delete — the original removed the
+//! newer session, contract §3.1). Records carry a `ttl` past API Gateway's 2-hour connection limit, so a
+//! crashed gateway cannot leave a connector "online" for long.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use nusatrade_domain::money::Currency;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::store::user_pk;
+use crate::ports::{Clock, Condition, Item, ItemStore, Key, Query, StoreError};
+
+/// How long a link record outlives its connection's start: API Gateway's 2-hour maximum plus a margin.
+pub const LINK_TTL: Duration = Duration::minutes(130);
+
+/// Longest list of links or browsers read for one user.
+const MAX_LINKS: u32 = 100;
+
+/// Which endpoint a WebSocket connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// `/connector/ws`: an MT5 connector holding a broker connection.
+    Connector,
+    /// `/connector/client`: a dashboard.
+    Browser,
+}
+
+/// `WS#<id>` / `CONN`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WsConnection {
+    pub ws_connection_id: String,
+    pub kind: LinkKind,
+    pub user_id: Uuid,
+    pub email: String,
+    /// The broker connection a connector holds (`None` for browsers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_connection_id: Option<Uuid>,
+    pub connected_at: DateTime<Utc>,
+    pub ttl: i64,
+}
+
+/// `USER#<uid>` / `LINK#<broker connection id>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorLink {
+    pub broker_connection_id: Uuid,
+    pub ws_connection_id: String,
+    pub user_id: Uuid,
+    pub connected_at: DateTime<Utc>,
+    pub ttl: i64,
+}
+
+/// `USER#<uid>` / `ACCOUNT#<broker connection id>`: what MT5 last said about the account
+/// (`ACCOUNT_INFO` / `ACCOUNT_UPDATE` / `SYNC_RESPONSE.account`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountSnapshot {
+    pub broker_connection_id: Uuid,
+    pub balance: Decimal,
+    pub equity: Decimal,
+    pub margin: Decimal,
+    pub free_margin: Decimal,
+    #[serde(default)]
+    pub profit: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leverage: Option<u32>,
+    /// The account currency when the connector reports it (the original never did: USD is assumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
+    pub reported_at: DateTime<Utc>,
+}
+
+/// `USER#<uid>` / `QUOTE#<symbol>`: the last bid/ask a connector of the user reported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    pub symbol: String,
+    pub bid: Decimal,
+    pub ask: Decimal,
+    pub time: DateTime<Utc>,
+}
+
+pub fn quote_key(user: Uuid, symbol: &str) -> Key {
+    Key::new(user_pk(user), format!("QUOTE#{symbol}"))
+}
+
+pub fn ws_key(ws_connection_id: &str) -> Key {
+    Key::new(format!("WS#{ws_connection_id}"), "CONN")
+}
+pub fn link_key(user: Uuid, broker_connection: Uuid) -> Key {
+    Key::new(user_pk(user), format!("LINK#{broker_connection}"))
+}
+pub fn browser_key(user: Uuid, ws_connection_id: &str) -> Key {
+    Key::new(user_pk(user), format!("BROWSER#{ws_connection_id}"))
+}
+pub fn account_key(user: Uuid, broker_connection: Uuid) -> Key {
+    Key::new(user_pk(user), format!("ACCOUNT#{broker_connection}"))
+}
+
+/// Reads and writes the link records.
+#[derive(Clone)]
+pub struct ConnectorRegistry {
+    pub store: Arc<dyn ItemStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ConnectorRegistry {
+    pub fn new(store: Arc<dyn ItemStore>, clock: Arc<dyn Clock>) -> Self {
+        ConnectorRegistry { store, clock }
+    }
+
+    fn ttl(&self, from: DateTime<Utc>) -> i64 {
+        (from + LINK_TTL).timestamp()
+    }
+
+    /// Records an accepted connector connection and makes it the link of its broker connection
+    /// (replacing an older one). Returns the replaced link's WebSocket id, if any.
+    pub async fn register_connector(
+        &self,
+        ws_connection_id: &str,
+        user_id: Uuid,
+        email: &str,
+        broker_connection_id: Uuid,
+    ) -> Result<Option<String>, StoreError> {
+        let now = self.clock.now();
+        let conn = WsConnection {
+            ws_connection_id: ws_connection_id.to_owned(),
+            kind: LinkKind::Connector,
+            user_id,
+            email: email.to_owned(),
+            broker_connection_id: Some(broker_connection_id),
+            connected_at: now,
+            ttl: self.ttl(now),
+        };
+        self.store.put(Item::from_record(&ws_key(ws_connection_id), &conn)?, None).await?;
+        let key = link_key(user_id, broker_connection_id);
+        let previous = self.live(self.store.get(&key).await?).and_then(|i| i.to_record::<ConnectorLink>().ok());
+        let link = ConnectorLink {
+            broker_connection_id,
+            ws_connection_id: ws_connection_id.to_owned(),
+            user_id,
+            connected_at: now,
+            ttl: self.ttl(now),
+        };
+        self.store.put(Item::from_record(&key, &link)?, None).await?;
+        Ok(previous.map(|p| p.ws_connection_id).filter(|id| id != ws_connection_id))
+    }
+
+    /// Records an accepted browser connection.
+    pub async fn register_browser(&self, ws_connection_id: &str, user_id: Uuid, email: &str) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let conn = WsConnection {
+            ws_connection_id: ws_connection_id.to_owned(),
+            kind: LinkKind::Browser,
+            user_id,
+            email: email.to_owned(),
+            broker_connection_id: None,
+            connected_at: now,
+            ttl: self.ttl(now),
+        };
+        let browser = Item::new(&browser_key(user_id, ws_connection_id))
+            .with("ws_connection_id", ws_connection_id)
+            .with("connected_at", now.to_rfc3339())
+            .with("ttl", conn.ttl);
+        self.store.put(Item::from_record(&ws_key(ws_connection_id), &conn)?, None).await?;
+        self.store.put(browser, None).await
+    }
+
+    /// The connection record of a WebSocket id (`None` when unknown or expired).
+    pub async fn connection(&self, ws_connection_id: &str) -> Result<Option<WsConnection>, StoreError> {
+        self.live(self.store.get(&ws_key(ws_connection_id)).await?).map(|i| i.to_record()).transpose()
+    }
+
+    /// Forgets a connection (`$disconnect`, or a push answered 410 Gone). A connector's link is removed only
+    /// if it still points at this connection. Returns the record that was removed.
+    pub async fn unregister(&self, ws_connection_id: &str) -> Result<Option<WsConnection>, StoreError> {
+        let Some(item) = self.store.delete(&ws_key(ws_connection_id), None).await? else {
+            return Ok(None);
+        };
+        let conn: WsConnection = item.to_record()?;
+        match (conn.kind, conn.broker_connection_id) {
+            (LinkKind::Connector, Some(broker)) => {
+                let mine = Condition::eq("ws_connection_id", ws_connection_id);
+                match self.store.delete(&link_key(conn.user_id, broker), Some(mine)).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_condition_failure() => {} // already replaced by a newer connector
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => {
+                self.store.delete(&browser_key(conn.user_id, ws_connection_id), None).await?;
+            }
+        }
+        Ok(Some(conn))
+    }
+
+    /// The connector holding a broker connection now, if any.
+    pub async fn link(&self, user_id: Uuid, broker_connection_id: Uuid) -> Result<Option<ConnectorLink>, StoreError> {
+        self.live(self.store.get(&link_key(user_id, broker_connection_id)).await?).map(|i| i.to_record()).transpose()
+    }
+
+    /// Every live connector of a user, most recently connected first.
+    pub async fn links(&self, user_id: Uuid) -> Result<Vec<ConnectorLink>, StoreError> {
+        let page = self.store.query(Query::partition(user_pk(user_id)).sk_prefix("LINK#").limit(MAX_LINKS)).await?;
+        let now = self.clock.epoch_seconds();
+        let mut links: Vec<ConnectorLink> =
+            page.items.into_iter().filter(|i| !i.is_expired(now)).map(|i| i.to_record()).collect::<Result<_, _>>()?;
+        links.sort_by(|a, b| b.connected_at.cmp(&a.connected_at));
+        Ok(links)
+    }
+
+    /// The connector to command: the one holding `broker_connection_id` when given, else the user's most
+    /// recently connected one (the dashboard never sends a connection id, contract §9.2 item 4).
+    pub async fn find_connector(
+        &self,
+        user_id: Uuid,
+        broker_connection_id: Option<Uuid>,
+    ) -> Result<Option<ConnectorLink>, StoreError> {
+        match broker_connection_id {
+            Some(id) => self.link(user_id, id).await,
+            None => Ok(self.links(user_id).await?.into_iter().next()),
+        }
+    }
+
+    /// The WebSocket ids of the user's dashboards.
+    pub async fn browsers(&self, user_id: Uuid) -> Result<Vec<String>, StoreError> {
+        let page = self.store.query(Query::partition(user_pk(user_id)).sk_prefix("BROWSER#").limit(MAX_LINKS)).await?;
+        let now = self.clock.epoch_seconds();
+        Ok(page
+            .items
+            .into_iter()
+            .filter(|i| !i.is_expired(now))
+            .filter_map(|i| i.get_s("ws_connection_id").map(str::to_owned))
+            .collect())
+    }
+
+    /// Stores the latest account snapshot of a broker connection.
+    pub async fn save_account(&self, user_id: Uuid, snapshot: &AccountSnapshot) -> Result<(), StoreError> {
+        let key = account_key(user_id, snapshot.broker_connection_id);
+        self.store.put(Item::from_record(&key, snapshot)?, None).await
+    }
+
+    /// The latest account snapshot of a broker connection, if MT5 ever reported one.
+    pub async fn account(
+        &self,
+        user_id: Uuid,
+        broker_connection_id: Uuid,
+    ) -> Result<Option<AccountSnapshot>, StoreError> {
+        self.store.get(&account_key(user_id, broker_connection_id)).await?.map(|i| i.to_record()).transpose()
+    }
+
+    /// Stores the last price of a symbol.
+    pub async fn save_quote(&self, user_id: Uuid, quote: &Quote) -> Result<(), StoreError> {
+        self.store.put(Item::from_record(&quote_key(user_id, &quote.symbol), quote)?, None).await
+    }
+
+    /// The last price of a symbol, if one was reported no longer than `max_age` ago.
+    pub async fn quote(&self, user_id: Uuid, symbol: &str, max_age: Duration) -> Result<Option<Quote>, StoreError> {
+        let quote: Option<Quote> =
+            self.store.get(&quote_key(user_id, symbol)).await?.map(|i| i.to_record()).transpose()?;
+        let now = self.clock.now();
+        Ok(quote.filter(|q| now - q.time <= max_age))
+    }
+
+    fn live(&self, item: Option<Item>) -> Option<Item> {
+        let now = self.clock.epoch_seconds();
+        item.filter(|i| !i.is_expired(now))
+    }
+}
