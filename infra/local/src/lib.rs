@@ -6,3 +6,4 @@ pub mod adapters;
 pub mod gateway;
 pub mod logging;
 pub mod platform;
+pub mod sim;
