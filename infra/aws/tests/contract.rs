@@ -47,6 +47,10 @@ mod store {
     nusatrade_app::item_store_contract!(super::Dynamo);
 }
 
+mod orders {
+    nusatrade_app::orders_contract!(super::Dynamo);
+}
+
 // --- S3 ------------------------------------------------------------------------------------------
 
 struct S3;

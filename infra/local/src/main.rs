@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use nusatrade_local::gateway::{self, Gateway, GatewayConfig, WsApis, WsLimits};
+use nusatrade_local::gateway::{self, Gateway, GatewayConfig, WsLimits};
 use nusatrade_local::logging::{self, LogFormat};
 use nusatrade_local::platform::LocalPlatform;
 
@@ -81,7 +81,7 @@ async fn serve(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
             ..WsLimits::default()
         },
     };
-    let gw = Gateway::bind(&platform, WsApis::default(), &config)
+    let gw = Gateway::bind(&platform, platform.ws_apis(), &config)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = gw.local_addr()?;

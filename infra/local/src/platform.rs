@@ -7,11 +7,14 @@ use std::time::Instant;
 
 use axum::Router;
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
+use nusatrade_app::connector::channels;
 use nusatrade_app::http::{health, layers};
 use nusatrade_app::ports::{Clock, Ports, RandomIds, SystemClock};
+use nusatrade_app::trading::orders::{self, OrderService, TradingConfig};
 use nusatrade_app::trading::sizing;
 
 use crate::adapters::{EmbeddedStore, FileBlobStore, FileMailer, LocalPush, LocalQueue};
+use crate::gateway::WsApis;
 
 /// The work queues the platform uses, with their maximum receive count before the dead-letter
 /// queue (the same numbers as template.yaml's redrive policies).
@@ -26,6 +29,8 @@ pub struct LocalPlatform {
     pub started: Instant,
     /// The accounts service (one per process: it owns the bounded password-hashing pool).
     pub auth: AuthService,
+    /// The order use cases (REST routes, WebSocket acks).
+    pub orders: OrderService,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +43,8 @@ pub enum PlatformError {
     Secret { path: PathBuf, source: std::io::Error },
     #[error("auth settings: {0}")]
     Auth(String),
+    #[error("trading settings: {0}")]
+    Trading(String),
 }
 
 /// File in the data dir holding the generated JWT secret when `NUSATRADE_JWT_SECRET` is not set.
@@ -102,7 +109,8 @@ impl LocalPlatform {
         };
         let auth = AuthService::new(local_auth_config(&dir)?, ports.clone())
             .map_err(|e| PlatformError::Auth(e.to_string()))?;
-        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth })
+        let orders = OrderService::new(&ports, TradingConfig::from_env().map_err(PlatformError::Trading)?);
+        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth, orders })
     }
 
     /// Every function group's router, merged, with the shared middleware.
@@ -113,7 +121,18 @@ impl LocalPlatform {
             started: self.started,
             environment: "local".into(),
         });
-        let sizing = sizing::router(self.auth.authenticator(), Some(self.auth.request_limits()));
-        layers::platform(Router::new().merge(health).merge(auth::router(self.auth.clone())).merge(sizing))
+        let limits = Some(self.auth.request_limits());
+        let sizing = sizing::router(self.auth.authenticator(), limits.clone());
+        let orders = orders::routes::router(
+            orders::routes::OrdersState { auth: self.auth.authenticator(), orders: self.orders.clone() },
+            limits,
+        );
+        layers::platform(Router::new().merge(health).merge(auth::router(self.auth.clone())).merge(sizing).merge(orders))
+    }
+
+    /// The connector and browser WebSocket APIs, over the same order service as the HTTP routes.
+    pub fn ws_apis(&self) -> WsApis {
+        let (connector, client) = channels::channels(self.auth.authenticator(), self.orders.clone());
+        WsApis { connector, client }
     }
 }

@@ -26,6 +26,10 @@ mod embedded_in_memory {
     }
 
     nusatrade_app::item_store_contract!(InMemory);
+
+    mod orders {
+        nusatrade_app::orders_contract!(super::InMemory);
+    }
 }
 
 /// The embedded store on disk, as `nusatrade serve` runs it.
@@ -72,6 +76,10 @@ mod embedded_on_disk {
     }
 
     nusatrade_app::item_store_contract!(OnDisk);
+
+    mod orders {
+        nusatrade_app::orders_contract!(super::OnDisk);
+    }
 }
 
 mod file_blobs {

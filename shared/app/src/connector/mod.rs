@@ -6,8 +6,9 @@
 //! The WebSocket handlers (issue #5) write the registry on `$connect`/`$disconnect` and feed inbound
 //! messages to the use cases; the order use cases (issue #4) read it to find the connector to command.
 
+pub mod channels;
 pub mod protocol;
 pub mod registry;
 
 pub use protocol::{Command, CommandKind, RequestId, TradeResult};
-pub use registry::{AccountSnapshot, ConnectorLink, ConnectorRegistry, LinkKind, Quote, WsConnection};
+pub use registry::{AccountSnapshot, ConnectorLink, ConnectorRegistry, LinkHealth, LinkKind, Quote, WsConnection};

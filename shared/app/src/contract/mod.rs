@@ -14,6 +14,7 @@
 
 pub mod blob;
 pub mod mail;
+pub mod orders;
 pub mod push;
 pub mod queue;
 pub mod store;
@@ -60,6 +61,28 @@ macro_rules! item_store_contract {
                 cursor_from_another_partition_is_refused,
                 invalid_requests_are_refused,
                 values_round_trip,
+            ]
+        );
+    };
+}
+
+/// The order use cases on a store adapter. `$factory` implements [`store::StoreFactory`].
+#[macro_export]
+macro_rules! orders_contract {
+    ($factory:expr) => {
+        $crate::__contract_cases!(
+            $factory,
+            orders,
+            [
+                concurrent_placements_respect_the_limit,
+                idempotency_key_sends_once,
+                acks_apply_once,
+                failure_ack_rejects_and_releases,
+                close_follows_the_acks,
+                modify_follows_the_acks,
+                undeliverable_orders_are_rejected,
+                uncertain_delivery_stays_unknown,
+                margin_verification_and_lists,
             ]
         );
     };

@@ -437,12 +437,12 @@ impl OrderService {
             take_profit: order.take_profit.map(crate::trading::fields::num),
         };
         let reply = match self.send(&link, &cmd).await {
-            Sent::Delivered => {
+            Delivery::Delivered => {
                 let exec =
                     json!({"success": true, "request_id": request_id, "connection_id": link.broker_connection_id});
                 Reply { status: 201, body: trade_with_mt5(&order, exec) }
             }
-            Sent::NotSent(reason) => {
+            Delivery::Refused(reason) => {
                 let event = OrderEvent::NotSent { reason: reason.clone() };
                 let rejected =
                     self.apply_event(user.id, id, |_| Some(event.clone()), |o| o.error = Some(reason.clone())).await?;
@@ -452,7 +452,7 @@ impl OrderService {
                 }
                 return Err(TradingError::NotSent(reason));
             }
-            Sent::Unknown(reason) => {
+            Delivery::Uncertain(reason) => {
                 let out = self.apply_event(user.id, id, |_| Some(OrderEvent::OpenTimedOut), |_| {}).await?;
                 let order = outcome_order(out).unwrap_or(order);
                 let exec = json!({"success": false, "request_id": request_id, "connection_id": link.broker_connection_id,
@@ -639,11 +639,11 @@ impl OrderService {
                 },
             };
             let reply = match self.send(&link, &cmd).await {
-                Sent::Delivered => {
+                Delivery::Delivered => {
                     let exec = json!({"success": true, "request_id": rid.to_string(), "connection_id": link.broker_connection_id});
                     Reply { status: 200, body: trade_with_mt5(&next, exec) }
                 }
-                Sent::NotSent(reason) => {
+                Delivery::Refused(reason) => {
                     let failure = Failure { retcode: None, message: reason.clone() };
                     let event = match kind {
                         CommandKind::Modify => OrderEvent::ModifyFailed(failure),
@@ -658,7 +658,7 @@ impl OrderService {
                     }
                     return Err(TradingError::NotSent(reason));
                 }
-                Sent::Unknown(reason) => {
+                Delivery::Uncertain(reason) => {
                     let exec = json!({"success": false, "request_id": rid.to_string(), "connection_id": link.broker_connection_id,
                         "error": format!("The command may not have reached MT5 ({reason}); the order will be reconciled")});
                     Reply { status: 202, body: trade_with_mt5(&next, exec) }
@@ -854,19 +854,19 @@ impl OrderService {
 
     // ------------------------------------------------------------------ delivery
 
-    async fn send(&self, link: &ConnectorLink, cmd: &Command) -> Sent {
+    async fn send(&self, link: &ConnectorLink, cmd: &Command) -> Delivery {
         let body = Bytes::from(cmd.to_json());
         match self.push.post(&link.ws_connection_id, body).await {
-            Ok(PushOutcome::Delivered) => Sent::Delivered,
+            Ok(PushOutcome::Delivered) => Delivery::Delivered,
             Ok(PushOutcome::Gone) => {
                 info!(ws = %link.ws_connection_id, "connector gone (410): removing its link");
                 if let Err(e) = self.registry.unregister(&link.ws_connection_id).await {
                     warn!(error = %e, "could not remove a gone connection");
                 }
-                Sent::NotSent("Connector is not online".into())
+                Delivery::Refused("Connector is not online".into())
             }
-            Err(PushError::Invalid(m)) => Sent::NotSent(m),
-            Err(PushError::Unavailable(m)) => Sent::Unknown(m),
+            Err(PushError::Invalid(m)) => Delivery::Refused(m),
+            Err(PushError::Unavailable(m)) => Delivery::Uncertain(m),
         }
     }
 
@@ -901,12 +901,12 @@ impl OrderService {
     }
 }
 
-enum Sent {
+enum Delivery {
     Delivered,
     /// Provably never left (no such connection).
-    NotSent(String),
+    Refused(String),
     /// May or may not have reached the connector.
-    Unknown(String),
+    Uncertain(String),
 }
 
 fn outcome_order(out: AckOutcome) -> Option<OrderRecord> {
