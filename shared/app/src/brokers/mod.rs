@@ -1,5 +1,13 @@
-//! Broker connections (contract §2.6): the MT5 accounts a user's connectors hold.
+//! Broker connections (contract §2.6): the MT5 accounts a user's connectors hold — their store layout
+//! ([`store`]), use cases ([`service`], also called by the connector WebSocket handler) and HTTP routes
+//! ([`routes`]).
 
+pub mod routes;
+pub mod service;
 pub mod store;
 
+pub use routes::{BrokersState, router};
+pub use service::{
+    BrokerError, BrokerService, Connection, ConnectionInput, ConnectionStatus, MAX_CONNECTIONS_PER_USER,
+};
 pub use store::{BrokerConnectionRecord, broker_key};

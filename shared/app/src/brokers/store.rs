@@ -3,6 +3,7 @@
 //! | PK | SK | what |
 //! |---|---|---|
 //! | `USER#<uid>` | `BROKER#<connection id>` | one broker connection ([`BrokerConnectionRecord`]) |
+//! | `USER#<uid>` | `COUNT#BROKERS` | how many broker connections the user has (`count`), kept in the same transaction as every create and delete, so the per-user limit holds under concurrency |
 //!
 //! The connector's WebSocket `$connect` accepts a `connection_id` only if this item exists under the
 //! token's user (ownership by key: another user's id simply is not there).
@@ -14,10 +15,21 @@ use uuid::Uuid;
 use crate::auth::store::user_pk;
 use crate::ports::Key;
 
+/// Sort-key prefix of a user's broker connections.
 pub const BROKER_PREFIX: &str = "BROKER#";
+/// Sort key of the user's broker-connection counter.
+pub const BROKER_COUNT_SK: &str = "COUNT#BROKERS";
+/// Attribute of the counter item holding the count.
+pub const BROKER_COUNT_ATTR: &str = "count";
 
+/// Key of one broker connection.
 pub fn broker_key(user: Uuid, connection: Uuid) -> Key {
     Key::new(user_pk(user), format!("{BROKER_PREFIX}{connection}"))
+}
+
+/// Key of the user's broker-connection counter.
+pub fn broker_count_key(user: Uuid) -> Key {
+    Key::new(user_pk(user), BROKER_COUNT_SK)
 }
 
 /// One broker connection (an MT5 account the user's connector logs into).

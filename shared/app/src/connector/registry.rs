@@ -17,14 +17,14 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use nusatrade_domain::money::Currency;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::store::user_pk;
-use crate::ports::{Clock, Condition, Item, ItemStore, Key, Query, StoreError};
+use crate::ports::{Clock, Condition, Item, ItemStore, Key, Query, StoreError, Update, Value};
 
 /// How long a link record outlives its connection's start: API Gateway's 2-hour maximum plus a margin.
 pub const LINK_TTL: Duration = Duration::minutes(130);
@@ -64,6 +64,31 @@ pub struct ConnectorLink {
     pub user_id: Uuid,
     pub connected_at: DateTime<Utc>,
     pub ttl: i64,
+    /// What the connector's traffic says about the link (top-level attributes of the same item).
+    #[serde(flatten, default)]
+    pub health: LinkHealth,
+}
+
+/// Health of a live connector link, shown by `GET /brokers/connections/{id}/status`. Every field is absent
+/// until the WebSocket handler records it with [`ConnectorRegistry::record_link_health`]: `last_heartbeat`
+/// on `HEARTBEAT`, `last_message_at` on any inbound frame, `latency_ms` from a `PING`/`PONG` round trip,
+/// `mt5_connected` from `MT5_STATUS`, `positions_count`/`positions_synced_at` from `POSITIONS` /
+/// `SYNC_RESPONSE`. A new connector on the broker connection starts with an empty record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkHealth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mt5_connected: Option<bool>,
+    /// Open positions in the connector's last `POSITIONS` / `SYNC_RESPONSE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions_synced_at: Option<DateTime<Utc>>,
 }
 
 /// `USER#<uid>` / `ACCOUNT#<broker connection id>`: what MT5 last said about the account
@@ -155,6 +180,7 @@ impl ConnectorRegistry {
             user_id,
             connected_at: now,
             ttl: self.ttl(now),
+            health: LinkHealth::default(),
         };
         self.store.put(Item::from_record(&key, &link)?, None).await?;
         Ok(previous.map(|p| p.ws_connection_id).filter(|id| id != ws_connection_id))
@@ -208,6 +234,44 @@ impl ConnectorRegistry {
         Ok(Some(conn))
     }
 
+    /// Records the given (`Some`) health fields on the link of a broker connection, if that link is still held
+    /// by `ws_connection_id` (a replaced or removed link is left alone). Returns whether a link was updated.
+    pub async fn record_link_health(
+        &self,
+        user_id: Uuid,
+        broker_connection_id: Uuid,
+        ws_connection_id: &str,
+        health: &LinkHealth,
+    ) -> Result<bool, StoreError> {
+        let time = |t: DateTime<Utc>| Value::from(t.to_rfc3339_opts(SecondsFormat::Micros, true));
+        let fields: [(&str, Option<Value>); 6] = [
+            ("last_heartbeat", health.last_heartbeat.map(time)),
+            ("last_message_at", health.last_message_at.map(time)),
+            ("latency_ms", health.latency_ms.map(Value::from)),
+            ("mt5_connected", health.mt5_connected.map(Value::from)),
+            ("positions_count", health.positions_count.map(|n| Value::from(u64::from(n)))),
+            ("positions_synced_at", health.positions_synced_at.map(time)),
+        ];
+        let mut update = Update::new();
+        let mut any = false;
+        for (attr, value) in fields {
+            if let Some(value) = value {
+                update = update.set(attr, value);
+                any = true;
+            }
+        }
+        if !any {
+            return Ok(false);
+        }
+        // An expired link counts as absent for conditions too: it is not revived.
+        let mine = Condition::Exists.and(Condition::eq("ws_connection_id", ws_connection_id));
+        match self.store.update(&link_key(user_id, broker_connection_id), update, Some(mine)).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_condition_failure() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The connector holding a broker connection now, if any.
     pub async fn link(&self, user_id: Uuid, broker_connection_id: Uuid) -> Result<Option<ConnectorLink>, StoreError> {
         self.live(self.store.get(&link_key(user_id, broker_connection_id)).await?).map(|i| i.to_record()).transpose()
@@ -219,7 +283,7 @@ impl ConnectorRegistry {
         let now = self.clock.epoch_seconds();
         let mut links: Vec<ConnectorLink> =
             page.items.into_iter().filter(|i| !i.is_expired(now)).map(|i| i.to_record()).collect::<Result<_, _>>()?;
-        links.sort_by(|a, b| b.connected_at.cmp(&a.connected_at));
+        links.sort_by_key(|l| std::cmp::Reverse(l.connected_at));
         Ok(links)
     }
 
