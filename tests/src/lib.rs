@@ -136,3 +136,147 @@ impl Gateway {
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("http client")
 }
+
+/// Environment for gateways in tests that register users: a fixed JWT secret, cheap argon2 parameters,
+/// generous request limits, no e-mail verification step.
+pub const TEST_ENV: &[(&str, &str)] = &[
+    ("NUSATRADE_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e-secret"),
+    ("NUSATRADE_ARGON2_MEMORY_KIB", "8192"),
+    ("NUSATRADE_ARGON2_ITERATIONS", "1"),
+    ("NUSATRADE_ARGON2_PARALLELISM", "1"),
+    ("NUSATRADE_RATE_LIMIT_AUTH_REQUESTS", "100000"),
+    ("NUSATRADE_RATE_LIMIT_REQUESTS", "1000000"),
+    ("NUSATRADE_REQUIRE_EMAIL_VERIFICATION", "false"),
+];
+
+/// Registers a user and returns its access token.
+pub async fn register(gw: &Gateway, email: &str) -> anyhow::Result<String> {
+    let r = http()
+        .post(gw.url("/api/v1/auth/register"))
+        .json(&serde_json::json!({"email": email, "password": "Str0ng!pass", "full_name": "E2E"}))
+        .send()
+        .await?;
+    if r.status() != 201 {
+        bail!("register {email}: {} {}", r.status(), r.text().await.unwrap_or_default());
+    }
+    let b: serde_json::Value = r.json().await?;
+    Ok(b["access_token"].as_str().context("access_token")?.to_owned())
+}
+
+/// Creates a broker connection (as the connector does after its MT5 login) and returns its id.
+pub async fn broker_connection(gw: &Gateway, token: &str) -> anyhow::Result<String> {
+    let r = http()
+        .post(gw.url("/api/v1/brokers/connections"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"broker_name": "Paper Broker", "account_number": "1234567", "server": "Paper-Demo"}))
+        .send()
+        .await?;
+    if r.status() != 201 {
+        bail!("create broker connection: {} {}", r.status(), r.text().await.unwrap_or_default());
+    }
+    let b: serde_json::Value = r.json().await?;
+    Ok(b["id"].as_str().context("id")?.to_owned())
+}
+
+/// A scripted MT5 connector on the real WebSocket: answers `TRADE_OPEN` / `TRADE_CLOSE` /
+/// `TRADE_MODIFY` with `TRADE_RESULT`s, filling at the prices the test sets per symbol, and records
+/// every command it received.
+pub struct TestConnector {
+    /// Every frame received, in order.
+    pub received: std::sync::Arc<tokio::sync::Mutex<Vec<serde_json::Value>>>,
+    /// Fill price per symbol for the next open/close (`symbol → price`).
+    pub prices: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestConnector {
+    /// Connects with `token` to broker connection `conn`, sends `AUTH` and waits for `WELCOME`.
+    pub async fn connect(gw: &Gateway, token: &str, conn: &str) -> anyhow::Result<TestConnector> {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+
+        let url = gw.ws_url(&format!("/connector/ws?token={token}&connection_id={conn}&token={token}"));
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+        ws.send(Message::Text(
+            serde_json::json!({"type": "AUTH", "token": token, "client_type": "connector"}).to_string().into(),
+        ))
+        .await?;
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await?.context("closed")??;
+            if let Message::Text(t) = msg {
+                let v: serde_json::Value = serde_json::from_str(&t)?;
+                if v["type"] == "WELCOME" {
+                    break;
+                }
+            }
+        }
+        let received = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
+        let prices = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, f64>::new()));
+        let (rec, px) = (received.clone(), prices.clone());
+        let task = tokio::spawn(async move {
+            let mut ticket = 500_000_000u64;
+            let mut tickets = std::collections::HashMap::<u64, String>::new();
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(t) = msg else { continue };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) else { continue };
+                rec.lock().await.push(v.clone());
+                let price_of = |sym: &str| px.lock().unwrap().get(sym).copied();
+                let reply = match v["type"].as_str() {
+                    Some("TRADE_OPEN") => {
+                        ticket += 1;
+                        let sym = v["symbol"].as_str().unwrap_or_default().to_owned();
+                        tickets.insert(ticket, sym.clone());
+                        serde_json::json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true,
+                            "ticket": ticket, "price": price_of(&sym), "retcode": 10009, "error": null})
+                    }
+                    Some("TRADE_CLOSE") => {
+                        let sym = v["symbol"].as_str().unwrap_or_default();
+                        serde_json::json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true,
+                            "price": price_of(sym), "error": null})
+                    }
+                    Some("TRADE_MODIFY") => {
+                        serde_json::json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true, "error": null})
+                    }
+                    _ => continue,
+                };
+                if ws.send(Message::Text(reply.to_string().into())).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(TestConnector { received, prices, task })
+    }
+
+    pub fn set_price(&self, symbol: &str, price: f64) {
+        self.prices.lock().unwrap().insert(symbol.to_owned(), price);
+    }
+
+    /// The commands of one `type` received so far.
+    pub async fn commands(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.received.lock().await.iter().filter(|v| v["type"] == kind).cloned().collect()
+    }
+}
+
+impl Drop for TestConnector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Polls `f` every 10 ms until it returns `Some`, for at most `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("condition not met within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

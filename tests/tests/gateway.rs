@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use nusatrade_tests::{Gateway, http};
+use nusatrade_tests::{Gateway, TEST_ENV, broker_connection, http, register};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::StatusCode};
 
@@ -55,16 +55,52 @@ async fn unknown_routes_and_methods_answer_json() {
     assert!(r.json::<Value>().await.unwrap()["detail"].is_string());
 }
 
+/// A browser URL with a real token.
+async fn client_url(gw: &Gateway) -> String {
+    let token = register(gw, "browser@example.com").await.unwrap();
+    gw.ws_url(&format!("/connector/client?token={token}"))
+}
+
+/// A connector URL with a real token and broker connection, the token repeated as the original
+/// connector does.
+async fn connector_url(gw: &Gateway, email: &str) -> String {
+    let token = register(gw, email).await.unwrap();
+    let conn = broker_connection(gw, &token).await.unwrap();
+    gw.ws_url(&format!("/connector/ws?token={token}&connection_id={conn}&token={token}"))
+}
+
+fn rejected_with(err: tokio_tungstenite::tungstenite::Error) -> StatusCode {
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => resp.status(),
+        other => panic!("expected an HTTP rejection, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn websocket_connect_is_decided_before_the_upgrade() {
-    let gw = Gateway::start(&[]).await.unwrap();
+    let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
+    // Missing parameters: 403 like the original; a bad token: 401.
     for path in ["/connector/ws?connection_id=x", "/connector/client"] {
         let err = tokio_tungstenite::connect_async(gw.ws_url(path)).await.unwrap_err();
-        match err {
-            tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status(), StatusCode::FORBIDDEN),
-            other => panic!("expected an HTTP rejection, got {other:?}"),
-        }
+        assert_eq!(rejected_with(err), StatusCode::FORBIDDEN, "{path}");
     }
+    for path in ["/connector/ws?token=bad&connection_id=x", "/connector/client?token=bad"] {
+        let err = tokio_tungstenite::connect_async(gw.ws_url(path)).await.unwrap_err();
+        assert_eq!(rejected_with(err), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // A valid token with someone else's (or no such) broker connection: 403.
+    let owner = register(&gw, "owner@example.com").await.unwrap();
+    let conn = broker_connection(&gw, &owner).await.unwrap();
+    let other = register(&gw, "other@example.com").await.unwrap();
+    for (token, id) in
+        [(&other, conn.as_str()), (&owner, "not-a-uuid"), (&owner, "0190f0b2-7c1e-7a3d-9b2c-5e4f3a2b1c0d")]
+    {
+        let url = gw.ws_url(&format!("/connector/ws?token={token}&connection_id={id}"));
+        let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+        assert_eq!(rejected_with(err), StatusCode::FORBIDDEN);
+    }
+    let url = gw.ws_url(&format!("/connector/ws?token={owner}&connection_id={conn}"));
+    tokio_tungstenite::connect_async(url).await.expect("the owner's connector is accepted");
 }
 
 async fn next_json<S>(ws: &mut S) -> Value
@@ -81,10 +117,12 @@ where
 
 #[tokio::test]
 async fn websocket_messages_are_routed_by_type() {
-    let gw = Gateway::start(&[]).await.unwrap();
+    let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
     // the original connector repeats the token parameter; that is accepted
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(gw.ws_url("/connector/ws?token=a&connection_id=c&token=a")).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(connector_url(&gw, "conn@example.com").await).await.unwrap();
+    ws.send(Message::Text(r#"{"type":"AUTH","client_type":"connector"}"#.into())).await.unwrap();
+    let welcome = next_json(&mut ws).await;
+    assert_eq!((&welcome["type"], &welcome["heartbeat_interval"]), (&Value::from("WELCOME"), &Value::from(30)));
     ws.send(Message::Text(r#"{"type":"PING"}"#.into())).await.unwrap();
     assert_eq!(next_json(&mut ws).await["type"], "PONG");
     ws.send(Message::Text(r#"{"type":"HEARTBEAT"}"#.into())).await.unwrap();
@@ -113,8 +151,8 @@ where
 
 #[tokio::test]
 async fn idle_websocket_is_closed_and_activity_keeps_it_open() {
-    let gw = Gateway::start(&["--ws-idle-timeout", "2"]).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(gw.ws_url("/connector/client?token=t")).await.unwrap();
+    let gw = Gateway::start_with_env(&["--ws-idle-timeout", "2"], TEST_ENV).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(client_url(&gw).await).await.unwrap();
     // activity every 0.5 s for 3 s keeps it open past the 2 s idle timeout
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -128,8 +166,8 @@ async fn idle_websocket_is_closed_and_activity_keeps_it_open() {
 
 #[tokio::test]
 async fn websocket_maximum_duration_is_enforced() {
-    let gw = Gateway::start(&["--ws-max-duration", "2"]).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(gw.ws_url("/connector/client?token=t")).await.unwrap();
+    let gw = Gateway::start_with_env(&["--ws-max-duration", "2"], TEST_ENV).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(client_url(&gw).await).await.unwrap();
     let keep_busy = async {
         loop {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -143,8 +181,8 @@ async fn websocket_maximum_duration_is_enforced() {
 
 #[tokio::test]
 async fn oversized_websocket_message_closes_the_connection() {
-    let gw = Gateway::start(&[]).await.unwrap();
-    let req = gw.ws_url("/connector/ws?token=t&connection_id=c").into_client_request().unwrap();
+    let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
+    let req = connector_url(&gw, "big@example.com").await.into_client_request().unwrap();
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let big = format!(r#"{{"type":"PING","pad":"{}"}}"#, "x".repeat(129 * 1024));
     let _ = ws.send(Message::Text(big.into())).await;
@@ -154,8 +192,8 @@ async fn oversized_websocket_message_closes_the_connection() {
 
 #[tokio::test]
 async fn sigterm_closes_websockets_and_exits_cleanly() {
-    let gw = Gateway::start(&[]).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(gw.ws_url("/connector/client?token=t")).await.unwrap();
+    let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(client_url(&gw).await).await.unwrap();
     ws.send(Message::Text(r#"{"type":"PING"}"#.into())).await.unwrap();
     assert_eq!(next_json(&mut ws).await["type"], "PONG");
     let closed = tokio::spawn(async move { close_code(&mut ws, Duration::from_secs(10)).await });

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use axum::Router;
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
+use nusatrade_app::brokers;
 use nusatrade_app::connector::channels;
 use nusatrade_app::http::{health, layers};
 use nusatrade_app::ports::{Clock, Ports, RandomIds, SystemClock};
@@ -122,17 +123,27 @@ impl LocalPlatform {
             environment: "local".into(),
         });
         let limits = Some(self.auth.request_limits());
-        let sizing = sizing::router(self.auth.authenticator(), limits.clone());
+        let authn = self.auth.authenticator();
+        let sizing = sizing::router(authn.clone(), limits.clone());
         let orders = orders::routes::router(
-            orders::routes::OrdersState { auth: self.auth.authenticator(), orders: self.orders.clone() },
-            limits,
+            orders::routes::OrdersState { auth: authn.clone(), orders: self.orders.clone() },
+            limits.clone(),
         );
-        layers::platform(Router::new().merge(health).merge(auth::router(self.auth.clone())).merge(sizing).merge(orders))
+        let brokers = brokers::routes::router(brokers::routes::BrokersState::new(authn, &self.ports), limits);
+        layers::platform(
+            Router::new()
+                .merge(health)
+                .merge(auth::router(self.auth.clone()))
+                .merge(sizing)
+                .merge(orders)
+                .merge(brokers),
+        )
     }
 
     /// The connector and browser WebSocket APIs, over the same order service as the HTTP routes.
     pub fn ws_apis(&self) -> WsApis {
-        let (connector, client) = channels::channels(self.auth.authenticator(), self.orders.clone());
+        let brokers = brokers::service::BrokerService::new(&self.ports);
+        let (connector, client) = channels::channels(self.auth.authenticator(), self.orders.clone(), brokers);
         WsApis { connector, client }
     }
 }

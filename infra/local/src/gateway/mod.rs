@@ -68,14 +68,22 @@ impl Gateway {
     /// Serves until `signal` resolves, then closes WebSockets (1001) and drains HTTP requests.
     pub async fn serve(self, signal: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let Gateway { listener, app, shutdown_tx } = self;
+        let shutdown_tx = Arc::new(shutdown_tx);
         let make = app.into_make_service_with_connect_info::<SocketAddr>();
+        let tx = shutdown_tx.clone();
         axum::serve(listener, make)
             .with_graceful_shutdown(async move {
                 signal.await;
                 tracing::info!("shutting down: closing websockets, draining requests");
-                let _ = shutdown_tx.send(true);
+                let _ = tx.send(true);
             })
-            .await
+            .await?;
+        // Upgraded WebSockets are not tracked by the HTTP server's graceful shutdown: each socket task
+        // holds a shutdown receiver until it has sent its close frame and run `$disconnect`.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), shutdown_tx.closed()).await.is_err() {
+            tracing::warn!("websockets still closing after 5 s; exiting anyway");
+        }
+        Ok(())
     }
 }
 

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::protocol::{TradeResult, decimal};
 use super::registry::{AccountSnapshot, ConnectorRegistry, WsConnection};
 use crate::auth::Authenticator;
-use crate::brokers::broker_key;
+use crate::brokers::service::BrokerService;
 use crate::trading::orders::OrderService;
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
 
@@ -62,11 +62,12 @@ pub struct ConnectorChannel {
     pub auth: Authenticator,
     pub registry: ConnectorRegistry,
     pub orders: OrderService,
+    pub brokers: BrokerService,
 }
 
 impl ConnectorChannel {
-    pub fn new(auth: Authenticator, orders: OrderService) -> Self {
-        ConnectorChannel { auth, registry: orders.registry.clone(), orders }
+    pub fn new(auth: Authenticator, orders: OrderService, brokers: BrokerService) -> Self {
+        ConnectorChannel { auth, registry: orders.registry.clone(), orders, brokers }
     }
 
     async fn account(&self, conn: &WsConnection, m: &Map<String, Value>) -> Option<String> {
@@ -131,7 +132,7 @@ impl WsHandler for ConnectorChannel {
 
     async fn connect(&self, req: ConnectRequest) -> ConnectDecision {
         let Some(token) = req.param("token").filter(|t| !t.is_empty()) else {
-            return reject(401, "Missing token");
+            return reject(403, "Missing token");
         };
         let user = match self.auth.authenticate(token).await {
             Ok(u) => u,
@@ -140,9 +141,9 @@ impl WsHandler for ConnectorChannel {
         let Some(broker) = req.param("connection_id").and_then(|c| Uuid::try_parse(c.trim()).ok()) else {
             return reject(403, "Connection not found or access denied");
         };
-        match self.auth.store.get(&broker_key(user.id, broker)).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return reject(403, "Connection not found or access denied"),
+        match self.brokers.owns(user.id, broker).await {
+            Ok(true) => {}
+            Ok(false) => return reject(403, "Connection not found or access denied"),
             Err(e) => {
                 warn!(error = %e, "connector $connect: store unavailable");
                 return reject(503, "Service unavailable");
@@ -154,6 +155,9 @@ impl WsHandler for ConnectorChannel {
                 if let Some(old) = replaced {
                     // The newer connector holds the broker connection; the older socket is closed.
                     let _ = self.orders.push.close(&old).await;
+                }
+                if let Err(e) = self.brokers.mark_connected(user.id, broker, self.registry.clock.now()).await {
+                    warn!(error = %e, "could not mark the broker connection active");
                 }
                 ConnectDecision::Accept
             }
@@ -207,6 +211,11 @@ impl WsHandler for ConnectorChannel {
         match self.registry.unregister(connection_id).await {
             Ok(Some(conn)) => {
                 info!(ws = %connection_id, user = %conn.user_id, "connector disconnected");
+                if let Some(broker) = conn.broker_connection_id
+                    && let Err(e) = self.brokers.mark_disconnected(conn.user_id, broker).await
+                {
+                    warn!(error = %e, "could not mark the broker connection inactive");
+                }
                 let msg = json!({"type": "CONNECTOR_DISCONNECTED", "connection_id": conn.broker_connection_id, "timestamp": now_iso()});
                 self.orders.broadcast(conn.user_id, &msg).await;
             }
@@ -237,7 +246,7 @@ impl WsHandler for BrowserChannel {
 
     async fn connect(&self, req: ConnectRequest) -> ConnectDecision {
         let Some(token) = req.param("token").filter(|t| !t.is_empty()) else {
-            return reject(401, "Missing token");
+            return reject(403, "Missing token");
         };
         let user = match self.auth.authenticate(token).await {
             Ok(u) => u,
@@ -268,7 +277,11 @@ impl WsHandler for BrowserChannel {
 }
 
 /// Both channels over one order service.
-pub fn channels(auth: Authenticator, orders: OrderService) -> (Arc<ConnectorChannel>, Arc<BrowserChannel>) {
+pub fn channels(
+    auth: Authenticator,
+    orders: OrderService,
+    brokers: BrokerService,
+) -> (Arc<ConnectorChannel>, Arc<BrowserChannel>) {
     let browser = BrowserChannel::new(auth.clone(), orders.registry.clone());
-    (Arc::new(ConnectorChannel::new(auth, orders)), Arc::new(browser))
+    (Arc::new(ConnectorChannel::new(auth, orders, brokers)), Arc::new(browser))
 }

@@ -48,8 +48,12 @@ pub enum ApiError {
     TooManyRequests { detail: String, retry_after: u64 },
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A dependency failed: logged, the client sees only "Service temporarily unavailable".
     #[error("{0}")]
     Unavailable(String),
+    /// 503 whose message is meant for the client (e.g. "MT5 connector is not online").
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// Logged in full; the client sees only "Internal server error".
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,7 +70,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,7 +103,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::ServiceUnavailable(_) => {
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

@@ -150,7 +150,7 @@ impl From<TradingError> for ApiError {
                 Value::Null,
             )]),
             TradingError::ConnectorOffline | TradingError::NotSent(_) | TradingError::Busy => {
-                ApiError::Unavailable(msg)
+                ApiError::ServiceUnavailable(msg)
             }
             TradingError::Store(s) => s.into(),
         }

@@ -1,0 +1,128 @@
+//! Load tool: order round trips through the local gateway (issue 4 benchmark).
+//!
+//! Starts the gateway binary (`NUSATRADE_BIN`, e.g. `target/release/nusatrade`), registers `--users`
+//! traders, each with a broker connection and a scripted connector on the real WebSocket that fills
+//! every `TRADE_OPEN` at once, then runs `--concurrency` workers for `--seconds`: each places an order
+//! (`POST /trading/orders`) and polls `GET /trading/orders/{id}` until it reads `open`. The latency of
+//! one round trip is POST sent → `open` read. Prints throughput and latency percentiles.
+//!
+//! ```sh
+//! cargo build --release -p nusatrade-local
+//! NUSATRADE_BIN=target/release/nusatrade cargo run --release -p nusatrade-tests --example order_roundtrip -- \
+//!     --users 16 --concurrency 16 --seconds 10
+//! ```
+//!
+//! Request limits are switched off and each user may hold 1,000 open positions, so the run measures
+//! the order path, not the limiter.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nusatrade_tests::{Gateway, TEST_ENV, TestConnector, broker_connection, http, register};
+use serde_json::{Value, json};
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let users = arg("--users", 16) as usize;
+    let concurrency = arg("--concurrency", 16) as usize;
+    let seconds = arg("--seconds", 10);
+    let mut env: Vec<(&str, &str)> = TEST_ENV.to_vec();
+    env.push(("NUSATRADE_RATE_LIMIT_ENABLED", "false"));
+    env.push(("NUSATRADE_MAX_OPEN_POSITIONS", "1000"));
+    env.push(("RUST_LOG", "warn"));
+    let gw = Arc::new(Gateway::start_with_env(&[], &env).await?);
+
+    let mut traders = Vec::new();
+    for u in 0..users {
+        let token = register(&gw, &format!("load{u}@example.com")).await?;
+        let conn = broker_connection(&gw, &token).await?;
+        let connector = TestConnector::connect(&gw, &token, &conn).await?;
+        connector.set_price("EURUSD", 1.0850);
+        traders.push((token, connector));
+    }
+    let tokens: Arc<Vec<String>> = Arc::new(traders.iter().map(|(t, _)| t.clone()).collect());
+    println!("gateway {} · {users} users · {concurrency} workers · {seconds} s", gw.base);
+
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let client = http();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (gw, tokens, client) = (gw.clone(), tokens.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            let token = &tokens[w % tokens.len()];
+            let mut lat = Vec::new();
+            let mut failures = 0u64;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let r = client
+                    .post(gw.url("/api/v1/trading/orders"))
+                    .bearer_auth(token)
+                    .json(&json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.01, "price": 1.085}))
+                    .send()
+                    .await;
+                let Ok(r) = r else {
+                    failures += 1;
+                    continue;
+                };
+                if r.status() != 201 {
+                    failures += 1;
+                    if r.status() == 400 {
+                        break; // position limit reached for this user
+                    }
+                    continue;
+                }
+                let b: Value = r.json().await.unwrap_or(Value::Null);
+                let id = b["trade"]["id"].as_str().unwrap_or_default().to_owned();
+                let url = gw.url(&format!("/api/v1/trading/orders/{id}"));
+                loop {
+                    let o: Value = client.get(&url).bearer_auth(token).send().await?.json().await?;
+                    if o["status"] == "open" {
+                        break;
+                    }
+                    if t0.elapsed() > Duration::from_secs(5) {
+                        anyhow::bail!("order {id} not open after 5 s: {o}");
+                    }
+                }
+                lat.push(t0.elapsed());
+            }
+            anyhow::Ok((lat, failures))
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for t in tasks {
+        let (lat, f) = t.await??;
+        all.extend(lat);
+        failures += f;
+    }
+    let elapsed = started.elapsed().max(Duration::from_secs(seconds));
+    all.sort();
+    println!(
+        "round trips: {}  failures: {failures}  throughput: {:.0} orders/s",
+        all.len(),
+        all.len() as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "latency POST → open readable: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        pct(&all, 0.50).as_secs_f64() * 1e3,
+        pct(&all, 0.90).as_secs_f64() * 1e3,
+        pct(&all, 0.99).as_secs_f64() * 1e3,
+        all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    drop(traders);
+    Ok(())
+}
