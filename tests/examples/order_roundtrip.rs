@@ -2,9 +2,11 @@
 //!
 //! Starts the gateway binary (`NUSATRADE_BIN`, e.g. `target/release/nusatrade`), registers `--users`
 //! traders, each with a broker connection and a scripted connector on the real WebSocket that fills
-//! every `TRADE_OPEN` at once, then runs `--concurrency` workers for `--seconds`: each places an order
-//! (`POST /trading/orders`) and polls `GET /trading/orders/{id}` until it reads `open`. The latency of
-//! one round trip is POST sent → `open` read. Prints throughput and latency percentiles.
+//! every `TRADE_OPEN` at once, and a dashboard WebSocket per user, then runs `--concurrency` workers
+//! for `--seconds`: each places an order (`POST /trading/orders`), waits for the dashboard's
+//! `ORDER_UPDATE` saying `open` (no busy polling competing with the gateway for the CPU), and reads
+//! `GET /trading/orders/{id}` to confirm `open` is readable. The latency of one round trip is POST sent
+//! → `open` read back. Prints throughput and latency percentiles.
 //!
 //! ```sh
 //! cargo build --release -p nusatrade-local
@@ -15,8 +17,13 @@
 //! Request limits are switched off and each user may hold 1,000 open positions, so the run measures
 //! the order path, not the limiter.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
 
 use nusatrade_tests::{Gateway, TEST_ENV, TestConnector, broker_connection, http, register};
 use serde_json::{Value, json};
@@ -24,6 +31,55 @@ use serde_json::{Value, json};
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Order id → who waits for its `open` update (or the update that came first).
+enum Slot {
+    Waiting(oneshot::Sender<()>),
+    Arrived,
+}
+type Waiters = Arc<Mutex<HashMap<String, Slot>>>;
+
+/// Reads a user's dashboard socket and wakes the worker waiting for each order's `open` update.
+async fn dashboard(gw: &Gateway, token: &str) -> anyhow::Result<Waiters> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(gw.ws_url(&format!("/connector/client?token={token}"))).await?;
+    let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
+    let w = waiters.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = ws.next().await {
+            let Message::Text(t) = msg else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(&t) else { continue };
+            if v["type"] != "ORDER_UPDATE" || v["order"]["status"] != "open" {
+                continue;
+            }
+            let id = v["order"]["id"].as_str().unwrap_or_default().to_owned();
+            let mut map = w.lock().unwrap();
+            match map.remove(&id) {
+                Some(Slot::Waiting(tx)) => {
+                    let _ = tx.send(());
+                }
+                _ => {
+                    map.insert(id, Slot::Arrived);
+                }
+            }
+        }
+    });
+    Ok(waiters)
+}
+
+async fn opened(waiters: &Waiters, id: &str) {
+    let rx = {
+        let mut map = waiters.lock().unwrap();
+        match map.remove(id) {
+            Some(Slot::Arrived) => return,
+            _ => {
+                let (tx, rx) = oneshot::channel();
+                map.insert(id.to_owned(), Slot::Waiting(tx));
+                rx
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -51,9 +107,11 @@ async fn main() -> anyhow::Result<()> {
         let conn = broker_connection(&gw, &token).await?;
         let connector = TestConnector::connect(&gw, &token, &conn).await?;
         connector.set_price("EURUSD", 1.0850);
-        traders.push((token, connector));
+        let waiters = dashboard(&gw, &token).await?;
+        traders.push((token, connector, waiters));
     }
-    let tokens: Arc<Vec<String>> = Arc::new(traders.iter().map(|(t, _)| t.clone()).collect());
+    let tokens: Arc<Vec<(String, Waiters)>> =
+        Arc::new(traders.iter().map(|(t, _, w)| (t.clone(), w.clone())).collect());
     println!("gateway {} · {users} users · {concurrency} workers · {seconds} s", gw.base);
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -62,10 +120,13 @@ async fn main() -> anyhow::Result<()> {
     for w in 0..concurrency {
         let (gw, tokens, client) = (gw.clone(), tokens.clone(), client.clone());
         tasks.push(tokio::spawn(async move {
-            let token = &tokens[w % tokens.len()];
             let mut lat = Vec::new();
             let mut failures = 0u64;
+            let mut n = 0usize;
             while Instant::now() < deadline {
+                // Workers rotate over the users, so every user's position limit is used.
+                let (token, waiters) = &tokens[(w + n * concurrency) % tokens.len()];
+                n += 1;
                 let t0 = Instant::now();
                 let r = client
                     .post(gw.url("/api/v1/trading/orders"))
@@ -79,14 +140,12 @@ async fn main() -> anyhow::Result<()> {
                 };
                 if r.status() != 201 {
                     failures += 1;
-                    if r.status() == 400 {
-                        break; // position limit reached for this user
-                    }
                     continue;
                 }
                 let b: Value = r.json().await.unwrap_or(Value::Null);
                 let id = b["trade"]["id"].as_str().unwrap_or_default().to_owned();
                 let url = gw.url(&format!("/api/v1/trading/orders/{id}"));
+                opened(waiters, &id).await;
                 loop {
                     let o: Value = client.get(&url).bearer_auth(token).send().await?.json().await?;
                     if o["status"] == "open" {
@@ -109,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
         all.extend(lat);
         failures += f;
     }
-    let elapsed = started.elapsed().max(Duration::from_secs(seconds));
+    let elapsed = started.elapsed();
     all.sort();
     println!(
         "round trips: {}  failures: {failures}  throughput: {:.0} orders/s",

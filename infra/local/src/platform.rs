@@ -108,7 +108,10 @@ impl LocalPlatform {
             clock,
             ids: Arc::new(RandomIds),
         };
-        let auth = AuthService::new(local_auth_config(&dir)?, ports.clone())
+        // Request-limit windows live in memory: one process serves every request here.
+        let counters = EmbeddedStore::temporary(ports.clock.clone())
+            .map_err(|source| PlatformError::Store { dir: dir.clone(), source })?;
+        let auth = AuthService::with_counter_store(local_auth_config(&dir)?, ports.clone(), Arc::new(counters))
             .map_err(|e| PlatformError::Auth(e.to_string()))?;
         let orders = OrderService::new(&ports, TradingConfig::from_env().map_err(PlatformError::Trading)?);
         Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth, orders })

@@ -147,10 +147,23 @@ fn locked(retry_after: u64) -> ApiError {
 
 impl AuthService {
     pub fn new(config: AuthConfig, ports: Ports) -> Result<Self, HashError> {
+        let counters = ports.store.clone();
+        Self::with_counter_store(config, ports, counters)
+    }
+
+    /// [`new`](Self::new) with the request-limit counters (short fixed windows, see `ratelimit`) kept in
+    /// `counters` instead of the main store. The single-process local gateway keeps them in memory: they
+    /// only need to be shared by the instances that serve requests, and a restart merely resets the
+    /// current windows. Lock-outs, sessions and everything else stay in the main store.
+    pub fn with_counter_store(
+        config: AuthConfig,
+        ports: Ports,
+        counters: Arc<dyn crate::ports::ItemStore>,
+    ) -> Result<Self, HashError> {
         let tokens = TokenService::new(&config.jwt_secret, config.access_ttl, config.refresh_ttl, ports.clock.clone());
         let hasher =
             PasswordHasher::with_queue_timeout(config.argon2, config.hash_concurrency, config.hash_queue_timeout)?;
-        let limiter = RateLimiter::new(ports.store.clone(), ports.clock.clone());
+        let limiter = RateLimiter::new(counters, ports.clock.clone());
         let lockout = Lockout::new(
             ports.store.clone(),
             ports.clock.clone(),
