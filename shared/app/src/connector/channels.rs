@@ -108,18 +108,17 @@ impl ConnectorChannel {
             Ok(r) => r,
             Err(e) => return error_reply(&e.to_string()),
         };
-        match self.orders.apply_trade_result(conn.user_id, &result).await {
-            Ok(outcome) => info!(ws = %conn.ws_connection_id, ?outcome, "TRADE_RESULT"),
-            // The ack is not lost: the order stays in flight and reconciliation reads MT5.
-            Err(e) => warn!(ws = %conn.ws_connection_id, error = %e, "could not apply TRADE_RESULT"),
-        }
         let mut relay = m.clone();
         relay.insert("type".into(), "TRADE_RESULT".into());
         relay.insert("connection_id".into(), json!(conn.broker_connection_id));
         if let Some(rid) = result.command() {
             relay.insert("order_id".into(), json!(rid.order_id));
         }
-        self.orders.broadcast(conn.user_id, &Value::Object(relay)).await;
+        match self.orders.apply_trade_result_and_relay(conn.user_id, &result, Some(Value::Object(relay))).await {
+            Ok(outcome) => info!(ws = %conn.ws_connection_id, ?outcome, "TRADE_RESULT"),
+            // The ack is not lost: the order stays in flight and reconciliation reads MT5.
+            Err(e) => warn!(ws = %conn.ws_connection_id, error = %e, "could not apply TRADE_RESULT"),
+        }
         None
     }
 }

@@ -708,7 +708,24 @@ impl OrderService {
     /// state and version; duplicates, late and stale acks change nothing; an ack naming another user's order
     /// finds nothing (the key includes the connection's user).
     pub async fn apply_trade_result(&self, user: Uuid, result: &TradeResult) -> TradingResult<AckOutcome> {
-        let Some(rid) = result.command() else { return Ok(AckOutcome::NotAnOrderCommand) };
+        self.apply_trade_result_and_relay(user, result, None).await
+    }
+
+    /// [`apply_trade_result`](Self::apply_trade_result), also relaying `relay` (the connector's
+    /// `TRADE_RESULT` as the dashboards receive it) in the same fan-out as the `ORDER_UPDATE`: one lookup
+    /// of the user's dashboards per ack.
+    pub async fn apply_trade_result_and_relay(
+        &self,
+        user: Uuid,
+        result: &TradeResult,
+        relay: Option<Value>,
+    ) -> TradingResult<AckOutcome> {
+        let Some(rid) = result.command() else {
+            if let Some(r) = relay {
+                self.broadcast_all(user, &[r]).await;
+            }
+            return Ok(AckOutcome::NotAnOrderCommand);
+        };
         let now = self.clock.now();
         let (had_price, profit) = (result.price.is_some(), result.profit);
         let result = result.clone();
@@ -721,19 +738,27 @@ impl OrderService {
         };
         let out = self.apply_event(user, rid.order_id, event, extra).await;
         let out = match out {
-            Err(TradingError::NotFound) => return Ok(AckOutcome::UnknownOrder),
-            other => other?,
+            Err(TradingError::NotFound) => AckOutcome::UnknownOrder,
+            Err(e) => {
+                if let Some(r) = relay {
+                    self.broadcast_all(user, &[r]).await;
+                }
+                return Err(e);
+            }
+            Ok(out) => out,
         };
+        let mut messages: Vec<Value> = relay.into_iter().collect();
         match &out {
             AckOutcome::Applied(o) => {
                 info!(order = %o.id, status = %o.status, version = o.version, "ack applied");
-                self.notify(o).await;
+                messages.push(order_update(o));
             }
             AckOutcome::Refused(o, why) => {
                 warn!(order = %o.id, status = %o.status, refused = %why, "ack refused; reconciliation will look at it");
             }
             _ => {}
         }
+        self.broadcast_all(user, &messages).await;
         Ok(out)
     }
 
@@ -878,6 +903,14 @@ impl OrderService {
 
     /// Sends a message to every dashboard of a user.
     pub async fn broadcast(&self, user: Uuid, message: &Value) {
+        self.broadcast_all(user, std::slice::from_ref(message)).await;
+    }
+
+    /// Sends messages, in order, to every dashboard of a user (one lookup of the dashboards).
+    pub async fn broadcast_all(&self, user: Uuid, messages: &[Value]) {
+        if messages.is_empty() {
+            return;
+        }
         let browsers = match self.registry.browsers(user).await {
             Ok(b) => b,
             Err(e) => {
@@ -888,14 +921,17 @@ impl OrderService {
         if browsers.is_empty() {
             return;
         }
-        let body = Bytes::from(message.to_string());
-        for ws in browsers {
-            match self.push.post(&ws, body.clone()).await {
-                Ok(PushOutcome::Delivered) => {}
-                Ok(PushOutcome::Gone) => {
-                    let _ = self.registry.unregister(&ws).await;
+        let bodies: Vec<Bytes> = messages.iter().map(|m| Bytes::from(m.to_string())).collect();
+        'browsers: for ws in browsers {
+            for body in &bodies {
+                match self.push.post(&ws, body.clone()).await {
+                    Ok(PushOutcome::Delivered) => {}
+                    Ok(PushOutcome::Gone) => {
+                        let _ = self.registry.unregister(&ws).await;
+                        continue 'browsers;
+                    }
+                    Err(e) => warn!(ws = %ws, error = %e, "dashboard push failed"),
                 }
-                Err(e) => warn!(ws = %ws, error = %e, "dashboard push failed"),
             }
         }
     }
