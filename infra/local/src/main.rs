@@ -1,6 +1,7 @@
 //! `nusatrade`: the whole platform on a laptop.
 //!
-//! `nusatrade serve` starts the local gateway (HTTP API + WebSocket APIs) on the embedded store.
+//! `nusatrade serve` starts the local gateway (HTTP API + WebSocket APIs) on the embedded store;
+//! `nusatrade connector` runs a simulated MT5 connector against a server.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 use nusatrade_local::gateway::{self, Gateway, GatewayConfig, WsLimits};
 use nusatrade_local::logging::{self, LogFormat};
 use nusatrade_local::platform::LocalPlatform;
+use nusatrade_local::sim;
 
 #[derive(Parser, Debug)]
 #[command(name = "nusatrade", version, about = "NusaTrade platform: local gateway and tools")]
@@ -26,6 +28,8 @@ struct Cli {
 enum Command {
     /// Start the platform: HTTP API and WebSocket APIs on the embedded store.
     Serve(ServeArgs),
+    /// Run a simulated MT5 connector (paper account) against a NusaTrade server.
+    Connector(Box<sim::cli::ConnectorArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -42,6 +46,9 @@ struct ServeArgs {
     /// WebSocket maximum connection duration in seconds (API Gateway: 7200).
     #[arg(long, env = "NUSATRADE_WS_MAX_DURATION", default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     ws_max_duration: u64,
+    /// Also run a demo user (demo@nusatrade.local) and a simulated MT5 connector in this process.
+    #[arg(long)]
+    with_sim_connector: bool,
 }
 
 fn main() -> ExitCode {
@@ -58,6 +65,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(args, started).await,
+            Command::Connector(args) => sim::cli::run(*args).await.map_err(anyhow::Error::from),
         }
     });
     match result {
@@ -91,9 +99,20 @@ async fn serve(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
         ready_ms = started.elapsed().as_secs_f64() * 1000.0,
         "gateway ready"
     );
-    // The one line on stdout: harnesses wait for it to learn the address.
+    // The first line on stdout: harnesses wait for it to learn the address.
     println!("NusaTrade listening on http://{addr}");
-    gw.serve(gateway::shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let demo = if args.with_sim_connector { Some(sim::demo::spawn(&args.data_dir, addr, stop_rx)?) } else { None };
+    gw.serve(async move {
+        gateway::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await?;
+    if let Some(task) = demo
+        && tokio::time::timeout(Duration::from_secs(3), task).await.is_err()
+    {
+        tracing::warn!("the demo connector did not stop within 3 s");
+    }
     tracing::info!("stopped");
     Ok(())
 }

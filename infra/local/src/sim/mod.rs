@@ -1,11 +1,18 @@
-//! A paper MT5 broker for the simulated connector: price feeds ([`feed`]) and a paper trading account
-//! ([`paper`]) that fills market orders at bid/ask, tracks floating P/L and margin, and closes positions on stop
-//! loss / take profit.
+//! The simulated MT5 connector (issue #5).
 //!
-//! Pure and deterministic: no I/O except reading a candle file on request, no networking, no wall clock (times
-//! come from ticks and requests), no protocol JSON. Money, prices and volumes are [`rust_decimal::Decimal`]; the
-//! instrument rules come from [`nusatrade_domain::instrument`].
+//! The paper MT5 broker: price feeds ([`feed`]) and a paper trading account ([`paper`]) that fills market orders
+//! at bid/ask, tracks floating P/L and margin, and closes positions on stop loss / take profit. Pure and
+//! deterministic: no I/O except reading a candle file on request, no networking, no wall clock (times come from
+//! ticks and requests), no protocol JSON. Money, prices and volumes are [`rust_decimal::Decimal`]; the instrument
+//! rules come from [`nusatrade_domain::instrument`].
+//!
+//! Around it: the connector itself ([`connector`]: HTTP login, broker connection, the WebSocket session and the
+//! command handler), its command line ([`cli`], `nusatrade connector`) and the in-process demo ([`demo`],
+//! `nusatrade serve --with-sim-connector`).
 
+pub mod cli;
+pub mod connector;
+pub mod demo;
 pub mod feed;
 pub mod paper;
 
