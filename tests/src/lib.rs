@@ -280,3 +280,43 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Sends an authenticated JSON request (optionally with an `Idempotency-Key`); returns the status and the
+/// JSON body (`null` when the body is not JSON).
+pub async fn send_with(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+    idempotency_key: Option<&str>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = http().request(method.parse().expect("HTTP method"), gw.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    if let Some(k) = idempotency_key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let r = req.send().await.expect("request");
+    let s = r.status();
+    (s, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// [`send_with`] without an idempotency key.
+pub async fn send(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    send_with(gw, method, path, token, body, None).await
+}
+
+/// The item with `id` and `status` in the JSON array a list route (`positions`, `history`) returns.
+pub async fn find_listed(gw: &Gateway, token: &str, path: &str, id: &str, status: &str) -> Option<serde_json::Value> {
+    let (s, list) = send(gw, "GET", path, token, None).await;
+    assert_eq!(s, 200, "{list}");
+    list.as_array()?.iter().find(|o| o["id"] == id && o["status"] == status).cloned()
+}

@@ -6,40 +6,12 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use nusatrade_tests::{Gateway, TEST_ENV, TestConnector, broker_connection, eventually, http, register};
+use nusatrade_tests::{
+    Gateway, TEST_ENV, TestConnector, broker_connection, eventually, find_listed, http, register, send, send_with,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-
-async fn send(gw: &Gateway, method: &str, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
-    send_with(gw, method, path, token, body, None).await
-}
-
-async fn send_with(
-    gw: &Gateway,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-    idem: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut req = http().request(method.parse().unwrap(), gw.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    if let Some(k) = idem {
-        req = req.header("Idempotency-Key", k);
-    }
-    let r = req.send().await.unwrap();
-    let s = r.status();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn find(gw: &Gateway, token: &str, path: &str, id: &str, status: &str) -> Option<Value> {
-    let (s, list) = send(gw, "GET", path, token, None).await;
-    assert_eq!(s, 200, "{list}");
-    list.as_array()?.iter().find(|o| o["id"] == id && o["status"] == status).cloned()
-}
 
 /// One round trip: returns the closed trade from the history.
 async fn round_trip(
@@ -63,7 +35,7 @@ async fn round_trip(
     let id = placed["trade"]["id"].as_str().unwrap().to_owned();
     assert_eq!(placed["mt5_execution"]["request_id"], id.as_str());
 
-    let pos = eventually(Duration::from_secs(5), || find(gw, token, "/api/v1/trading/positions", &id, "open"))
+    let pos = eventually(Duration::from_secs(5), || find_listed(gw, token, "/api/v1/trading/positions", &id, "open"))
         .await
         .expect("the ack makes it open");
     assert_eq!(pos["open_price"], open);
@@ -79,7 +51,7 @@ async fn round_trip(
             .await;
     assert_eq!(s, 200, "{closing}");
     assert_eq!(closing["trade"]["status"], "close_pending");
-    let trade = eventually(Duration::from_secs(5), || find(gw, token, "/api/v1/trading/history", &id, "closed"))
+    let trade = eventually(Duration::from_secs(5), || find_listed(gw, token, "/api/v1/trading/history", &id, "closed"))
         .await
         .expect("the close ack closes it");
     assert_eq!(trade["close_price"], close);
@@ -164,7 +136,9 @@ async fn idempotency_validation_modify_and_pagination_over_http() {
     assert_eq!(first.0, 201, "{}", first.1);
     assert_eq!(first, again);
     let id = first.1["trade"]["id"].as_str().unwrap().to_owned();
-    eventually(Duration::from_secs(5), || find(&gw, &token, "/api/v1/trading/positions", &id, "open")).await.unwrap();
+    eventually(Duration::from_secs(5), || find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open"))
+        .await
+        .unwrap();
     assert_eq!(connector.commands("TRADE_OPEN").await.len(), 1);
     let mut other = body.clone();
     other["lot_size"] = json!(0.3);
@@ -225,7 +199,7 @@ async fn idempotency_validation_modify_and_pagination_over_http() {
     .await;
     assert_eq!(s, 200, "{b}");
     let pos = eventually(Duration::from_secs(5), || async {
-        find(&gw, &token, "/api/v1/trading/positions", &id, "open").await.filter(|p| p["stop_loss"] == 1.275)
+        find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open").await.filter(|p| p["stop_loss"] == 1.275)
     })
     .await
     .unwrap();

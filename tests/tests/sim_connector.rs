@@ -8,29 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use nusatrade_tests::{Gateway, TEST_ENV, binary, eventually, http, register};
+use nusatrade_tests::{Gateway, TEST_ENV, binary, eventually, find_listed, http, register, send};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 /// The password the `register` helper uses.
 const PASSWORD: &str = "Str0ng!pass";
-
-async fn send(gw: &Gateway, method: &str, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut req = http().request(method.parse().expect("method"), gw.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.expect("request");
-    let s = r.status();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn find(gw: &Gateway, token: &str, path: &str, id: &str, status: &str) -> Option<Value> {
-    let (s, list) = send(gw, "GET", path, token, None).await;
-    assert_eq!(s, 200, "{list}");
-    list.as_array()?.iter().find(|o| o["id"] == id && o["status"] == status).cloned()
-}
 
 /// The user's broker connection for MT5 login `account`, once a connector holds it.
 async fn active_connection(gw: &Gateway, token: &str, account: &str) -> anyhow::Result<Value> {
@@ -126,9 +110,10 @@ async fn paper_fills_flow_through_the_real_gateway_and_survive_reconnects() {
     let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(order)).await;
     assert_eq!(s, 201, "{placed}");
     let id = placed["trade"]["id"].as_str().unwrap().to_owned();
-    let open = eventually(Duration::from_secs(10), || find(&gw, &token, "/api/v1/trading/positions", &id, "open"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
+    let open =
+        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
     assert_eq!(open["open_price"], 1.10015, "the paper fill at the ask, not the requested 1.1");
     let ticket = open["ticket"].as_u64().unwrap();
     assert!(ticket >= 100_000_001, "a paper MT5 ticket: {open}");
@@ -145,7 +130,7 @@ async fn paper_fills_flow_through_the_real_gateway_and_survive_reconnects() {
     .await;
     assert_eq!(s, 200, "{b}");
     eventually(Duration::from_secs(10), || async {
-        find(&gw, &token, "/api/v1/trading/positions", &id, "open").await.filter(|p| p["stop_loss"] == 1.09)
+        find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open").await.filter(|p| p["stop_loss"] == 1.09)
     })
     .await
     .unwrap();
@@ -160,9 +145,10 @@ async fn paper_fills_flow_through_the_real_gateway_and_survive_reconnects() {
     // Close: the paper bid and the paper profit (1 lot × −1.5 pips of spread).
     let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), &token, Some(json!({}))).await;
     assert_eq!(s, 200, "{b}");
-    let closed = eventually(Duration::from_secs(10), || find(&gw, &token, "/api/v1/trading/history", &id, "closed"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
+    let closed =
+        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/history", &id, "closed"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
     assert_eq!((&closed["close_price"], &closed["profit"]), (&json!(1.1), &json!(-15.0)), "{closed}");
     assert_eq!(closed["ticket"], ticket, "the position opened before the reconnect");
 
@@ -180,10 +166,11 @@ async fn paper_fills_flow_through_the_real_gateway_and_survive_reconnects() {
     let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(gold)).await;
     assert_eq!(s, 201, "{placed}");
     let gold_id = placed["trade"]["id"].as_str().unwrap().to_owned();
-    let rejected =
-        eventually(Duration::from_secs(10), || find(&gw, &token, "/api/v1/trading/history", &gold_id, "rejected"))
-            .await
-            .unwrap();
+    let rejected = eventually(Duration::from_secs(10), || {
+        find_listed(&gw, &token, "/api/v1/trading/history", &gold_id, "rejected")
+    })
+    .await
+    .unwrap();
     assert_eq!(rejected["error"], "No prices for XAUUSD", "{rejected}");
 
     // Its session revoked and its link dropped, the connector's token is refused at the handshake: the refresh is
@@ -240,17 +227,19 @@ async fn serve_with_sim_connector_lets_the_demo_user_trade() {
     let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(order)).await;
     assert_eq!(s, 201, "{placed}");
     let id = placed["trade"]["id"].as_str().unwrap().to_owned();
-    let open = eventually(Duration::from_secs(10), || find(&gw, &token, "/api/v1/trading/positions", &id, "open"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}; gateway log:\n{}", gw.log()));
+    let open =
+        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}; gateway log:\n{}", gw.log()));
     let price = open["open_price"].as_f64().unwrap();
     assert!((1.0..1.2).contains(&price), "a random-walk EURUSD fill: {open}");
     assert!(open["ticket"].as_u64().unwrap() >= 100_000_001);
     let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), &token, Some(json!({}))).await;
     assert_eq!(s, 200, "{b}");
-    let closed = eventually(Duration::from_secs(10), || find(&gw, &token, "/api/v1/trading/history", &id, "closed"))
-        .await
-        .unwrap();
+    let closed =
+        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/history", &id, "closed"))
+            .await
+            .unwrap();
     assert!(closed["profit"].is_number(), "{closed}");
 
     // Ctrl-C / SIGTERM stops the demo connector with the gateway.
