@@ -28,11 +28,15 @@
 //!
 //! Status: `{id, status: "online"|"offline", is_connected, connected_since, last_heartbeat,
 //! last_message_at, latency_ms, mt5_connected, account_info: {balance, equity, margin, free_margin,
-//! profit, leverage, currency}|null, account_updated_at, positions_synced, positions_synced_at}`. The link
+//! profit, leverage, currency}|null, account_updated_at, positions_synced, positions_synced_at,
+//! positions_snapshot: {received_at, source, complete, count, positions: [...]}|null}`. The link
 //! fields are null while offline; `last_heartbeat`, `last_message_at`, `latency_ms`, `mt5_connected` and
 //! `positions_synced` (open positions in the last report) stay null until the WebSocket handler records them
-//! ([`crate::connector::registry::LinkHealth`]); `mt5_connected` is `false` while offline. `account_info`
-//! is the last snapshot MT5 reported, also after the connector left (`account_updated_at` says when).
+//! ([`crate::connector::registry::LinkHealth`]; routine fields are written at most every few seconds);
+//! `mt5_connected` is `false` while offline. `account_info` is the last snapshot MT5 reported, also after the
+//! connector left (`account_updated_at` says when); `positions_snapshot` likewise the last full positions
+//! report (`source`: `positions` or `sync_response`; `complete` false when entries were unreadable or
+//! dropped), its positions in `POSITION_UPDATE`'s field names.
 
 use axum::Router;
 use axum::extract::{FromRef, Path, State};
@@ -239,6 +243,7 @@ pub struct StatusResponse {
     pub account_updated_at: Option<String>,
     pub positions_synced: Option<u32>,
     pub positions_synced_at: Option<String>,
+    pub positions_snapshot: Option<Value>,
 }
 
 impl From<&ConnectionStatus> for StatusResponse {
@@ -269,6 +274,15 @@ impl From<&ConnectionStatus> for StatusResponse {
             account_updated_at: s.account.as_ref().map(|a| iso(a.reported_at)),
             positions_synced: health.and_then(|h| h.positions_count),
             positions_synced_at: health.and_then(|h| h.positions_synced_at).map(iso),
+            positions_snapshot: s.positions.as_ref().map(|p| {
+                json!({
+                    "received_at": iso(p.received_at),
+                    "source": p.source,
+                    "complete": p.is_complete(),
+                    "count": p.positions.len(),
+                    "positions": p.positions.iter().map(|x| x.to_wire()).collect::<Vec<_>>(),
+                })
+            }),
         }
     }
 }

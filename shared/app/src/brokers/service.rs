@@ -27,7 +27,8 @@ use uuid::Uuid;
 use super::store::{BROKER_COUNT_ATTR, BROKER_PREFIX, BrokerConnectionRecord, broker_count_key, broker_key};
 use crate::auth::store::user_pk;
 use crate::connector::registry::account_key;
-use crate::connector::{AccountSnapshot, Command, ConnectorLink, ConnectorRegistry};
+use crate::connector::reports::snapshot_key;
+use crate::connector::{AccountSnapshot, Command, ConnectorLink, ConnectorRegistry, PositionsSnapshot};
 use crate::http::ApiError;
 use crate::ports::{
     CancelReason, Clock, Condition, IdGenerator, Item, ItemStore, Ports, Push, PushError, PushOutcome, Query,
@@ -106,6 +107,8 @@ pub struct ConnectionStatus {
     pub connection: Connection,
     /// The last account snapshot MT5 reported (kept after the connector leaves, with its time).
     pub account: Option<AccountSnapshot>,
+    /// The last full positions report (`POSITIONS` / `SYNC_RESPONSE`), also kept after the connector leaves.
+    pub positions: Option<PositionsSnapshot>,
 }
 
 /// What a sync request did.
@@ -208,10 +211,11 @@ impl BrokerService {
         }
     }
 
-    /// The connection, its live link and the last account snapshot.
+    /// The connection, its live link and the last account and positions snapshots.
     pub async fn status(&self, user: Uuid, id: Uuid) -> BrokerResult<ConnectionStatus> {
-        let (connection, account) = tokio::join!(self.get(user, id), self.registry.account(user, id));
-        Ok(ConnectionStatus { connection: connection?, account: account? })
+        let (connection, account, positions) =
+            tokio::join!(self.get(user, id), self.registry.account(user, id), self.registry.positions(user, id));
+        Ok(ConnectionStatus { connection: connection?, account: account?, positions: positions? })
     }
 
     // ------------------------------------------------------------------ writes
@@ -328,6 +332,9 @@ impl BrokerService {
         }
         if let Err(e) = self.store.delete(&account_key(user, id), None).await {
             warn!(error = %e, "could not remove the account snapshot of a deleted connection");
+        }
+        if let Err(e) = self.store.delete(&snapshot_key(user, id), None).await {
+            warn!(error = %e, "could not remove the positions snapshot of a deleted connection");
         }
         Ok(())
     }

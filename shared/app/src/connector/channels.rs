@@ -3,57 +3,186 @@
 //!
 //! * [`ConnectorChannel`] (`/connector/ws?token=…&connection_id=…`): `$connect` verifies an *access*
 //!   token with a live session and that the broker connection belongs to the token's user (401/403
-//!   before the upgrade otherwise), then records the link. API Gateway cannot post from `$connect`, so
-//!   `WELCOME` answers the connector's first message (`AUTH`, which the original connector always sends,
-//!   or a heartbeat). `TRADE_RESULT` goes to the order use case (acks applied by conditional writes) and
-//!   is relayed to the user's dashboards; account reports feed the margin check and the dashboard.
-//! * [`BrowserChannel`] (`/connector/client?token=…`): `PING` → `PONG`; order changes and connector
-//!   events fan out to every dashboard of the user.
+//!   before the upgrade otherwise), then records the link. Every frame is parsed once into a
+//!   [`ConnectorMessage`]; invalid JSON and unknown types get the original's `ERROR` reply.
+//! * [`BrowserChannel`](super::browser::BrowserChannel) (`/connector/client?token=…`), in [`super::browser`].
+//!
+//! **First contact.** API Gateway cannot post from `$connect`, so what the original sent on accept goes out
+//! on the connection's first message (the `AUTH` the original connector always sends, or anything else):
+//! `WELCOME` (with `heartbeat_interval`), then the [outbox](super::outbox) — trade commands sent before a
+//! reconnect and not acknowledged yet, in order — then a full re-sync (`GET_POSITIONS`, `GET_ACCOUNT`); the
+//! user's dashboards get a fresh `CONNECTIONS_STATUS`. "First" is decided by a conditional write on the
+//! connection record, so it happens once whichever function instance gets the message. These frames are
+//! pushed (not returned as the route response), so they arrive in this order on both platforms.
+//!
+//! **Inbound messages**:
+//!
+//! | message | what happens |
+//! |---|---|
+//! | `AUTH` | `WELCOME` (first contact above; a repeated `AUTH` gets `WELCOME` again) |
+//! | `HEARTBEAT` | `HEARTBEAT_ACK`; `last_heartbeat` |
+//! | `PING` / `PONG` | `PONG` / the round trip of our last `PING` becomes `latency_ms` |
+//! | `TRADE_RESULT` | the order use case applies the ack; relayed as `TRADE_RESULT` (+ `ORDER_UPDATE`); the outbox entry goes |
+//! | `POSITIONS` / `SYNC_RESPONSE` | stored as the connection's positions snapshot, handed to the [`SnapshotHook`]; quotes; `positions_count`; `SYNC_RESPONSE.account` as below |
+//! | `ACCOUNT_INFO` / `ACCOUNT_UPDATE` | the account snapshot (margin check, dashboard stats); relayed as `ACCOUNT_UPDATE` |
+//! | `POSITION_UPDATE` | quotes; relayed as `POSITION_UPDATE` |
+//! | `MT5_STATUS` | `mt5_connected`; relayed as `MT5_STATUS_UPDATE` |
+//! | `ERROR` | relayed as `CONNECTOR_ERROR` |
+//!
+//! **Link health** (shown by the broker `status` route): `last_message_at` and `last_heartbeat` are written
+//! at most every [`HEALTH_WRITE_GAP`] per connection (kept in memory in between), facts that change the
+//! picture (`mt5_connected`, positions synced, latency) at once. With a health write, at most every
+//! [`PING_EVERY`], a `PING` goes to the connector; its `PONG` gives the round-trip latency. Quotes implied by
+//! positions are written at most every [`QUOTE_WRITE_GAP`] per symbol.
+//!
+//! **Limits**: a message over 128 KB or a flood beyond the per-connection rate ([`super::limits`]) gets an
+//! `ERROR` and the connection is closed through the Push port.
 //!
 //! Messages from a connection only ever touch its own user's data: the user comes from the connection
 //! record written at `$connect`, never from the message.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{SecondsFormat, Utc};
+use bytes::Bytes;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rust_decimal::Decimal;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::protocol::{TradeResult, decimal};
-use super::registry::{AccountSnapshot, ConnectorRegistry, WsConnection};
+use super::limits::{Admission, LinkGuard, LinkLimits, PerConnection};
+use super::outbox::{MAX_RESENDS, OutboxEntry};
+use super::protocol::{Command, CommandKind, ConnectorMessage, RequestId, TradeResult};
+use super::registry::{
+    AccountSnapshot, ConnectorRegistry, LinkHealth, PING_SENT_ATTR, Quote, WsConnection, health_update,
+};
+use super::reports::{
+    AccountReport, LogSnapshots, Mt5Status, PositionUpdate, PositionsReport, PositionsSnapshot, SnapshotHook, quotes,
+};
 use crate::auth::Authenticator;
 use crate::brokers::service::BrokerService;
-use crate::trading::orders::OrderService;
+use crate::ports::PushOutcome;
+use crate::trading::fields::num;
+use crate::trading::orders::{OrderRecord, OrderService, TradingError};
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
+
+pub use super::browser::BrowserChannel;
 
 /// The heartbeat interval advertised in `WELCOME` (the original's 30 s).
 pub const HEARTBEAT_INTERVAL_SECS: u64 = 30;
+/// Least time between two routine health writes of one connection.
+pub const HEALTH_WRITE_GAP: Duration = Duration::seconds(5);
+/// Least time between two latency probes (`PING`) of one connection.
+pub const PING_EVERY: Duration = Duration::seconds(30);
+/// A `PONG` later than this after our `PING` measures nothing.
+pub const PONG_MAX_AGE: Duration = Duration::seconds(60);
+/// Least time between two quote writes of one symbol from one connection.
+pub const QUOTE_WRITE_GAP: Duration = Duration::seconds(5);
+/// Most positions relayed in one `POSITION_UPDATE` (keeps the relay far below the 128 KB push limit).
+pub const MAX_RELAY_POSITIONS: usize = 200;
 
-fn now_iso() -> String {
+pub(crate) fn now_iso() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn error_reply(msg: &str) -> Option<String> {
+/// RFC 3339 UTC with microseconds, as every time on the wire.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(crate) fn error_reply(msg: &str) -> Option<String> {
     Some(json!({"type": "ERROR", "error": msg}).to_string())
 }
 
-fn reject(status: u16, reason: &str) -> ConnectDecision {
+pub(crate) fn reject(status: u16, reason: &str) -> ConnectDecision {
     ConnectDecision::Reject { status, reason: reason.into() }
 }
 
-/// Parses a frame into its JSON object and `type`.
-fn parse(body: &str) -> Result<(Map<String, Value>, String), &'static str> {
-    match serde_json::from_str::<Value>(body) {
-        Ok(Value::Object(m)) => {
-            let kind = m.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
-            Ok((m, kind))
+/// Pushes one frame; `false` when the connection is gone (its record is then removed).
+pub(crate) async fn push_to(orders: &OrderService, ws: &str, frame: &Value) -> bool {
+    match orders.push.post(ws, Bytes::from(frame.to_string())).await {
+        Ok(PushOutcome::Delivered) => true,
+        Ok(PushOutcome::Gone) => {
+            info!(ws, "connection gone (410): removing its record");
+            if let Err(e) = orders.registry.unregister(ws).await {
+                warn!(ws, error = %e, "could not remove a gone connection");
+            }
+            false
         }
-        Ok(_) => Err("Invalid message format"),
-        Err(_) => Err("Invalid JSON format"),
+        Err(e) => {
+            warn!(ws, error = %e, "push failed");
+            true
+        }
     }
+}
+
+/// Answers a message over the limits with an `ERROR`, then closes the connection.
+pub(crate) async fn refuse(orders: &OrderService, ws: &str, admission: Admission, limits: &LinkLimits) {
+    let error = match admission {
+        Admission::TooLarge { bytes } => {
+            format!("Message of {bytes} bytes exceeds the {} byte limit: connection closed", limits.max_message_bytes)
+        }
+        _ => format!(
+            "Too many messages (more than {} per second, bursts of {}): connection closed",
+            limits.messages_per_second, limits.burst
+        ),
+    };
+    warn!(ws, %error, "closing a WebSocket connection over its limits");
+    let _ = orders.push.post(ws, Bytes::from(json!({"type": "ERROR", "error": error}).to_string())).await;
+    if let Err(e) = orders.push.close(ws).await {
+        warn!(ws, error = %e, "could not close the connection");
+    }
+}
+
+/// `CONNECTIONS_STATUS`: the user's broker connections a connector holds now (the original's shape,
+/// `{connection_id, mt5_connected, broker_name}`, plus account number, server and link times).
+pub async fn connections_status(brokers: &BrokerService, user: Uuid) -> Value {
+    let list = match brokers.list(user).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "could not list the broker connections");
+            Vec::new()
+        }
+    };
+    let connections: Vec<Value> = list
+        .iter()
+        .filter_map(|c| {
+            let l = c.link.as_ref()?;
+            Some(json!({
+                "connection_id": c.record.id,
+                "mt5_connected": l.health.mt5_connected,
+                "broker_name": c.record.broker_name,
+                "account_number": c.record.account_number,
+                "server": c.record.server,
+                "connected_since": iso(l.connected_at),
+                "last_message_at": l.health.last_message_at.map(iso),
+            }))
+        })
+        .collect();
+    json!({"type": "CONNECTIONS_STATUS", "connections": connections, "timestamp": now_iso()})
+}
+
+/// What one connection's traffic says between two health writes.
+#[derive(Debug, Default)]
+struct LinkMemo {
+    written_at: Option<DateTime<Utc>>,
+    pending: LinkHealth,
+    mt5_known: bool,
+    ping_sent_at: Option<DateTime<Utc>>,
+    ping_answered: bool,
+    quotes_written: HashMap<&'static str, DateTime<Utc>>,
+}
+
+/// What a message adds to the link health.
+#[derive(Debug, Default)]
+struct Note {
+    heartbeat: bool,
+    /// Written at once.
+    urgent: LinkHealth,
+    /// A `PONG` was measured: the pending probe is cleared.
+    pong: bool,
 }
 
 /// `/connector/ws`.
@@ -63,70 +192,361 @@ pub struct ConnectorChannel {
     pub registry: ConnectorRegistry,
     pub orders: OrderService,
     pub brokers: BrokerService,
+    pub guard: Arc<LinkGuard>,
+    /// Where stored positions snapshots go (reconciliation, issue #6).
+    pub snapshots: Arc<dyn SnapshotHook>,
+    memo: Arc<PerConnection<LinkMemo>>,
 }
 
 impl ConnectorChannel {
     pub fn new(auth: Authenticator, orders: OrderService, brokers: BrokerService) -> Self {
-        ConnectorChannel { auth, registry: orders.registry.clone(), orders, brokers }
+        Self::with_limits(auth, orders, brokers, LinkLimits::default())
     }
 
-    async fn account(&self, conn: &WsConnection, m: &Map<String, Value>) -> Option<String> {
-        let broker = conn.broker_connection_id?;
-        let src = m.get("account").and_then(Value::as_object).unwrap_or(m);
-        let n = |k: &str| src.get(k).and_then(decimal);
-        let (Some(balance), Some(equity)) = (n("balance"), n("equity")) else {
-            return error_reply("balance and equity are required");
+    pub fn with_limits(auth: Authenticator, orders: OrderService, brokers: BrokerService, limits: LinkLimits) -> Self {
+        ConnectorChannel {
+            auth,
+            registry: orders.registry.clone(),
+            orders,
+            brokers,
+            guard: Arc::new(LinkGuard::new(limits)),
+            snapshots: Arc::new(LogSnapshots),
+            memo: Arc::new(PerConnection::default()),
+        }
+    }
+
+    /// Hands stored positions snapshots to `hook` (reconciliation).
+    pub fn with_snapshot_hook(mut self, hook: Arc<dyn SnapshotHook>) -> Self {
+        self.snapshots = hook;
+        self
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.registry.clock.now()
+    }
+
+    fn welcome(conn: &WsConnection) -> Value {
+        json!({
+            "type": "WELCOME",
+            "message": "Connector connected successfully",
+            "connection_id": conn.broker_connection_id,
+            "heartbeat_interval": HEARTBEAT_INTERVAL_SECS,
+        })
+    }
+
+    // ------------------------------------------------------------------ first contact
+
+    /// `WELCOME`, the outbox, the re-sync requests, the dashboards' `CONNECTIONS_STATUS`. `false` when the
+    /// connection turned out gone.
+    async fn first_contact(&self, conn: &WsConnection) -> bool {
+        let ws = conn.ws_connection_id.as_str();
+        if !push_to(&self.orders, ws, &Self::welcome(conn)).await {
+            return false;
+        }
+        let Some(broker) = conn.broker_connection_id else { return true };
+        if !self.resend_outbox(conn, broker).await {
+            return false;
+        }
+        let sync = format!("resync_{}", self.orders.ids.uuid().simple());
+        for cmd in [
+            Command::GetPositions { request_id: format!("{sync}_positions") },
+            Command::GetAccount { request_id: format!("{sync}_account") },
+        ] {
+            if !push_to(&self.orders, ws, &serde_json::to_value(&cmd).unwrap_or_default()).await {
+                return false;
+            }
+        }
+        info!(ws, connection = %broker, "connector link up: welcomed, outbox resent, re-sync requested");
+        let status = connections_status(&self.brokers, conn.user_id).await;
+        self.orders.broadcast(conn.user_id, &status).await;
+        true
+    }
+
+    /// Resends the broker connection's unacknowledged trade commands, oldest first. `false` when the
+    /// connection turned out gone.
+    async fn resend_outbox(&self, conn: &WsConnection, broker: Uuid) -> bool {
+        let ws = conn.ws_connection_id.as_str();
+        let entries = match self.registry.outbox(conn.user_id, broker).await {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(ws, error = %e, "could not read the outbox: nothing resent");
+                return true;
+            }
         };
+        for entry in entries {
+            if !self.still_waiting(conn.user_id, &entry).await {
+                info!(ws, request_id = %entry.request_id, "outbox entry no longer awaited: dropped");
+                self.drop_entry(conn.user_id, &entry).await;
+                continue;
+            }
+            match self.registry.outbox_resent(conn.user_id, &entry).await {
+                Ok(Some(n)) if n > MAX_RESENDS => {
+                    warn!(ws, request_id = %entry.request_id, resends = n - 1,
+                        "command resent too often without an ack: left to reconciliation");
+                    self.drop_entry(conn.user_id, &entry).await;
+                    continue;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => continue, // acknowledged meanwhile
+                Err(e) => warn!(ws, error = %e, "could not count a resend"),
+            }
+            info!(ws, request_id = %entry.request_id, queued_at = %iso(entry.queued_at), "resending an unacknowledged command");
+            match self.orders.push.post(ws, Bytes::from(entry.command.clone())).await {
+                Ok(PushOutcome::Delivered) => {}
+                Ok(PushOutcome::Gone) => {
+                    let _ = self.registry.unregister(ws).await;
+                    return false;
+                }
+                Err(e) => warn!(ws, error = %e, "resend failed; the entry stays for the next reconnect"),
+            }
+        }
+        true
+    }
+
+    /// Whether the entry's order still waits for exactly that command (a store error counts as yes: the
+    /// connector de-duplicates by request id).
+    async fn still_waiting(&self, user: Uuid, entry: &OutboxEntry) -> bool {
+        let Some(rid) = entry.order_command() else { return true };
+        match self.orders.get(user, rid.order_id).await {
+            Ok(order) => waits_for(&order, rid),
+            Err(TradingError::NotFound | TradingError::Refused(_)) => false,
+            Err(e) => {
+                warn!(error = %e, "could not read the order of an outbox entry");
+                true
+            }
+        }
+    }
+
+    async fn drop_entry(&self, user: Uuid, entry: &OutboxEntry) {
+        if let Err(e) = self.registry.outbox_remove(user, entry.broker_connection_id, &entry.request_id).await {
+            warn!(error = %e, "could not remove an outbox entry");
+        }
+    }
+
+    // ------------------------------------------------------------------ health
+
+    /// Records what a message says about the link: routine fields at most every [`HEALTH_WRITE_GAP`], urgent
+    /// ones at once; with a write, at most every [`PING_EVERY`], a latency probe.
+    async fn note(&self, conn: &WsConnection, now: DateTime<Utc>, note: Note) {
+        let Some(broker) = conn.broker_connection_id else { return };
+        let ws = conn.ws_connection_id.as_str();
+        let (write, ping) = self.memo.with(ws, now, LinkMemo::default, |m| {
+            let p = &mut m.pending;
+            p.last_message_at = Some(now);
+            if note.heartbeat {
+                p.last_heartbeat = Some(now);
+            }
+            let u = &note.urgent;
+            let urgent = u != &LinkHealth::default();
+            p.latency_ms = u.latency_ms.or(p.latency_ms);
+            p.mt5_connected = u.mt5_connected.or(p.mt5_connected);
+            p.positions_count = u.positions_count.or(p.positions_count);
+            p.positions_synced_at = u.positions_synced_at.or(p.positions_synced_at);
+            if u.mt5_connected.is_some() {
+                m.mt5_known = true;
+            }
+            if note.pong {
+                m.ping_answered = true;
+            }
+            let due = urgent || m.written_at.is_none_or(|t| now - t >= HEALTH_WRITE_GAP);
+            if !due {
+                return (None, false);
+            }
+            let ping = !note.pong && m.ping_sent_at.is_none_or(|t| now - t >= PING_EVERY);
+            if ping {
+                m.ping_sent_at = Some(now);
+                m.ping_answered = false;
+            }
+            m.written_at = Some(now);
+            (Some(std::mem::take(&mut m.pending)), ping)
+        });
+        let Some(health) = write else { return };
+        let mut update = health_update(&health).unwrap_or_default();
+        if ping {
+            update = update.set(PING_SENT_ATTR, iso(now));
+        } else if note.pong {
+            update = update.remove(PING_SENT_ATTR);
+        }
+        match self.registry.update_link(conn.user_id, broker, ws, update).await {
+            Ok(true) => {}
+            Ok(false) => return, // replaced by a newer connector, or gone
+            Err(e) => {
+                warn!(ws, error = %e, "could not record the link health");
+                return;
+            }
+        }
+        if ping {
+            let cmd = Command::Ping { request_id: format!("ping_{}", now.timestamp_millis()), timestamp: iso(now) };
+            let _ = push_to(&self.orders, ws, &serde_json::to_value(&cmd).unwrap_or_default()).await;
+        }
+    }
+
+    /// The round trip of our last `PING`, when this `PONG` answers it.
+    async fn latency(&self, conn: &WsConnection, now: DateTime<Utc>) -> Option<u64> {
+        let broker = conn.broker_connection_id?;
+        let ws = conn.ws_connection_id.as_str();
+        let local = self.memo.with(ws, now, LinkMemo::default, |m| match (m.ping_sent_at, m.ping_answered) {
+            (Some(t), false) => Some(Some(t)),
+            (Some(_), true) => Some(None), // answered already: an unsolicited PONG
+            (None, _) => None,             // probed by another instance: ask the store
+        });
+        let sent = match local {
+            Some(sent) => sent?,
+            None => match self.registry.ping_sent_at(conn.user_id, broker, ws).await {
+                Ok(t) => t?,
+                Err(e) => {
+                    warn!(ws, error = %e, "could not read the pending PING");
+                    return None;
+                }
+            },
+        };
+        let rtt = now - sent;
+        (rtt >= Duration::zero() && rtt <= PONG_MAX_AGE).then(|| rtt.num_milliseconds().max(0) as u64)
+    }
+
+    /// `mt5_connected = true` the first time MT5 answers with data, unless `MT5_STATUS` said otherwise.
+    fn infer_mt5(&self, ws: &str, now: DateTime<Utc>) -> Option<bool> {
+        self.memo.with(ws, now, LinkMemo::default, |m| (!m.mt5_known).then_some(true))
+    }
+
+    // ------------------------------------------------------------------ reports
+
+    async fn account(&self, conn: &WsConnection, broker: Uuid, a: &AccountReport, now: DateTime<Utc>) {
         let snapshot = AccountSnapshot {
             broker_connection_id: broker,
-            balance,
-            equity,
-            margin: n("margin").unwrap_or_default(),
-            free_margin: n("free_margin").unwrap_or(equity),
-            profit: n("profit").unwrap_or(Decimal::ZERO),
-            leverage: src.get("leverage").and_then(Value::as_u64).and_then(|l| u32::try_from(l).ok()),
-            currency: src.get("currency").and_then(Value::as_str).and_then(|c| c.parse().ok()),
-            reported_at: self.registry.clock.now(),
+            balance: a.balance,
+            equity: a.equity,
+            margin: a.margin.unwrap_or_default(),
+            free_margin: a.free_margin.unwrap_or(a.equity),
+            profit: a.profit.unwrap_or(Decimal::ZERO),
+            leverage: a.leverage,
+            currency: a.currency,
+            reported_at: now,
         };
         if let Err(e) = self.registry.save_account(conn.user_id, &snapshot).await {
             warn!(error = %e, "could not store the account snapshot");
         }
         let mut relay = json!({
             "type": "ACCOUNT_UPDATE", "connection_id": broker,
-            "balance": src.get("balance"), "equity": src.get("equity"), "margin": src.get("margin"),
-            "free_margin": src.get("free_margin"), "profit": src.get("profit"),
+            "balance": num(snapshot.balance), "equity": num(snapshot.equity), "margin": num(snapshot.margin),
+            "free_margin": num(snapshot.free_margin), "profit": num(snapshot.profit),
         });
-        if let Some(l) = src.get("leverage") {
-            relay["leverage"] = l.clone();
+        if let Some(l) = a.leverage {
+            relay["leverage"] = json!(l);
+        }
+        if let Some(c) = a.currency {
+            relay["currency"] = json!(c.to_string());
         }
         self.orders.broadcast(conn.user_id, &relay).await;
-        None
     }
 
-    async fn trade_result(&self, conn: &WsConnection, m: &Map<String, Value>) -> Option<String> {
-        let result = match TradeResult::parse(m) {
-            Ok(r) => r,
-            Err(e) => return error_reply(&e.to_string()),
+    /// Writes the quotes the positions imply, at most every [`QUOTE_WRITE_GAP`] per symbol.
+    async fn quotes(&self, conn: &WsConnection, positions: &[super::reports::BrokerPosition], now: DateTime<Utc>) {
+        for q in quotes(positions) {
+            let due = self.memo.with(&conn.ws_connection_id, now, LinkMemo::default, |m| {
+                let due = m.quotes_written.get(q.symbol).is_none_or(|t| now - *t >= QUOTE_WRITE_GAP);
+                if due {
+                    m.quotes_written.insert(q.symbol, now);
+                }
+                due
+            });
+            if !due {
+                continue;
+            }
+            let quote = Quote { symbol: q.symbol.to_owned(), bid: q.bid, ask: q.ask, time: now };
+            if let Err(e) = self.registry.save_quote(conn.user_id, &quote).await {
+                warn!(error = %e, symbol = q.symbol, "could not store a quote");
+            }
+        }
+    }
+
+    async fn positions(&self, conn: &WsConnection, broker: Uuid, report: PositionsReport, now: DateTime<Utc>) -> Note {
+        let count = u32::try_from(report.positions.len()).unwrap_or(u32::MAX);
+        self.quotes(conn, &report.positions, now).await;
+        if let Some(a) = &report.account {
+            self.account(conn, broker, a, now).await;
+        }
+        let snapshot = PositionsSnapshot {
+            broker_connection_id: broker,
+            source: report.source,
+            request_id: report.request_id,
+            ws_connection_id: conn.ws_connection_id.clone(),
+            received_at: now,
+            positions: report.positions,
+            deals: report.deals,
+            skipped: report.skipped,
+            truncated: report.truncated,
         };
-        let mut relay = m.clone();
+        match self.registry.save_positions(conn.user_id, snapshot).await {
+            Ok(stored) => self.snapshots.positions_snapshot(conn.user_id, &stored).await,
+            Err(e) => warn!(error = %e, "could not store the positions snapshot"),
+        }
+        let urgent = LinkHealth {
+            positions_count: Some(count),
+            positions_synced_at: Some(now),
+            mt5_connected: self.infer_mt5(&conn.ws_connection_id, now),
+            ..LinkHealth::default()
+        };
+        Note { urgent, ..Note::default() }
+    }
+
+    async fn position_update(&self, conn: &WsConnection, broker: Uuid, update: PositionUpdate, now: DateTime<Utc>) {
+        self.quotes(conn, &update.positions, now).await;
+        let mut relay = update.relay(broker, MAX_RELAY_POSITIONS);
+        relay["timestamp"] = json!(iso(now));
+        self.orders.broadcast(conn.user_id, &relay).await;
+    }
+
+    /// The flag is written before the dashboards hear of it, so a status read on their side agrees.
+    async fn mt5_status(&self, conn: &WsConnection, broker: Uuid, s: &Mt5Status, now: DateTime<Utc>) {
+        let urgent = LinkHealth { mt5_connected: Some(s.connected), ..LinkHealth::default() };
+        self.note(conn, now, Note { urgent, ..Note::default() }).await;
+        let relay = json!({
+            "type": "MT5_STATUS_UPDATE", "connection_id": broker, "connected": s.connected,
+            "broker_name": s.broker_name, "account_number": s.account_number, "server": s.server,
+        });
+        self.orders.broadcast(conn.user_id, &relay).await;
+    }
+
+    async fn trade_result(&self, conn: &WsConnection, result: TradeResult, raw: serde_json::Map<String, Value>) {
+        let mut relay = raw;
         relay.insert("type".into(), "TRADE_RESULT".into());
         relay.insert("connection_id".into(), json!(conn.broker_connection_id));
         if let Some(rid) = result.command() {
             relay.insert("order_id".into(), json!(rid.order_id));
         }
-        match self.orders.apply_trade_result_and_relay(conn.user_id, &result, Some(Value::Object(relay))).await {
+        let apply = self.orders.apply_trade_result_and_relay(conn.user_id, &result, Some(Value::Object(relay)));
+        // The acknowledged command leaves the outbox, whatever the ack says.
+        let dequeue = async {
+            if let (Some(broker), Some(rid)) = (conn.broker_connection_id, result.request_id.as_deref())
+                && let Err(e) = self.registry.outbox_remove(conn.user_id, broker, rid).await
+            {
+                warn!(error = %e, "could not remove an acknowledged command from the outbox");
+            }
+        };
+        let (applied, ()) = tokio::join!(apply, dequeue);
+        match applied {
             Ok(outcome) => info!(ws = %conn.ws_connection_id, ?outcome, "TRADE_RESULT"),
             // The ack is not lost: the order stays in flight and reconciliation reads MT5.
             Err(e) => warn!(ws = %conn.ws_connection_id, error = %e, "could not apply TRADE_RESULT"),
         }
-        None
+    }
+}
+
+/// Whether an order still waits for the command `rid` names.
+pub fn waits_for(order: &OrderRecord, rid: RequestId) -> bool {
+    use nusatrade_domain::order::OrderStatus as S;
+    match rid.kind {
+        CommandKind::Open => matches!(order.status, S::Pending | S::Unknown),
+        CommandKind::Close => order.status == S::ClosePending && order.command_seq == rid.seq,
+        CommandKind::Modify => order.status == S::ModifyPending && order.command_seq == rid.seq,
     }
 }
 
 #[async_trait]
 impl WsHandler for ConnectorChannel {
     fn routes(&self) -> &[&'static str] {
-        &["AUTH", "HEARTBEAT", "PING", "PONG", "TRADE_RESULT", "ACCOUNT_INFO", "ACCOUNT_UPDATE", "ERROR"]
+        ConnectorMessage::TYPES
     }
 
     async fn connect(&self, req: ConnectRequest) -> ConnectDecision {
@@ -168,11 +588,23 @@ impl WsHandler for ConnectorChannel {
     }
 
     async fn message(&self, msg: InboundMessage) -> Option<String> {
-        let (m, kind) = match parse(&msg.body) {
-            Ok(v) => v,
-            Err(e) => return error_reply(e),
-        };
-        let conn = match self.registry.connection(&msg.connection_id).await {
+        let ws = msg.connection_id.as_str();
+        let now = self.now();
+        match self.guard.admit(ws, msg.body.len(), now) {
+            Admission::Admit => {}
+            Admission::Closing => return None,
+            refused => {
+                refuse(&self.orders, ws, refused, &self.guard.limits).await;
+                return None;
+            }
+        }
+        let parsed = ConnectorMessage::parse(&msg.body);
+        if let Err(e) = &parsed
+            && !matches!(e, super::protocol::ProtocolError::Invalid { .. })
+        {
+            return Some(e.reply());
+        }
+        let conn = match self.registry.connection(ws).await {
             Ok(Some(c)) => c,
             Ok(None) => return error_reply("Unknown connection: reconnect"),
             Err(e) => {
@@ -180,33 +612,79 @@ impl WsHandler for ConnectorChannel {
                 return error_reply("Service unavailable");
             }
         };
-        match kind.as_str() {
-            "AUTH" => Some(
-                json!({
-                    "type": "WELCOME",
-                    "message": "Connector connected successfully",
-                    "connection_id": conn.broker_connection_id,
-                    "heartbeat_interval": HEARTBEAT_INTERVAL_SECS,
-                })
-                .to_string(),
-            ),
-            "HEARTBEAT" => Some(json!({"type": "HEARTBEAT_ACK", "timestamp": now_iso()}).to_string()),
-            "PING" => Some(json!({"type": "PONG", "timestamp": now_iso()}).to_string()),
-            "PONG" => None,
-            "TRADE_RESULT" => self.trade_result(&conn, &m).await,
-            "ACCOUNT_INFO" | "ACCOUNT_UPDATE" => self.account(&conn, &m).await,
-            "ERROR" => {
-                let error = m.get("error").and_then(Value::as_str).unwrap_or("Unknown error");
-                let relay =
-                    json!({"type": "CONNECTOR_ERROR", "connection_id": conn.broker_connection_id, "error": error});
+        let first = conn.greeted_at.is_none()
+            && match self.registry.mark_greeted(ws).await {
+                Ok(first) => first,
+                Err(e) => {
+                    warn!(ws, error = %e, "could not mark the first contact");
+                    false
+                }
+            };
+        if first && !self.first_contact(&conn).await {
+            return None;
+        }
+        let message = match parsed {
+            Ok(m) => m,
+            Err(e) => {
+                self.note(&conn, now, Note::default()).await;
+                return Some(e.reply());
+            }
+        };
+        let Some(broker) = conn.broker_connection_id else { return error_reply("Unknown connection: reconnect") };
+        let mut note = Note::default();
+        let reply = match message {
+            ConnectorMessage::Auth if first => None,
+            ConnectorMessage::Auth => Some(Self::welcome(&conn).to_string()),
+            ConnectorMessage::Heartbeat => {
+                note.heartbeat = true;
+                Some(json!({"type": "HEARTBEAT_ACK", "timestamp": iso(now)}).to_string())
+            }
+            ConnectorMessage::Ping => Some(json!({"type": "PONG", "timestamp": iso(now)}).to_string()),
+            ConnectorMessage::Pong => {
+                if let Some(ms) = self.latency(&conn, now).await {
+                    note.urgent.latency_ms = Some(ms);
+                    note.pong = true;
+                }
+                None
+            }
+            ConnectorMessage::TradeResult { result, raw } => {
+                self.trade_result(&conn, result, raw).await;
+                None
+            }
+            ConnectorMessage::Positions(report) => {
+                note = self.positions(&conn, broker, report, now).await;
+                None
+            }
+            ConnectorMessage::Account(a) => {
+                self.account(&conn, broker, &a, now).await;
+                note.urgent.mt5_connected = self.infer_mt5(ws, now);
+                None
+            }
+            ConnectorMessage::PositionUpdate(u) => {
+                self.position_update(&conn, broker, u, now).await;
+                None
+            }
+            ConnectorMessage::Mt5Status(s) => {
+                self.mt5_status(&conn, broker, &s, now).await;
+                return None;
+            }
+            ConnectorMessage::Error { error, request_id } => {
+                warn!(ws, %error, ?request_id, "the connector reported an error");
+                let mut relay = json!({"type": "CONNECTOR_ERROR", "connection_id": broker, "error": error});
+                if let Some(r) = request_id {
+                    relay["request_id"] = json!(r);
+                }
                 self.orders.broadcast(conn.user_id, &relay).await;
                 None
             }
-            _ => error_reply("Unknown message type"),
-        }
+        };
+        self.note(&conn, now, note).await;
+        reply
     }
 
     async fn disconnect(&self, connection_id: &str) {
+        self.guard.forget(connection_id);
+        self.memo.forget(connection_id);
         match self.registry.unregister(connection_id).await {
             Ok(Some(conn)) => {
                 info!(ws = %connection_id, user = %conn.user_id, "connector disconnected");
@@ -224,63 +702,27 @@ impl WsHandler for ConnectorChannel {
     }
 }
 
-/// `/connector/client`.
-#[derive(Clone)]
-pub struct BrowserChannel {
-    pub auth: Authenticator,
-    pub registry: ConnectorRegistry,
-}
-
-impl BrowserChannel {
-    pub fn new(auth: Authenticator, registry: ConnectorRegistry) -> Self {
-        BrowserChannel { auth, registry }
-    }
-}
-
-#[async_trait]
-impl WsHandler for BrowserChannel {
-    fn routes(&self) -> &[&'static str] {
-        &["PING"]
-    }
-
-    async fn connect(&self, req: ConnectRequest) -> ConnectDecision {
-        let Some(token) = req.param("token").filter(|t| !t.is_empty()) else {
-            return reject(403, "Missing token");
-        };
-        let user = match self.auth.authenticate(token).await {
-            Ok(u) => u,
-            Err(_) => return reject(401, "Invalid or expired token"),
-        };
-        match self.registry.register_browser(&req.connection_id, user.id, &user.email).await {
-            Ok(()) => ConnectDecision::Accept,
-            Err(e) => {
-                warn!(error = %e, "browser $connect: cannot record the connection");
-                reject(503, "Service unavailable")
-            }
-        }
-    }
-
-    async fn message(&self, msg: InboundMessage) -> Option<String> {
-        match parse(&msg.body) {
-            Ok((_, kind)) if kind == "PING" => Some(json!({"type": "PONG"}).to_string()),
-            Ok(_) => None,
-            Err(e) => error_reply(e),
-        }
-    }
-
-    async fn disconnect(&self, connection_id: &str) {
-        if let Err(e) = self.registry.unregister(connection_id).await {
-            warn!(ws = %connection_id, error = %e, "could not remove the browser connection");
-        }
-    }
-}
-
-/// Both channels over one order service.
+/// Both channels over one order service, with the limits of `NUSATRADE_WS_RATE` / `NUSATRADE_WS_BURST`
+/// (the defaults, with a warning, when those are unreadable).
 pub fn channels(
     auth: Authenticator,
     orders: OrderService,
     brokers: BrokerService,
 ) -> (Arc<ConnectorChannel>, Arc<BrowserChannel>) {
-    let browser = BrowserChannel::new(auth.clone(), orders.registry.clone());
-    (Arc::new(ConnectorChannel::new(auth, orders, brokers)), Arc::new(browser))
+    let limits = LinkLimits::from_env().unwrap_or_else(|e| {
+        warn!(error = %e, "WebSocket limits: using the defaults");
+        LinkLimits::default()
+    });
+    channels_with(auth, orders, brokers, limits)
+}
+
+/// Both channels with explicit limits.
+pub fn channels_with(
+    auth: Authenticator,
+    orders: OrderService,
+    brokers: BrokerService,
+    limits: LinkLimits,
+) -> (Arc<ConnectorChannel>, Arc<BrowserChannel>) {
+    let browser = BrowserChannel::with_limits(auth.clone(), orders.clone(), brokers.clone(), limits);
+    (Arc::new(ConnectorChannel::with_limits(auth, orders, brokers, limits)), Arc::new(browser))
 }

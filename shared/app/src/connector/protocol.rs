@@ -20,6 +20,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::reports::{AccountReport, Mt5Status, PositionUpdate, PositionsReport, ReportSource};
+
 /// Longest `request_id` accepted from a connector.
 pub const MAX_REQUEST_ID: usize = 128;
 /// Longest error text kept from a connector.
@@ -140,6 +142,12 @@ pub enum Command {
         sync_trades: bool,
         sync_account: bool,
     },
+    /// A round-trip probe: the connector answers `PONG` (the original connector understood it, contract
+    /// §3.2.2), which measures the link's latency.
+    Ping {
+        request_id: String,
+        timestamp: String,
+    },
 }
 
 impl Command {
@@ -147,6 +155,25 @@ impl Command {
     pub fn to_json(&self) -> String {
         // A Command has only string keys and finite numbers: serialisation cannot fail.
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The command's `request_id`.
+    pub fn request_id(&self) -> &str {
+        match self {
+            Command::TradeOpen { request_id, .. }
+            | Command::TradeClose { request_id, .. }
+            | Command::TradeModify { request_id, .. }
+            | Command::GetPositions { request_id }
+            | Command::GetAccount { request_id }
+            | Command::SyncRequest { request_id, .. }
+            | Command::Ping { request_id, .. } => request_id,
+        }
+    }
+
+    /// A trade command (open, close, modify): it changes MT5 and is acknowledged by a `TRADE_RESULT` naming
+    /// its request id, so it is kept in the connection's outbox until then.
+    pub fn is_trade(&self) -> bool {
+        matches!(self, Command::TradeOpen { .. } | Command::TradeClose { .. } | Command::TradeModify { .. })
     }
 }
 
@@ -220,6 +247,116 @@ impl TradeResult {
     /// The request id, when it names one of our commands.
     pub fn command(&self) -> Option<RequestId> {
         self.request_id.as_deref().and_then(|s| s.parse().ok())
+    }
+}
+
+/// A message from a connector (contract §3.2.1), parsed once into its typed variant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConnectorMessage {
+    /// `AUTH {token, client_type, timestamp}` (the token was checked at `$connect`; the frame is ignored).
+    Auth,
+    /// `HEARTBEAT` (→ `HEARTBEAT_ACK`).
+    Heartbeat,
+    /// `PING` from the connector (→ `PONG`).
+    Ping,
+    /// `PONG`: the answer to our `PING`.
+    Pong,
+    /// `TRADE_RESULT`, with the frame as received (relayed to the dashboards).
+    TradeResult { result: TradeResult, raw: Map<String, Value> },
+    /// `POSITIONS` / `SYNC_RESPONSE`: a full positions report.
+    Positions(PositionsReport),
+    /// `ACCOUNT_INFO` / `ACCOUNT_UPDATE`.
+    Account(AccountReport),
+    /// `POSITION_UPDATE`: the open positions with current prices.
+    PositionUpdate(PositionUpdate),
+    /// `MT5_STATUS`.
+    Mt5Status(Mt5Status),
+    /// `ERROR {error}`: a command handler of the connector failed.
+    Error { error: String, request_id: Option<String> },
+}
+
+/// Why a frame is not a connector message; [`ProtocolError::reply`] is the `ERROR` sent back.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// Not JSON (the original's reply text).
+    #[error("Invalid JSON format")]
+    InvalidJson,
+    /// JSON but not an object with a string `type`.
+    #[error("Invalid message format")]
+    NotAnObject,
+    /// A `type` this server does not handle.
+    #[error("Unknown message type")]
+    UnknownType(String),
+    /// A known type with unreadable fields.
+    #[error("invalid {kind}: {reason}")]
+    Invalid { kind: &'static str, reason: String },
+}
+
+impl ProtocolError {
+    /// The `ERROR` frame answering the bad message.
+    pub fn reply(&self) -> String {
+        serde_json::json!({"type": "ERROR", "error": self.to_string()}).to_string()
+    }
+}
+
+impl ConnectorMessage {
+    /// Every `type` a connector may send (the API Gateway route keys).
+    pub const TYPES: &'static [&'static str] = &[
+        "AUTH",
+        "HEARTBEAT",
+        "PING",
+        "PONG",
+        "TRADE_RESULT",
+        "POSITIONS",
+        "SYNC_RESPONSE",
+        "ACCOUNT_INFO",
+        "ACCOUNT_UPDATE",
+        "POSITION_UPDATE",
+        "MT5_STATUS",
+        "ERROR",
+    ];
+
+    /// Parses one text frame.
+    pub fn parse(body: &str) -> Result<ConnectorMessage, ProtocolError> {
+        let m = match serde_json::from_str::<Value>(body) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => return Err(ProtocolError::NotAnObject),
+            Err(_) => return Err(ProtocolError::InvalidJson),
+        };
+        let Some(kind) = m.get("type").and_then(Value::as_str) else { return Err(ProtocolError::NotAnObject) };
+        let Some(kind) = Self::TYPES.iter().copied().find(|t| *t == kind) else {
+            return Err(ProtocolError::UnknownType(kind.chars().take(64).collect()));
+        };
+        let invalid = |reason: String| ProtocolError::Invalid { kind, reason };
+        Ok(match kind {
+            "AUTH" => ConnectorMessage::Auth,
+            "HEARTBEAT" => ConnectorMessage::Heartbeat,
+            "PING" => ConnectorMessage::Ping,
+            "PONG" => ConnectorMessage::Pong,
+            "TRADE_RESULT" => {
+                let result = TradeResult::parse(&m).map_err(|e| invalid(e.0))?;
+                ConnectorMessage::TradeResult { result, raw: m }
+            }
+            "POSITIONS" => {
+                ConnectorMessage::Positions(PositionsReport::parse(ReportSource::Positions, &m).map_err(invalid)?)
+            }
+            "SYNC_RESPONSE" => {
+                ConnectorMessage::Positions(PositionsReport::parse(ReportSource::SyncResponse, &m).map_err(invalid)?)
+            }
+            "ACCOUNT_INFO" | "ACCOUNT_UPDATE" => ConnectorMessage::Account(AccountReport::parse(&m).map_err(invalid)?),
+            "POSITION_UPDATE" => ConnectorMessage::PositionUpdate(PositionUpdate::parse(&m).map_err(invalid)?),
+            "MT5_STATUS" => ConnectorMessage::Mt5Status(Mt5Status::parse(&m).map_err(invalid)?),
+            _ => ConnectorMessage::Error {
+                error: match m.get("error").or_else(|| m.get("message")) {
+                    Some(Value::String(s)) if !s.is_empty() => s.chars().take(MAX_ERROR_TEXT).collect(),
+                    _ => "Unknown error".to_owned(),
+                },
+                request_id: m
+                    .get("request_id")
+                    .and_then(Value::as_str)
+                    .map(|s| s.chars().take(MAX_REQUEST_ID).collect()),
+            },
+        })
     }
 }
 
@@ -305,6 +442,76 @@ mod tests {
                 .unwrap();
         assert_eq!(strings.retcode, Some(Retcode::DONE));
         assert_eq!(strings.profit, Some(Decimal::from_str("-12.5").unwrap()));
+    }
+
+    #[test]
+    fn connector_messages_parse_once_into_their_variant() {
+        use ConnectorMessage as M;
+        assert_eq!(ConnectorMessage::parse(r#"{"type":"AUTH","token":"t"}"#), Ok(M::Auth));
+        assert_eq!(ConnectorMessage::parse(r#"{"type":"PONG","timestamp":"x"}"#), Ok(M::Pong));
+        assert!(matches!(
+            ConnectorMessage::parse(r#"{"type":"TRADE_RESULT","request_id":"r","success":true,"ticket":5}"#),
+            Ok(M::TradeResult { result, raw }) if result.ticket == Some(5) && raw["request_id"] == "r"
+        ));
+        assert!(matches!(
+            ConnectorMessage::parse(r#"{"type":"POSITIONS","data":[{"ticket":1,"symbol":"EURUSD","type":"BUY","volume":1,"price":1.1,"profit":0}]}"#),
+            Ok(M::Positions(r)) if r.positions.len() == 1 && r.source == ReportSource::Positions
+        ));
+        assert!(matches!(
+            ConnectorMessage::parse(r#"{"type":"SYNC_RESPONSE","positions":[],"account":null}"#),
+            Ok(M::Positions(r)) if r.source == ReportSource::SyncResponse && r.account.is_none()
+        ));
+        assert!(matches!(
+            ConnectorMessage::parse(r#"{"type":"MT5_STATUS","connected":false,"account_number":51234567}"#),
+            Ok(M::Mt5Status(s)) if !s.connected && s.account_number.as_deref() == Some("51234567")
+        ));
+        assert!(matches!(
+            ConnectorMessage::parse(r#"{"type":"ACCOUNT_UPDATE","balance":"1000","equity":1001.5}"#),
+            Ok(M::Account(a)) if a.balance == Decimal::from(1000)
+        ));
+        assert_eq!(
+            ConnectorMessage::parse(r#"{"type":"ERROR","error":"Symbol X not found"}"#),
+            Ok(M::Error { error: "Symbol X not found".into(), request_id: None })
+        );
+    }
+
+    #[test]
+    fn bad_frames_get_the_original_error_replies() {
+        let reply = |body: &str| {
+            let e = ConnectorMessage::parse(body).unwrap_err();
+            serde_json::from_str::<Value>(&e.reply()).unwrap()
+        };
+        assert_eq!(reply("{not json"), json!({"type": "ERROR", "error": "Invalid JSON format"}));
+        assert_eq!(reply("[1,2]")["error"], "Invalid message format");
+        assert_eq!(reply(r#"{"type":7}"#)["error"], "Invalid message format");
+        assert_eq!(reply(r#"{"type":"SOMETHING_ELSE"}"#)["error"], "Unknown message type");
+        assert_eq!(reply(r#"{"type":"MT5_STATUS"}"#)["error"], "invalid MT5_STATUS: connected must be a boolean");
+        assert_eq!(
+            reply(r#"{"type":"POSITION_UPDATE","positions":7}"#)["error"],
+            "invalid POSITION_UPDATE: positions must be a list"
+        );
+        assert_eq!(
+            reply(r#"{"type":"ACCOUNT_INFO","equity":1}"#)["error"],
+            "invalid ACCOUNT_INFO: balance and equity are required"
+        );
+        assert_eq!(reply(r#"{"type":"TRADE_RESULT"}"#)["error"], "invalid TRADE_RESULT: success must be a boolean");
+    }
+
+    #[test]
+    fn commands_name_their_request_id() {
+        let ping = Command::Ping { request_id: "ping_1".into(), timestamp: "t".into() };
+        assert_eq!((ping.request_id(), ping.is_trade()), ("ping_1", false));
+        let v: Value = serde_json::from_str(&ping.to_json()).unwrap();
+        assert_eq!(v, json!({"type": "PING", "request_id": "ping_1", "timestamp": "t"}));
+        let close = Command::TradeClose {
+            request_id: "x:close:1".into(),
+            symbol: "EURUSD".into(),
+            ticket: 1,
+            lot_size: 0.1,
+            client_order_id: ClientOrderId::from_uuid(Uuid::nil()),
+        };
+        assert_eq!((close.request_id(), close.is_trade()), ("x:close:1", true));
+        assert!(!Command::GetPositions { request_id: "p".into() }.is_trade());
     }
 
     #[test]

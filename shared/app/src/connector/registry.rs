@@ -9,6 +9,8 @@
 //! | `USER#<uid>` | `BROWSER#<ws connection id>` | one of the user's dashboard sockets (fan-out set); `ttl` |
 //! | `USER#<uid>` | `ACCOUNT#<broker connection id>` | the latest account snapshot reported by MT5 ([`AccountSnapshot`]) |
 //! | `USER#<uid>` | `QUOTE#<symbol>` | the last price a connector reported for a symbol ([`Quote`]) |
+//! | `USER#<uid>` | `POSITIONS#<broker connection id>` | the latest positions report ([`super::reports::PositionsSnapshot`]) |
+//! | `USER#<uid>` | `OUTBOX#<broker connection id>#<request id>` | a trade command not yet acknowledged ([`super::outbox`]); `ttl` |
 //!
 //! A second connector on the same broker connection replaces the link; when the older socket closes it
 //! removes the link only if it still points at itself (a conditional delete — the original removed the
@@ -23,6 +25,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::reports::{PositionsSnapshot, snapshot_item, snapshot_key};
 use crate::auth::store::user_pk;
 use crate::ports::{Clock, Condition, Item, ItemStore, Key, Query, StoreError, Update, Value};
 
@@ -54,6 +57,14 @@ pub struct WsConnection {
     pub broker_connection_id: Option<Uuid>,
     pub connected_at: DateTime<Utc>,
     pub ttl: i64,
+    /// The auth session a browser connected with: trade commands over the socket re-check it (a revoked
+    /// session cannot trade through a socket opened before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Uuid>,
+    /// When the connection's first message was handled (`WELCOME` / `CONNECTIONS_STATUS` sent, the outbox
+    /// resent): set once, by a conditional write, whichever function instance gets the first message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeted_at: Option<DateTime<Utc>>,
 }
 
 /// `USER#<uid>` / `LINK#<broker connection id>`.
@@ -71,9 +82,10 @@ pub struct ConnectorLink {
 
 /// Health of a live connector link, shown by `GET /brokers/connections/{id}/status`. Every field is absent
 /// until the WebSocket handler records it with [`ConnectorRegistry::record_link_health`]: `last_heartbeat`
-/// on `HEARTBEAT`, `last_message_at` on any inbound frame, `latency_ms` from a `PING`/`PONG` round trip,
-/// `mt5_connected` from `MT5_STATUS`, `positions_count`/`positions_synced_at` from `POSITIONS` /
-/// `SYNC_RESPONSE`. A new connector on the broker connection starts with an empty record.
+/// on `HEARTBEAT`, `last_message_at` on any inbound frame (both written at most every few seconds),
+/// `latency_ms` from our `PING` and the connector's `PONG`, `mt5_connected` from `MT5_STATUS` (or `true`
+/// once MT5 answered with account or positions data), `positions_count`/`positions_synced_at` from
+/// `POSITIONS` / `SYNC_RESPONSE`. A new connector on the broker connection starts with an empty record.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinkHealth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +129,35 @@ pub struct Quote {
     pub bid: Decimal,
     pub ask: Decimal,
     pub time: DateTime<Utc>,
+}
+
+/// The link attribute holding when our last `PING` went out (read back when the `PONG` arrives, possibly in
+/// another function instance).
+pub const PING_SENT_ATTR: &str = "ping_sent_at";
+
+fn iso(t: DateTime<Utc>) -> Value {
+    Value::from(t.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+/// The update writing the given (`Some`) health fields; `None` when there are none.
+pub fn health_update(health: &LinkHealth) -> Option<Update> {
+    let fields: [(&str, Option<Value>); 6] = [
+        ("last_heartbeat", health.last_heartbeat.map(iso)),
+        ("last_message_at", health.last_message_at.map(iso)),
+        ("latency_ms", health.latency_ms.map(Value::from)),
+        ("mt5_connected", health.mt5_connected.map(Value::from)),
+        ("positions_count", health.positions_count.map(|n| Value::from(u64::from(n)))),
+        ("positions_synced_at", health.positions_synced_at.map(iso)),
+    ];
+    let mut update = Update::new();
+    let mut any = false;
+    for (attr, value) in fields {
+        if let Some(value) = value {
+            update = update.set(attr, value);
+            any = true;
+        }
+    }
+    any.then_some(update)
 }
 
 pub fn quote_key(user: Uuid, symbol: &str) -> Key {
@@ -170,6 +211,8 @@ impl ConnectorRegistry {
             broker_connection_id: Some(broker_connection_id),
             connected_at: now,
             ttl: self.ttl(now),
+            session_id: None,
+            greeted_at: None,
         };
         self.store.put(Item::from_record(&ws_key(ws_connection_id), &conn)?, None).await?;
         let key = link_key(user_id, broker_connection_id);
@@ -188,6 +231,17 @@ impl ConnectorRegistry {
 
     /// Records an accepted browser connection.
     pub async fn register_browser(&self, ws_connection_id: &str, user_id: Uuid, email: &str) -> Result<(), StoreError> {
+        self.register_browser_session(ws_connection_id, user_id, email, None).await
+    }
+
+    /// Records an accepted browser connection with the auth session it connected with.
+    pub async fn register_browser_session(
+        &self,
+        ws_connection_id: &str,
+        user_id: Uuid,
+        email: &str,
+        session_id: Option<Uuid>,
+    ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let conn = WsConnection {
             ws_connection_id: ws_connection_id.to_owned(),
@@ -197,6 +251,8 @@ impl ConnectorRegistry {
             broker_connection_id: None,
             connected_at: now,
             ttl: self.ttl(now),
+            session_id,
+            greeted_at: None,
         };
         let browser = Item::new(&browser_key(user_id, ws_connection_id))
             .with("ws_connection_id", ws_connection_id)
@@ -209,6 +265,18 @@ impl ConnectorRegistry {
     /// The connection record of a WebSocket id (`None` when unknown or expired).
     pub async fn connection(&self, ws_connection_id: &str) -> Result<Option<WsConnection>, StoreError> {
         self.live(self.store.get(&ws_key(ws_connection_id)).await?).map(|i| i.to_record()).transpose()
+    }
+
+    /// Marks the connection's first message as handled. `true` only for the one call that set it (`false` when
+    /// it was set already, or the connection is gone): the caller then sends the first-contact messages.
+    pub async fn mark_greeted(&self, ws_connection_id: &str) -> Result<bool, StoreError> {
+        let update = Update::new().set("greeted_at", iso(self.clock.now()));
+        let first = Condition::Exists.and(Condition::AttrNotExists("greeted_at".into()));
+        match self.store.update(&ws_key(ws_connection_id), update, Some(first)).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_condition_failure() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Forgets a connection (`$disconnect`, or a push answered 410 Gone). A connector's link is removed only
@@ -243,26 +311,19 @@ impl ConnectorRegistry {
         ws_connection_id: &str,
         health: &LinkHealth,
     ) -> Result<bool, StoreError> {
-        let time = |t: DateTime<Utc>| Value::from(t.to_rfc3339_opts(SecondsFormat::Micros, true));
-        let fields: [(&str, Option<Value>); 6] = [
-            ("last_heartbeat", health.last_heartbeat.map(time)),
-            ("last_message_at", health.last_message_at.map(time)),
-            ("latency_ms", health.latency_ms.map(Value::from)),
-            ("mt5_connected", health.mt5_connected.map(Value::from)),
-            ("positions_count", health.positions_count.map(|n| Value::from(u64::from(n)))),
-            ("positions_synced_at", health.positions_synced_at.map(time)),
-        ];
-        let mut update = Update::new();
-        let mut any = false;
-        for (attr, value) in fields {
-            if let Some(value) = value {
-                update = update.set(attr, value);
-                any = true;
-            }
-        }
-        if !any {
-            return Ok(false);
-        }
+        let Some(update) = health_update(health) else { return Ok(false) };
+        self.update_link(user_id, broker_connection_id, ws_connection_id, update).await
+    }
+
+    /// Applies `update` to the link of a broker connection if `ws_connection_id` still holds it. Returns
+    /// whether a link was updated.
+    pub async fn update_link(
+        &self,
+        user_id: Uuid,
+        broker_connection_id: Uuid,
+        ws_connection_id: &str,
+        update: Update,
+    ) -> Result<bool, StoreError> {
         // An expired link counts as absent for conditions too: it is not revived.
         let mine = Condition::Exists.and(Condition::eq("ws_connection_id", ws_connection_id));
         match self.store.update(&link_key(user_id, broker_connection_id), update, Some(mine)).await {
@@ -270,6 +331,43 @@ impl ConnectorRegistry {
             Err(e) if e.is_condition_failure() => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// When the link's last `PING` went out, if one is pending (see [`PING_SENT_ATTR`]).
+    pub async fn ping_sent_at(
+        &self,
+        user_id: Uuid,
+        broker_connection_id: Uuid,
+        ws_connection_id: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let Some(item) = self.live(self.store.get(&link_key(user_id, broker_connection_id)).await?) else {
+            return Ok(None);
+        };
+        if item.get_s("ws_connection_id") != Some(ws_connection_id) {
+            return Ok(None);
+        }
+        Ok(item.get_s(PING_SENT_ATTR).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc)))
+    }
+
+    /// Stores the latest positions snapshot of a broker connection (shrunk to the item limit, flagged
+    /// truncated then). Returns what was stored.
+    pub async fn save_positions(
+        &self,
+        user_id: Uuid,
+        mut snapshot: PositionsSnapshot,
+    ) -> Result<PositionsSnapshot, StoreError> {
+        let item = snapshot_item(user_id, &mut snapshot)?;
+        self.store.put(item, None).await?;
+        Ok(snapshot)
+    }
+
+    /// The latest positions snapshot of a broker connection, if a connector ever reported one.
+    pub async fn positions(
+        &self,
+        user_id: Uuid,
+        broker_connection_id: Uuid,
+    ) -> Result<Option<PositionsSnapshot>, StoreError> {
+        self.store.get(&snapshot_key(user_id, broker_connection_id)).await?.map(|i| i.to_record()).transpose()
     }
 
     /// The connector holding a broker connection now, if any.

@@ -2,7 +2,7 @@
 //! risk profiles). The domain rules live in `nusatrade_domain::{instrument, sizing}`; this layer maps
 //! JSON to them and back.
 
-mod fields;
+pub(crate) mod fields;
 pub mod orders;
 pub mod sizing;
 

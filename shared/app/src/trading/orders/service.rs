@@ -881,7 +881,18 @@ impl OrderService {
 
     async fn send(&self, link: &ConnectorLink, cmd: &Command) -> Delivery {
         let body = Bytes::from(cmd.to_json());
-        match self.push.post(&link.ws_connection_id, body).await {
+        // The command waits in the connection's outbox until acked, to be resent after a reconnect
+        // (connector::outbox); written alongside the push, removed again when it provably never left.
+        let (user, broker) = (link.user_id, link.broker_connection_id);
+        let queue = async {
+            if cmd.is_trade()
+                && let Err(e) = self.registry.outbox_put(user, broker, cmd).await
+            {
+                warn!(error = %e, request_id = cmd.request_id(), "could not queue the command in the outbox");
+            }
+        };
+        let (_, pushed) = tokio::join!(queue, self.push.post(&link.ws_connection_id, body));
+        let delivery = match pushed {
             Ok(PushOutcome::Delivered) => Delivery::Delivered,
             Ok(PushOutcome::Gone) => {
                 info!(ws = %link.ws_connection_id, "connector gone (410): removing its link");
@@ -892,7 +903,14 @@ impl OrderService {
             }
             Err(PushError::Invalid(m)) => Delivery::Refused(m),
             Err(PushError::Unavailable(m)) => Delivery::Uncertain(m),
+        };
+        if matches!(delivery, Delivery::Refused(_))
+            && cmd.is_trade()
+            && let Err(e) = self.registry.outbox_remove(user, broker, cmd.request_id()).await
+        {
+            warn!(error = %e, "could not remove an undelivered command from the outbox");
         }
+        delivery
     }
 
     /// Tells the user's dashboards about an order change (`ORDER_UPDATE`). Best effort: a browser that is
