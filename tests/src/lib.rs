@@ -179,19 +179,27 @@ pub async fn broker_connection(gw: &Gateway, token: &str) -> anyhow::Result<Stri
 }
 
 /// A scripted MT5 connector on the real WebSocket: answers `TRADE_OPEN` / `TRADE_CLOSE` /
-/// `TRADE_MODIFY` with `TRADE_RESULT`s, filling at the prices the test sets per symbol, and records
-/// every command it received.
+/// `TRADE_MODIFY` with `TRADE_RESULT`s (unless acks are switched off), filling at the prices the test sets
+/// per symbol, answers the server's `PING` with `PONG`, sends what the test gives it ([`TestConnector::send`]),
+/// and records every frame it received after `WELCOME`.
 pub struct TestConnector {
-    /// Every frame received, in order.
+    /// Every frame received after `WELCOME`, in order.
     pub received: std::sync::Arc<tokio::sync::Mutex<Vec<serde_json::Value>>>,
     /// Fill price per symbol for the next open/close (`symbol → price`).
     pub prices: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
+    acks: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    out: tokio::sync::mpsc::UnboundedSender<String>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TestConnector {
     /// Connects with `token` to broker connection `conn`, sends `AUTH` and waits for `WELCOME`.
     pub async fn connect(gw: &Gateway, token: &str, conn: &str) -> anyhow::Result<TestConnector> {
+        Self::connect_with(gw, token, conn, true).await
+    }
+
+    /// [`connect`](Self::connect), acknowledging trade commands only when `acks`.
+    pub async fn connect_with(gw: &Gateway, token: &str, conn: &str, acks: bool) -> anyhow::Result<TestConnector> {
         use futures::{SinkExt, StreamExt};
         use tokio_tungstenite::tungstenite::Message;
 
@@ -212,29 +220,43 @@ impl TestConnector {
         }
         let received = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
         let prices = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, f64>::new()));
-        let (rec, px) = (received.clone(), prices.clone());
+        let acks = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(acks));
+        let (out, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (rec, px, ack) = (received.clone(), prices.clone(), acks.clone());
         let task = tokio::spawn(async move {
             let mut ticket = 500_000_000u64;
             let mut tickets = std::collections::HashMap::<u64, String>::new();
-            while let Some(Ok(msg)) = ws.next().await {
+            loop {
+                let msg = tokio::select! {
+                    msg = ws.next() => msg,
+                    Some(frame) = out_rx.recv() => {
+                        if ws.send(Message::Text(frame.into())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let Some(Ok(msg)) = msg else { break };
                 let Message::Text(t) = msg else { continue };
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) else { continue };
                 rec.lock().await.push(v.clone());
                 let price_of = |sym: &str| px.lock().unwrap().get(sym).copied();
+                let acking = ack.load(std::sync::atomic::Ordering::SeqCst);
                 let reply = match v["type"].as_str() {
-                    Some("TRADE_OPEN") => {
+                    Some("PING") => serde_json::json!({"type": "PONG", "timestamp": "2024-01-01T00:00:00"}),
+                    Some("TRADE_OPEN") if acking => {
                         ticket += 1;
                         let sym = v["symbol"].as_str().unwrap_or_default().to_owned();
                         tickets.insert(ticket, sym.clone());
                         serde_json::json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true,
                             "ticket": ticket, "price": price_of(&sym), "retcode": 10009, "error": null})
                     }
-                    Some("TRADE_CLOSE") => {
+                    Some("TRADE_CLOSE") if acking => {
                         let sym = v["symbol"].as_str().unwrap_or_default();
                         serde_json::json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true,
                             "price": price_of(sym), "error": null})
                     }
-                    Some("TRADE_MODIFY") => {
+                    Some("TRADE_MODIFY") if acking => {
                         serde_json::json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true, "error": null})
                     }
                     _ => continue,
@@ -244,22 +266,59 @@ impl TestConnector {
                 }
             }
         });
-        Ok(TestConnector { received, prices, task })
+        Ok(TestConnector { received, prices, acks, out, task })
     }
 
     pub fn set_price(&self, symbol: &str, price: f64) {
         self.prices.lock().unwrap().insert(symbol.to_owned(), price);
     }
 
+    /// Switches the acknowledgement of trade commands on or off.
+    pub fn set_acks(&self, on: bool) {
+        self.acks.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sends a frame as the connector.
+    pub fn send(&self, frame: serde_json::Value) {
+        let _ = self.out.send(frame.to_string());
+    }
+
     /// The commands of one `type` received so far.
     pub async fn commands(&self, kind: &str) -> Vec<serde_json::Value> {
         self.received.lock().await.iter().filter(|v| v["type"] == kind).cloned().collect()
+    }
+
+    /// Drops the socket without a close frame, as a killed connector process would.
+    pub fn kill(self) {
+        self.task.abort();
     }
 }
 
 impl Drop for TestConnector {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The next text frame of `type` `kind` on a WebSocket, skipping others, within `within`.
+pub async fn next_of<S>(ws: &mut S, kind: &str, within: Duration) -> anyhow::Result<serde_json::Value>
+where
+    S: futures::StreamExt<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .with_context(|| format!("no {kind} within {within:?}"))?
+            .context("socket closed")??;
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(&t)?;
+            if v["type"] == kind {
+                return Ok(v);
+            }
+        }
     }
 }
 

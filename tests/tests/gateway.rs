@@ -123,6 +123,10 @@ async fn websocket_messages_are_routed_by_type() {
     ws.send(Message::Text(r#"{"type":"AUTH","client_type":"connector"}"#.into())).await.unwrap();
     let welcome = next_json(&mut ws).await;
     assert_eq!((&welcome["type"], &welcome["heartbeat_interval"]), (&Value::from("WELCOME"), &Value::from(30)));
+    // first contact: a full re-sync and a latency probe follow WELCOME
+    for kind in ["GET_POSITIONS", "GET_ACCOUNT", "PING"] {
+        assert_eq!(next_json(&mut ws).await["type"], kind);
+    }
     ws.send(Message::Text(r#"{"type":"PING"}"#.into())).await.unwrap();
     assert_eq!(next_json(&mut ws).await["type"], "PONG");
     ws.send(Message::Text(r#"{"type":"HEARTBEAT"}"#.into())).await.unwrap();
@@ -153,6 +157,10 @@ where
 async fn idle_websocket_is_closed_and_activity_keeps_it_open() {
     let gw = Gateway::start_with_env(&["--ws-idle-timeout", "2"], TEST_ENV).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::connect_async(client_url(&gw).await).await.unwrap();
+    // the first message is answered after CONNECTIONS_STATUS
+    ws.send(Message::Text(r#"{"type":"PING"}"#.into())).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "CONNECTIONS_STATUS");
+    assert_eq!(next_json(&mut ws).await["type"], "PONG");
     // activity every 0.5 s for 3 s keeps it open past the 2 s idle timeout
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -195,6 +203,7 @@ async fn sigterm_closes_websockets_and_exits_cleanly() {
     let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::connect_async(client_url(&gw).await).await.unwrap();
     ws.send(Message::Text(r#"{"type":"PING"}"#.into())).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "CONNECTIONS_STATUS");
     assert_eq!(next_json(&mut ws).await["type"], "PONG");
     let closed = tokio::spawn(async move { close_code(&mut ws, Duration::from_secs(10)).await });
     let status = gw.terminate().await.unwrap();

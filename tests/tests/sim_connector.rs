@@ -142,6 +142,25 @@ async fn paper_fills_flow_through_the_real_gateway_and_survive_reconnects() {
     assert!(connector.log().contains("reconnecting"), "{}", connector.log());
     active_connection(&gw, &token, "7654321").await.unwrap();
 
+    // The reconnect's re-sync: the paper positions become the connection's snapshot; MT5_STATUS and the
+    // PING/PONG probe fill the link health.
+    let st = eventually(Duration::from_secs(10), || async {
+        let (_, st) = send(&gw, "GET", &format!("/api/v1/brokers/connections/{conn_id}/status"), &token, None).await;
+        (st["positions_snapshot"]["count"] == 1 && st["latency_ms"].is_u64() && st["last_heartbeat"].is_string())
+            .then_some(st)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
+    assert_eq!((&st["mt5_connected"], &st["positions_synced"]), (&json!(true), &json!(1)), "{st}");
+    let p = &st["positions_snapshot"]["positions"][0];
+    assert_eq!(
+        (&p["ticket"], &p["stop_loss"], &p["take_profit"]),
+        (&json!(ticket), &json!(1.09), &json!(1.12)),
+        "{st}"
+    );
+    assert_eq!(st["positions_snapshot"]["complete"], true);
+    assert!(!connector.log().contains("the server answered ERROR"), "every report is understood: {}", connector.log());
+
     // Close: the paper bid and the paper profit (1 lot × −1.5 pips of spread).
     let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), &token, Some(json!({}))).await;
     assert_eq!(s, 200, "{b}");
