@@ -346,28 +346,38 @@ fn true_range(prev: &Candle, c: &Candle) -> f64 {
     (c.high - c.low).max((c.high - prev.close).abs()).max((c.low - prev.close).abs())
 }
 
-/// Fixed-capacity ring of the last [`RING`] bars.
+/// Ring capacity: a power of two above [`RING`], so positions are masks rather than divisions.
+const CAP: usize = 256;
+
+/// Fixed-capacity ring of the last bars (at least [`RING`]) and their typical prices.
 #[derive(Debug, Clone)]
 struct Ring {
-    bars: Box<[Candle; RING]>,
+    bars: Box<[Candle; CAP]>,
+    typical: Box<[f64; CAP]>,
     /// Bars pushed so far (all time).
     count: usize,
 }
 
 impl Ring {
-    fn push(&mut self, c: Candle) {
-        self.bars[self.count % RING] = c;
+    fn push(&mut self, c: Candle, typical: f64) {
+        self.bars[self.count & (CAP - 1)] = c;
+        self.typical[self.count & (CAP - 1)] = typical;
         self.count += 1;
     }
 
     /// The bar `back` steps before the newest (0 = newest), if still held.
     fn back(&self, back: usize) -> Option<&Candle> {
-        (back < self.count && back < RING).then(|| &self.bars[(self.count - 1 - back) % RING])
+        (back < self.count && back < RING).then(|| self.at(back))
     }
 
-    /// The bar `back` steps before the newest; the caller has checked it exists.
+    /// The bar `back` steps before the newest; the caller has checked that it exists (`back < count`, `< RING`).
     fn at(&self, back: usize) -> &Candle {
-        self.back(back).expect("bar within the ring")
+        &self.bars[(self.count - 1 - back) & (CAP - 1)]
+    }
+
+    /// The typical price of the bar `back` steps before the newest (same contract as [`at`](Self::at)).
+    fn typical_at(&self, back: usize) -> f64 {
+        self.typical[(self.count - 1 - back) & (CAP - 1)]
     }
 }
 
@@ -410,7 +420,7 @@ impl FeatureState {
         let blank =
             Candle { time: DateTime::<Utc>::UNIX_EPOCH, open: 0.0, high: 0.0, low: 0.0, close: 0.0, volume: 0.0 };
         FeatureState {
-            ring: Ring { bars: Box::new([blank; RING]), count: 0 },
+            ring: Ring { bars: Box::new([blank; CAP]), typical: Box::new([0.0; CAP]), count: 0 },
             sma_close: [RollingSum::default(); 6],
             ema_close: MA_PERIODS.map(Ema::new),
             macd_fast: Ema::new(12),
@@ -447,18 +457,18 @@ impl FeatureState {
     pub fn push(&mut self, c: &Candle) {
         let i = self.ring.count;
         // The value `p` bars back (the one leaving a window of `p` after this push), read before overwriting.
-        let leaving = |ring: &Ring, p: usize| -> Option<Candle> { (i >= p).then(|| *ring.at(p - 1)) };
+        // The value `p` bars back (the one leaving a window of `p` after this push), read before overwriting.
         for (sum, &p) in self.sma_close.iter_mut().zip(&MA_PERIODS) {
-            let old = leaving(&self.ring, p).map(|b| b.close);
+            let old = (i >= p).then(|| self.ring.at(p - 1).close);
             sum.push(c.close, old);
         }
         let tp = typical(c);
-        let old_tp = leaving(&self.ring, 20).map(|b| typical(&b));
+        let old_tp = (i >= 20).then(|| self.ring.typical_at(19));
         self.tp_sum.push(tp, old_tp);
-        let old_volume = leaving(&self.ring, 20).map(|b| b.volume);
+        let old_volume = (i >= 20).then(|| self.ring.at(19).volume);
         self.volume_sum.push(c.volume, old_volume);
-        let prev = self.ring.back(0).copied();
-        self.ring.push(*c);
+        let prev = (i > 0).then(|| *self.ring.at(0));
+        self.ring.push(*c, tp);
 
         for ema in &mut self.ema_close {
             ema.push(c.close);
@@ -542,7 +552,7 @@ impl FeatureState {
         // CCI(20) with the mean absolute deviation over the window, oldest first (as the domain's loop).
         let cci = if i >= 19 {
             let m = self.tp_sum.mean(20);
-            let mad = (0..20).rev().map(|b| (typical(self.ring.at(b)) - m).abs()).sum::<f64>() / 20.0;
+            let mad = (0..20).rev().map(|b| (self.ring.typical_at(b) - m).abs()).sum::<f64>() / 20.0;
             let dev = typical(&c) - m;
             if dev == 0.0 || mad == 0.0 { 0.0 } else { dev / (0.015 * mad) }
         } else {

@@ -252,8 +252,7 @@ fn logistic_regression_three_class_on_eurusd() {
 fn bad_inputs_fail_cleanly() {
     let Some(series) = eurusd() else { return };
     let meta = TrainMeta { symbol: None, timeframe: None, trained_at: Utc::now() };
-    let config =
-        TrainConfig { model: small(ModelKind::LogisticRegression), ..TrainConfig::new(ModelKind::LogisticRegression) };
+    let config = TrainConfig { model: small(ModelKind::RandomForest), ..TrainConfig::new(ModelKind::RandomForest) };
     // Too few bars: an error that says how many are needed, not a panic.
     let short = CandleSeries::new(series.candles()[..300].to_vec()).unwrap();
     let err = train(&short, &config, &meta, |_, _| {}).unwrap_err().to_string();
