@@ -278,6 +278,10 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Decoded, ArtefactError> 
         serde_json::from_str(envelope.header.get()).map_err(|e| ArtefactError::Malformed(format!("header: {e}")))?;
     let model: TrainedModel =
         serde_json::from_str(envelope.payload.get()).map_err(|e| ArtefactError::Malformed(format!("payload: {e}")))?;
+    if model.kind() == ModelKind::RandomForest {
+        crate::models::check_forest_json(envelope.payload.get())
+            .map_err(|e| ArtefactError::Incompatible(e.to_string()))?;
+    }
     check(&header, &model)?;
     Ok(Decoded { artefact: Artefact { header, model }, checksum: actual })
 }
@@ -438,6 +442,37 @@ mod tests {
         a.header.features.names.pop();
         let (bytes, _) = encode(&a, Encoding::Json, DEFAULT_MAX_BYTES).unwrap();
         assert!(matches!(decode(&bytes, DEFAULT_MAX_BYTES), Err(ArtefactError::Incompatible(_))));
+    }
+
+    #[test]
+    fn malformed_trees_are_refused_even_with_a_valid_checksum() {
+        // A producer bug (or a forged file) linking a node back to the root would make prediction loop forever.
+        let a = trained(ModelKind::RandomForest);
+        let (bytes, _) = encode(&a, Encoding::Json, DEFAULT_MAX_BYTES).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let start = text.find("\"header\":").unwrap() + 9;
+        let header_end = text.find(",\"payload\":").unwrap();
+        let header = &text[start..header_end];
+        let payload = &text[header_end + 11..text.len() - 1];
+        let at = payload.find("\"true_child\":").expect("a split node");
+        let digits = payload[at + 13..].find(|c: char| !c.is_ascii_digit()).unwrap();
+        assert!(digits > 0, "a split node's child index");
+        let cyclic = format!("{}\"true_child\":0{}", &payload[..at], &payload[at + 13 + digits..]);
+        let forged = format!(
+            "{{\"format\":\"{FORMAT}\",\"format_version\":1,\"checksum\":{{\"algorithm\":\"sha256\",\"value\":\"{}\"}},\"header\":{header},\"payload\":{cyclic}}}",
+            sha256_hex(header, &cyclic)
+        );
+        match decode(forged.as_bytes(), DEFAULT_MAX_BYTES) {
+            Err(ArtefactError::Incompatible(m)) => assert!(m.contains("malformed tree"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // The untouched payload passes the same check, and so does a re-encoding of the same pieces.
+        crate::models::check_forest_json(payload).unwrap();
+        let same = format!(
+            "{{\"format\":\"{FORMAT}\",\"format_version\":1,\"checksum\":{{\"algorithm\":\"sha256\",\"value\":\"{}\"}},\"header\":{header},\"payload\":{payload}}}",
+            sha256_hex(header, payload)
+        );
+        decode(same.as_bytes(), DEFAULT_MAX_BYTES).unwrap();
     }
 
     #[test]

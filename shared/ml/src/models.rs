@@ -549,6 +549,25 @@ impl TrainedModel {
                 if m.boosters.len() != want {
                     return bad("gradient boosting: wrong number of boosters");
                 }
+                // forust indexes nodes and row values without checks: refuse out-of-range or backward links (a
+                // cycle would never end).
+                for tree in m.boosters.iter().flat_map(|b| &b.trees) {
+                    let n = tree.nodes.len();
+                    if n == 0 {
+                        return bad("gradient boosting: empty tree");
+                    }
+                    for (i, node) in tree.nodes.iter().enumerate() {
+                        let forward = |c: usize| c > i && c < n;
+                        if !node.is_leaf
+                            && (node.split_feature >= m.n_features
+                                || !forward(node.left_child)
+                                || !forward(node.right_child)
+                                || !forward(node.missing_node))
+                        {
+                            return bad("gradient boosting: malformed tree");
+                        }
+                    }
+                }
             }
             TrainedModel::RandomForest(m) => {
                 if m.trees.is_empty() {
@@ -577,8 +596,7 @@ impl TrainedModel {
         assert_eq!(row.len(), self.n_features(), "feature row length");
         match self {
             TrainedModel::GradientBoosting(m) => {
-                let matrix = Matrix::new(row, 1, row.len());
-                let scores: Vec<f64> = m.boosters.iter().map(|b| sigmoid(b.predict(&matrix, false)[0])).collect();
+                let scores: Vec<f64> = m.boosters.iter().map(|b| sigmoid(booster_score(b, row))).collect();
                 gbdt_probabilities(m.n_classes, &scores)
             }
             TrainedModel::RandomForest(m) => {
@@ -658,6 +676,58 @@ impl TrainedModel {
         }
         imp
     }
+}
+
+/// The parts of smartcore's tree JSON that prediction relies on.
+#[derive(Deserialize)]
+struct ForestShape {
+    n_classes: usize,
+    n_features: usize,
+    trees: Vec<TreeShape>,
+}
+
+#[derive(Deserialize)]
+struct TreeShape {
+    nodes: Vec<NodeShape>,
+    classes: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct NodeShape {
+    output: usize,
+    split_feature: usize,
+    true_child: Option<usize>,
+    false_child: Option<usize>,
+}
+
+/// Checks the structure of a random forest's payload JSON (smartcore keeps the nodes private, so they are read
+/// from the JSON): every tree non-empty with `n_classes` classes, leaf outputs within the classes, split features
+/// within the features, children either both absent or both present and after their parent (no cycles, no
+/// out-of-range index — smartcore would panic or loop on either).
+pub fn check_forest_json(payload: &str) -> Result<(), ModelError> {
+    let bad = |m: &str| ModelError::BadInput(format!("random forest: {m}"));
+    let shape: ForestShape = serde_json::from_str(payload).map_err(|e| bad(&e.to_string()))?;
+    for tree in &shape.trees {
+        let n = tree.nodes.len();
+        if n == 0 || tree.classes.len() != shape.n_classes {
+            return Err(bad("tree without nodes or with other classes"));
+        }
+        for (i, node) in tree.nodes.iter().enumerate() {
+            match (node.true_child, node.false_child) {
+                (None, None) if node.output < shape.n_classes => {}
+                (Some(t), Some(f)) if t > i && t < n && f > i && f < n && node.split_feature < shape.n_features => {}
+                _ => return Err(bad("malformed tree")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A booster's raw score (log-odds) for one row: `GradientBooster::predict` for a single row without its per-tree
+/// allocations — the same trees, in the same order, summed from the same base score (tested bit-identical).
+fn booster_score(b: &GradientBooster, row: &[f64]) -> f64 {
+    let n = b.prediction_iteration.unwrap_or(b.trees.len()).min(b.trees.len());
+    b.trees[..n].iter().fold(b.base_score, |score, tree| score + tree.predict_row_from_row_slice(row, &b.missing))
 }
 
 /// Binary: `[1 − s, s]` with `s` the `up` booster's probability; one-vs-rest: the normalised scores.
@@ -779,6 +849,19 @@ mod tests {
             assert_eq!(argmax as u32, votes[i], "row {i}: {p:?}");
             // 9 trees: shares are multiples of 1/9.
             assert!(p.iter().all(|v| ((v * 9.0).round() - v * 9.0).abs() < 1e-9));
+        }
+    }
+
+    #[test]
+    fn booster_score_equals_forusts_predict() {
+        let (x, y) = blobs(200, 3);
+        let model = fit(&small(ModelKind::GradientBoosting), &x, &y, 4, 3, &mut |_| {}).unwrap();
+        let TrainedModel::GradientBoosting(m) = &model else { unreachable!() };
+        for row in x.chunks_exact(4) {
+            for b in &m.boosters {
+                let theirs = b.predict(&Matrix::new(row, 1, 4), false)[0];
+                assert_eq!(booster_score(b, row).to_bits(), theirs.to_bits());
+            }
         }
     }
 
