@@ -14,8 +14,8 @@
 //!     --users 16 --concurrency 16 --seconds 10
 //! ```
 //!
-//! Request limits are switched off and each user may hold 1,000 open positions, so the run measures
-//! the order path, not the limiter.
+//! Request limits and the WebSocket flood limit are switched off and each user may hold 1,000 open
+//! positions, so the run measures the order path, not the limiters.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -98,6 +98,9 @@ async fn main() -> anyhow::Result<()> {
     let mut env: Vec<(&str, &str)> = TEST_ENV.to_vec();
     env.push(("NUSATRADE_RATE_LIMIT_ENABLED", "false"));
     env.push(("NUSATRADE_MAX_OPEN_POSITIONS", "1000"));
+    // One connector acknowledges hundreds of orders a second here: lift the WebSocket flood limit too.
+    env.push(("NUSATRADE_WS_RATE", "100000"));
+    env.push(("NUSATRADE_WS_BURST", "1000000"));
     env.push(("RUST_LOG", "warn"));
     let gw = Arc::new(Gateway::start_with_env(&[], &env).await?);
 

@@ -6,7 +6,9 @@
 //!    (seeded random walk or candle replay) that keeps ticking whether or not the link is up.
 //! 3. `GET /brokers/connections` → the first whose `account_number` and `server` match, else `POST` one.
 //! 4. WebSocket `…/connector/ws?token=…&connection_id=…` → `AUTH` → `WELCOME`; then `MT5_STATUS`,
-//!    `ACCOUNT_UPDATE` and `POSITION_UPDATE`.
+//!    `ACCOUNT_UPDATE` and `POSITION_UPDATE`. The server follows `WELCOME` with the commands it sent before a
+//!    reconnect and never saw acknowledged (answered from the de-duplication memory when they were executed),
+//!    `GET_POSITIONS`, `GET_ACCOUNT` and a `PING`.
 //! 5. While connected: `HEARTBEAT` every `heartbeat_interval` (the server's `WELCOME` value unless configured),
 //!    `ACCOUNT_UPDATE` periodically and after every trade, `POSITION_UPDATE` with current prices on ticks
 //!    (throttled) and at once after a stop loss / take profit; server commands go through the [`Engine`].
@@ -550,7 +552,8 @@ impl SimConnector {
                             }
                         }
                         Some(Signal::Error(error)) => {
-                            // The server answers reports it does not handle yet with "Unknown message type".
+                            // The server answers a report it cannot read (or an older server one it does not
+                            // know) with ERROR: logged once per text.
                             if errors_seen.insert(error.clone()) {
                                 info!(%error, "the server answered ERROR (ignored; repeats are logged at debug)");
                             } else {
