@@ -204,48 +204,61 @@ impl Ema {
     }
 }
 
-/// Wilder RSI, updated exactly as `indicators::rsi`.
+/// The three Wilder RSIs of the set (periods [`RSI_PERIODS`]), updated exactly as `indicators::rsi`. Once every
+/// seed is taken (bar 21) the three recurrences run side by side on arrays, which the compiler vectorises (lane 3
+/// is padding); the RSI value itself is only computed when a row is read.
 #[derive(Debug, Clone, Copy)]
-struct Rsi {
-    period: usize,
+struct Rsis {
     changes: usize,
-    gain: f64,
-    loss: f64,
-    value: f64,
+    p: [f64; 4],
+    pm1: [f64; 4],
+    gain: [f64; 4],
+    loss: [f64; 4],
 }
 
-impl Rsi {
-    fn new(period: usize) -> Self {
-        Rsi { period, changes: 0, gain: 0.0, loss: 0.0, value: f64::NAN }
+impl Rsis {
+    fn new() -> Self {
+        let p = [RSI_PERIODS[0] as f64, RSI_PERIODS[1] as f64, RSI_PERIODS[2] as f64, RSI_PERIODS[0] as f64];
+        Rsis { changes: 0, p, pm1: p.map(|p| p - 1.0), gain: [0.0; 4], loss: [0.0; 4] }
     }
 
     fn push(&mut self, d: f64) {
-        let p = self.period as f64;
         self.changes += 1;
-        if self.changes <= self.period {
-            if d < 0.0 {
-                self.loss -= d
-            } else {
-                self.gain += d
+        if self.changes > RSI_SEEDED {
+            // `(x·(p − 1) + gain_or_0) / p`: adding 0.0 to a non-negative product and subtracting d as adding −d
+            // are exact, so this equals the branchy scalar update bit for bit.
+            let (up, down) = if d < 0.0 { (0.0, -d) } else { (d, 0.0) };
+            for j in 0..4 {
+                self.gain[j] = (self.gain[j] * self.pm1[j] + up) / self.p[j];
+                self.loss[j] = (self.loss[j] * self.pm1[j] + down) / self.p[j];
             }
-            if self.changes < self.period {
-                return;
-            }
-            self.gain /= p;
-            self.loss /= p;
-        } else {
-            self.gain *= p - 1.0;
-            self.loss *= p - 1.0;
-            if d < 0.0 {
-                self.loss -= d
-            } else {
-                self.gain += d
-            }
-            self.gain /= p;
-            self.loss /= p;
+            return;
         }
-        let (g, l) = (self.gain, self.loss);
-        self.value = if g + l == 0.0 { 0.0 } else { 100.0 * g / (g + l) };
+        for (j, &period) in RSI_PERIODS.iter().enumerate() {
+            let (p, gain, loss) = (self.p[j], &mut self.gain[j], &mut self.loss[j]);
+            if self.changes > period {
+                *gain *= p - 1.0;
+                *loss *= p - 1.0;
+            }
+            if d < 0.0 {
+                *loss -= d
+            } else {
+                *gain += d
+            }
+            if self.changes >= period {
+                *gain /= p;
+                *loss /= p;
+            }
+        }
+    }
+
+    /// RSI of lane `j`, `NaN` before its first value.
+    fn value(&self, j: usize) -> f64 {
+        if self.changes < RSI_PERIODS[j] {
+            return f64::NAN;
+        }
+        let (g, l) = (self.gain[j], self.loss[j]);
+        if g + l == 0.0 { 0.0 } else { 100.0 * g / (g + l) }
     }
 }
 
@@ -393,7 +406,7 @@ pub struct FeatureState {
     macd_slow: Ema,
     macd_signal: Ema,
     dmi: Dmi,
-    rsi: [Rsi; 3],
+    rsi: Rsis,
     /// %K of the last three bars (newest last) and their running sum (%D).
     stoch_k: [f64; 3],
     stoch_d: RollingSum,
@@ -407,6 +420,8 @@ pub struct FeatureState {
 
 const MA_PERIODS: [usize; 6] = [5, 10, 20, 50, 100, 200];
 const RSI_PERIODS: [usize; 3] = [14, 7, 21];
+/// Changes after which every RSI has its seed.
+const RSI_SEEDED: usize = 21;
 
 impl Default for FeatureState {
     fn default() -> Self {
@@ -427,7 +442,7 @@ impl FeatureState {
             macd_slow: Ema::new(26),
             macd_signal: Ema::new(9),
             dmi: Dmi::new(14),
-            rsi: RSI_PERIODS.map(Rsi::new),
+            rsi: Rsis::new(),
             stoch_k: [f64::NAN; 3],
             stoch_d: RollingSum::default(),
             tp_sum: RollingSum::default(),
@@ -485,9 +500,7 @@ impl FeatureState {
         if let Some(prev) = prev {
             self.dmi.push(i, &prev, c);
             let d = c.close - prev.close;
-            for rsi in &mut self.rsi {
-                rsi.push(d);
-            }
+            self.rsi.push(d);
             self.atr.push(true_range(&prev, c));
             let sv = match c.close.partial_cmp(&prev.close) {
                 Some(std::cmp::Ordering::Greater) => c.volume,
@@ -538,7 +551,7 @@ impl FeatureState {
         let macd_signal = n(i >= 33, self.macd_signal.value);
         let macd_hist = macd - macd_signal;
 
-        let rsi_14 = self.rsi[0].value;
+        let rsi_14 = self.rsi.value(0);
         let stoch_k = n(i >= 13, self.stoch_k[2]);
         let stoch_d = n(i >= 15, self.stoch_d.mean(3));
 
@@ -623,8 +636,8 @@ impl FeatureState {
             self.dmi.adx,
             flag(self.dmi.adx, self.dmi.adx > 25.0),
             rsi_14,
-            self.rsi[1].value,
-            self.rsi[2].value,
+            self.rsi.value(1),
+            self.rsi.value(2),
             flag(rsi_14, rsi_14 < 30.0),
             flag(rsi_14, rsi_14 > 70.0),
             stoch_k,
