@@ -124,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
         let (gw, tokens, client) = (gw.clone(), tokens.clone(), client.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            let mut phases = [Vec::new(), Vec::new(), Vec::new()];
             let mut failures = 0u64;
             let mut n = 0usize;
             while Instant::now() < deadline {
@@ -148,7 +149,9 @@ async fn main() -> anyhow::Result<()> {
                 let b: Value = r.json().await.unwrap_or(Value::Null);
                 let id = b["trade"]["id"].as_str().unwrap_or_default().to_owned();
                 let url = gw.url(&format!("/api/v1/trading/orders/{id}"));
+                let posted = t0.elapsed();
                 opened(waiters, &id).await;
+                let acked = t0.elapsed();
                 loop {
                     let o: Value = client.get(&url).bearer_auth(token).send().await?.json().await?;
                     if o["status"] == "open" {
@@ -158,17 +161,25 @@ async fn main() -> anyhow::Result<()> {
                         anyhow::bail!("order {id} not open after 5 s: {o}");
                     }
                 }
-                lat.push(t0.elapsed());
+                let done = t0.elapsed();
+                lat.push(done);
+                phases[0].push(posted);
+                phases[1].push(acked - posted);
+                phases[2].push(done - acked);
             }
-            anyhow::Ok((lat, failures))
+            anyhow::Ok((lat, phases, failures))
         }));
     }
     let started = Instant::now();
     let mut all = Vec::new();
+    let mut phases = [Vec::new(), Vec::new(), Vec::new()];
     let mut failures = 0;
     for t in tasks {
-        let (lat, f) = t.await??;
+        let (lat, p, f) = t.await??;
         all.extend(lat);
+        for (all, p) in phases.iter_mut().zip(p) {
+            all.extend(p);
+        }
         failures += f;
     }
     let elapsed = started.elapsed();
@@ -185,6 +196,18 @@ async fn main() -> anyhow::Result<()> {
         pct(&all, 0.99).as_secs_f64() * 1e3,
         all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+    // Where the time goes: the three legs of a round trip.
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let legs = ["POST /trading/orders → 201", "201 → ORDER_UPDATE open", "GET /trading/orders/{id}"];
+    for (name, p) in legs.iter().zip(&mut phases) {
+        p.sort();
+        println!(
+            "  {name:<28} p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms",
+            ms(pct(p, 0.5)),
+            ms(pct(p, 0.9)),
+            ms(pct(p, 0.99))
+        );
+    }
     drop(traders);
     Ok(())
 }
