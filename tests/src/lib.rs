@@ -195,15 +195,22 @@ pub struct TestConnector {
 impl TestConnector {
     /// Connects with `token` to broker connection `conn`, sends `AUTH` and waits for `WELCOME`.
     pub async fn connect(gw: &Gateway, token: &str, conn: &str) -> anyhow::Result<TestConnector> {
-        Self::connect_with(gw, token, conn, true).await
+        Self::connect_with(gw, "/connector/ws", token, conn, true).await
     }
 
-    /// [`connect`](Self::connect), acknowledging trade commands only when `acks`.
-    pub async fn connect_with(gw: &Gateway, token: &str, conn: &str, acks: bool) -> anyhow::Result<TestConnector> {
+    /// [`connect`](Self::connect) on another WebSocket path (`/ws`: the single endpoint of an API
+    /// Gateway stage), acknowledging trade commands only when `acks`.
+    pub async fn connect_with(
+        gw: &Gateway,
+        path: &str,
+        token: &str,
+        conn: &str,
+        acks: bool,
+    ) -> anyhow::Result<TestConnector> {
         use futures::{SinkExt, StreamExt};
         use tokio_tungstenite::tungstenite::Message;
 
-        let url = gw.ws_url(&format!("/connector/ws?token={token}&connection_id={conn}&token={token}"));
+        let url = gw.ws_url(&format!("{path}?token={token}&connection_id={conn}&token={token}"));
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
         ws.send(Message::Text(
             serde_json::json!({"type": "AUTH", "token": token, "client_type": "connector"}).to_string().into(),

@@ -160,7 +160,7 @@ async fn a_command_in_flight_when_the_connector_dies_is_resent_once_after_it_rec
     let conn = broker_connection(&gw, &token).await.unwrap();
 
     // The connector receives the command and dies before acknowledging it.
-    let first = TestConnector::connect_with(&gw, &token, &conn, false).await.unwrap();
+    let first = TestConnector::connect_with(&gw, "/connector/ws", &token, &conn, false).await.unwrap();
     let order = json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.1, "price": 1.1});
     let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(order)).await;
     assert_eq!(s, 201, "{placed}");

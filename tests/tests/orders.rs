@@ -259,3 +259,68 @@ async fn idempotency_validation_modify_and_pagination_over_http() {
     assert_eq!(s, 200);
     assert_eq!(b.as_array().unwrap().len(), 5);
 }
+
+/// The single endpoint of an API Gateway stage (`/ws` locally): a connector (it names its broker
+/// connection) and a dashboard (it does not) share it; each gets its own channel's behaviour, and an
+/// order placed over HTTP reaches the connector and its ack reaches the dashboard.
+#[tokio::test]
+async fn one_endpoint_serves_connectors_and_dashboards() {
+    use futures::SinkExt;
+
+    let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
+    let token = register(&gw, "stage@example.com").await.unwrap();
+    let conn_id = broker_connection(&gw, &token).await.unwrap();
+
+    // A connector on /ws gets WELCOME for its AUTH (connector channel).
+    let connector = TestConnector::connect_with(&gw, "/ws", &token, &conn_id, true).await.unwrap();
+    connector.set_price("EURUSD", 1.1);
+    // A dashboard on /ws: PING → PONG (the browser channel's reply, no timestamp), and AUTH is not a
+    // browser message (no WELCOME).
+    let (mut browser, _) = tokio_tungstenite::connect_async(gw.ws_url(&format!("/ws?token={token}"))).await.unwrap();
+    browser.send(Message::Text(json!({"type": "AUTH"}).to_string().into())).await.unwrap();
+    browser.send(Message::Text(json!({"type": "PING"}).to_string().into())).await.unwrap();
+    // The browser channel answers: CONNECTIONS_STATUS on first contact, then PONG; never WELCOME.
+    let first = next_json(&mut browser).await;
+    assert_eq!(first["type"], "CONNECTIONS_STATUS", "{first}");
+    loop {
+        let v = next_json(&mut browser).await;
+        assert_ne!(v["type"], "WELCOME", "the connector channel must not answer a dashboard");
+        if v["type"] == "PONG" {
+            break;
+        }
+    }
+
+    // Someone else's broker connection on /ws: refused at the handshake.
+    let other = register(&gw, "other@example.com").await.unwrap();
+    let refused =
+        tokio_tungstenite::connect_async(gw.ws_url(&format!("/ws?token={other}&connection_id={conn_id}"))).await;
+    assert!(refused.is_err(), "a foreign broker connection is refused");
+    // A bad token without connection_id (a dashboard): refused too.
+    assert!(tokio_tungstenite::connect_async(gw.ws_url("/ws?token=not-a-token")).await.is_err());
+
+    let body = json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.1, "price": 1.1});
+    let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(body)).await;
+    assert_eq!(s, 201, "{placed}");
+    let id = placed["trade"]["id"].as_str().unwrap().to_owned();
+    let update = loop {
+        let v = next_json(&mut browser).await;
+        if v["type"] == "ORDER_UPDATE" && v["order"]["status"] == "open" {
+            break v;
+        }
+    };
+    assert_eq!(update["order"]["id"], id.as_str());
+    assert_eq!(connector.commands("TRADE_OPEN").await.len(), 1);
+}
+
+/// The next JSON text frame (5 s at most).
+async fn next_json(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> Value {
+    loop {
+        let msg =
+            tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame in time").unwrap().unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}

@@ -16,6 +16,7 @@ pub mod s3;
 pub mod ses;
 pub mod sqs;
 mod unconfigured;
+pub mod websocket;
 
 pub use apigw::ApiGwPush;
 pub use config::{AwsSettings, ConfigError, build_ports, build_ports_from, load_sdk_config, sdk_config_for_endpoint};

@@ -9,6 +9,7 @@ use axum::Router;
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
 use nusatrade_app::brokers;
 use nusatrade_app::connector::channels;
+use nusatrade_app::connector::router::ChannelRouter;
 use nusatrade_app::http::{health, layers};
 use nusatrade_app::ports::{Clock, Ports, RandomIds, SystemClock};
 use nusatrade_app::trading::orders::{self, OrderService, TradingConfig};
@@ -147,6 +148,7 @@ impl LocalPlatform {
     pub fn ws_apis(&self) -> WsApis {
         let brokers = brokers::service::BrokerService::new(&self.ports);
         let (connector, client) = channels::channels(self.auth.authenticator(), self.orders.clone(), brokers);
-        WsApis { connector, client }
+        let stage = Arc::new(ChannelRouter::new(connector.clone(), client.clone()));
+        WsApis { connector, client, stage }
     }
 }

@@ -1,6 +1,6 @@
 //! The local gateway: one HTTP server that emulates API Gateway in front of every function — the
-//! merged HTTP routers and the WebSocket APIs (`/connector/ws`, `/connector/client`) — with graceful
-//! shutdown.
+//! merged HTTP routers and the WebSocket APIs (`/connector/ws`, `/connector/client`, and `/ws`, the
+//! single endpoint an API Gateway stage offers, serving both channels) — with graceful shutdown.
 
 pub mod ws;
 
@@ -19,6 +19,9 @@ use crate::platform::LocalPlatform;
 pub const CONNECTOR_PATH: &str = "/connector/ws";
 /// Path of the browser (dashboard) WebSocket API.
 pub const CLIENT_PATH: &str = "/connector/client";
+/// Path of the endpoint that serves both channels, as the API Gateway stage URL does in AWS (connectors
+/// tell themselves apart with `connection_id`; see `nusatrade_app::connector::router`).
+pub const STAGE_PATH: &str = "/ws";
 
 #[derive(Clone)]
 pub struct GatewayConfig {
@@ -31,19 +34,26 @@ pub struct GatewayConfig {
 pub struct WsApis {
     pub connector: Arc<dyn WsHandler>,
     pub client: Arc<dyn WsHandler>,
+    /// Both channels behind one endpoint ([`STAGE_PATH`]).
+    pub stage: Arc<dyn WsHandler>,
 }
 
 impl Default for WsApis {
     fn default() -> Self {
-        WsApis { connector: Arc::new(KeepAliveProtocol), client: Arc::new(KeepAliveProtocol) }
+        WsApis {
+            connector: Arc::new(KeepAliveProtocol),
+            client: Arc::new(KeepAliveProtocol),
+            stage: Arc::new(KeepAliveProtocol),
+        }
     }
 }
 
-/// Builds the full gateway app: HTTP routers plus both WebSocket APIs.
+/// Builds the full gateway app: HTTP routers plus the WebSocket APIs.
 pub fn app(platform: &LocalPlatform, apis: WsApis, limits: WsLimits, shutdown: watch::Receiver<bool>) -> Router {
     let connector = ws::endpoint(CONNECTOR_PATH, apis.connector, platform.push.clone(), limits, shutdown.clone());
-    let client = ws::endpoint(CLIENT_PATH, apis.client, platform.push.clone(), limits, shutdown);
-    Router::new().merge(connector).merge(client).merge(platform.http_router())
+    let client = ws::endpoint(CLIENT_PATH, apis.client, platform.push.clone(), limits, shutdown.clone());
+    let stage = ws::endpoint(STAGE_PATH, apis.stage, platform.push.clone(), limits, shutdown);
+    Router::new().merge(connector).merge(client).merge(stage).merge(platform.http_router())
 }
 
 /// A bound, not yet running gateway (so callers learn the real port before serving).

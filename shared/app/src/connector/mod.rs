@@ -3,7 +3,8 @@
 //! browser sockets, the latest account and positions snapshots — [`protocol`] — the commands sent to a
 //! connector and the messages it sends back, parsed once — [`reports`] (positions, deals, account, MT5
 //! status), the [`outbox`] of unacknowledged commands, the per-connection [`limits`], and the two
-//! WebSocket handlers ([`channels`] for connectors, [`browser`] for dashboards).
+//! WebSocket handlers ([`channels`] for connectors, [`browser`] for dashboards, [`router`] for both behind
+//! the single endpoint of an API Gateway stage).
 //!
 //! The WebSocket handlers (issue #5) write the registry on `$connect`/`$disconnect` and feed inbound
 //! messages to the use cases; the order use cases (issue #4) read it to find the connector to command.
@@ -15,6 +16,7 @@ pub mod outbox;
 pub mod protocol;
 pub mod registry;
 pub mod reports;
+pub mod router;
 
 pub use limits::{LinkGuard, LinkLimits};
 pub use outbox::OutboxEntry;
