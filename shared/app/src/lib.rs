@@ -7,6 +7,7 @@ pub mod auth;
 pub mod brokers;
 pub mod connector;
 pub mod http;
+pub mod jobs;
 pub mod ports;
 pub mod trading;
 pub mod ws;
