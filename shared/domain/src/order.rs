@@ -98,7 +98,9 @@ impl OrderStatus {
     }
 
     /// Holds one of the user's open-position reservations (counted against the max-open-positions limit).
-    /// Adopted `external` positions were never reserved.
+    /// Adopted `external` positions count too (issue 6: manual MT5 trades are counted against the limits): the
+    /// adoption takes a reservation without the limit's condition — the position exists in MT5 whatever the limit
+    /// says — and its close gives it back.
     pub fn holds_reservation(self) -> bool {
         matches!(
             self,
@@ -107,6 +109,7 @@ impl OrderStatus {
                 | OrderStatus::Open
                 | OrderStatus::ClosePending
                 | OrderStatus::ModifyPending
+                | OrderStatus::External
         )
     }
 

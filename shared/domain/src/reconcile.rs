@@ -26,7 +26,7 @@
 //! | same | absent, targeted lookup says not found | [`Action::CloseExternally`] at the last known price |
 //! | same | absent, no lookup yet | [`Action::RequestTargetedCheck`] of the ticket |
 //! | OPEN, EXTERNAL | position present, SL/TP or volume differ | [`Action::FollowMt5`] |
-//! | — | position matching no live order of ours | [`Action::AdoptExternal`] with an id derived from (connection, ticket) |
+//! | — | position matching no live order of ours | [`Action::AdoptExternal`] with a time-ordered id derived from (connection, ticket, MT5 open time), taking a reservation (counted against the limits) |
 //! | anything contradictory | e.g. an OPEN order without ticket, a lookup contradicting history | [`Action::Conflict`] (log + alert, no write) |
 //!
 //! "Older than the history window" is read as: the history window (deals since the watermark) starts before the
@@ -387,7 +387,7 @@ pub enum Action {
     /// A position no live order of ours holds: insert an EXTERNAL order (version 0) with a deterministic id, only if
     /// no item with that id exists (conditional put).
     AdoptExternal {
-        /// `external_order_id(connection, ticket)`.
+        /// `external_order_id(connection, ticket, open time)`.
         order_id: Uuid,
         /// Owner of the connection.
         user_id: Uuid,
@@ -480,6 +480,12 @@ impl Action {
         self.target().is_some()
     }
 
+    /// The write takes one of the user's open-position reservations (same transaction): an adoption, counted
+    /// against the limits without being refused by them (the position exists in MT5 either way).
+    pub fn takes_reservation(&self) -> bool {
+        matches!(self, Action::AdoptExternal { .. })
+    }
+
     /// The write gives back the user's open-position reservation (same transaction).
     pub fn releases_reservation(&self) -> bool {
         match (self.expected(), self.target()) {
@@ -489,10 +495,12 @@ impl Action {
     }
 }
 
-/// The deterministic id of the EXTERNAL order adopting MT5 position `ticket` of `connection_id`: a version-8 UUID
-/// from a 128-bit FNV-1a hash of `"nusatrade/external/"`, the connection id and the ticket (big-endian). Stable across
-/// runs, processes and releases, so adopting twice targets the same item.
-pub fn external_order_id(connection_id: Uuid, ticket: Ticket) -> Uuid {
+/// The deterministic id of the EXTERNAL order adopting MT5 position `ticket` of `connection_id`: a time-ordered
+/// UUIDv7 whose timestamp is the position's MT5 open time (milliseconds; the Unix epoch when the connector sends no
+/// time) and whose 74 other bits come from a 128-bit FNV-1a hash of `"nusatrade/external/"`, the connection id and
+/// the ticket (big-endian). Stable across runs, processes and releases, so adopting twice targets the same item; and,
+/// like every order id, it sorts by time, so newest-first listings place an adopted position by when it was opened.
+pub fn external_order_id(connection_id: Uuid, ticket: Ticket, open_time: Option<DateTime<Utc>>) -> Uuid {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
     const PRIME: u128 = 0x0000000001000000000000000000013B;
     let mut h = OFFSET;
@@ -502,7 +510,10 @@ pub fn external_order_id(connection_id: Uuid, ticket: Ticket) -> Uuid {
         h ^= u128::from(*b);
         h = h.wrapping_mul(PRIME);
     }
-    uuid::Builder::from_custom_bytes(h.to_be_bytes()).into_uuid()
+    let millis = open_time.map_or(0, |t| t.timestamp_millis().max(0) as u64);
+    let mut tail = [0u8; 10];
+    tail.copy_from_slice(&h.to_be_bytes()[..10]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &tail).into_uuid()
 }
 
 /// Compares our books with a snapshot (see the module docs for the rules). Pure and deterministic: actions come in
@@ -797,7 +808,7 @@ impl<'a> Run<'a> {
             if self.claimed.contains(ticket) {
                 continue;
             }
-            let order_id = external_order_id(self.snap.connection_id, *ticket);
+            let order_id = external_order_id(self.snap.connection_id, *ticket, p.open_time);
             if let Some(existing) = ids.get(&order_id) {
                 out.push(self.conflict(
                     existing,

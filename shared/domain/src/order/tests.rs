@@ -116,7 +116,7 @@ fn every_state_event_pair() {
             if let Ok(Transition::Applied(c)) = got {
                 assert_eq!(c.from, state, "{status} + {label}: conditioned on the current state");
                 assert_eq!(c.to.version, state.version + 1, "{status} + {label}: version bump");
-                let wants_release = matches!(c.to.status, R | C | CE) && *status != EX;
+                let wants_release = matches!(c.to.status, R | C | CE);
                 assert_eq!(c.releases_reservation(), wants_release, "{status} + {label}: reservation");
                 if matches!(c.to.status, O) {
                     assert_eq!(c.to.ticket, Some(T), "{status} + {label}: an open order knows its ticket");

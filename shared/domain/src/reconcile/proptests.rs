@@ -575,6 +575,9 @@ impl World {
                 if a.releases_reservation() {
                     self.reservations -= 1;
                 }
+                if a.takes_reservation() {
+                    self.reservations += 1;
+                }
             }
         }
         actions

@@ -412,7 +412,7 @@ fn closing_deal_in_history_closes_without_lookup() {
             panic!("{actions:?}")
         };
         assert_eq!((status_to(a), *close_price, *source), (want, Some(d("1.1080")), CloseSource::Deal(Ticket(3))));
-        assert_eq!(a.releases_reservation(), status != OrderStatus::External, "{status}");
+        assert!(a.releases_reservation(), "{status}: external positions count against the limits too");
         assert_settles(vec![o], &s);
     }
 }
@@ -477,7 +477,8 @@ fn manual_positions_are_adopted_once() {
         let Action::AdoptExternal { order_id, user_id, connection_id, position, claimed_by } = a else {
             panic!("{a:?}")
         };
-        assert_eq!(*order_id, external_order_id(CONN, Ticket(t)));
+        assert_eq!(*order_id, external_order_id(CONN, Ticket(t), position.open_time));
+        assert!(a.takes_reservation() && !a.releases_reservation());
         assert_eq!((*user_id, *connection_id, position.ticket, *claimed_by), (USER, CONN, Ticket(t), None));
         assert_eq!(a.target().unwrap().status, OrderStatus::External);
     }
@@ -497,14 +498,22 @@ fn a_position_of_a_finished_order_is_adopted_not_resurrected() {
 }
 
 #[test]
-fn external_ids_are_deterministic_and_distinct() {
-    let a = external_order_id(CONN, Ticket(1));
-    assert_eq!(a, external_order_id(CONN, Ticket(1)));
-    assert_eq!(a.get_version_num(), 8);
-    assert_ne!(a, external_order_id(CONN, Ticket(2)));
-    assert_ne!(a, external_order_id(Uuid::from_u128(0xC1), Ticket(1)));
+fn external_ids_are_deterministic_distinct_and_time_ordered() {
+    let at = |s: i64| Some(t0() + secs(s));
+    let a = external_order_id(CONN, Ticket(1), at(0));
+    assert_eq!(a, external_order_id(CONN, Ticket(1), at(0)));
+    assert_eq!(a.get_version_num(), 7);
+    assert_ne!(a, external_order_id(CONN, Ticket(2), at(0)));
+    assert_ne!(a, external_order_id(Uuid::from_u128(0xC1), Ticket(1), at(0)));
+    // Time-ordered like every order id: a later open sorts after, whatever the ticket.
+    assert!(external_order_id(CONN, Ticket(1), at(1)) > external_order_id(CONN, Ticket(2), at(0)));
+    let ts = a.get_timestamp().unwrap().to_unix();
+    assert_eq!((ts.0 as i64, ts.1 / 1_000_000), (t0().timestamp(), 0));
+    // No open time from the connector: the epoch, still deterministic.
+    assert_eq!(external_order_id(CONN, Ticket(1), None), external_order_id(CONN, Ticket(1), None));
+    assert_eq!(external_order_id(CONN, Ticket(1), None).get_timestamp().unwrap().to_unix().0, 0);
     // Pinned: the id is stored, so the derivation must never change.
-    assert_eq!(external_order_id(CONN, Ticket(123_456_789)).to_string(), "02618752-8c5b-8ffa-91be-302b0d590cdd");
+    assert_eq!(external_order_id(CONN, Ticket(123_456_789), at(0)).to_string(), "019b1727-2500-7261-8752-8c5bfffad1be");
 }
 
 #[test]
@@ -515,5 +524,5 @@ fn actions_follow_the_books_order_and_adoptions_come_last() {
     let s = snap(vec![position(999, "manual"), mine(&a, 13)]);
     let actions = run(&[a.clone(), b.clone()], &s);
     let ids: Vec<_> = actions.iter().map(|x| x.order_id().unwrap()).collect();
-    assert_eq!(ids, vec![b.id, a.id, external_order_id(CONN, Ticket(999))]);
+    assert_eq!(ids, vec![b.id, a.id, external_order_id(CONN, Ticket(999), Some(t0() + secs(2)))]);
 }
