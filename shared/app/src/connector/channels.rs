@@ -65,7 +65,7 @@ use crate::auth::Authenticator;
 use crate::brokers::service::BrokerService;
 use crate::ports::PushOutcome;
 use crate::trading::fields::num;
-use crate::trading::orders::{OrderRecord, OrderService, TradingError};
+use crate::trading::orders::{AckOutcome, OrderRecord, OrderService, TradingError};
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
 
 pub use super::browser::BrowserChannel;
@@ -515,16 +515,15 @@ impl ConnectorChannel {
         if let Some(rid) = result.command() {
             relay.insert("order_id".into(), json!(rid.order_id));
         }
-        let apply = self.orders.apply_trade_result_and_relay(conn.user_id, &result, Some(Value::Object(relay)));
-        // The acknowledged command leaves the outbox, whatever the ack says.
-        let dequeue = async {
-            if let (Some(broker), Some(rid)) = (conn.broker_connection_id, result.request_id.as_deref())
-                && let Err(e) = self.registry.outbox_remove(conn.user_id, broker, rid).await
-            {
-                warn!(error = %e, "could not remove an acknowledged command from the outbox");
-            }
-        };
-        let (applied, ()) = tokio::join!(apply, dequeue);
+        let applied = self.orders.apply_trade_result_and_relay(conn.user_id, &result, Some(Value::Object(relay))).await;
+        // The acknowledged command leaves the outbox, whatever the ack says: an applied ack removed it in
+        // its own transaction; any other outcome (duplicate, stale, refused, unknown order, error) here.
+        if !matches!(applied, Ok(AckOutcome::Applied(_)))
+            && let (Some(broker), Some(rid)) = (conn.broker_connection_id, result.request_id.as_deref())
+            && let Err(e) = self.registry.outbox_remove(conn.user_id, broker, rid).await
+        {
+            warn!(error = %e, "could not remove an acknowledged command from the outbox");
+        }
         match applied {
             Ok(outcome) => info!(ws = %conn.ws_connection_id, ?outcome, "TRADE_RESULT"),
             // The ack is not lost: the order stays in flight and reconciliation reads MT5.

@@ -7,11 +7,14 @@
 //! |---|---|---|
 //! | `USER#<uid>` | `OUTBOX#<broker connection id>#<request id>` | [`OutboxEntry`]: the command frame, when it was queued, resends so far; `ttl` [`OUTBOX_TTL`] |
 //!
-//! * **Written with the send** ([`crate::trading::orders::OrderService`]): the entry is put while the
-//!   command is pushed; a push that provably did not leave (gone, refused) removes it again — the order use
-//!   case rejects the order then, nothing is resent. A push with an unknown outcome keeps it.
-//! * **Removed by the acknowledgement**: a `TRADE_RESULT` naming the request id deletes the entry (whatever
-//!   the ack says), so nothing acknowledged is ever resent.
+//! * **Written with the order** ([`crate::trading::orders::OrderService`]): the entry is in the same
+//!   transaction as the order change that issues the command (the pending order with its reservation, the
+//!   `close_pending`/`modify_pending` transition), before the push; a push that provably did not leave
+//!   (gone, refused) removes it again — the order use case rejects the order then, nothing is resent. A
+//!   push with an unknown outcome keeps it.
+//! * **Removed by the acknowledgement**: the ack's order transition deletes the entry in its transaction;
+//!   an ack that changes nothing (duplicate, stale, refused) deletes it on its own — whatever the ack says,
+//!   nothing acknowledged is ever resent.
 //! * **De-duplicated by request id**: one entry per request id (its key); the connector de-duplicates a
 //!   resent command by the same id and answers with its first result.
 //! * **Resent only while it still makes sense**: before resending, the order must still wait for exactly
@@ -27,7 +30,7 @@ use uuid::Uuid;
 use super::protocol::{Command, RequestId};
 use super::registry::ConnectorRegistry;
 use crate::auth::store::user_pk;
-use crate::ports::{Item, Key, Query, StoreError, Update};
+use crate::ports::{Item, Key, Query, StoreError, TxOp, Update};
 
 /// How long an unacknowledged command may be resent after a reconnect.
 pub const OUTBOX_TTL: Duration = Duration::minutes(5);
@@ -64,20 +67,40 @@ pub fn outbox_key(user: Uuid, broker_connection: Uuid, request_id: &str) -> Key 
     Key::new(user_pk(user), format!("{}{request_id}", outbox_prefix(broker_connection)))
 }
 
+/// The write that queues a trade command (a repeat of the same request id overwrites it). The order use
+/// cases put it in the same transaction as the order change that issues the command, so an order waiting
+/// for an ack always has its command in the outbox, and a command is never queued for an order that was
+/// not written.
+pub fn outbox_put_op(
+    user: Uuid,
+    broker_connection: Uuid,
+    command: &Command,
+    now: DateTime<Utc>,
+) -> Result<TxOp, StoreError> {
+    let entry = OutboxEntry {
+        broker_connection_id: broker_connection,
+        request_id: command.request_id().to_owned(),
+        command: command.to_json(),
+        queued_at: now,
+        resends: 0,
+        ttl: (now + OUTBOX_TTL).timestamp(),
+    };
+    let key = outbox_key(user, broker_connection, &entry.request_id);
+    Ok(TxOp::Put { item: Item::from_record(&key, &entry)?, condition: None })
+}
+
+/// The write that forgets a command; the ack's order transition carries it in its transaction.
+pub fn outbox_delete_op(user: Uuid, broker_connection: Uuid, request_id: &str) -> TxOp {
+    TxOp::Delete { key: outbox_key(user, broker_connection, request_id), condition: None }
+}
+
 impl ConnectorRegistry {
-    /// Keeps a trade command until its acknowledgement (a repeat of the same request id overwrites it).
+    /// Keeps a trade command until its acknowledgement, on its own (see [`outbox_put_op`]).
     pub async fn outbox_put(&self, user: Uuid, broker_connection: Uuid, command: &Command) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let entry = OutboxEntry {
-            broker_connection_id: broker_connection,
-            request_id: command.request_id().to_owned(),
-            command: command.to_json(),
-            queued_at: now,
-            resends: 0,
-            ttl: (now + OUTBOX_TTL).timestamp(),
-        };
-        let key = outbox_key(user, broker_connection, &entry.request_id);
-        self.store.put(Item::from_record(&key, &entry)?, None).await
+        match outbox_put_op(user, broker_connection, command, self.clock.now())? {
+            TxOp::Put { item, condition } => self.store.put(item, condition).await,
+            _ => unreachable!("outbox_put_op builds a put"),
+        }
     }
 
     /// Forgets a command (acknowledged, or provably never delivered).

@@ -83,6 +83,7 @@ macro_rules! orders_contract {
                 undeliverable_orders_are_rejected,
                 uncertain_delivery_stays_unknown,
                 margin_verification_and_lists,
+                commands_wait_in_the_outbox_until_acked,
             ]
         );
     };

@@ -313,6 +313,37 @@ pub async fn acks_apply_once(f: &impl StoreFactory) {
     assert_eq!(b.ack(&Uuid::new_v4().to_string(), true, json!({"ticket": 9})).await, AckOutcome::UnknownOrder);
 }
 
+/// Every trade command is in the connection's outbox from the write that issues it until its ack:
+/// written with the pending order (open) and with the `close_pending` transition (close), removed by the
+/// ack's own transaction; a command that provably never left is not kept.
+pub async fn commands_wait_in_the_outbox_until_acked(f: &impl StoreFactory) {
+    let b = Bench::new(f, TradingConfig::default()).await;
+    let waiting = |b: &Bench| {
+        let (registry, user, broker) = (b.orders.registry.clone(), b.user.id, b.broker);
+        async move { registry.outbox(user, broker).await.unwrap().into_iter().map(|e| e.request_id).collect::<Vec<_>>() }
+    };
+    let id = order_id(&b.orders.place(&b.user, order("EURUSD", Side::Buy, "1", "1.1"), None).await.unwrap().body);
+    assert_eq!(waiting(&b).await, [id.to_string()], "queued with the pending order");
+    let queued = &b.orders.registry.outbox(b.user.id, b.broker).await.unwrap()[0];
+    let sent = &b.push.of_type(&b.ws, "TRADE_OPEN")[0];
+    assert_eq!(serde_json::from_str::<Value>(&queued.command).unwrap(), *sent, "the frame that was pushed");
+
+    assert!(matches!(b.ack(&id.to_string(), true, json!({"ticket": 42, "price": 1.1})).await, AckOutcome::Applied(_)));
+    assert!(waiting(&b).await.is_empty(), "the ack's transaction removed it");
+
+    b.orders.close(&b.user, id, None).await.unwrap();
+    let close = RequestId { order_id: id, kind: crate::connector::CommandKind::Close, seq: 2 }.to_string();
+    assert_eq!(waiting(&b).await, std::slice::from_ref(&close), "queued with close_pending");
+    assert!(matches!(b.ack(&close, true, json!({"price": 1.1})).await, AckOutcome::Applied(_)));
+    assert!(waiting(&b).await.is_empty());
+
+    // Gone at send time: the order is rejected and nothing stays queued to be resent.
+    b.push.set_mode(&b.ws, PushMode::Gone);
+    let refused = b.orders.place(&b.user, order("EURUSD", Side::Buy, "1", "1.1"), None).await;
+    assert!(matches!(refused, Err(TradingError::NotSent(_))), "{refused:?}");
+    assert!(waiting(&b).await.is_empty());
+}
+
 /// A definitive failure rejects the order and gives its reservation back in the same write.
 pub async fn failure_ack_rejects_and_releases(f: &impl StoreFactory) {
     let config = TradingConfig { max_open_positions: 1, ..TradingConfig::default() };

@@ -36,6 +36,7 @@ use uuid::Uuid;
 use super::store::{IdempotencyRecord, OPEN_ORDERS_ATTR, OrderRecord, day_key, idempotency_key, limits_key, stats_key};
 use super::views::{order_update, trade_with_mt5};
 use crate::auth::CurrentUser;
+use crate::connector::outbox::{outbox_delete_op, outbox_put_op};
 use crate::connector::{
     AccountSnapshot, Command, CommandKind, ConnectorLink, ConnectorRegistry, RequestId, TradeResult,
 };
@@ -420,11 +421,6 @@ impl OrderService {
             created_at: now,
             updated_at: now,
         };
-        if let Some(reply) = self.reserve(user.id, &order, idem.as_ref()).await? {
-            return Ok(reply);
-        }
-        info!(order = %id, user = %user.id, symbol = %order.symbol, side = order.side.as_str(), lots = %order.lots, "order written pending");
-
         let request_id = RequestId::open(id).to_string();
         let cmd = Command::TradeOpen {
             request_id: request_id.clone(),
@@ -436,6 +432,12 @@ impl OrderService {
             stop_loss: order.stop_loss.map(crate::trading::fields::num),
             take_profit: order.take_profit.map(crate::trading::fields::num),
         };
+        let queued = outbox_put_op(user.id, link.broker_connection_id, &cmd, now)?;
+        if let Some(reply) = self.reserve(user.id, &order, idem.as_ref(), queued).await? {
+            return Ok(reply);
+        }
+        info!(order = %id, user = %user.id, symbol = %order.symbol, side = order.side.as_str(), lots = %order.lots, "order written pending");
+
         let reply = match self.send(&link, &cmd).await {
             Delivery::Delivered => {
                 let exec =
@@ -444,8 +446,9 @@ impl OrderService {
             }
             Delivery::Refused(reason) => {
                 let event = OrderEvent::NotSent { reason: reason.clone() };
-                let rejected =
-                    self.apply_event(user.id, id, |_| Some(event.clone()), |o| o.error = Some(reason.clone())).await?;
+                let rejected = self
+                    .apply_event(user.id, id, |_| Some(event.clone()), |o| o.error = Some(reason.clone()), None)
+                    .await?;
                 self.forget(user.id, idem.as_ref()).await;
                 if let AckOutcome::Applied(o) = &rejected {
                     self.notify(o).await;
@@ -453,7 +456,7 @@ impl OrderService {
                 return Err(TradingError::NotSent(reason));
             }
             Delivery::Uncertain(reason) => {
-                let out = self.apply_event(user.id, id, |_| Some(OrderEvent::OpenTimedOut), |_| {}).await?;
+                let out = self.apply_event(user.id, id, |_| Some(OrderEvent::OpenTimedOut), |_| {}, None).await?;
                 let order = outcome_order(out).unwrap_or(order);
                 let exec = json!({"success": false, "request_id": request_id, "connection_id": link.broker_connection_id,
                     "error": format!("The command may not have reached MT5 ({reason}); the order will be reconciled")});
@@ -487,6 +490,7 @@ impl OrderService {
         user: Uuid,
         order: &OrderRecord,
         idem: Option<&IdempotencyKey>,
+        queued: TxOp,
     ) -> TradingResult<Option<Reply>> {
         let max = self.config.max_open_positions;
         for attempt in 0..MAX_ATTEMPTS {
@@ -504,6 +508,8 @@ impl OrderService {
             if let Some(i) = idem {
                 ops.push(self.idempotency_put(user, i, order.id)?);
             }
+            // Last, so the indexes above stay those of the cancellation reasons; it has no condition.
+            ops.push(queued.clone());
             match self.store.transact_write(ops).await {
                 Ok(()) => return Ok(None),
                 Err(StoreError::TransactionCanceled(reasons)) => {
@@ -605,22 +611,6 @@ impl OrderService {
                 next.pending_stop_loss = c.stop_loss.or(order.stop_loss);
                 next.pending_take_profit = c.take_profit.or(order.take_profit);
             }
-            let mut ops = vec![TxOp::Put { item: next.to_item()?, condition: Some(order.unchanged()) }];
-            if let Some(i) = &idem {
-                ops.push(self.idempotency_put(user.id, i, order_id)?);
-            }
-            match self.store.transact_write(ops).await {
-                Ok(()) => {}
-                Err(StoreError::TransactionCanceled(r)) if r.get(1) == Some(&CancelReason::ConditionalCheckFailed) => {
-                    return Err(TradingError::IdempotencyInFlight);
-                }
-                Err(e) if e.is_condition_failure() || matches!(e, StoreError::TransactionCanceled(_)) => {
-                    backoff(attempt).await;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-
             let rid = RequestId { order_id, kind, seq: next.command_seq };
             let cmd = match kind {
                 CommandKind::Modify => Command::TradeModify {
@@ -638,6 +628,26 @@ impl OrderService {
                     client_order_id: ClientOrderId::from_uuid(order_id),
                 },
             };
+            let mut ops = vec![TxOp::Put { item: next.to_item()?, condition: Some(order.unchanged()) }];
+            if let Some(i) = &idem {
+                ops.push(self.idempotency_put(user.id, i, order_id)?);
+            }
+            // The command waits in the outbox until acked, written with the transition that issues it.
+            ops.push(outbox_put_op(user.id, link.broker_connection_id, &cmd, next.updated_at)?);
+            match self.store.transact_write(ops).await {
+                Ok(()) => {}
+                Err(StoreError::TransactionCanceled(r))
+                    if idem.is_some() && r.get(1) == Some(&CancelReason::ConditionalCheckFailed) =>
+                {
+                    return Err(TradingError::IdempotencyInFlight);
+                }
+                Err(e) if e.is_condition_failure() || matches!(e, StoreError::TransactionCanceled(_)) => {
+                    backoff(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+
             let reply = match self.send(&link, &cmd).await {
                 Delivery::Delivered => {
                     let exec = json!({"success": true, "request_id": rid.to_string(), "connection_id": link.broker_connection_id});
@@ -650,7 +660,13 @@ impl OrderService {
                         _ => OrderEvent::CloseFailed(failure),
                     };
                     let out = self
-                        .apply_event(user.id, order_id, |_| Some(event.clone()), |o| o.error = Some(reason.clone()))
+                        .apply_event(
+                            user.id,
+                            order_id,
+                            |_| Some(event.clone()),
+                            |o| o.error = Some(reason.clone()),
+                            None,
+                        )
                         .await?;
                     self.forget(user.id, idem.as_ref()).await;
                     if let AckOutcome::Applied(o) = &out {
@@ -736,7 +752,8 @@ impl OrderService {
             (CommandKind::Close, OrderStatus::Closed) => o.profit = profit.map(|p| p.round_dp(2)),
             _ => {}
         };
-        let out = self.apply_event(user, rid.order_id, event, extra).await;
+        // The acknowledged command leaves the outbox in the same transaction (connector::outbox).
+        let out = self.apply_event(user, rid.order_id, event, extra, Some(rid.to_string())).await;
         let out = match out {
             Err(TradingError::NotFound) => AckOutcome::UnknownOrder,
             Err(e) => {
@@ -773,7 +790,7 @@ impl OrderService {
                 CommandKind::Modify => Some(OrderEvent::ModifyTimedOut),
             }
         };
-        let out = self.apply_event(user, rid.order_id, event, |_| {}).await?;
+        let out = self.apply_event(user, rid.order_id, event, |_| {}, None).await?;
         if let AckOutcome::Applied(o) = &out {
             self.notify(o).await;
         }
@@ -789,6 +806,7 @@ impl OrderService {
         order_id: Uuid,
         event: impl Fn(&OrderRecord) -> Option<OrderEvent>,
         extra: impl Fn(&mut OrderRecord),
+        dequeue: Option<String>,
     ) -> TradingResult<AckOutcome> {
         for attempt in 0..MAX_ATTEMPTS {
             let order = self.get(user, order_id).await.map_err(|e| match e {
@@ -813,7 +831,10 @@ impl OrderService {
             if next.status == OrderStatus::Closed && next.profit.is_none() {
                 next.profit = self.realised_profit(&next).await;
             }
-            let ops = self.transition_ops(&order, &next, change.releases_reservation())?;
+            let mut ops = self.transition_ops(&order, &next, change.releases_reservation())?;
+            if let (Some(rid), Some(broker)) = (&dequeue, next.broker_connection_id) {
+                ops.push(outbox_delete_op(user, broker, rid));
+            }
             let result = if ops.len() == 1 {
                 let Some(TxOp::Put { item, condition }) = ops.into_iter().next() else { unreachable!() };
                 self.store.put(item, condition).await
@@ -881,18 +902,10 @@ impl OrderService {
 
     async fn send(&self, link: &ConnectorLink, cmd: &Command) -> Delivery {
         let body = Bytes::from(cmd.to_json());
-        // The command waits in the connection's outbox until acked, to be resent after a reconnect
-        // (connector::outbox); written alongside the push, removed again when it provably never left.
+        // A trade command is already in the connection's outbox (connector::outbox), written with the
+        // order; it is removed again below when it provably never left.
         let (user, broker) = (link.user_id, link.broker_connection_id);
-        let queue = async {
-            if cmd.is_trade()
-                && let Err(e) = self.registry.outbox_put(user, broker, cmd).await
-            {
-                warn!(error = %e, request_id = cmd.request_id(), "could not queue the command in the outbox");
-            }
-        };
-        let (_, pushed) = tokio::join!(queue, self.push.post(&link.ws_connection_id, body));
-        let delivery = match pushed {
+        let delivery = match self.push.post(&link.ws_connection_id, body).await {
             Ok(PushOutcome::Delivered) => Delivery::Delivered,
             Ok(PushOutcome::Gone) => {
                 info!(ws = %link.ws_connection_id, "connector gone (410): removing its link");
