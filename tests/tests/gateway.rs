@@ -187,6 +187,18 @@ async fn websocket_maximum_duration_is_enforced() {
     }
 }
 
+/// Socket buffers are small (4 KiB, for memory per idle connection) but are not a size limit: a frame of
+/// 30 KB (under API Gateway's 32 KB frame limit) arrives whole and is answered.
+#[tokio::test]
+async fn frames_larger_than_the_socket_buffer_arrive_whole() {
+    let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(client_url(&gw).await).await.unwrap();
+    let big = format!(r#"{{"type":"PING","pad":"{}"}}"#, "x".repeat(30 * 1024));
+    ws.send(Message::Text(big.into())).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "CONNECTIONS_STATUS");
+    assert_eq!(next_json(&mut ws).await["type"], "PONG");
+}
+
 #[tokio::test]
 async fn oversized_websocket_message_closes_the_connection() {
     let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();

@@ -8,6 +8,7 @@ pub mod brokers;
 pub mod connector;
 pub mod http;
 pub mod jobs;
+pub mod ml;
 pub mod ports;
 pub mod trading;
 pub mod ws;

@@ -1,21 +1,36 @@
 //! The middleware every HTTP function and the local gateway share, applied in one place:
 //! request id, response time, security headers, body limit, JSON 404/405, panic → 500 JSON.
+//!
+//! The body limit is [`MAX_BODY_BYTES`] except on the few routes listed in [`LARGE_BODY_ROUTES`] (CSV uploads,
+//! predictions with candles), which get their own larger limit.
 
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::Request;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::error::ApiError;
 
 /// Largest request body any route accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Routes with a larger body limit: `(path prefix, path suffix, limit)` — a path matches when it starts with the
+/// prefix and ends with the suffix.
+pub const LARGE_BODY_ROUTES: &[(&str, &str, usize)] = crate::ml::routes::LARGE_BODY_ROUTES;
+
+/// The body limit of a request path.
+pub fn body_limit(path: &str) -> usize {
+    LARGE_BODY_ROUTES
+        .iter()
+        .find(|(prefix, suffix, _)| path.starts_with(prefix) && path.ends_with(suffix))
+        .map_or(MAX_BODY_BYTES, |(_, _, limit)| *limit)
+}
+
 /// Longest a request may run (API Gateway's integration limit is 29 s).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(28);
 
@@ -27,7 +42,9 @@ pub fn platform(router: Router) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // The per-route limit below replaces axum's own default (2 MB) for every extractor.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(limit_body))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
         // outermost, so every answer (413, 500 from a panic, 504) gets the headers
@@ -42,6 +59,18 @@ async fn method_not_allowed() -> Response {
     let mut r = ApiError::NotFound("Method Not Allowed".into()).into_response();
     *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     r
+}
+
+/// Refuses a declared oversized body at once (413) and caps the body stream at the route's limit (the
+/// extractors answer 413 when the stream goes past it).
+async fn limit_body(req: Request, next: Next) -> Response {
+    let limit = body_limit(req.uri().path());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(req.map(|b| Body::new(http_body_util::Limited::new(b, limit)))).await
 }
 
 fn valid_request_id(v: &HeaderValue) -> bool {
@@ -136,6 +165,31 @@ mod tests {
         let (status, body) = call(post_json(vec![b' '; MAX_BODY_BYTES + 1])).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(body, json!({"detail": "Request body too large"}));
+    }
+
+    #[tokio::test]
+    async fn large_body_routes_get_their_own_limit() {
+        assert_eq!(body_limit("/api/v1/ml/datasets"), crate::ml::datasets::MAX_UPLOAD_BYTES);
+        assert_eq!(body_limit("/api/v1/ml/models/x/predict"), crate::ml::routes::MAX_PREDICT_BODY_BYTES);
+        assert_eq!(body_limit("/api/v1/ml/datasets/EURUSD/H1"), MAX_BODY_BYTES);
+        assert_eq!(body_limit("/api/v1/trading/orders"), MAX_BODY_BYTES);
+        let big = || {
+            platform(
+                Router::new()
+                    .route("/api/v1/ml/datasets", post(|b: axum::body::Bytes| async move { b.len().to_string() })),
+            )
+        };
+        // Above the default limit but within the route's: accepted, also without a Content-Length.
+        let body = vec![b'x'; MAX_BODY_BYTES * 4];
+        let req = Request::post("/api/v1/ml/datasets").body(Body::from(body)).unwrap();
+        assert_eq!(big().oneshot(req).await.unwrap().status(), StatusCode::OK);
+        let stream =
+            futures::stream::iter(vec![Ok::<_, std::io::Error>(vec![b'x'; crate::ml::datasets::MAX_UPLOAD_BYTES + 1])]);
+        let req = Request::post("/api/v1/ml/datasets").body(Body::from_stream(stream)).unwrap();
+        let resp = big().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), json!({"detail": "Request body too large"}));
     }
 
     #[tokio::test]

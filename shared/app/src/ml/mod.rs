@@ -1,0 +1,23 @@
+//! The ML pipeline's application layer (issue #7) on top of `nusatrade_ml`: candle datasets ([`datasets`]),
+//! model records, training jobs on the `ml-train` queue ([`jobs`]), artefacts in the blob store and the warm model
+//! cache ([`artefacts`]), predictions, activation, execution through the order use case, system defaults
+//! ([`defaults`]) — the use cases in [`service`], the store layout in [`store`], the HTTP routes in [`routes`].
+//!
+//! Request flow of a training: `POST /ml/models/{id}/train` writes the job id on the model (`queued`) and puts
+//! `{"kind":"train_model",...}` on the `ml-train` queue, answering 202 at once; the consumer
+//! ([`jobs::MlTrainConsumer`]) takes a lease on the model, trains on the user's stored candles (progress written as
+//! it goes), writes the artefact to `models/{user}/{model}/v{n}/model.json.gz` and completes the model with its
+//! metrics; `GET /ml/models/{id}/status` shows each step.
+
+pub mod artefacts;
+pub mod datasets;
+pub mod defaults;
+pub mod jobs;
+pub mod routes;
+pub mod service;
+pub mod store;
+
+pub use artefacts::ModelCache;
+pub use jobs::{MlTrainConsumer, TrainJob};
+pub use routes::{MlState, router};
+pub use service::{MAX_MODELS_PER_USER, ML_TRAIN_QUEUE, MlConfig, MlError, MlService};
