@@ -99,6 +99,20 @@ async fn websocket_connect_is_decided_before_the_upgrade() {
         let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
         assert_eq!(rejected_with(err), StatusCode::FORBIDDEN);
     }
+    // A refresh token is not an access token: 401 on both channels.
+    let login = http()
+        .post(gw.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "owner@example.com", "password": "Str0ng!pass"}))
+        .send()
+        .await
+        .unwrap();
+    let refresh = login.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned();
+    for path in
+        [format!("/connector/ws?token={refresh}&connection_id={conn}"), format!("/connector/client?token={refresh}")]
+    {
+        let err = tokio_tungstenite::connect_async(gw.ws_url(&path)).await.unwrap_err();
+        assert_eq!(rejected_with(err), StatusCode::UNAUTHORIZED, "refresh token on {}", &path[..16]);
+    }
     let url = gw.ws_url(&format!("/connector/ws?token={owner}&connection_id={conn}"));
     tokio_tungstenite::connect_async(url).await.expect("the owner's connector is accepted");
 }

@@ -153,6 +153,33 @@ async fn dashboard_trade_commands_follow_the_order_rules() {
     eventually(WAIT, || find_listed(&gw, &token, "/api/v1/trading/history", &id, "closed")).await.unwrap();
 }
 
+/// A dashboard's SEND_TRADE_COMMAND counts against the open-position limit like the REST route (the
+/// original forwarded it raw): over the limit it is refused and nothing reaches the connector.
+#[tokio::test]
+async fn dashboard_trade_commands_over_the_limit_are_refused() {
+    let mut env = TEST_ENV.to_vec();
+    env.push(("NUSATRADE_MAX_OPEN_POSITIONS", "1"));
+    let gw = Gateway::start_with_env(&[], &env).await.unwrap();
+    let token = register(&gw, "limit-dash@example.com").await.unwrap();
+    let conn = broker_connection(&gw, &token).await.unwrap();
+    let connector = TestConnector::connect(&gw, &token, &conn).await.unwrap();
+    connector.set_price("EURUSD", 1.1);
+    let mut dash = dashboard(&gw, &token).await;
+    let buy = |id: &str| {
+        json!({"type": "SEND_TRADE_COMMAND", "command_id": id, "action": "BUY", "symbol": "EURUSD",
+            "lot_size": 0.1, "price": 1.1})
+    };
+    say(&mut dash, buy("first")).await;
+    let r = next_of(&mut dash, "TRADE_COMMAND_RESULT", WAIT).await.unwrap();
+    assert_eq!(r["status"], 201, "{r}");
+    say(&mut dash, buy("second")).await;
+    let r = next_of(&mut dash, "TRADE_COMMAND_RESULT", WAIT).await.unwrap();
+    assert_eq!((&r["success"], &r["status"], &r["command_id"]), (&json!(false), &json!(400), &json!("second")), "{r}");
+    assert!(r.to_string().contains("Maximum 1 open positions reached"), "{r}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(connector.commands("TRADE_OPEN").await.len(), 1, "the refused command never left");
+}
+
 #[tokio::test]
 async fn a_command_in_flight_when_the_connector_dies_is_resent_once_after_it_reconnects() {
     let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
