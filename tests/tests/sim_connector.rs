@@ -3,15 +3,23 @@
 //! open at the paper fill price (not the requested one) and close with the paper profit; the connector
 //! reconnects after the server drops it (positions kept) and logs in again after its session was revoked.
 //! And `nusatrade serve --with-sim-connector`: the demo user, e-mail verified from the mailed link, trades.
+//!
+//! The connector's fault flags against the server's delivery rules: injected rejections end orders rejected with
+//! their MT5 retcode; dropped acks leave orders pending while the paper account holds the fill; duplicated and
+//! delayed acks open each order once (and a delayed ack holds up nothing else); a link dropped after every
+//! command, before its ack, still opens and closes each order exactly once (the server's resend answered from the
+//! connector's de-duplication memory); and a connector killed before acking and restarted on the same
+//! `--state-file` answers the resend from the file and keeps its positions.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use nusatrade_tests::{Gateway, TEST_ENV, binary, eventually, find_listed, http, register, send};
+use nusatrade_tests::{Gateway, TEST_ENV, binary, eventually, find_listed, http, next_of, register, send};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
 
 /// The password the `register` helper uses.
 const PASSWORD: &str = "Str0ng!pass";
@@ -27,13 +35,18 @@ async fn active_connection(gw: &Gateway, token: &str, account: &str) -> anyhow::
 
 /// `nusatrade connector` as a child process; its log (stderr) goes to a file. Killed on drop.
 struct ConnectorProcess {
-    _child: Child,
+    child: Child,
     log: PathBuf,
 }
 
 impl ConnectorProcess {
     async fn start(gw: &Gateway, email: &str, extra: &[&str]) -> anyhow::Result<ConnectorProcess> {
-        let log = gw.data_dir.path().join("connector.log");
+        Self::start_named(gw, "connector", email, extra).await
+    }
+
+    /// [`start`](Self::start) logging to `<name>.log` (several processes in one test).
+    async fn start_named(gw: &Gateway, name: &str, email: &str, extra: &[&str]) -> anyhow::Result<ConnectorProcess> {
+        let log = gw.data_dir.path().join(format!("{name}.log"));
         let child = Command::new(binary()?)
             .arg("connector")
             .args(["--server", &gw.base, "--email", email, "--password", PASSWORD])
@@ -46,7 +59,20 @@ impl ConnectorProcess {
             .stderr(Stdio::from(std::fs::File::create(&log)?))
             .kill_on_drop(true)
             .spawn()?;
-        Ok(ConnectorProcess { _child: child, log })
+        Ok(ConnectorProcess { child, log })
+    }
+
+    /// SIGKILL: no chance to close the socket or save anything more.
+    async fn kill(&mut self) {
+        self.child.kill().await.expect("kill the connector");
+    }
+
+    /// SIGTERM, and the exit status.
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running");
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.expect("kill");
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.expect("exits").expect("status")
     }
 
     fn log(&self) -> String {
@@ -260,8 +286,301 @@ async fn serve_with_sim_connector_lets_the_demo_user_trade() {
             .await
             .unwrap();
     assert!(closed["profit"].is_number(), "{closed}");
+    // The demo connector keeps its paper account in the data dir.
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(gw.data_dir.path().join("data").join("sim-connector.state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["format"], "nusatrade-sim-connector-state");
+    assert_eq!(state["account"]["next_ticket"], open["ticket"].as_u64().unwrap() + 1, "{state}");
 
     // Ctrl-C / SIGTERM stops the demo connector with the gateway.
     let status = gw.terminate().await.unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// A gateway, a registered user with a token, and a connector on a flat EURUSD market (MT5 login `login`) with
+/// `extra` flags, online.
+async fn trader(
+    email: &str,
+    login: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Gateway, String, String, ConnectorProcess) {
+    let mut all_env = TEST_ENV.to_vec();
+    all_env.extend_from_slice(env);
+    let gw = Gateway::start_with_env(&[], &all_env).await.unwrap();
+    let token = register(&gw, email).await.unwrap();
+    let csv = flat_eurusd(gw.data_dir.path());
+    let mut args = vec!["--prices", csv.to_str().unwrap(), "--symbol", "EURUSD", "--account-login", login];
+    args.extend_from_slice(extra);
+    let connector = ConnectorProcess::start(&gw, email, &args).await.unwrap();
+    let conn = active_connection(&gw, &token, login).await.unwrap();
+    connector.online(1).await.unwrap();
+    let conn_id = conn["id"].as_str().unwrap().to_owned();
+    (gw, token, conn_id, connector)
+}
+
+/// Places a market order (EURUSD BUY `lots`); returns its id.
+async fn place(gw: &Gateway, token: &str, lots: f64) -> String {
+    let order = json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": lots, "price": 1.1});
+    let (s, placed) = send(gw, "POST", "/api/v1/trading/orders", token, Some(order)).await;
+    assert_eq!(s, 201, "{placed}");
+    placed["trade"]["id"].as_str().unwrap().to_owned()
+}
+
+/// An order by id.
+async fn order(gw: &Gateway, token: &str, id: &str) -> Value {
+    let (s, o) = send(gw, "GET", &format!("/api/v1/trading/orders/{id}"), token, None).await;
+    assert_eq!(s, 200, "{o}");
+    o
+}
+
+/// The user's open positions (the list route).
+async fn open_positions(gw: &Gateway, token: &str) -> Vec<Value> {
+    let (s, list) = send(gw, "GET", "/api/v1/trading/positions", token, None).await;
+    assert_eq!(s, 200, "{list}");
+    list.as_array().unwrap().iter().filter(|p| p["status"] == "open").cloned().collect()
+}
+
+/// When the connection's last positions snapshot was received (RFC 3339; empty when none).
+async fn snapshot_time(gw: &Gateway, token: &str, conn_id: &str) -> String {
+    let (_, st) = send(gw, "GET", &format!("/api/v1/brokers/connections/{conn_id}/status"), token, None).await;
+    st["positions_snapshot"]["received_at"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The connection status once a positions snapshot other than the one received at `before` is there.
+async fn snapshot_after(gw: &Gateway, token: &str, conn_id: &str, before: &str) -> anyhow::Result<Value> {
+    eventually(Duration::from_secs(10), || async {
+        let (_, st) = send(gw, "GET", &format!("/api/v1/brokers/connections/{conn_id}/status"), token, None).await;
+        (st["positions_snapshot"]["received_at"].as_str()? != before).then_some(st)
+    })
+    .await
+}
+
+/// Asks the connector for a full sync and returns the connection status with the snapshot it answered (after the
+/// one its connection answered, so that one cannot be mistaken for it).
+async fn fresh_snapshot(gw: &Gateway, token: &str, conn_id: &str) -> Value {
+    let before = snapshot_after(gw, token, conn_id, "").await.unwrap();
+    let before = before["positions_snapshot"]["received_at"].as_str().unwrap().to_owned();
+    let (s, b) = send(gw, "POST", &format!("/api/v1/brokers/connections/{conn_id}/sync"), token, None).await;
+    assert_eq!(s, 200, "{b}");
+    snapshot_after(gw, token, conn_id, &before).await.unwrap()
+}
+
+#[tokio::test]
+async fn injected_rejections_end_orders_rejected_with_their_mt5_retcode() {
+    let (gw, token, _conn, connector) = trader("rejected@example.com", "7000001", &["--reject", "100"], &[]).await;
+    let (mut browser, _) =
+        tokio_tungstenite::connect_async(gw.ws_url(&format!("/connector/client?token={token}"))).await.unwrap();
+    // Answered: the dashboard is registered for the fan-out before the first order.
+    futures::SinkExt::send(&mut browser, Message::Text(json!({"type": "PING"}).to_string().into())).await.unwrap();
+    next_of(&mut browser, "PONG", Duration::from_secs(5)).await.unwrap();
+    let messages =
+        [(10004, "Requote"), (10006, "Request rejected"), (10019, "There is not enough money to complete the request")];
+    for _ in 0..3 {
+        let id = place(&gw, &token, 0.1).await;
+        // The dashboard gets the connector's TRADE_RESULT as it was sent: failed, with an MT5 retcode.
+        let result = next_of(&mut browser, "TRADE_RESULT", Duration::from_secs(10)).await.unwrap();
+        assert!(result["request_id"].as_str().unwrap().contains(&id), "{result}");
+        assert_eq!(result["success"], false, "{result}");
+        let code = result["retcode"].as_u64().unwrap();
+        let (_, text) = messages.iter().find(|(c, _)| *c == code).unwrap_or_else(|| panic!("retcode {code}"));
+        let rejected = eventually(Duration::from_secs(10), || {
+            find_listed(&gw, &token, "/api/v1/trading/history", &id, "rejected")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
+        assert_eq!(rejected["error"], *text, "{rejected}");
+        assert!(rejected["ticket"].is_null(), "never filled: {rejected}");
+    }
+    assert!(open_positions(&gw, &token).await.is_empty());
+    assert_eq!(connector.log().matches("injected fault (--reject)").count(), 3, "{}", connector.log());
+    assert!(!connector.log().contains("TRADE_OPEN filled"), "nothing executed");
+}
+
+#[tokio::test]
+async fn dropped_acks_leave_orders_pending_while_the_paper_account_holds_the_fill() {
+    // Reconciliation would settle the order from the connector's positions after its minimum age: kept away here.
+    let env = [("NUSATRADE_RECONCILE_MIN_AGE_SECS", "300")];
+    let (gw, token, conn, connector) = trader("dropped@example.com", "7000002", &["--drop-acks", "100"], &env).await;
+    let id = place(&gw, &token, 0.1).await;
+    eventually(Duration::from_secs(10), || async {
+        let log = connector.log();
+        (log.contains("TRADE_OPEN filled") && log.contains("injected fault (--drop-acks)")).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
+    // Executed at the paper account (its positions report shows the fill)...
+    let st = fresh_snapshot(&gw, &token, &conn).await;
+    assert_eq!(st["positions_snapshot"]["count"], 1, "{st}");
+    let comment = st["positions_snapshot"]["positions"][0]["comment"].as_str().unwrap().to_owned();
+    // ...but never acknowledged: the order is still in flight, nothing is open.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let o = order(&gw, &token, &id).await;
+    assert!(o["status"] == "pending" || o["status"] == "unknown", "{o}");
+    assert!(o["ticket"].is_null(), "{o}");
+    assert_eq!(o["client_order_id"], comment, "the paper position is this order's");
+    assert!(open_positions(&gw, &token).await.is_empty());
+}
+
+#[tokio::test]
+async fn duplicated_and_delayed_acks_open_each_order_once() {
+    let env = [("NUSATRADE_RECONCILE_MIN_AGE_SECS", "300")];
+    let flags = ["--duplicate-acks", "100", "--delay-acks", "2000"];
+    let (gw, token, conn, connector) = trader("doubled@example.com", "7000003", &flags, &env).await;
+    let ids = futures::future::join_all((0..3).map(|_| place(&gw, &token, 0.1))).await;
+    // While the results wait, the link still carries everything else: a sync answered with the three fills.
+    let st = fresh_snapshot(&gw, &token, &conn).await;
+    assert_eq!(st["positions_snapshot"]["count"], 3, "{st}");
+    for id in &ids {
+        assert_eq!(order(&gw, &token, id).await["status"], "pending", "its ack is still held back");
+    }
+    for id in &ids {
+        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/positions", id, "open"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
+    }
+    // Close one: also acknowledged twice, closed once.
+    let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{}/close", ids[0]), &token, Some(json!({}))).await;
+    assert_eq!(s, 200, "{b}");
+    let closed =
+        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/history", &ids[0], "closed"))
+            .await
+            .unwrap();
+    assert_eq!(closed["profit"], -1.5, "0.1 lot × the 1.5-pip spread, once: {closed}");
+    // Every ack arrived twice; each order is listed once.
+    let log = connector.log();
+    assert_eq!(log.matches("injected fault (--duplicate-acks)").count(), 4, "{log}");
+    assert_eq!(log.matches("sending a delayed TRADE_RESULT").count(), 4, "{log}");
+    let open = open_positions(&gw, &token).await;
+    let mut open_ids: Vec<&str> = open.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    open_ids.sort_unstable();
+    let mut expected: Vec<&str> = ids[1..].iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(open_ids, expected, "{open:?}");
+    let (_, history) = send(&gw, "GET", "/api/v1/trading/history", &token, None).await;
+    assert_eq!(history.as_array().unwrap().iter().filter(|o| o["id"] == ids[0]).count(), 1, "{history}");
+}
+
+#[tokio::test]
+async fn a_link_dropped_after_every_command_still_fills_each_order_once() {
+    let (gw, token, conn, connector) =
+        trader("dropping-link@example.com", "7000004", &["--disconnect-every", "1"], &[]).await;
+    let mut tickets = Vec::new();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        // Each command drops the link before its ack; the reconnect's resend is answered from memory.
+        let id = place(&gw, &token, 0.1).await;
+        let open =
+            eventually(Duration::from_secs(15), || find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open"))
+                .await
+                .unwrap_or_else(|e| panic!("order {n}: {e}; connector log:\n{}", connector.log()));
+        assert_eq!(open["open_price"], 1.10015, "{open}");
+        tickets.push(open["ticket"].as_u64().unwrap());
+        ids.push(id);
+        connector.online(n + 2).await.unwrap();
+    }
+    assert_eq!(tickets, [100_000_001, 100_000_002, 100_000_003], "one fill per order");
+    let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{}/close", ids[1]), &token, Some(json!({}))).await;
+    assert_eq!(s, 200, "{b}");
+    let closed =
+        eventually(Duration::from_secs(15), || find_listed(&gw, &token, "/api/v1/trading/history", &ids[1], "closed"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
+    assert_eq!(closed["profit"], -1.5, "closed once: {closed}");
+    connector.online(5).await.unwrap();
+    let log = connector.log();
+    assert_eq!(log.matches("injected fault (--disconnect-every)").count(), 4, "{log}");
+    assert!(log.matches("repeated command").count() >= 4, "every resend answered from memory: {log}");
+    assert_eq!(log.matches("TRADE_OPEN filled").count(), 3, "{log}");
+    assert_eq!(log.matches("TRADE_CLOSE filled").count(), 1, "{log}");
+    let open = open_positions(&gw, &token).await;
+    assert_eq!(open.len(), 2, "{open:?}");
+    let st = fresh_snapshot(&gw, &token, &conn).await;
+    assert_eq!(st["positions_snapshot"]["count"], 2, "the paper account agrees: {st}");
+}
+
+#[tokio::test]
+async fn a_restarted_connector_keeps_its_positions_and_answers_resends_from_its_state_file() {
+    let env = [("NUSATRADE_RECONCILE_MIN_AGE_SECS", "300")];
+    let mut all_env = TEST_ENV.to_vec();
+    all_env.extend_from_slice(&env);
+    let gw = Gateway::start_with_env(&[], &all_env).await.unwrap();
+    let email = "restarted@example.com";
+    let token = register(&gw, email).await.unwrap();
+    let csv = flat_eurusd(gw.data_dir.path());
+    // In a directory the connector creates.
+    let state = gw.data_dir.path().join("connector-state").join("paper.json");
+    let (csv, state_path) = (csv.to_str().unwrap(), state.to_str().unwrap());
+    let flags = ["--prices", csv, "--symbol", "EURUSD", "--account-login", "7000005", "--state-file", state_path];
+    let start = |name: &'static str, extra: &'static [&'static str]| {
+        let args: Vec<&str> = flags.iter().chain(extra).copied().collect();
+        let gw = &gw;
+        async move { ConnectorProcess::start_named(gw, name, email, &args).await.unwrap() }
+    };
+
+    // The first process executes the order, saves it, and is killed before it acknowledges it.
+    let mut first = start("first", &["--drop-acks", "100"]).await;
+    let conn = active_connection(&gw, &token, "7000005").await.unwrap();
+    let conn_id = conn["id"].as_str().unwrap().to_owned();
+    first.online(1).await.unwrap();
+    let id = place(&gw, &token, 0.1).await;
+    eventually(Duration::from_secs(10), || async {
+        first.log().contains("injected fault (--drop-acks)").then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", first.log()));
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["format"], "nusatrade-sim-connector-state");
+    assert_eq!(saved["account"]["positions"].as_array().map(Vec::len), Some(1), "{saved}");
+    assert!(saved["executed"][0]["request_id"].as_str().unwrap().contains(&id), "{saved}");
+    first.kill().await;
+    assert!(order(&gw, &token, &id).await["status"] == "pending");
+
+    // The second process, on the same file: the server resends the command, answered from the file.
+    let mut second = start("second", &[]).await;
+    second.online(1).await.unwrap();
+    let open =
+        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", second.log()));
+    assert_eq!((&open["ticket"], &open["open_price"]), (&json!(100_000_001), &json!(1.10015)), "{open}");
+    let log = second.log();
+    assert!(log.contains("paper account restored from the state file"), "{log}");
+    assert!(log.contains("repeated command"), "{log}");
+    assert!(!log.contains("TRADE_OPEN filled"), "not executed twice: {log}");
+    // The ticket counter carries on.
+    let id2 = place(&gw, &token, 0.2).await;
+    let open2 =
+        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/positions", &id2, "open"))
+            .await
+            .unwrap();
+    assert_eq!(open2["ticket"], 100_000_002);
+    let status = second.terminate().await;
+    assert!(status.success(), "{status}");
+
+    // A third process reports both positions as soon as it is online (the reconnect's GET_POSITIONS).
+    let before = snapshot_time(&gw, &token, &conn_id).await;
+    let third = start("third", &[]).await;
+    third.online(1).await.unwrap();
+    let st = snapshot_after(&gw, &token, &conn_id, &before)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", third.log()));
+    let mut tickets: Vec<u64> = st["positions_snapshot"]["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["ticket"].as_u64().unwrap())
+        .collect();
+    tickets.sort_unstable();
+    assert_eq!(tickets, [100_000_001, 100_000_002], "{st}");
+    // And it can close one (its paper account holds it).
+    let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), &token, Some(json!({}))).await;
+    assert_eq!(s, 200, "{b}");
+    let closed =
+        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/history", &id, "closed"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", third.log()));
+    assert_eq!(closed["profit"], -1.5, "{closed}");
 }

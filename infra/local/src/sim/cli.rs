@@ -8,6 +8,7 @@ use nusatrade_domain::instrument::Symbol;
 use rust_decimal::Decimal;
 use tokio::sync::watch;
 
+use super::connector::faults::{self, FaultConfig, MAX_ACK_DELAY, MAX_DISCONNECT_EVERY};
 use super::connector::{
     Backoff, ConnectorConfig, ConnectorError, DEFAULT_MT5_SERVER, Pacing, PriceSource, SimConnector,
 };
@@ -79,6 +80,32 @@ pub struct ConnectorArgs {
     /// Give up after this many failed attempts in a row (0: never; the original: 10).
     #[arg(long, default_value_t = 0)]
     pub max_reconnects: u32,
+    /// Keep the paper account (positions, tickets, balance) and the executed commands' results in this file, so
+    /// a restarted connector keeps its positions and still answers a resent command with its first result.
+    #[arg(long, env = "NUSATRADE_CONNECTOR_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+    /// Fault: percent of TRADE_RESULTs never sent (the command is executed).
+    #[arg(long, value_name = "PCT", env = "NUSATRADE_CONNECTOR_DROP_ACKS", default_value = "0", value_parser = faults::parse_percent)]
+    pub drop_acks: f64,
+    /// Fault: percent of TRADE_RESULTs sent twice.
+    #[arg(long, value_name = "PCT", env = "NUSATRADE_CONNECTOR_DUPLICATE_ACKS", default_value = "0", value_parser = faults::parse_percent)]
+    pub duplicate_acks: f64,
+    /// Fault: send every TRADE_RESULT this many milliseconds late (other messages are not held up).
+    #[arg(long, value_name = "MS", env = "NUSATRADE_CONNECTOR_DELAY_ACKS", default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_ACK_DELAY.as_millis() as u64))]
+    pub delay_acks: u64,
+    /// Fault: percent of trade commands answered with a failed TRADE_RESULT (MT5 retcode 10004 requote,
+    /// 10006 rejected or 10019 no money) instead of being executed.
+    #[arg(long, value_name = "PCT", env = "NUSATRADE_CONNECTOR_REJECT", default_value = "0", value_parser = faults::parse_percent)]
+    pub reject: f64,
+    /// Fault: drop the WebSocket after every N executed trade commands, after executing and before acknowledging
+    /// (then reconnect as usual).
+    #[arg(long, value_name = "N", env = "NUSATRADE_CONNECTOR_DISCONNECT_EVERY",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DISCONNECT_EVERY)))]
+    pub disconnect_every: Option<u32>,
+    /// Seed of the fault draws (default: --seed, else 1): the same seed and commands give the same faults.
+    #[arg(long, env = "NUSATRADE_CONNECTOR_FAULT_SEED")]
+    pub fault_seed: Option<u64>,
 }
 
 impl ConnectorArgs {
@@ -120,6 +147,16 @@ impl ConnectorArgs {
             max: Duration::from_secs(self.reconnect_max_secs),
             max_attempts: self.max_reconnects,
         };
+        c.faults = FaultConfig {
+            drop_acks: self.drop_acks,
+            duplicate_acks: self.duplicate_acks,
+            delay_acks: Duration::from_millis(self.delay_acks),
+            reject: self.reject,
+            disconnect_every: self.disconnect_every.unwrap_or(0),
+            seed: self.fault_seed.or(self.seed).unwrap_or(1),
+        };
+        c.faults.validate().map_err(ConnectorError::Config)?;
+        c.state_file = self.state_file.clone();
         Ok(c)
     }
 }
@@ -171,6 +208,64 @@ mod tests {
             .expect("config");
         assert!(matches!(&c.prices, PriceSource::Replay { looped: true, .. }));
         assert_eq!((c.pacing, c.server.as_str()), (Pacing::Speed(3600.0), "http://h:1"));
+    }
+
+    #[test]
+    fn fault_flags_and_the_state_file() {
+        let c = parse(&[]).expect("defaults").config().expect("config");
+        assert_eq!((c.faults, c.state_file), (FaultConfig::default(), None), "no faults, no state file");
+        let c = parse(&[
+            "--drop-acks",
+            "12.5",
+            "--duplicate-acks",
+            "100%",
+            "--delay-acks",
+            "250",
+            "--reject",
+            "3",
+            "--disconnect-every",
+            "2",
+            "--seed",
+            "9",
+            "--state-file",
+            "/tmp/s.json",
+        ])
+        .expect("faults")
+        .config()
+        .expect("config");
+        assert_eq!(
+            c.faults,
+            FaultConfig {
+                drop_acks: 12.5,
+                duplicate_acks: 100.0,
+                delay_acks: Duration::from_millis(250),
+                reject: 3.0,
+                disconnect_every: 2,
+                seed: 9,
+            },
+            "the fault seed follows --seed"
+        );
+        assert_eq!(c.state_file.as_deref(), Some(std::path::Path::new("/tmp/s.json")));
+        let c = parse(&["--seed", "9", "--fault-seed", "77"]).expect("seeds").config().expect("config");
+        assert_eq!(c.faults.seed, 77);
+        let c = parse(&["--prices", "x.csv", "--symbol", "EURUSD", "--fault-seed", "5"]).expect("replay").config();
+        assert_eq!(c.expect("config").faults.seed, 5, "a fault seed with a replay (where --seed is refused)");
+
+        for (flag, value) in [
+            ("--drop-acks", "101"),
+            ("--duplicate-acks", "-1"),
+            ("--reject", "most"),
+            ("--delay-acks", "600001"),
+            ("--delay-acks", "-5"),
+            ("--disconnect-every", "0"),
+            ("--disconnect-every", "1000001"),
+        ] {
+            let e = parse(&[&format!("{flag}={value}")]).expect_err("out of range");
+            let msg = e.to_string();
+            assert!(msg.contains(flag), "{flag} {value}: {msg}");
+        }
+        let e = parse(&["--drop-acks", "150"]).expect_err("range").to_string();
+        assert!(e.contains("percentage from 0 to 100"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! The user is registered over HTTP if missing and its e-mail verified the way a person would: the verification
 //! link is read from the local file mailer (`<data-dir>/mail/`) and its token posted to `POST
 //! /auth/verify-email` (a new mail is requested once if no usable link is found). Orders need a verified e-mail
-//! while `NUSATRADE_REQUIRE_EMAIL_VERIFICATION` is on (the default).
+//! while `NUSATRADE_REQUIRE_EMAIL_VERIFICATION` is on (the default). The connector keeps its paper account in
+//! `<data-dir>/sim-connector.state.json` ([`DEMO_STATE_FILE`]); an unusable one is moved to `….corrupt` and a fresh
+//! account started.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,9 @@ pub const DEMO_EMAIL: &str = "demo@nusatrade.local";
 pub const ENV_DEMO_PASSWORD: &str = "NUSATRADE_DEMO_PASSWORD";
 /// File in the data dir holding the generated demo password.
 pub const DEMO_PASSWORD_FILE: &str = "demo.password";
+/// File in the data dir holding the demo connector's paper account and executed commands
+/// ([`super::connector::state`]), so a restarted `serve --with-sim-connector` keeps the demo positions.
+pub const DEMO_STATE_FILE: &str = "sim-connector.state.json";
 
 /// Why the demo could not be set up.
 #[derive(Debug, Error)]
@@ -177,6 +182,8 @@ pub fn spawn(data_dir: &Path, addr: SocketAddr, shutdown: watch::Receiver<bool>)
     let server = format!("http://{}", SocketAddr::new(ip, addr.port()));
     let mut config = ConnectorConfig::new(&server, DEMO_EMAIL, &password);
     config.reconnect = Backoff { base: Duration::from_secs(1), max: Duration::from_secs(30), max_attempts: 0 };
+    config.state_file = Some(data_dir.join(DEMO_STATE_FILE));
+    config.set_aside_unusable_state = true;
     let connector = SimConnector::new(config)?;
     let api = Api::new(&server, Duration::from_secs(30)).map_err(ConnectorError::Url)?;
     let mail_dir = data_dir.join("mail");

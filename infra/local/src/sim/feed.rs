@@ -18,7 +18,7 @@ use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use thiserror::Error;
 
 /// One quote: the price at which the market buys (`bid`) and sells (`ask`) a symbol at an instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tick {
     /// The canonical catalogue symbol.
     pub symbol: Symbol,

@@ -21,6 +21,6 @@ pub use feed::{
     parse_candles,
 };
 pub use paper::{
-    AccountState, CloseFill, ClosedPosition, Deal, DealEntry, DealReason, OpenFill, OpenRequest, PaperAccount,
-    PaperPosition, Reject,
+    AccountSnapshot, AccountState, CloseFill, ClosedPosition, Deal, DealEntry, DealReason, OpenFill, OpenRequest,
+    PaperAccount, PaperPosition, Reject,
 };

@@ -35,6 +35,7 @@ use nusatrade_domain::money::{Conversion, Currency, Lots, MoneyError, Side, roun
 use nusatrade_domain::order::{MT5_COMMENT_MAX_LEN, Retcode, Ticket, closed_profit, validate_stops};
 use nusatrade_domain::sizing::margin_required;
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::feed::Tick;
@@ -126,7 +127,8 @@ pub struct CloseFill {
 }
 
 /// Why a deal happened (MT5 `DEAL_REASON_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DealReason {
     /// A request (open, close).
     Client,
@@ -137,7 +139,8 @@ pub enum DealReason {
 }
 
 /// Whether a deal opens or closes (MT5 `DEAL_ENTRY_IN` / `DEAL_ENTRY_OUT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DealEntry {
     /// Opens the position.
     In,
@@ -146,7 +149,7 @@ pub enum DealEntry {
 }
 
 /// One execution in the account history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deal {
     /// Deal ticket.
     pub ticket: Ticket,
@@ -200,7 +203,7 @@ pub struct ClosedPosition {
 }
 
 /// An open position.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaperPosition {
     /// Position ticket.
     pub ticket: Ticket,
@@ -247,6 +250,28 @@ pub struct AccountState {
     pub leverage: u32,
     /// `equity / margin × 100`, rounded to 2 dp; `None` without margin.
     pub margin_level: Option<Decimal>,
+}
+
+/// Everything a [`PaperAccount`] is ([`PaperAccount::snapshot`], [`PaperAccount::restore`]): the simulated
+/// connector's state file keeps it across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSnapshot {
+    /// Account currency.
+    pub currency: Currency,
+    /// Realised balance.
+    pub balance: Decimal,
+    /// Leverage (1:`leverage`).
+    pub leverage: u32,
+    /// The next position ticket.
+    pub next_ticket: u64,
+    /// The next deal ticket.
+    pub next_deal: u64,
+    /// Open positions, by ticket.
+    pub positions: Vec<PaperPosition>,
+    /// The last tick of each symbol, by symbol.
+    pub quotes: Vec<Tick>,
+    /// The most recent deals, oldest first (the snapshot may keep fewer than the whole history).
+    pub deals: Vec<Deal>,
 }
 
 /// The paper account. See the module docs for the rules.
@@ -495,6 +520,75 @@ impl PaperAccount {
     /// Every deal, oldest first.
     pub fn history(&self) -> &[Deal] {
         &self.deals
+    }
+
+    /// Everything the account is, with only the `max_deals` most recent deals (for saving it).
+    pub fn snapshot(&self, max_deals: usize) -> AccountSnapshot {
+        let mut quotes: Vec<Tick> = self.last.values().copied().collect();
+        quotes.sort_by_key(|t| t.symbol.as_str());
+        AccountSnapshot {
+            currency: self.currency,
+            balance: self.balance,
+            leverage: self.leverage,
+            next_ticket: self.next_ticket,
+            next_deal: self.next_deal,
+            positions: self.positions.values().cloned().collect(),
+            quotes,
+            deals: self.deals[self.deals.len().saturating_sub(max_deals)..].to_vec(),
+        }
+    }
+
+    /// The account a [`snapshot`](Self::snapshot) describes, after checking it is consistent (tickets below the
+    /// counters and unique, positive volumes and prices, valid quotes, deals in ticket order). Positions are
+    /// revalued at the saved quotes.
+    pub fn restore(s: AccountSnapshot) -> Result<PaperAccount, String> {
+        if s.leverage == 0 {
+            return Err("leverage 0".into());
+        }
+        let mut positions = BTreeMap::new();
+        for p in s.positions {
+            let t = p.ticket.0;
+            if t >= s.next_ticket {
+                return Err(format!("position {t} is not below the next ticket {}", s.next_ticket));
+            }
+            if p.lots <= Decimal::ZERO || p.open_price <= Decimal::ZERO {
+                return Err(format!("position {t} has volume {} and open price {}", p.lots, p.open_price));
+            }
+            if p.comment.chars().count() > MT5_COMMENT_MAX_LEN {
+                return Err(format!("position {t} has a comment over {MT5_COMMENT_MAX_LEN} characters"));
+            }
+            if positions.insert(t, p).is_some() {
+                return Err(format!("position {t} is listed twice"));
+            }
+        }
+        let mut last = HashMap::new();
+        for q in s.quotes {
+            if !q.is_valid() {
+                return Err(format!("the {} quote {}/{} is invalid", q.symbol, q.bid, q.ask));
+            }
+            if last.insert(q.symbol.as_str(), q).is_some() {
+                return Err(format!("two {} quotes", q.symbol));
+            }
+        }
+        let mut previous = 0;
+        for d in &s.deals {
+            if d.ticket.0 <= previous || d.ticket.0 >= s.next_deal {
+                return Err(format!("deal {} is out of order or not below the next deal {}", d.ticket.0, s.next_deal));
+            }
+            previous = d.ticket.0;
+        }
+        let mut account = PaperAccount {
+            currency: s.currency,
+            balance: s.balance,
+            leverage: s.leverage,
+            next_ticket: s.next_ticket,
+            next_deal: s.next_deal,
+            positions,
+            last,
+            deals: s.deals,
+        };
+        account.revalue_all();
+        Ok(account)
     }
 
     fn quote(&self, symbol: Symbol) -> Result<Tick, Reject> {
@@ -1158,6 +1252,65 @@ mod tests {
         assert_eq!((closed[0].ticket, closed[0].reason), (t, DealReason::TakeProfit), "TP reached inside bar 2");
         assert_eq!(closed[0].profit, d("235.00"), "(1.07250 − 1.07015) × 100 000");
         assert_eq!(closed[0].time.format("%H:%M").to_string(), "10:30", "the high tick of the rising bar");
+    }
+
+    #[test]
+    fn a_snapshot_restores_the_same_account() {
+        let mut acct = usd("10000");
+        acct.on_tick(tick("EURUSD", "1.10000", "1.10015"));
+        acct.on_tick(tick("USDJPY", "150.000", "150.015"));
+        let mut req = with_stops(order("EURUSD", Side::Buy, "1"), Some("1.09000"), Some("1.12000"));
+        req.comment = "NT-a".into();
+        let a = acct.open(req).expect("a");
+        let b = acct.open(order("USDJPY", Side::Sell, "0.5")).expect("b");
+        acct.close(b.ticket, Some(d("0.2")), at(1)).expect("partial");
+        let snap = acct.snapshot(100);
+        let json = serde_json::to_string(&snap).expect("serialise");
+        let back: AccountSnapshot = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, snap, "JSON round trip");
+        let mut restored = PaperAccount::restore(back).expect("consistent");
+        assert_eq!(restored.positions(), acct.positions());
+        assert_eq!(restored.account(), acct.account());
+        assert_eq!(restored.history(), acct.history());
+        assert_eq!(
+            restored.last_tick(sym("EURUSD")),
+            acct.last_tick(sym("EURUSD")),
+            "quotes kept: closes work at once"
+        );
+        // The counters go on where they were; the stops still work.
+        let c = restored.open(order("EURUSD", Side::Sell, "0.1")).expect("c");
+        assert_eq!((c.ticket.0, c.deal.0), (b.ticket.0 + 1, DEFAULT_FIRST_DEAL + 3));
+        let hit = restored.on_tick(tick_at("EURUSD", "1.12000", "1.12015", 2));
+        assert_eq!((hit.len(), hit[0].ticket, hit[0].reason), (1, a.ticket, DealReason::TakeProfit));
+
+        // Only the most recent deals are kept when asked.
+        let short = acct.snapshot(1);
+        assert_eq!(short.deals, acct.history()[2..].to_vec());
+        assert_eq!(PaperAccount::restore(short).map(|r| r.history().len()), Ok(1));
+    }
+
+    #[test]
+    fn an_inconsistent_snapshot_is_refused() {
+        let mut acct = usd("10000");
+        acct.on_tick(tick("EURUSD", "1.10000", "1.10015"));
+        acct.open(order("EURUSD", Side::Buy, "1")).expect("open");
+        let good = acct.snapshot(10);
+        type Damage = fn(&mut AccountSnapshot);
+        let broken: Vec<(&str, Damage)> = vec![
+            ("ticket counter behind", |s| s.next_ticket = DEFAULT_FIRST_TICKET),
+            ("deal counter behind", |s| s.next_deal = DEFAULT_FIRST_DEAL),
+            ("position twice", |s| s.positions.push(s.positions[0].clone())),
+            ("zero volume", |s| s.positions[0].lots = Decimal::ZERO),
+            ("leverage 0", |s| s.leverage = 0),
+            ("crossed quote", |s| s.quotes[0].ask = d("1.0")),
+            ("long comment", |s| s.positions[0].comment = "x".repeat(40)),
+        ];
+        for (what, damage) in broken {
+            let mut s = good.clone();
+            damage(&mut s);
+            assert!(PaperAccount::restore(s).is_err(), "{what}");
+        }
+        assert!(PaperAccount::restore(good).is_ok());
     }
 
     #[derive(Debug, Clone)]

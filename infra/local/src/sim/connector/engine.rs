@@ -24,6 +24,14 @@
 //! the `NT-…` comment of a position already opened is answered with that position too (the comment is the
 //! server's client order id), so an order is never filled twice even if the cache forgot it.
 //!
+//! **Faults** ([`Faults`]): with `--reject`, a new trade command may be answered with a failed result and a
+//! requote / rejected / no-money retcode instead of executing (remembered like any result); the other faults act
+//! on the frames the network loop sends ([`Reaction::executed`] tells it a command ran).
+//!
+//! **State** ([`Engine::saved_state`], [`Engine::restore`]): the paper account and the remembered results, for the
+//! connector's state file; [`Engine::take_changes`] hands it out once after every change (a trade, a remembered
+//! result, a stop hit).
+//!
 //! **Failures** carry MT5 retcodes: the paper engine's (10013 invalid, 10014 volume, 10016 stops, 10019 no money,
 //! 10021 no prices, 10036 position not found, 10038 close volume) and 10013 for a command that cannot be read.
 //! A modify that changes nothing (10025 NO_CHANGES) reports success: the position already has the requested
@@ -41,6 +49,8 @@ use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Value, json};
 use tracing::{debug, info, warn};
 
+use super::faults::{FaultStats, Faults};
+use super::state::{Executed, STATE_FORMAT, STATE_VERSION, SavedState};
 use crate::sim::feed::Tick;
 use crate::sim::paper::{
     self, AccountState, ClosedPosition, DealEntry, DealReason, OpenRequest, PaperAccount, PaperPosition, Reject,
@@ -48,6 +58,8 @@ use crate::sim::paper::{
 
 /// How many trade results are remembered for de-duplication.
 pub const DEDUP_CAPACITY: usize = 10_000;
+/// How many recent deals the saved state keeps (for the `NT-…` comment check and `SYNC_RESPONSE`).
+pub const MAX_SAVED_DEALS: usize = 1_000;
 /// How many recent deals a `SYNC_RESPONSE` lists (the gateway's 32 KB frame limit bounds a frame).
 pub const MAX_SYNC_DEALS: usize = 50;
 /// Default minimum gap between two routine `POSITION_UPDATE`s.
@@ -91,6 +103,8 @@ pub struct Reaction {
     pub traded: bool,
     /// A non-command message the loop acts on.
     pub signal: Option<Signal>,
+    /// A new trade command was decided (executed or rejected), not answered from the de-duplication memory.
+    pub executed: bool,
 }
 
 impl Reaction {
@@ -118,6 +132,11 @@ impl ResultCache {
 
     fn get(&self, request_id: &str) -> Option<&Value> {
         self.results.get(request_id)
+    }
+
+    /// The remembered results, oldest first.
+    fn entries(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.order.iter().filter_map(|k| self.results.get_key_value(k))
     }
 
     fn insert(&mut self, request_id: String, result: Value) {
@@ -153,6 +172,8 @@ pub struct Engine {
     last_position_update: Option<Instant>,
     reported_positions: bool,
     stats: EngineStats,
+    faults: Faults,
+    changed: bool,
 }
 
 impl Engine {
@@ -166,7 +187,79 @@ impl Engine {
             last_position_update: None,
             reported_positions: false,
             stats: EngineStats::default(),
+            faults: Faults::default(),
+            changed: false,
         }
+    }
+
+    /// The engine a saved state describes (its account and remembered results), reporting as `identity`. The
+    /// caller checks that the state is this identity's; the account is checked for consistency here.
+    pub fn restore(saved: SavedState, identity: AccountIdentity) -> Result<Engine, String> {
+        let account = PaperAccount::restore(saved.account)?;
+        let mut engine = Engine::new(account, identity);
+        let skip = saved.executed.len().saturating_sub(DEDUP_CAPACITY);
+        for e in saved.executed.into_iter().skip(skip) {
+            if e.request_id.is_empty() {
+                return Err("a remembered result without a request id".into());
+            }
+            if e.result.get("type").and_then(Value::as_str) != Some("TRADE_RESULT") {
+                return Err(format!("the remembered result of {} is not a TRADE_RESULT", e.request_id));
+            }
+            engine.results.insert(e.request_id, e.result);
+        }
+        Ok(engine)
+    }
+
+    /// Injects `faults` (see [`Faults`]).
+    pub fn with_faults(mut self, faults: Faults) -> Engine {
+        self.faults = faults;
+        self
+    }
+
+    /// The fault decisions (the network loop asks them what to do with each `TRADE_RESULT` frame).
+    pub fn faults_mut(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
+
+    /// What was injected so far.
+    pub fn fault_stats(&self) -> FaultStats {
+        self.faults.stats()
+    }
+
+    /// The account, the remembered results (oldest first) and who the account is, as saved at `now`.
+    pub fn saved_state(&self, now: DateTime<Utc>) -> SavedState {
+        SavedState {
+            format: STATE_FORMAT.to_owned(),
+            version: STATE_VERSION,
+            saved_at: now,
+            login: self.identity.login,
+            server: self.identity.server.clone(),
+            account: self.account.snapshot(MAX_SAVED_DEALS),
+            executed: self
+                .results
+                .entries()
+                .map(|(k, v)| Executed { request_id: k.clone(), result: v.clone() })
+                .collect(),
+        }
+    }
+
+    /// [`saved_state`](Self::saved_state) if something changed since the last call, once.
+    pub fn take_changes(&mut self, now: DateTime<Utc>) -> Option<SavedState> {
+        if !self.changed {
+            return None;
+        }
+        self.changed = false;
+        Some(self.saved_state(now))
+    }
+
+    /// Marks the state as changed again (its save failed: the next change retries it).
+    pub fn mark_changed(&mut self) {
+        self.changed = true;
+    }
+
+    /// Whether something changed since the last [`take_changes`](Self::take_changes).
+    pub fn has_changes(&self) -> bool {
+        self.changed
     }
 
     /// Sets the minimum gap between two routine `POSITION_UPDATE`s (stop hits are reported at once).
@@ -238,6 +331,7 @@ impl Engine {
         }
         for c in &closed {
             self.stats.stops_hit += 1;
+            self.changed = true;
             let reason = match c.reason {
                 DealReason::StopLoss => "stop loss",
                 DealReason::TakeProfit => "take profit",
@@ -379,8 +473,18 @@ impl Engine {
         };
         if let Some(k) = key {
             self.results.insert(k, result.clone());
+            self.changed = true;
         }
-        Reaction { replies: vec![result], traded, signal: None }
+        self.changed |= traded;
+        Reaction { replies: vec![result], traded, signal: None, executed: true }
+    }
+
+    /// A rejection `--reject` injects instead of executing a command of `kind`, logged.
+    fn injected_reject(&mut self, kind: &str, rid: &Value) -> Option<Reject> {
+        let r = self.faults.reject(kind)?;
+        info!(request_id = %rid, kind, retcode = r.retcode.0, error = %r.message,
+            "injected fault (--reject): answering with a rejection instead of executing");
+        Some(r)
     }
 
     fn trade_open(&mut self, m: &Map<String, Value>, now: DateTime<Utc>) -> (Value, bool) {
@@ -402,6 +506,9 @@ impl Engine {
                 "retcode": Retcode::DONE.0, "error": null, "time": iso(time),
             });
             return (reply, false);
+        }
+        if let Some(r) = self.injected_reject("TRADE_OPEN", &rid) {
+            return (open_failure(rid, r.retcode, &r.message), false);
         }
         let (symbol, side, lots) = (request.symbol.clone(), request.side, request.lots);
         match self.account.open(request) {
@@ -445,6 +552,9 @@ impl Engine {
             Ok(t) => t,
             Err(e) => return (close_failure(rid, None, paper::POSITION_NOT_FOUND, &e), false),
         };
+        if let Some(r) = self.injected_reject("TRADE_CLOSE", &rid) {
+            return (close_failure(rid, Some(ticket), r.retcode, &r.message), false);
+        }
         match self.account.close(ticket, lots, now) {
             Ok(fill) => {
                 info!(request_id = %rid, ticket = ticket.0, lots = %fill.lots, price = %fill.price, profit = %fill.profit,
@@ -474,6 +584,9 @@ impl Engine {
             Ok(t) => t,
             Err(e) => return (modify_result(rid, None, Err(&reject(paper::POSITION_NOT_FOUND, e))), false),
         };
+        if let Some(r) = self.injected_reject("TRADE_MODIFY", &rid) {
+            return (modify_result(rid, None, Err(&r)), false);
+        }
         match self.account.modify(ticket, sl, tp) {
             Ok(p) => {
                 info!(request_id = %rid, ticket = ticket.0, sl = ?p.stop_loss, tp = ?p.take_profit, "TRADE_MODIFY done");
@@ -941,6 +1054,108 @@ mod tests {
         let out = e.on_ticks(&[tick("EURUSD", "1.10200", "1.10215")], t0 + Duration::from_secs(2));
         assert_eq!(out[0]["positions"], json!([]));
         assert!(e.on_ticks(&[tick("EURUSD", "1.10200", "1.10215")], t0 + Duration::from_secs(4)).is_empty());
+    }
+
+    #[test]
+    fn injected_rejections_are_first_results_and_nothing_executes() {
+        use crate::sim::connector::faults::{FaultConfig, OPEN_REJECTS};
+        let faults = Faults::new(FaultConfig { reject: 100.0, seed: 7, ..FaultConfig::default() });
+        let mut e = engine().with_faults(faults);
+        let r = e.handle(
+            &json!({"type": "TRADE_OPEN", "request_id": "o1", "symbol": "EURUSD", "order_type": "BUY",
+                "lot_size": 0.1, "comment": "NT-o1"})
+            .to_string(),
+            at(1),
+        );
+        assert!(r.executed && !r.traded);
+        let ack = as_server(&r.replies[0]);
+        assert!(!ack.success);
+        let code = ack.retcode.expect("retcode");
+        let (_, message) = OPEN_REJECTS.iter().find(|(c, _)| *c == code).expect("one of the open rejections");
+        assert_eq!(ack.error.as_deref(), Some(*message));
+        assert!(e.account().positions().is_empty(), "rejected instead of executed");
+        // The resend gets the same rejection without a new draw, and is not counted as executed.
+        let again = e.handle(
+            &json!({"type": "TRADE_OPEN", "request_id": "o1", "symbol": "EURUSD", "order_type": "BUY",
+                "lot_size": 0.1, "comment": "NT-o1"})
+            .to_string(),
+            at(2),
+        );
+        assert_eq!((again.replies.clone(), again.executed), (r.replies.clone(), false));
+        assert_eq!(e.fault_stats().rejected, 1);
+        // Closes and modifies are rejected too (an unreadable command keeps its own answer).
+        let v = one(&mut e, json!({"type": "TRADE_CLOSE", "request_id": "c1", "ticket": 100000001, "lot_size": 1}));
+        assert_eq!(v["ticket"], 100000001);
+        assert!([10004, 10006].contains(&v["retcode"].as_u64().unwrap_or_default()), "{v}");
+        let v = one(&mut e, json!({"type": "TRADE_MODIFY", "request_id": "m1", "ticket": 100000001, "stop_loss": 1}));
+        assert_eq!((v["success"].clone(), v["retcode"].clone()), (json!(false), json!(10006)));
+        let v = one(&mut e, json!({"type": "TRADE_MODIFY", "request_id": "m2", "ticket": 1, "stop_loss": "x"}));
+        assert_eq!(v["retcode"], paper::INVALID.0, "unreadable: no fault drawn");
+        assert_eq!(e.fault_stats().rejected, 3);
+    }
+
+    #[test]
+    fn changes_are_handed_out_once() {
+        let mut e = engine();
+        assert!(e.take_changes(at(0)).is_none(), "ticks alone change nothing worth saving");
+        let first = open(&mut e, "a", json!({"take_profit": 1.102}));
+        let saved = e.take_changes(at(1)).expect("a trade is a change");
+        assert_eq!((saved.format.as_str(), saved.version, saved.login), (STATE_FORMAT, STATE_VERSION, 51234567));
+        assert_eq!(saved.executed, vec![Executed { request_id: "a".into(), result: first.clone() }]);
+        assert_eq!(saved.account.positions.len(), 1);
+        assert!(e.take_changes(at(2)).is_none(), "once");
+        one(&mut e, json!({"type": "PING"}));
+        one(&mut e, json!({"type": "GET_POSITIONS", "request_id": "p"}));
+        open(&mut e, "a", json!({}));
+        assert!(e.take_changes(at(3)).is_none(), "queries and a repeated command change nothing");
+        one(&mut e, json!({"type": "TRADE_OPEN", "request_id": "bad", "symbol": "NOPE99", "order_type": "BUY"}));
+        assert!(e.take_changes(at(4)).is_some(), "a remembered rejection is a change");
+        e.on_ticks(&[tick("EURUSD", "1.10200", "1.10215")], Instant::now());
+        let saved = e.take_changes(at(5)).expect("a take profit hit is a change");
+        assert!(saved.account.positions.is_empty());
+        e.mark_changed();
+        assert!(e.has_changes() && e.take_changes(at(6)).is_some());
+    }
+
+    #[test]
+    fn a_restored_engine_keeps_positions_and_still_deduplicates() {
+        let mut e = engine();
+        let a = open(&mut e, "a", json!({"stop_loss": 1.09}));
+        let b = open(&mut e, "b", json!({}));
+        let closed = one(&mut e, json!({"type": "TRADE_CLOSE", "request_id": "b:close:1", "ticket": b["ticket"]}));
+        let json_text = serde_json::to_string(&e.saved_state(at(9))).expect("serialise");
+        let saved: SavedState = serde_json::from_str(&json_text).expect("parse");
+        let mut r = Engine::restore(saved, e.identity().clone()).expect("restore");
+        assert_eq!(r.account().positions(), e.account().positions());
+        assert_eq!(r.account().account(), e.account().account());
+        // Resent commands: their first results, nothing executed.
+        let again = r.handle(
+            &json!({"type": "TRADE_OPEN", "request_id": "a", "symbol": "EURUSD", "order_type": "BUY", "lot_size": 1.0,
+                "comment": "NT-a"})
+            .to_string(),
+            at(20),
+        );
+        assert_eq!((again.replies, again.executed, again.traded), (vec![a.clone()], false, false));
+        assert_eq!(
+            one(&mut r, json!({"type": "TRADE_CLOSE", "request_id": "b:close:1", "ticket": b["ticket"]})),
+            closed
+        );
+        assert_eq!(r.stats().duplicates, 2);
+        // A new request for an order filled before the restart: found by its comment in the restored deals.
+        let late = open(&mut r, "b-resent", json!({"comment": "NT-b"}));
+        assert_eq!(late["ticket"], b["ticket"]);
+        assert_eq!(r.account().positions().len(), 1);
+        // New orders go on from the saved ticket counter.
+        let c = open(&mut r, "c", json!({}));
+        assert_eq!(c["ticket"].as_u64(), b["ticket"].as_u64().map(|t| t + 1));
+
+        // A remembered result that is not a TRADE_RESULT, or has no request id, is refused.
+        let mut bad = e.saved_state(at(9));
+        bad.executed[0].result = json!({"type": "PONG"});
+        assert!(Engine::restore(bad, e.identity().clone()).is_err());
+        let mut bad = e.saved_state(at(9));
+        bad.executed[0].request_id = String::new();
+        assert!(Engine::restore(bad, e.identity().clone()).is_err());
     }
 
     #[test]

@@ -17,16 +17,27 @@
 //!    within [`REFRESH_MARGIN`] or the handshake answered 401; a refused refresh falls back to a new login. A
 //!    403 (the broker connection is gone) finds or creates the connection again. The paper account and the
 //!    de-duplication memory live in the process, so positions survive reconnects.
+//! 7. With a state file ([`ConnectorConfig::state_file`], [`state`]), they survive restarts too: the file is
+//!    loaded on start and rewritten atomically after every change, before the command's `TRADE_RESULT` leaves.
+//!
+//! Faults for tests and demos ([`faults`], [`ConnectorConfig::faults`]): rejected commands, dropped, duplicated
+//! or delayed `TRADE_RESULT`s (delayed ones wait in the session without holding up other frames) and a link
+//! dropped after every N executed commands, before their acknowledgement.
 
 pub mod api;
 pub mod engine;
+pub mod faults;
 pub mod market;
+pub mod state;
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use nusatrade_domain::instrument::Symbol;
 use nusatrade_domain::money::Currency;
@@ -38,11 +49,13 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use self::api::{Api, ApiError, BrokerConnection, Registration, Tokens};
 pub use self::engine::{AccountIdentity, Engine, EngineStats, Reaction, Signal};
+pub use self::faults::{AckPlan, FaultConfig, FaultStats, Faults};
 pub use self::market::{Market, Pacing, PriceSource};
+pub use self::state::{SavedState, StateError, StateFile};
 use super::feed::{FeedError, Tick};
 use super::paper::PaperAccount;
 
@@ -84,6 +97,9 @@ pub enum ConnectorError {
     /// The broker connection could not be found or created.
     #[error("broker connection: {0}")]
     BrokerConnection(ApiError),
+    /// The state file cannot be used.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// Too many failed attempts in a row.
     #[error("gave up after {attempts} failed connection attempts; last error: {last}")]
     GaveUp {
@@ -152,6 +168,13 @@ pub struct ConnectorConfig {
     pub reconnect: Backoff,
     /// Timeout of each HTTP call (the original: 10 s).
     pub http_timeout: Duration,
+    /// Injected faults (none by default).
+    pub faults: FaultConfig,
+    /// Keep the paper account and the executed commands' results in this file across restarts.
+    pub state_file: Option<PathBuf>,
+    /// An unusable state file is moved to `<file>.corrupt` and a fresh account started, instead of refusing to
+    /// start (the in-process demo does this; the command line refuses).
+    pub set_aside_unusable_state: bool,
 }
 
 impl ConnectorConfig {
@@ -181,6 +204,9 @@ impl ConnectorConfig {
             position_update_gap: engine::DEFAULT_POSITION_UPDATE_GAP,
             reconnect: Backoff::default(),
             http_timeout: Duration::from_secs(10),
+            faults: FaultConfig::default(),
+            state_file: None,
+            set_aside_unusable_state: false,
         }
     }
 }
@@ -245,9 +271,72 @@ pub struct SimConnector {
     api: Api,
     endpoint: String,
     engine: Arc<Mutex<Engine>>,
+    state: Option<Arc<Persister>>,
     tokens: Option<Tokens>,
     registered: bool,
     broker: Option<BrokerConnection>,
+}
+
+/// Writes the engine's state file, one save at a time and in the order of the changes.
+#[derive(Debug)]
+struct Persister {
+    file: StateFile,
+    turn: Mutex<()>,
+}
+
+impl Persister {
+    /// Saves the engine's state if it changed since the last save. A failed save is logged and retried after
+    /// the next change (the connector keeps trading: its state in memory is intact).
+    fn save_changes(&self, engine: &Mutex<Engine>) -> Result<bool, StateError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(state) = lock(engine).take_changes(Utc::now()) else { return Ok(false) };
+        match self.file.save(&state) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                lock(engine).mark_changed();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Saves the state (when there is a state file and something changed) off the async threads; returns once it
+/// is on disk.
+async fn persist(state: Option<&Arc<Persister>>, engine: &Arc<Mutex<Engine>>) {
+    let Some(p) = state else { return };
+    if !lock(engine).has_changes() {
+        return;
+    }
+    let (p, e) = (p.clone(), engine.clone());
+    match tokio::task::spawn_blocking(move || p.save_changes(&e)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => error!(error = %e, "the connector state could not be saved; retrying after the next change"),
+        Err(e) => error!(error = %e, "the state save task failed"),
+    }
+}
+
+/// The engine from a state file: `None` when there is none yet.
+fn restore_engine(file: &StateFile, identity: &AccountIdentity) -> Result<Option<Engine>, StateError> {
+    let Some(saved) = file.load()? else { return Ok(None) };
+    if saved.login != identity.login || saved.server != identity.server {
+        return Err(StateError::OtherAccount {
+            path: file.path().to_path_buf(),
+            login: saved.login,
+            server: saved.server,
+            expected_login: identity.login,
+            expected_server: identity.server.clone(),
+        });
+    }
+    let saved_at = saved.saved_at;
+    let engine = Engine::restore(saved, identity.clone())
+        .map_err(|reason| StateError::Corrupt { path: file.path().to_path_buf(), reason })?;
+    let account = engine.account().account();
+    info!(
+        path = %file.path().display(), saved_at = %engine::iso(saved_at), positions = engine.account().positions().len(),
+        balance = %account.balance, leverage = account.leverage,
+        "paper account restored from the state file (its balance and leverage, not the flags')"
+    );
+    Ok(Some(engine))
 }
 
 impl std::fmt::Debug for SimConnector {
@@ -289,17 +378,44 @@ impl SimConnector {
         {
             return Err(ConnectorError::Config(format!("the replay speed must be a positive number, got {s}")));
         }
-        let account = PaperAccount::new(Currency::USD, config.balance, config.leverage);
-        let engine = Engine::new(account, config.identity.clone()).with_position_update_gap(config.position_update_gap);
-        Ok(SimConnector {
-            config,
-            api,
-            endpoint,
-            engine: Arc::new(Mutex::new(engine)),
-            tokens: None,
-            registered: false,
-            broker: None,
-        })
+        config.faults.validate().map_err(ConnectorError::Config)?;
+        let fresh =
+            || Engine::new(PaperAccount::new(Currency::USD, config.balance, config.leverage), config.identity.clone());
+        let (engine, state) = match &config.state_file {
+            None => (fresh(), None),
+            Some(path) => {
+                let file = StateFile::new(path);
+                let engine = match restore_engine(&file, &config.identity) {
+                    Ok(Some(engine)) => engine,
+                    Ok(None) => {
+                        info!(path = %path.display(), "no state file yet: a fresh paper account");
+                        fresh()
+                    }
+                    Err(e @ (StateError::Corrupt { .. } | StateError::OtherAccount { .. }))
+                        if config.set_aside_unusable_state =>
+                    {
+                        let aside = file.set_aside()?;
+                        warn!(error = %e, moved_to = %aside.display(), "unusable state file set aside: a fresh paper account");
+                        fresh()
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                file.prepare()?;
+                (engine, Some(Arc::new(Persister { file, turn: Mutex::new(()) })))
+            }
+        };
+        if config.faults.any() {
+            info!(faults = ?config.faults, "fault injection on");
+        }
+        let mut engine =
+            engine.with_position_update_gap(config.position_update_gap).with_faults(Faults::new(config.faults));
+        // Written once now: a state file that cannot be written stops the connector before it trades.
+        engine.mark_changed();
+        let engine = Arc::new(Mutex::new(engine));
+        if let Some(p) = &state {
+            p.save_changes(&engine)?;
+        }
+        Ok(SimConnector { config, api, endpoint, engine, state, tokens: None, registered: false, broker: None })
     }
 
     /// The message handler and its paper account (shared with the running connector).
@@ -318,14 +434,24 @@ impl SimConnector {
             symbols = ?symbols, prices = ?self.config.prices, "simulated MT5 connector starting"
         );
         let (tx, mut rx) = mpsc::channel::<Value>(256);
-        let market_task = tokio::spawn(drive_market(market, self.engine.clone(), tx, shutdown.clone()));
+        let market_task =
+            tokio::spawn(drive_market(market, self.engine.clone(), self.state.clone(), tx, shutdown.clone()));
         let result = self.connect_loop(&mut rx, &mut shutdown).await;
         market_task.abort();
-        let stats = lock(&self.engine).stats();
+        persist(self.state.as_ref(), &self.engine).await;
+        let (stats, faults) = {
+            let e = lock(&self.engine);
+            (e.stats(), e.fault_stats())
+        };
         info!(
             executed = stats.executed,
             duplicates = stats.duplicates,
             stops_hit = stats.stops_hit,
+            rejected = faults.rejected,
+            acks_dropped = faults.dropped,
+            acks_duplicated = faults.duplicated,
+            acks_delayed = faults.delayed,
+            fault_disconnects = faults.disconnects,
             "connector stopped"
         );
         result
@@ -514,6 +640,17 @@ impl SimConnector {
         tokio::pin!(welcome_deadline);
         let mut last_inbound = Instant::now();
         let mut errors_seen: HashSet<String> = HashSet::new();
+        // TRADE_RESULTs held back by --delay-acks: they leave when due, other frames flow meanwhile.
+        let mut delayed: FuturesUnordered<BoxFuture<'static, (Value, usize)>> = FuturesUnordered::new();
+        let ended = |delayed: &FuturesUnordered<_>, how: Ended| {
+            if !delayed.is_empty() {
+                info!(
+                    lost = delayed.len(),
+                    "delayed TRADE_RESULTs lost with the link (a resent command gets its result again)"
+                );
+            }
+            how
+        };
         loop {
             tokio::select! {
                 _ = stopped(shutdown) => {
@@ -524,16 +661,25 @@ impl SimConnector {
                 frame = ws.next() => {
                     last_inbound = Instant::now();
                     let text = match frame {
-                        None => return closed(welcomed, "the server ended the stream".into()),
-                        Some(Err(e)) => return closed(welcomed, format!("WebSocket error: {e}")),
+                        None => return ended(&delayed, closed(welcomed, "the server ended the stream".into())),
+                        Some(Err(e)) => return ended(&delayed, closed(welcomed, format!("WebSocket error: {e}"))),
                         Some(Ok(Message::Close(f))) => {
                             let why = f.map_or_else(|| "no close frame".to_owned(), |f| format!("{} {}", f.code, f.reason));
-                            return closed(welcomed, format!("closed by the server: {why}"));
+                            return ended(&delayed, closed(welcomed, format!("closed by the server: {why}")));
                         }
                         Some(Ok(Message::Text(t))) => t,
                         Some(Ok(_)) => continue,
                     };
                     let reaction = lock(&self.engine).handle(text.as_str(), Utc::now());
+                    // On disk before any result leaves: a restart never forgets what the server was told.
+                    persist(self.state.as_ref(), &self.engine).await;
+                    if reaction.executed && lock(&self.engine).faults_mut().disconnect_after_execution() {
+                        let every = self.config.faults.disconnect_every;
+                        warn!(every, "injected fault (--disconnect-every): dropping the link after executing, before acknowledging");
+                        // Dropping the stream closes the TCP connection without a close frame, as a lost link.
+                        drop(ws);
+                        return ended(&delayed, closed(welcomed, format!("dropped on purpose after {every} executed command(s)")));
+                    }
                     match &reaction.signal {
                         Some(Signal::Welcome { heartbeat_interval }) if !welcomed => {
                             welcomed = true;
@@ -547,7 +693,7 @@ impl SimConnector {
                             };
                             for msg in [status, account, positions] {
                                 if let Err(e) = send(&mut ws, &msg).await {
-                                    return closed(welcomed, e);
+                                    return ended(&delayed, closed(welcomed, e));
                                 }
                             }
                         }
@@ -562,9 +708,37 @@ impl SimConnector {
                         }
                         _ => {}
                     }
-                    for reply in &reaction.replies {
-                        if let Err(e) = send(&mut ws, reply).await {
-                            return closed(welcomed, e);
+                    for reply in reaction.replies {
+                        if reply.get("type").and_then(Value::as_str) != Some("TRADE_RESULT") {
+                            if let Err(e) = send(&mut ws, &reply).await {
+                                return ended(&delayed, closed(welcomed, e));
+                            }
+                            continue;
+                        }
+                        let plan = lock(&self.engine).faults_mut().plan_ack();
+                        let rid = reply.get("request_id").cloned().unwrap_or(Value::Null);
+                        match plan {
+                            AckPlan::Drop => {
+                                info!(request_id = %rid, "injected fault (--drop-acks): TRADE_RESULT not sent");
+                            }
+                            AckPlan::Send { copies, delay } => {
+                                if copies > 1 {
+                                    info!(request_id = %rid, copies, "injected fault (--duplicate-acks): TRADE_RESULT sent more than once");
+                                }
+                                if delay.is_zero() {
+                                    for _ in 0..copies {
+                                        if let Err(e) = send(&mut ws, &reply).await {
+                                            return ended(&delayed, closed(welcomed, e));
+                                        }
+                                    }
+                                } else {
+                                    debug!(request_id = %rid, delay_ms = delay.as_millis() as u64, "injected fault (--delay-acks): TRADE_RESULT held back");
+                                    delayed.push(Box::pin(async move {
+                                        tokio::time::sleep(delay).await;
+                                        (reply, copies)
+                                    }));
+                                }
+                            }
                         }
                     }
                     if reaction.traded {
@@ -574,36 +748,45 @@ impl SimConnector {
                         };
                         for msg in [account, positions] {
                             if let Err(e) = send(&mut ws, &msg).await {
-                                return closed(welcomed, e);
+                                return ended(&delayed, closed(welcomed, e));
                             }
                         }
                     }
                 }
                 Some(report) = rx.recv(), if welcomed => {
                     if let Err(e) = send(&mut ws, &report).await {
-                        return closed(welcomed, e);
+                        return ended(&delayed, closed(welcomed, e));
+                    }
+                }
+                Some((reply, copies)) = delayed.next(), if !delayed.is_empty() => {
+                    let rid = reply.get("request_id").cloned().unwrap_or(Value::Null);
+                    info!(request_id = %rid, "injected fault (--delay-acks): sending a delayed TRADE_RESULT");
+                    for _ in 0..copies {
+                        if let Err(e) = send(&mut ws, &reply).await {
+                            return ended(&delayed, closed(welcomed, e));
+                        }
                     }
                 }
                 _ = heartbeat.tick() => {
                     let silent = last_inbound.elapsed();
                     if silent > hb_every * 3 + Duration::from_secs(10) {
-                        return closed(welcomed, format!("nothing from the server for {:.0} s", silent.as_secs_f64()));
+                        return ended(&delayed, closed(welcomed, format!("nothing from the server for {:.0} s", silent.as_secs_f64())));
                     }
                     if welcomed {
                         let hb = json!({"type": "HEARTBEAT", "timestamp": engine::iso(Utc::now())});
                         if let Err(e) = send(&mut ws, &hb).await {
-                            return closed(welcomed, e);
+                            return ended(&delayed, closed(welcomed, e));
                         }
                     }
                 }
                 _ = account_timer.tick(), if welcomed => {
                     let account = lock(&self.engine).account_message("ACCOUNT_UPDATE", None);
                     if let Err(e) = send(&mut ws, &account).await {
-                        return closed(welcomed, e);
+                        return ended(&delayed, closed(welcomed, e));
                     }
                 }
                 _ = &mut welcome_deadline, if !welcomed => {
-                    return closed(false, format!("no WELCOME within {WELCOME_TIMEOUT:?}"));
+                    return ended(&delayed, closed(false, format!("no WELCOME within {WELCOME_TIMEOUT:?}")));
                 }
             }
         }
@@ -630,10 +813,12 @@ async fn send(ws: &mut Ws, msg: &Value) -> Result<(), String> {
     ws.send(Message::Text(text.into())).await.map_err(|e| format!("send failed: {e}"))
 }
 
-/// Feeds the paper account from the market at its pace and queues the reports it produces.
+/// Feeds the paper account from the market at its pace and queues the reports it produces (after saving the
+/// state when a stop closed a position).
 async fn drive_market(
     mut market: Market,
     engine: Arc<Mutex<Engine>>,
+    state: Option<Arc<Persister>>,
     reports: mpsc::Sender<Value>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -658,6 +843,7 @@ async fn drive_market(
         let stamp = Utc::now();
         let ticks: Vec<Tick> = batch.into_iter().map(|t| Tick { time: stamp, ..t }).collect();
         let out = lock(&engine).on_ticks(&ticks, std::time::Instant::now());
+        persist(state.as_ref(), &engine).await;
         for report in out {
             // A full queue (a slow link) drops a report: the next one supersedes it.
             let _ = reports.try_send(report);
@@ -715,5 +901,81 @@ mod tests {
         let mut bad = ok;
         bad.server = "localhost:8000".into();
         assert!(matches!(SimConnector::new(bad), Err(ConnectorError::Url(_))));
+    }
+
+    #[test]
+    fn faults_are_checked_before_any_network() {
+        let mut bad = ConnectorConfig::new("http://127.0.0.1:1", "a@b.co", "pw");
+        bad.faults.drop_acks = 120.0;
+        let e = SimConnector::new(bad).expect_err("out of range");
+        assert!(matches!(&e, ConnectorError::Config(m) if m.contains("--drop-acks")), "{e}");
+    }
+
+    fn with_state(path: &std::path::Path) -> ConnectorConfig {
+        let mut c = ConnectorConfig::new("http://127.0.0.1:1", "a@b.co", "pw");
+        c.state_file = Some(path.to_path_buf());
+        c
+    }
+
+    #[test]
+    fn the_state_file_is_written_at_start_and_restored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("deeper").join("state.json");
+        let first = SimConnector::new(with_state(&path)).expect("fresh");
+        let saved = StateFile::new(&path).load().expect("readable").expect("written at start");
+        assert_eq!((saved.login, saved.account.balance), (default_login("a@b.co"), Decimal::from(10_000)));
+        // A trade, saved the way the session saves it, survives a new connector on the same file.
+        let engine = first.engine();
+        {
+            let mut e = lock(&engine);
+            let tick = Tick {
+                symbol: Symbol::parse("EURUSD").expect("symbol"),
+                bid: Decimal::new(110_000, 5),
+                ask: Decimal::new(110_015, 5),
+                time: Utc::now(),
+            };
+            e.on_ticks(&[tick], std::time::Instant::now());
+            let cmd = json!({"type": "TRADE_OPEN", "request_id": "r1", "symbol": "EURUSD", "order_type": "BUY",
+                "lot_size": 0.1, "comment": "NT-r1"});
+            assert!(e.handle(&cmd.to_string(), Utc::now()).traded);
+        }
+        let persister = first.state.clone().expect("a persister");
+        assert_eq!(persister.save_changes(&engine).ok(), Some(true));
+        assert_eq!(persister.save_changes(&engine).ok(), Some(false), "nothing new");
+        drop(first);
+        let mut config = with_state(&path);
+        config.balance = Decimal::from(5);
+        let second = SimConnector::new(config).expect("restored");
+        let e = lock(&second.engine);
+        assert_eq!(e.account().positions().len(), 1);
+        assert_eq!(e.account().account().balance, Decimal::from(10_000), "the saved balance, not the flag's");
+        drop(e);
+
+        // Another account's file is refused.
+        let mut other = with_state(&path);
+        other.identity.login = 1;
+        let err = SimConnector::new(other).expect_err("another account").to_string();
+        assert!(err.contains("belongs to MT5 login") && err.contains("--state-file"), "{err}");
+    }
+
+    #[test]
+    fn an_unusable_state_file_stops_the_command_line_and_is_set_aside_by_the_demo() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "{ half a state").expect("write");
+        let err = SimConnector::new(with_state(&path)).expect_err("corrupt").to_string();
+        assert!(err.contains("state.json") && err.contains("not JSON") && err.contains("delete it"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).ok().as_deref(), Some("{ half a state"), "left untouched");
+        let mut demo = with_state(&path);
+        demo.set_aside_unusable_state = true;
+        let c = SimConnector::new(demo).expect("a fresh account");
+        assert!(lock(&c.engine).account().positions().is_empty());
+        let aside = dir.path().join("state.json.corrupt");
+        assert_eq!(std::fs::read_to_string(aside).ok().as_deref(), Some("{ half a state"));
+        assert!(StateFile::new(&path).load().expect("fresh file").is_some(), "a fresh state written");
+        // A state file that cannot be written stops the connector before it trades.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir_all(blocked.join("x")).expect("dir");
+        assert!(matches!(SimConnector::new(with_state(&blocked)), Err(ConnectorError::State(_))));
     }
 }
