@@ -25,13 +25,8 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
-use nusatrade_tests::{Gateway, TEST_ENV, TestConnector, broker_connection, http, register};
+use nusatrade_tests::{Gateway, TEST_ENV, TestConnector, arg, broker_connection, http, percentile, register};
 use serde_json::{Value, json};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// Order id → who waits for its `open` update (or the update that came first).
 enum Slot {
@@ -80,14 +75,6 @@ async fn opened(waiters: &Waiters, id: &str) {
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 #[tokio::main]
@@ -191,9 +178,9 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "latency POST → open readable: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        pct(&all, 0.50).as_secs_f64() * 1e3,
-        pct(&all, 0.90).as_secs_f64() * 1e3,
-        pct(&all, 0.99).as_secs_f64() * 1e3,
+        percentile(&all, 0.50).as_secs_f64() * 1e3,
+        percentile(&all, 0.90).as_secs_f64() * 1e3,
+        percentile(&all, 0.99).as_secs_f64() * 1e3,
         all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
     // Where the time goes: the three legs of a round trip.
@@ -203,9 +190,9 @@ async fn main() -> anyhow::Result<()> {
         p.sort();
         println!(
             "  {name:<28} p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms",
-            ms(pct(p, 0.5)),
-            ms(pct(p, 0.9)),
-            ms(pct(p, 0.99))
+            ms(percentile(p, 0.5)),
+            ms(percentile(p, 0.9)),
+            ms(percentile(p, 0.99))
         );
     }
     drop(traders);

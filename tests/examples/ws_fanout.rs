@@ -20,22 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use nusatrade_tests::{Gateway, TEST_ENV, broker_connection, register};
+use nusatrade_tests::{Gateway, TEST_ENV, arg, broker_connection, percentile, register};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::Message;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
 
 /// The gateway's resident set size in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -138,9 +126,9 @@ async fn main() -> anyhow::Result<()> {
     println!("messages relayed: {}  throughput: {:.0} messages/s", lat.len(), lat.len() as f64 / elapsed.as_secs_f64());
     println!(
         "latency connector → dashboard: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        ms(pct(&lat, 0.5)),
-        ms(pct(&lat, 0.9)),
-        ms(pct(&lat, 0.99)),
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.9)),
+        ms(percentile(&lat, 0.99)),
         ms(lat.last().copied().unwrap_or_default())
     );
 

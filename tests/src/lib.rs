@@ -386,3 +386,18 @@ pub async fn find_listed(gw: &Gateway, token: &str, path: &str, id: &str, status
     assert_eq!(s, 200, "{list}");
     list.as_array()?.iter().find(|o| o["id"] == id && o["status"] == status).cloned()
 }
+
+/// Load tools (`tests/examples`): the value of `--name N` on the command line, or `default`.
+pub fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Load tools: the `p` quantile (0..=1) of sorted latencies (zero when there are none).
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}

@@ -11,6 +11,7 @@ pub mod apigw;
 pub mod config;
 pub mod dynamo;
 mod error;
+pub mod jobs;
 pub mod runtime;
 pub mod s3;
 pub mod ses;

@@ -20,8 +20,9 @@ use base64::Engine;
 use lambda_runtime::{LambdaEvent, service_fn};
 use nusatrade_app::auth::AuthConfig;
 use nusatrade_app::brokers::service::BrokerService;
-use nusatrade_app::connector::channels::channels;
+use nusatrade_app::connector::channels::{ConnectorChannel, channels};
 use nusatrade_app::connector::router::ChannelRouter;
+use nusatrade_app::reconcile::{ReconcileHook, ReconcileService, ReconcileSettings};
 use nusatrade_app::trading;
 use nusatrade_app::trading::orders::{OrderService, TradingConfig};
 use nusatrade_app::ws::{ConnectDecision, ConnectRequest, InboundMessage, MAX_MESSAGE_BYTES, WsHandler, select_route};
@@ -108,8 +109,12 @@ pub async fn run_channels(function: &str) -> Result<(), lambda_runtime::Error> {
     let ports = crate::runtime::init(function).await?;
     let auth = AuthConfig::from_env()?;
     let config = TradingConfig::from_env()?;
+    let settings = ReconcileSettings::from_env()?;
     let orders = OrderService::new(&ports, config);
+    // Positions snapshots trigger reconciliation (queued to the reconcile function); prices move trailing stops.
+    let hook = Arc::new(ReconcileHook::new(ReconcileService::new(orders.clone(), ports.queue.clone(), settings)));
     let (connector, browser) = channels(trading::authenticator(&auth, &ports), orders, BrokerService::new(&ports));
+    let connector = Arc::new(ConnectorChannel::clone(&connector).with_snapshot_hook(hook));
     tracing::info!(function, "WebSocket function initialised");
     run(Arc::new(ChannelRouter::new(connector, browser))).await
 }

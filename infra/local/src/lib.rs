@@ -4,6 +4,7 @@
 
 pub mod adapters;
 pub mod gateway;
+pub mod jobs;
 pub mod logging;
 pub mod platform;
 pub mod sim;

@@ -102,6 +102,8 @@ async fn serve(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
     // The first line on stdout: harnesses wait for it to learn the address.
     println!("NusaTrade listening on http://{addr}");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Queue workers and schedules: what the SQS event sources and EventBridge do in AWS.
+    let jobs = platform.start_jobs(stop_rx.clone());
     let demo = if args.with_sim_connector { Some(sim::demo::spawn(&args.data_dir, addr, stop_rx)?) } else { None };
     gw.serve(async move {
         gateway::shutdown_signal().await;
@@ -112,6 +114,9 @@ async fn serve(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
         && tokio::time::timeout(Duration::from_secs(3), task).await.is_err()
     {
         tracing::warn!("the demo connector did not stop within 3 s");
+    }
+    if tokio::time::timeout(Duration::from_secs(3), futures::future::join_all(jobs)).await.is_err() {
+        tracing::warn!("queue workers still busy after 3 s; exiting anyway");
     }
     tracing::info!("stopped");
     Ok(())

@@ -11,7 +11,9 @@ use nusatrade_app::brokers;
 use nusatrade_app::connector::channels;
 use nusatrade_app::connector::router::ChannelRouter;
 use nusatrade_app::http::{health, layers};
+use nusatrade_app::jobs::{QueueConsumer, Schedule};
 use nusatrade_app::ports::{Clock, Ports, RandomIds, SystemClock};
+use nusatrade_app::reconcile::{self, ReconcileConsumer, ReconcileHook, ReconcileService, ReconcileSettings};
 use nusatrade_app::trading::orders::{self, OrderService, TradingConfig};
 use nusatrade_app::trading::sizing;
 
@@ -33,6 +35,9 @@ pub struct LocalPlatform {
     pub auth: AuthService,
     /// The order use cases (REST routes, WebSocket acks).
     pub orders: OrderService,
+    /// Reconciliation, ack timeouts, trailing stops (the `reconcile` queue's consumer, the snapshot hook, the
+    /// position-monitor routes).
+    pub reconcile: ReconcileService,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,8 @@ pub enum PlatformError {
     Auth(String),
     #[error("trading settings: {0}")]
     Trading(String),
+    #[error("reconciliation settings: {0}")]
+    Reconcile(String),
 }
 
 /// File in the data dir holding the generated JWT secret when `NUSATRADE_JWT_SECRET` is not set.
@@ -115,7 +122,37 @@ impl LocalPlatform {
         let auth = AuthService::with_counter_store(local_auth_config(&dir)?, ports.clone(), Arc::new(counters))
             .map_err(|e| PlatformError::Auth(e.to_string()))?;
         let orders = OrderService::new(&ports, TradingConfig::from_env().map_err(PlatformError::Trading)?);
-        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth, orders })
+        let settings = ReconcileSettings::from_env().map_err(PlatformError::Reconcile)?;
+        let reconcile = ReconcileService::new(orders.clone(), ports.queue.clone(), settings);
+        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth, orders, reconcile })
+    }
+
+    /// The consumer of every work queue that has one (the `reconcile` function's; the SQS event sources in AWS).
+    pub fn consumers(&self) -> Vec<Arc<dyn QueueConsumer>> {
+        vec![Arc::new(ReconcileConsumer { service: self.reconcile.clone() })]
+    }
+
+    /// The scheduled messages (the template's EventBridge schedules).
+    pub fn schedules(&self) -> Vec<Schedule> {
+        reconcile::SCHEDULES.to_vec()
+    }
+
+    /// Starts a worker per consumer and the scheduler; they stop when `shutdown` turns true.
+    pub fn start_jobs(&self, shutdown: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks: Vec<_> = self
+            .consumers()
+            .into_iter()
+            .map(|c| {
+                crate::jobs::spawn_worker(
+                    self.ports.queue.clone(),
+                    c,
+                    crate::jobs::WorkerConfig::default(),
+                    shutdown.clone(),
+                )
+            })
+            .collect();
+        tasks.extend(crate::jobs::spawn_scheduler(self.ports.queue.clone(), self.schedules(), shutdown));
+        tasks
     }
 
     /// Every function group's router, merged, with the shared middleware.
@@ -133,6 +170,10 @@ impl LocalPlatform {
             orders::routes::OrdersState { auth: authn.clone(), orders: self.orders.clone() },
             limits.clone(),
         );
+        let monitor = reconcile::routes::router(
+            reconcile::routes::MonitorState { auth: authn.clone(), reconcile: self.reconcile.clone() },
+            limits.clone(),
+        );
         let brokers = brokers::routes::router(brokers::routes::BrokersState::new(authn, &self.ports), limits);
         layers::platform(
             Router::new()
@@ -140,6 +181,7 @@ impl LocalPlatform {
                 .merge(auth::router(self.auth.clone()))
                 .merge(sizing)
                 .merge(orders)
+                .merge(monitor)
                 .merge(brokers),
         )
     }
@@ -148,6 +190,10 @@ impl LocalPlatform {
     pub fn ws_apis(&self) -> WsApis {
         let brokers = brokers::service::BrokerService::new(&self.ports);
         let (connector, client) = channels::channels(self.auth.authenticator(), self.orders.clone(), brokers);
+        // Positions snapshots trigger reconciliation (queued to the local `reconcile` worker); prices move trailing
+        // stops — as `nusatrade_aws::websocket::run_channels` wires it.
+        let hook = Arc::new(ReconcileHook::new(self.reconcile.clone()));
+        let connector = Arc::new(channels::ConnectorChannel::clone(&connector).with_snapshot_hook(hook));
         let stage = Arc::new(ChannelRouter::new(connector.clone(), client.clone()));
         WsApis { connector, client, stage }
     }

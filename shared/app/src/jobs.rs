@@ -34,3 +34,17 @@ pub trait QueueConsumer: Send + Sync + 'static {
     /// Handles one message. `Ok` deletes it; `Err` leaves it for redelivery.
     async fn handle(&self, message: &ReceivedMessage) -> Result<(), JobError>;
 }
+
+/// A message put on a queue at a fixed rate: by EventBridge Scheduler in AWS (template.yaml), by the local
+/// scheduler of `nusatrade serve` on a laptop — the same bodies, so the consumers cannot tell them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// A name for logs (the template's schedule carries the same body).
+    pub name: &'static str,
+    /// The logical queue.
+    pub queue: &'static str,
+    /// How often.
+    pub every: std::time::Duration,
+    /// The message body.
+    pub body: &'static str,
+}

@@ -10,6 +10,7 @@ pub mod http;
 pub mod jobs;
 pub mod ml;
 pub mod ports;
+pub mod reconcile;
 pub mod trading;
 pub mod ws;
 

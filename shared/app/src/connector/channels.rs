@@ -476,6 +476,7 @@ impl ConnectorChannel {
             deals: report.deals,
             skipped: report.skipped,
             truncated: report.truncated,
+            history: report.history,
         };
         match self.registry.save_positions(conn.user_id, snapshot).await {
             Ok(stored) => self.snapshots.positions_snapshot(conn.user_id, &stored).await,
@@ -494,7 +495,9 @@ impl ConnectorChannel {
         self.quotes(conn, &update.positions, now).await;
         let mut relay = update.relay(broker, MAX_RELAY_POSITIONS);
         relay["timestamp"] = json!(iso(now));
-        self.orders.broadcast(conn.user_id, &relay).await;
+        let relayed = self.orders.broadcast(conn.user_id, &relay);
+        let trailed = self.snapshots.position_update(conn.user_id, broker, &update.positions);
+        tokio::join!(relayed, trailed);
     }
 
     /// The flag is written before the dashboards hear of it, so a status read on their side agrees.

@@ -14,6 +14,13 @@
 //! volume, open_price, current_price, stop_loss, take_profit, profit, comment}`, unset SL/TP as `null`).
 //! An entry without a ticket, symbol or volume is skipped and counted, so a reader knows the report was
 //! not complete; a report is capped at [`MAX_REPORT_POSITIONS`] positions and [`MAX_REPORT_DEALS`] deals.
+//!
+//! Reconciliation (issue #6) asks with `SYNC_REQUEST {..., history_from?, tickets?}` for MT5's history since a time
+//! and for targeted lookups of position tickets. A connector that supports it answers in the same `SYNC_RESPONSE`
+//! with `history_from` (its deals and `orders` then list **everything** from that time on), `orders` (history
+//! orders: `{ticket, state: filled|rejected|canceled|expired, time, comment}`) and `lookups` (`{ticket, status:
+//! open|closed|not_found, price?, time?}`). Older connectors ignore the extra fields; their deals, if any, are
+//! still read as evidence, never as a complete history.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +42,8 @@ use crate::ports::{Item, Key, StoreError};
 pub const MAX_REPORT_POSITIONS: usize = 1000;
 /// Most deals read from one `SYNC_RESPONSE`.
 pub const MAX_REPORT_DEALS: usize = 200;
+/// Most history orders and most lookups read from one `SYNC_RESPONSE`.
+pub const MAX_REPORT_HISTORY: usize = 200;
 /// Longest symbol accepted from a connector (MT5 symbols with broker suffixes).
 pub const MAX_SYMBOL: usize = 32;
 /// Longest comment kept (MT5's limit is 31).
@@ -101,6 +110,63 @@ pub struct BrokerDeal {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+}
+
+/// An order from MT5's history (`SYNC_RESPONSE.orders`): how a command of ours ended when it made no deal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BrokerHistoryOrder {
+    pub ticket: u64,
+    /// `filled`, `rejected`, `canceled` (`cancelled`), `expired`, lower case.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The answer to a targeted lookup of a position ticket (`SYNC_RESPONSE.lookups`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BrokerLookup {
+    pub ticket: u64,
+    /// `open`, `closed` or `not_found`, lower case.
+    pub status: String,
+    /// The closing deal's price, for `closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl BrokerHistoryOrder {
+    /// Reads one history order; `None` without a ticket or a known state.
+    pub fn parse(v: &Value) -> Option<BrokerHistoryOrder> {
+        let m = v.as_object()?;
+        let state = text(m, &["state", "status"], 16)?.to_ascii_lowercase().replace("cancelled", "canceled");
+        if !matches!(state.as_str(), "filled" | "rejected" | "canceled" | "expired") {
+            return None;
+        }
+        Some(BrokerHistoryOrder {
+            ticket: positive_int(m.get("ticket"))?,
+            state,
+            time: parse_time(m.get("time")),
+            comment: text(m, &["comment"], MAX_COMMENT),
+        })
+    }
+}
+
+impl BrokerLookup {
+    /// Reads one lookup answer; `None` without a ticket or a known status (a `closed` one needs its price and time).
+    pub fn parse(v: &Value) -> Option<BrokerLookup> {
+        let m = v.as_object()?;
+        let status = text(m, &["status", "result"], 16)?.to_ascii_lowercase();
+        let (price, time) = (positive(m, &["price", "close_price"]), parse_time(m.get("time")));
+        let known = match status.as_str() {
+            "open" | "not_found" => true,
+            "closed" => price.is_some() && time.is_some(),
+            _ => false,
+        };
+        known.then_some(BrokerLookup { ticket: positive_int(m.get("ticket"))?, status, price, time })
+    }
 }
 
 /// The account figures of `ACCOUNT_INFO` / `ACCOUNT_UPDATE` / `SYNC_RESPONSE.account`.
@@ -185,6 +251,33 @@ pub struct PositionsReport {
     pub skipped: u32,
     /// More entries than [`MAX_REPORT_POSITIONS`] / [`MAX_REPORT_DEALS`] were sent.
     pub truncated: bool,
+    /// The history part: see [`ReportHistory`].
+    pub history: ReportHistory,
+}
+
+/// What a `SYNC_RESPONSE` says about MT5's history beyond its deals (reconciliation, issue #6).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportHistory {
+    /// The connector lists every deal and history order from this time on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_from: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history_orders: Vec<BrokerHistoryOrder>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lookups: Vec<BrokerLookup>,
+    /// How many of the report's unreadable entries (`skipped`) were deals, history orders or lookups.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_skipped: u32,
+    /// Deals or history orders were dropped (caps, item size): the history is not complete.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub history_truncated: bool,
+    /// Positions were dropped (caps, item size).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub positions_truncated: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A `POSITION_UPDATE`: the open positions with current prices.
@@ -218,14 +311,32 @@ impl PositionsReport {
             Some(Value::Object(a)) => AccountReport::parse(a).ok(),
             _ => None,
         };
+        let (history_orders, skipped_orders, orders_truncated) = match m.get("orders") {
+            Some(Value::Array(o)) => parse_list(o, MAX_REPORT_HISTORY, BrokerHistoryOrder::parse),
+            _ => (Vec::new(), 0, false),
+        };
+        let (lookups, skipped_lookups, _) = match m.get("lookups") {
+            Some(Value::Array(l)) => parse_list(l, MAX_REPORT_HISTORY, BrokerLookup::parse),
+            _ => (Vec::new(), 0, false),
+        };
+        let history_skipped = skipped_deals + skipped_orders + skipped_lookups;
+        let history = ReportHistory {
+            history_from: parse_time(m.get("history_from")),
+            history_orders,
+            lookups,
+            history_skipped,
+            history_truncated: deals_truncated || orders_truncated,
+            positions_truncated: truncated,
+        };
         Ok(PositionsReport {
             source,
             request_id: request_id(m),
             positions,
             deals,
             account,
-            skipped: skipped + skipped_deals,
-            truncated: truncated || deals_truncated,
+            skipped: skipped + history_skipped,
+            truncated: truncated || deals_truncated || orders_truncated,
+            history,
         })
     }
 }
@@ -451,6 +562,9 @@ pub struct PositionsSnapshot {
     /// Entries were dropped (the report's caps, or the store's item size): not a complete picture.
     #[serde(default)]
     pub truncated: bool,
+    /// History window, history orders and lookups (`SYNC_RESPONSE` to reconciliation's requests).
+    #[serde(default, flatten)]
+    pub history: ReportHistory,
 }
 
 impl PositionsSnapshot {
@@ -458,6 +572,20 @@ impl PositionsSnapshot {
     /// Reconciliation must not conclude "closed" from an incomplete one.
     pub fn is_complete(&self) -> bool {
         self.skipped == 0 && !self.truncated
+    }
+
+    /// Every open position was read (the history part may still be incomplete): absence from this snapshot means
+    /// something. A snapshot stored before the history fields existed counts only when wholly complete.
+    pub fn positions_complete(&self) -> bool {
+        let h = &self.history;
+        self.skipped == h.history_skipped && !h.positions_truncated && (!self.truncated || h.history_truncated)
+    }
+
+    /// The deals (and history orders) are every one since [`ReportHistory::history_from`]: nothing unreadable or
+    /// dropped, and the connector said from when.
+    pub fn history_complete(&self) -> bool {
+        let h = &self.history;
+        h.history_from.is_some() && h.history_skipped == 0 && !h.history_truncated
     }
 }
 
@@ -475,23 +603,30 @@ pub fn snapshot_item(user: Uuid, snapshot: &mut PositionsSnapshot) -> Result<Ite
             return Ok(item);
         }
         snapshot.truncated = true;
-        if !snapshot.deals.is_empty() {
+        if !snapshot.deals.is_empty() || !snapshot.history.history_orders.is_empty() {
             snapshot.deals.clear();
+            snapshot.history.history_orders.clear();
+            snapshot.history.history_truncated = true;
         } else if snapshot.positions.is_empty() {
             return Err(StoreError::Validation("positions snapshot too large".into()));
         } else {
             let keep = snapshot.positions.len() / 2;
             snapshot.positions.truncate(keep);
+            snapshot.history.positions_truncated = true;
         }
     }
 }
 
-/// Where a stored positions snapshot goes next: the reconciliation issue (#6) implements this (compare with
-/// our orders, adopt unknown positions, resolve `unknown` orders). Called after the snapshot is stored;
+/// Where a stored positions snapshot goes next: reconciliation (issue #6, `nusatrade_app::reconcile`) compares it
+/// with our orders, adopts unknown positions and resolves `unknown` orders. Called after the snapshot is stored;
 /// it must not fail the connector's message.
 #[async_trait]
 pub trait SnapshotHook: Send + Sync + 'static {
     async fn positions_snapshot(&self, user_id: Uuid, snapshot: &PositionsSnapshot);
+
+    /// Live prices of the open positions (`POSITION_UPDATE`): the trailing-stop driver's input. Best effort, like
+    /// the snapshot.
+    async fn position_update(&self, _user_id: Uuid, _broker_connection_id: Uuid, _positions: &[BrokerPosition]) {}
 }
 
 /// The hook until reconciliation exists: logs what arrived.
@@ -603,6 +738,49 @@ mod tests {
     }
 
     #[test]
+    fn sync_response_history_window_orders_and_lookups() {
+        let r = PositionsReport::parse(
+            ReportSource::SyncResponse,
+            &obj(json!({"request_id": "reconcile_check_1", "positions": [], "history_from": "2024-01-02T08:00:00Z",
+                "deals": [{"ticket": 9, "position": 7, "symbol": "EURUSD", "entry": "out", "price": 1.1}],
+                "orders": [{"ticket": 5, "state": "REJECTED", "time": "2024-01-02T08:30:00Z", "comment": "NT-x"},
+                    {"ticket": 6, "state": "CANCELLED"}, {"ticket": 8, "state": "weird"}],
+                "lookups": [{"ticket": 7, "status": "closed", "price": 1.1, "time": "2024-01-02T09:00:00Z"},
+                    {"ticket": 11, "status": "not_found"}, {"ticket": 12, "status": "closed"}]})),
+        )
+        .unwrap();
+        let h = &r.history;
+        assert_eq!(h.history_from, Some(DateTime::from_timestamp(1_704_182_400, 0).unwrap()));
+        let states: Vec<&str> = h.history_orders.iter().map(|o| o.state.as_str()).collect();
+        assert_eq!(states, ["rejected", "canceled"]);
+        let lookups: Vec<(u64, &str)> = h.lookups.iter().map(|l| (l.ticket, l.status.as_str())).collect();
+        assert_eq!(lookups, [(7, "closed"), (11, "not_found")], "a closed lookup needs its price and time");
+        assert_eq!((r.skipped, h.history_skipped, r.truncated), (2, 2, false));
+        let snapshot = PositionsSnapshot {
+            broker_connection_id: Uuid::nil(),
+            source: r.source,
+            request_id: r.request_id.clone(),
+            ws_connection_id: "ws".into(),
+            received_at: Utc::now(),
+            positions: r.positions.clone(),
+            deals: r.deals.clone(),
+            skipped: r.skipped,
+            truncated: r.truncated,
+            history: r.history.clone(),
+        };
+        // Unreadable history entries leave the positions trustworthy, not the history.
+        assert!(!snapshot.is_complete() && snapshot.positions_complete() && !snapshot.history_complete());
+        let item = snapshot_item(Uuid::nil(), &mut snapshot.clone()).unwrap();
+        assert_eq!(item.to_record::<PositionsSnapshot>().unwrap(), snapshot);
+        // A snapshot stored before the history fields existed: only a wholly complete one is trusted.
+        let mut old = snapshot.clone();
+        old.history = ReportHistory::default();
+        old.skipped = 0;
+        old.truncated = true;
+        assert!(!old.positions_complete());
+    }
+
+    #[test]
     fn quotes_come_from_the_closing_side_and_catalogue_symbols() {
         let p = |sym: &str, side: &str, price: f64| {
             BrokerPosition::parse(
@@ -646,11 +824,12 @@ mod tests {
             deals: Vec::new(),
             skipped: 0,
             truncated: false,
+            history: ReportHistory::default(),
         };
         assert!(s.is_complete());
         let item = snapshot_item(Uuid::nil(), &mut s).unwrap();
         assert!(item.size() <= MAX_SNAPSHOT_BYTES);
-        assert!(s.truncated && !s.is_complete());
+        assert!(s.truncated && !s.is_complete() && !s.positions_complete());
         assert!(s.positions.len() >= 500, "kept {}", s.positions.len());
         let back: PositionsSnapshot = item.to_record().unwrap();
         assert_eq!(back, s);

@@ -1,0 +1,29 @@
+//! Reconciliation, ack timeouts and trailing stops (issue #6; design §3, §4): the `reconcile` function's use cases.
+//!
+//! * [`jobs`]: the `reconcile` queue's messages, its [`jobs::ReconcileConsumer`] and its schedules (every minute the
+//!   connections with orders in flight, every 5 minutes every active connection).
+//! * [`timeouts`]: one delayed `ack_timeout` message per command sent to a connector (`NUSATRADE_ACK_TIMEOUT_SECS`).
+//! * [`service`]: a run of the pure kernel (`nusatrade_domain::reconcile`) on a connection's books and latest
+//!   snapshot, its conditional repairs, the sweeps and the snapshot requests.
+//! * [`books`]: our orders and a stored snapshot in the kernel's terms (what a snapshot may prove).
+//! * [`hook`]: the connector channel's [`crate::connector::SnapshotHook`] (snapshots → runs; prices → trailing).
+//! * [`trailing`]: the trailing-stop driver.
+//! * [`routes`]: `GET /trading/position-monitor/status`, `POST /trading/position-monitor/sync`.
+//! * [`store`]: the layout (run records, the two sweep indexes, audit items, trailing slots).
+
+pub mod books;
+pub mod config;
+pub mod hook;
+pub mod jobs;
+pub mod routes;
+pub mod service;
+pub mod store;
+pub mod timeouts;
+pub mod trailing;
+
+pub use config::ReconcileSettings;
+pub use hook::ReconcileHook;
+pub use jobs::{QUEUE, ReconcileConsumer, ReconcileJob, SCHEDULES};
+pub use service::{Ask, ReconcileService, RunReport};
+pub use timeouts::AckTimeouts;
+pub use trailing::TrailingDriver;
