@@ -17,6 +17,10 @@
 //!   unconditional `delete`, and the same inside a transaction) carry no guard: replacing or deleting
 //!   an expired item is the same as replacing or deleting nothing. An unconditional `delete` still
 //!   reports an expired old item as `None`.
+//! - Scans use DynamoDB's parallel `Scan` (`Segment`/`TotalSegments`, consistent reads); the cursor
+//!   carries the segment besides `LastEvaluatedKey` and is checked before it becomes an
+//!   `ExclusiveStartKey`. `put_many` is one `BatchWriteItem`; unprocessed items (throttling) are
+//!   retried with exponential backoff, up to [`BATCH_WRITE_ATTEMPTS`] requests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,20 +37,24 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update as DynUpdate,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    Update as DynUpdate, WriteRequest,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use nusatrade_app::ports::store::{Index, PK, SK, TTL_ATTR, validate};
 use nusatrade_app::ports::{
-    CancelReason, Clock, CmpOp, Condition, Cursor, Item, ItemStore, Key, Page, Query, SkCondition, StoreError, TxOp,
-    Update, UpdateAction, Value,
+    CancelReason, Clock, CmpOp, Condition, Cursor, Item, ItemStore, Key, Page, Query, Scan, SkCondition, StoreError,
+    TxOp, Update, UpdateAction, Value,
 };
 use rust_decimal::Decimal;
 
 use crate::error::{code, describe, is_throttling};
 
 type AttrMap = HashMap<String, AttributeValue>;
+
+/// Most `BatchWriteItem` requests one `put_many` makes before giving up on unprocessed items.
+pub const BATCH_WRITE_ATTEMPTS: u32 = 8;
 
 /// The DynamoDB implementation of [`ItemStore`].
 #[derive(Clone)]
@@ -417,6 +425,74 @@ impl ItemStore for DynamoStore {
             Cursor::encode(&attrs)
         });
         Ok(Page { items, cursor })
+    }
+
+    async fn scan(&self, scan: Scan) -> Result<Page, StoreError> {
+        validate::scan(&scan)?;
+        let limit = scan.page_size()?;
+        let start = scan.decode_cursor()?;
+        let now = self.now();
+        let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .segment(to_i32(scan.segment))
+            .total_segments(to_i32(scan.total_segments))
+            .limit(to_i32(limit))
+            .set_exclusive_start_key(start.as_ref().map(key_map))
+            .send()
+            .await
+            .map_err(|e| sdk_error("Scan", &e))?;
+        let mut items = Vec::new();
+        for raw in out.items.unwrap_or_default() {
+            let item = from_attr_map(raw)?;
+            if !item.is_expired(now) {
+                items.push(item);
+            }
+        }
+        let cursor = match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+            None => None,
+            Some(k) => match (k.get(PK), k.get(SK)) {
+                (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => {
+                    Some(scan.cursor_after(&Key::new(pk.as_str(), sk.as_str())))
+                }
+                _ => return Err(StoreError::Corrupt(format!("Scan returned an unexpected LastEvaluatedKey {k:?}"))),
+            },
+        };
+        Ok(Page { items, cursor })
+    }
+
+    async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        validate::put_many(&items)?;
+        let build = |e: aws_smithy_types::error::operation::BuildError| StoreError::Validation(e.to_string());
+        let mut pending = items
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(to_attr_map(item)?)).build().map_err(build)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for attempt in 0..BATCH_WRITE_ATTEMPTS {
+            if attempt > 0 {
+                // 50 ms, 100 ms, ... capped at 2 s: DynamoDB's advice for unprocessed items.
+                tokio::time::sleep(Duration::from_millis((25u64 << attempt.min(7)).min(2000))).await;
+            }
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(self.table.clone(), pending)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchWriteItem", &e))?;
+            pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            tracing::debug!(unprocessed = pending.len(), attempt, "BatchWriteItem left items unprocessed");
+        }
+        Err(StoreError::Throttled)
     }
 }
 

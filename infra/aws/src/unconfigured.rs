@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use nusatrade_app::ports::{
     BlobError, BlobInfo, BlobKey, BlobStore, Condition, Email, Item, ItemStore, Key, MailError, Mailer, Page, Push,
-    PushError, PushOutcome, Query, StoreError, TxOp, Update,
+    PushError, PushOutcome, Query, Scan, StoreError, TxOp, Update,
 };
 
 /// The name of the missing environment variable.
@@ -36,6 +36,12 @@ impl ItemStore for Unconfigured {
         Err(StoreError::Unavailable(self.message()))
     }
     async fn query(&self, _: Query) -> Result<Page, StoreError> {
+        Err(StoreError::Unavailable(self.message()))
+    }
+    async fn scan(&self, _: Scan) -> Result<Page, StoreError> {
+        Err(StoreError::Unavailable(self.message()))
+    }
+    async fn put_many(&self, _: Vec<Item>) -> Result<(), StoreError> {
         Err(StoreError::Unavailable(self.message()))
     }
 }

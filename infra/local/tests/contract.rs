@@ -62,6 +62,12 @@ mod embedded_on_disk {
         async fn query(&self, query: Query) -> Result<Page, StoreError> {
             self.store.query(query).await
         }
+        async fn scan(&self, scan: Scan) -> Result<Page, StoreError> {
+            self.store.scan(scan).await
+        }
+        async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError> {
+            self.store.put_many(items).await
+        }
     }
 
     struct OnDisk;

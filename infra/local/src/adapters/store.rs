@@ -29,6 +29,11 @@
 //!
 //! Expired items (`ttl <= now`, per the store's clock) stay on disk until overwritten, deleted or
 //! purged by [`EmbeddedStore::purge_expired`], but are invisible to every operation.
+//!
+//! Scans: a partition belongs to segment `fnv1a64(PK) % total_segments` (stable across runs and
+//! versions: it is part of what a scan cursor means). A page walks the items table in key order from
+//! the cursor in one read transaction (on a blocking thread: a sparse segment may walk far), skipping
+//! the partitions of other segments without decoding them.
 
 use std::ops::Bound;
 use std::panic::{self, AssertUnwindSafe};
@@ -39,7 +44,8 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use nusatrade_app::ports::store::{Index, PK, SK, eval, validate};
 use nusatrade_app::ports::{
-    CancelReason, Clock, Condition, Cursor, Item, ItemStore, Key, Page, Query, SkCondition, StoreError, TxOp, Update,
+    CancelReason, Clock, Condition, Cursor, Item, ItemStore, Key, Page, Query, Scan, SkCondition, StoreError, TxOp,
+    Update,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
@@ -527,6 +533,85 @@ impl ItemStore for EmbeddedStore {
             }
         })
     }
+
+    async fn scan(&self, scan: Scan) -> Result<Page, StoreError> {
+        validate::scan(&scan)?;
+        let limit = scan.page_size()? as usize;
+        let after = scan.decode_cursor()?;
+        let now = self.clock.epoch_seconds();
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(db_err)?;
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            scan_segment(&items, &scan, after, limit, now)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("the scan task failed: {e}")))?
+    }
+
+    async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let keys = validate::put_many(&items)?;
+        // One write request: the whole batch lands in one transaction (stronger than the port asks).
+        self.write(move |table, gsi| {
+            for (key, item) in keys.iter().zip(&items) {
+                let raw = load_raw(table, key)?;
+                store_item(table, gsi, key, raw.as_ref(), Some(item))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The scan segment of a partition key: FNV-1a (64 bit) of its bytes, modulo the segment count.
+fn segment_of(pk: &str, total_segments: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in pk.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(total_segments)) as u32
+}
+
+/// One page of a scan segment: the segment's items after the cursor, in key order.
+fn scan_segment(
+    items: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    scan: &Scan,
+    after: Option<Key>,
+    limit: usize,
+    now: i64,
+) -> Result<Page, StoreError> {
+    let range = match &after {
+        Some(k) => items.range::<(&str, &str)>((Bound::Excluded((k.pk.as_str(), k.sk.as_str())), Bound::Unbounded)),
+        None => items.range::<(&str, &str)>(..),
+    }
+    .map_err(db_err)?;
+    // Each entry: the key and the item, or `None` when it has expired (evaluated but dropped).
+    let mut evaluated: Vec<(Key, Option<Item>)> = Vec::with_capacity(limit + 1);
+    // The partition seen last and whether it is in the segment (a partition's items are adjacent).
+    let mut current: Option<(String, bool)> = None;
+    for entry in range {
+        let (k, v) = entry.map_err(db_err)?;
+        let (pk, sk) = k.value();
+        let inside = match &current {
+            Some((p, inside)) if p == pk => *inside,
+            _ => {
+                let inside = segment_of(pk, scan.total_segments) == scan.segment;
+                current = Some((pk.to_owned(), inside));
+                inside
+            }
+        };
+        if !inside {
+            continue;
+        }
+        // The entry after the page is only peeked at (is there more?): no need to decode it.
+        let item = if evaluated.len() < limit { Some(decode(v.value())?).filter(|i| !i.is_expired(now)) } else { None };
+        evaluated.push((Key::new(pk, sk), item));
+        if evaluated.len() > limit {
+            break;
+        }
+    }
+    page_from(evaluated, limit, |(_, item)| Ok(item.clone()), |(key, _)| scan.cursor_after(key))
 }
 
 /// Bounds on composite keys, as vectors of strings (compared element by element in byte order, which
@@ -1010,6 +1095,56 @@ mod tests {
             matches!(&err, StoreError::TransactionCanceled(r) if r[0] == CancelReason::None && matches!(r[1], CancelReason::Other(_)))
         );
         assert_eq!(s.get(&k("S", "2")).await, Ok(None));
+    }
+
+    #[test]
+    fn scan_segments_are_stable() {
+        // Part of what a scan cursor means: must not change between versions.
+        assert_eq!(segment_of("", 7), (0xcbf2_9ce4_8422_2325u64 % 7) as u32);
+        assert_eq!(segment_of("USER#1", 1), 0);
+        let counts = (0..1000).fold([0u32; 4], |mut c, i| {
+            c[segment_of(&format!("USER#{i}"), 4) as usize] += 1;
+            c
+        });
+        assert!(counts.iter().all(|&n| n > 150), "partitions spread over the segments: {counts:?}");
+    }
+
+    #[tokio::test]
+    async fn scan_walks_a_segment_in_key_order_across_pages() {
+        let (c, s) = mem();
+        for p in 0..20 {
+            for i in 0..3 {
+                s.put(Item::new(&k(&format!("P{p:02}"), &format!("S{i}"))).with("n", i as i64), None).await.unwrap();
+            }
+        }
+        s.put(Item::new(&k("P00", "S9")).with("ttl", 1_700_000_005i64), None).await.unwrap();
+        c.advance(chrono::Duration::seconds(10));
+        let mut total = 0;
+        for seg in 0..3 {
+            let mut keys = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = s.scan(Scan::segment(seg, 3).limit(2).after(cursor)).await.unwrap();
+                assert!(page.items.len() <= 2);
+                keys.extend(page.items.iter().map(|i| i.key().unwrap()));
+                match page.cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "key order within a segment");
+            assert!(keys.iter().all(|k| segment_of(&k.pk, 3) == seg));
+            total += keys.len();
+        }
+        assert_eq!(total, 60, "the expired item is skipped, every other one seen once");
+        // put_many replaces whole items and keeps the index in step.
+        s.put(Item::new(&k("Q", "1")).with("GSI1PK", "G").with("GSI1SK", "a").with("old", true), None).await.unwrap();
+        s.put_many(vec![Item::new(&k("Q", "1")).with("GSI1PK", "H").with("GSI1SK", "a"), Item::new(&k("Q", "2"))])
+            .await
+            .unwrap();
+        assert_eq!(s.get(&k("Q", "1")).await.unwrap().unwrap().get("old"), None);
+        assert!(all(&s, Query::index(Index::Gsi1, "G")).await.is_empty());
+        assert_eq!(all(&s, Query::index(Index::Gsi1, "H")).await.len(), 1);
     }
 
     #[tokio::test]

@@ -61,6 +61,11 @@ macro_rules! item_store_contract {
                 cursor_from_another_partition_is_refused,
                 invalid_requests_are_refused,
                 values_round_trip,
+                scan_segments_cover_every_item_once,
+                scan_skips_expired_items,
+                scan_pages_and_cursors,
+                put_many_writes_and_replaces,
+                put_many_refuses_invalid_batches,
             ]
         );
     };

@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use rust_decimal::Decimal;
 
 use super::unique;
-use crate::ports::store::{MAX_TRANSACTION_OPS, TTL_ATTR};
+use crate::ports::store::{MAX_BATCH_WRITE_ITEMS, MAX_QUERY_LIMIT, MAX_TRANSACTION_OPS, TTL_ATTR};
 use crate::ports::*;
 
 /// Builds a fresh, empty store (its own table or data dir) that reads time from `clock`.
@@ -548,4 +548,230 @@ pub async fn values_round_trip(f: &impl StoreFactory) {
         .with("m", Value::M(map));
     s.put(item.clone(), None).await.unwrap();
     assert_eq!(s.get(&k).await.unwrap(), Some(item));
+}
+
+/// Reads one scan segment to the end, checking every page against the limit. Returns the items.
+async fn scan_segment(s: &Arc<dyn ItemStore>, segment: u32, total: u32, limit: u32) -> Vec<Item> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    for _ in 0..10_000 {
+        let page = s.scan(Scan::segment(segment, total).limit(limit).after(cursor)).await.unwrap();
+        assert!(page.items.len() <= limit as usize, "a page holds at most `limit` items");
+        out.extend(page.items);
+        match page.cursor {
+            Some(c) => cursor = Some(Cursor::parse(c.as_str()).unwrap()),
+            None => return out,
+        }
+    }
+    panic!("scan of segment {segment}/{total} does not terminate");
+}
+
+/// Every segment of a scan, read concurrently (as a backup does). One vector per segment.
+async fn scan_segments(s: &Arc<dyn ItemStore>, total: u32, limit: u32) -> Vec<Vec<Item>> {
+    let tasks: Vec<_> = (0..total)
+        .map(|seg| {
+            let s = s.clone();
+            tokio::spawn(async move { scan_segment(&s, seg, total, limit).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+fn sorted_keys(items: &[Item]) -> Vec<Key> {
+    let mut keys: Vec<Key> = items.iter().map(|i| i.key().unwrap()).collect();
+    keys.sort();
+    keys
+}
+
+pub async fn scan_segments_cover_every_item_once(f: &impl StoreFactory) {
+    let (s, _) = fresh(f).await;
+    // 30 partitions of 1 to 4 items, some in the index, one item with every value type.
+    let mut expected = Vec::new();
+    for p in 0..30 {
+        let pk = unique(&format!("P{p}#"));
+        for i in 0..(p % 4 + 1) {
+            let mut item = Item::new(&Key::new(pk.clone(), format!("S#{i}"))).with("i", i as i64);
+            if i % 2 == 0 {
+                item = item.with("GSI1PK", "SCAN").with("GSI1SK", format!("{p:02}#{i}"));
+            }
+            expected.push(item);
+        }
+    }
+    let mut map = std::collections::BTreeMap::new();
+    map.insert("price".to_string(), Value::N("1.23456".parse().unwrap()));
+    expected.push(
+        Item::new(&Key::new(unique("V#"), "ALL"))
+            .with("s", "héllo ✓")
+            .with("n", Value::N("-12345678901234.5678".parse().unwrap()))
+            .with("b", Value::B(vec![0, 1, 2, 255]))
+            .with("t", true)
+            .with("nul", Value::Null)
+            .with("l", Value::L(vec![n(1), Value::S("x".into()), Value::M(map.clone())]))
+            .with("m", Value::M(map)),
+    );
+    for chunk in expected.chunks(MAX_BATCH_WRITE_ITEMS) {
+        s.put_many(chunk.to_vec()).await.unwrap();
+    }
+    expected.sort_by_key(|i| i.key().unwrap());
+    for (total, limit) in [(1, 1000), (1, 7), (3, 4), (4, 1), (7, 5)] {
+        let segments = scan_segments(&s, total, limit).await;
+        let mut all: Vec<Item> = segments.iter().flatten().cloned().collect();
+        assert_eq!(
+            sorted_keys(&all),
+            sorted_keys(&expected),
+            "every item exactly once ({total} segments, limit {limit})"
+        );
+        all.sort_by_key(|i| i.key().unwrap());
+        assert_eq!(all, expected, "items come back whole");
+        // A partition never straddles two segments.
+        let mut owner = std::collections::HashMap::new();
+        for (seg, items) in segments.iter().enumerate() {
+            for item in items {
+                let pk = item.key().unwrap().pk;
+                assert_eq!(*owner.entry(pk.clone()).or_insert(seg), seg, "partition {pk} in two segments");
+            }
+        }
+        if total > 1 {
+            assert!(segments.iter().filter(|s| !s.is_empty()).count() > 1, "items spread over several segments");
+        }
+    }
+    // A segment count larger than the number of partitions still covers everything once.
+    let segments = scan_segments(&s, 64, 100).await;
+    assert_eq!(segments.iter().map(Vec::len).sum::<usize>(), expected.len());
+}
+
+pub async fn scan_skips_expired_items(f: &impl StoreFactory) {
+    let (s, clock) = fresh(f).await;
+    let now = clock.epoch_seconds();
+    let pk = unique("SESSION#");
+    let mut live = Vec::new();
+    for i in 0..10 {
+        let item = Item::new(&Key::new(pk.clone(), format!("{i:02}")));
+        let item = match i % 3 {
+            0 => item.with(TTL_ATTR, now - 5),
+            1 => item.with(TTL_ATTR, now + 60),
+            _ => item,
+        };
+        if i % 3 != 0 {
+            live.push(item.clone());
+        }
+        s.put(item, None).await.unwrap();
+    }
+    for (total, limit) in [(1, 1), (1, 100), (2, 2)] {
+        let all: Vec<Item> = scan_segments(&s, total, limit).await.into_iter().flatten().collect();
+        assert_eq!(sorted_keys(&all), sorted_keys(&live), "expired items are not scanned (limit {limit})");
+    }
+    clock.advance(Duration::seconds(61));
+    let all: Vec<Item> = scan_segments(&s, 1, 1).await.into_iter().flatten().collect();
+    assert_eq!(all.len(), 3, "expiry follows the store's clock: {all:?}");
+    assert!(all.iter().all(|i| i.get(TTL_ATTR).is_none()));
+}
+
+pub async fn scan_pages_and_cursors(f: &impl StoreFactory) {
+    let (s, _) = fresh(f).await;
+    // An empty table: every segment ends at once.
+    for seg in 0..3 {
+        let page = s.scan(Scan::segment(seg, 3)).await.unwrap();
+        assert!(page.items.is_empty());
+        assert_eq!(page.cursor, None);
+    }
+    let pk = unique("USER#");
+    let items: Vec<Item> = (0..12).map(|i| Item::new(&Key::new(pk.clone(), format!("{i:02}")))).collect();
+    s.put_many(items.clone()).await.unwrap();
+    // One partition: all of it in one segment, read in pages of 5.
+    let mut seen = 0;
+    let mut owner = None;
+    for seg in 0..2 {
+        let first = s.scan(Scan::segment(seg, 2).limit(5)).await.unwrap();
+        if first.items.is_empty() {
+            continue;
+        }
+        owner = Some(seg);
+        assert_eq!(first.items.len(), 5);
+        let cursor = first.cursor.clone().expect("more items follow");
+        // The cursor belongs to this segment and this segment count only, and never to a query.
+        let other = 1 - seg;
+        let refused = [
+            s.scan(Scan::segment(other, 2).after(Some(cursor.clone()))).await,
+            s.scan(Scan::segment(seg, 3).after(Some(cursor.clone()))).await,
+            s.scan(Scan::all().after(Some(cursor.clone()))).await,
+        ];
+        for r in refused {
+            assert_eq!(r.unwrap_err(), StoreError::InvalidCursor);
+        }
+        assert_eq!(
+            s.query(Query::partition(pk.clone()).after(Some(cursor.clone()))).await,
+            Err(StoreError::InvalidCursor)
+        );
+        let query_cursor = s.query(Query::partition(pk.clone()).limit(1)).await.unwrap().cursor.unwrap();
+        assert_eq!(s.scan(Scan::segment(seg, 2).after(Some(query_cursor))).await, Err(StoreError::InvalidCursor));
+        seen = scan_segment(&s, seg, 2, 5).await.len();
+    }
+    assert!(owner.is_some(), "the partition is in one of the segments");
+    assert_eq!(seen, 12);
+    let bad = |r: Result<Page, StoreError>| assert!(matches!(r, Err(StoreError::Validation(_))), "{r:?}");
+    bad(s.scan(Scan::segment(0, 0)).await);
+    bad(s.scan(Scan::segment(2, 2)).await);
+    bad(s.scan(Scan::segment(0, 1001)).await);
+    bad(s.scan(Scan::all().limit(0)).await);
+    bad(s.scan(Scan::all().limit(MAX_QUERY_LIMIT + 1)).await);
+    assert_eq!(
+        s.scan(Scan::all().after(Some(Cursor::parse("e30").unwrap()))).await.unwrap_err(),
+        StoreError::InvalidCursor,
+        "an empty cursor object"
+    );
+}
+
+pub async fn put_many_writes_and_replaces(f: &impl StoreFactory) {
+    let (s, clock) = fresh(f).await;
+    let now = clock.epoch_seconds();
+    let pk = unique("ORDER#");
+    let email = unique("EMAIL#");
+    // Existing items: one live (replaced whole), one expired (replaced: the new one is live).
+    s.put(
+        Item::new(&Key::new(pk.clone(), "00")).with("old", true).with("GSI1PK", email.as_str()).with("GSI1SK", "x"),
+        None,
+    )
+    .await
+    .unwrap();
+    s.put(Item::new(&Key::new(pk.clone(), "01")).with("old", true).with(TTL_ATTR, now - 1), None).await.unwrap();
+    let batch: Vec<Item> = (0..MAX_BATCH_WRITE_ITEMS)
+        .map(|i| Item::new(&Key::new(pk.clone(), format!("{i:02}"))).with("i", i as i64))
+        .collect();
+    s.put_many(batch.clone()).await.unwrap();
+    let page = s.query(Query::partition(pk.clone()).limit(100)).await.unwrap();
+    assert_eq!(page.items, batch, "every item written, whole");
+    assert!(s.query(Query::index(Index::Gsi1, email.clone())).await.unwrap().items.is_empty(), "index follows");
+    // Index attributes and expiry in a batch behave as with put.
+    s.put_many(vec![
+        Item::new(&Key::new(pk.clone(), "00")).with("GSI1PK", email.as_str()).with("GSI1SK", "y"),
+        Item::new(&Key::new(pk.clone(), "01")).with(TTL_ATTR, now - 1),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.query(Query::index(Index::Gsi1, email)).await.unwrap().items.len(), 1);
+    assert_eq!(s.get(&Key::new(pk.clone(), "01")).await.unwrap(), None, "an expired item written is absent");
+    // Repeating a batch is harmless (a retried restore).
+    s.put_many(batch[2..].to_vec()).await.unwrap();
+    s.put_many(batch[2..].to_vec()).await.unwrap();
+    assert_eq!(s.query(Query::partition(pk).limit(100)).await.unwrap().items.len(), MAX_BATCH_WRITE_ITEMS - 1);
+}
+
+pub async fn put_many_refuses_invalid_batches(f: &impl StoreFactory) {
+    let (s, _) = fresh(f).await;
+    let pk = unique("B#");
+    let item = |sk: &str| Item::new(&Key::new(pk.clone(), sk));
+    let bad = |r: Result<(), StoreError>| assert!(matches!(r, Err(StoreError::Validation(_))), "{r:?}");
+    bad(s.put_many(vec![]).await);
+    bad(s.put_many((0..=MAX_BATCH_WRITE_ITEMS).map(|i| item(&i.to_string())).collect()).await);
+    bad(s.put_many(vec![item("a"), item("b"), item("a").with("x", 1i64)]).await);
+    bad(s.put_many(vec![item("a"), Item::default().with("x", 1i64)]).await);
+    bad(s.put_many(vec![item("a"), item("b").with("GSI1PK", 5i64)]).await);
+    bad(s.put_many(vec![item("a"), item("b").with("big", "x".repeat(401 * 1024))]).await);
+    let page = s.scan(Scan::all()).await.unwrap();
+    assert!(page.items.is_empty(), "a refused batch writes nothing: {:?}", page.items);
 }

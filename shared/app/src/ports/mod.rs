@@ -16,8 +16,8 @@ pub use mail::{Email, MailError, Mailer};
 pub use push::{Push, PushError, PushOutcome};
 pub use queue::{Queue, QueueError, ReceivedMessage};
 pub use store::{
-    CancelReason, CmpOp, Condition, Cursor, Index, Item, ItemStore, Key, Page, Query, SkCondition, StoreError, TxOp,
-    Update, UpdateAction, Value,
+    CancelReason, CmpOp, Condition, Cursor, Index, Item, ItemStore, Key, Page, Query, Scan, SkCondition, StoreError,
+    TxOp, Update, UpdateAction, Value,
 };
 
 /// Every port an application service may use, built once per process (Lambda init or gateway start).

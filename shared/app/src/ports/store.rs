@@ -18,6 +18,19 @@
 //!   most `limit` evaluated items per page; a page may hold fewer items than `limit` (expired items are
 //!   dropped after the limit is applied, as DynamoDB does with filters). The query is complete when
 //!   `cursor` is `None`.
+//! - `scan` reads the whole table in `total_segments` disjoint segments that can be read in parallel
+//!   (full-table export for backups): every item belongs to exactly one segment, all the items of a
+//!   partition to the same one, so reading every segment to the end returns every item that exists
+//!   for the whole scan exactly once (an item written or deleted meanwhile may or may not be seen).
+//!   Each page is a strongly consistent read; the scan as a whole is not a snapshot. Order within a
+//!   segment is unspecified. Pages follow the query rules: at most `limit` evaluated items, expired
+//!   items evaluated and dropped (so a backup never holds an item that had already expired, and a
+//!   restore cannot resurrect one), complete when `cursor` is `None`. A scan cursor is bound to its
+//!   segment and segment count: another segment's cursor, or a query's, is an [`StoreError::InvalidCursor`].
+//! - `put_many` writes up to [`MAX_BATCH_WRITE_ITEMS`] items with distinct keys, unconditionally, each
+//!   replacing any stored item (restores). It is not atomic: when it fails, some of the items may have
+//!   been written; every put being idempotent, the caller retries the whole batch. Requests are
+//!   validated first, so an invalid batch writes nothing.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +59,14 @@ pub const MAX_PK_BYTES: usize = 2048;
 pub const MAX_SK_BYTES: usize = 1024;
 /// Longest cursor a client may hand back.
 pub const MAX_CURSOR_LEN: usize = 4096;
+/// DynamoDB's limit on the number of puts in one `BatchWriteItem` (and so in one `put_many`).
+pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
+/// Most segments a scan may be split into.
+pub const MAX_SCAN_SEGMENTS: u32 = 1000;
+/// Version of the table's layout (key attributes, index, item shapes). Backups record it; a restore
+/// refuses a backup written by a newer layout than this code knows. Bump it (and teach the restore
+/// to migrate older items) whenever stored items change incompatibly.
+pub const TABLE_SCHEMA_VERSION: u32 = 1;
 
 /// An attribute value: DynamoDB's types that the platform uses (no sets).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -558,6 +579,75 @@ impl Query {
     }
 }
 
+/// One segment of a full-table scan (see the module documentation).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scan {
+    /// Which segment, `0..total_segments`.
+    pub segment: u32,
+    /// Into how many segments the table is split (1..=[`MAX_SCAN_SEGMENTS`]).
+    pub total_segments: u32,
+    /// Items evaluated per page (1..=[`MAX_QUERY_LIMIT`]); `None` means [`DEFAULT_QUERY_LIMIT`].
+    pub limit: Option<u32>,
+    pub cursor: Option<Cursor>,
+}
+
+impl Scan {
+    /// Name of the cursor entry that binds a scan cursor to its segment (`"<segment>/<total>"`).
+    /// Attribute names never reach DynamoDB from it: the adapters strip it.
+    pub const CURSOR_SEGMENT: &'static str = "#segment";
+
+    /// Segment `segment` of `total_segments`.
+    pub fn segment(segment: u32, total_segments: u32) -> Self {
+        Scan { segment, total_segments, limit: None, cursor: None }
+    }
+    /// The whole table as one segment.
+    pub fn all() -> Self {
+        Scan::segment(0, 1)
+    }
+    pub fn limit(mut self, n: u32) -> Self {
+        self.limit = Some(n);
+        self
+    }
+    pub fn after(mut self, cursor: Option<Cursor>) -> Self {
+        self.cursor = cursor;
+        self
+    }
+    /// The effective page size, validated.
+    pub fn page_size(&self) -> Result<u32, StoreError> {
+        match self.limit {
+            None => Ok(DEFAULT_QUERY_LIMIT),
+            Some(n) if (1..=MAX_QUERY_LIMIT).contains(&n) => Ok(n),
+            Some(n) => Err(StoreError::Validation(format!("scan limit {n} outside 1..={MAX_QUERY_LIMIT}"))),
+        }
+    }
+    fn segment_tag(&self) -> String {
+        format!("{}/{}", self.segment, self.total_segments)
+    }
+    /// The cursor that continues this segment after the item with key `last`.
+    pub fn cursor_after(&self, last: &Key) -> Cursor {
+        let mut attrs = BTreeMap::new();
+        attrs.insert(PK.to_owned(), last.pk.clone());
+        attrs.insert(SK.to_owned(), last.sk.clone());
+        attrs.insert(Self::CURSOR_SEGMENT.to_owned(), self.segment_tag());
+        Cursor::encode(&attrs)
+    }
+    /// Decodes and checks this scan's cursor: the key of the last evaluated item, from a cursor of
+    /// this very segment and segment count.
+    pub fn decode_cursor(&self) -> Result<Option<Key>, StoreError> {
+        let Some(c) = &self.cursor else { return Ok(None) };
+        let attrs = c.decode()?;
+        if attrs.len() != 3 || attrs.get(Self::CURSOR_SEGMENT) != Some(&self.segment_tag()) {
+            return Err(StoreError::InvalidCursor);
+        }
+        let key = match (attrs.get(PK), attrs.get(SK)) {
+            (Some(pk), Some(sk)) => Key::new(pk.as_str(), sk.as_str()),
+            _ => return Err(StoreError::InvalidCursor),
+        };
+        validate::key(&key).map_err(|_| StoreError::InvalidCursor)?;
+        Ok(Some(key))
+    }
+}
+
 /// An opaque pagination cursor: base64url of the last evaluated key. Clients hand it back unchanged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -647,6 +737,10 @@ pub trait ItemStore: Send + Sync + 'static {
     async fn transact_write(&self, ops: Vec<TxOp>) -> Result<(), StoreError>;
     /// One page of a partition (table or index).
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
+    /// One page of one segment of a full-table scan.
+    async fn scan(&self, scan: Scan) -> Result<Page, StoreError>;
+    /// Unconditional puts of up to [`MAX_BATCH_WRITE_ITEMS`] items with distinct keys (not atomic).
+    async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError>;
 
     /// Atomic counter: adds `by` to `attr` (creating the item and attribute as needed) and returns
     /// the new value.
@@ -778,6 +872,46 @@ pub mod validate {
         q.page_size()?;
         q.decode_cursor()?;
         Ok(())
+    }
+
+    /// A scan: a segment within a sane segment count, a page size in bounds, a cursor that belongs
+    /// to it.
+    pub fn scan(s: &Scan) -> Result<(), StoreError> {
+        if !(1..=MAX_SCAN_SEGMENTS).contains(&s.total_segments) {
+            return Err(StoreError::Validation(format!(
+                "total segments {} outside 1..={MAX_SCAN_SEGMENTS}",
+                s.total_segments
+            )));
+        }
+        if s.segment >= s.total_segments {
+            return Err(StoreError::Validation(format!(
+                "segment {} is not below the total of {}",
+                s.segment, s.total_segments
+            )));
+        }
+        s.page_size()?;
+        s.decode_cursor()?;
+        Ok(())
+    }
+
+    /// A batch of puts: 1..=25 valid items with distinct keys. Returns their keys, in order.
+    pub fn put_many(items: &[Item]) -> Result<Vec<Key>, StoreError> {
+        if items.is_empty() || items.len() > MAX_BATCH_WRITE_ITEMS {
+            return Err(StoreError::Validation(format!(
+                "a batch write holds 1..={MAX_BATCH_WRITE_ITEMS} items, not {}",
+                items.len()
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::with_capacity(items.len());
+        for it in items {
+            let k = item(it)?;
+            if !seen.insert(k.clone()) {
+                return Err(StoreError::Validation(format!("a batch write holds item {k} more than once")));
+            }
+            keys.push(k);
+        }
+        Ok(keys)
     }
 
     /// A transaction: 1..=100 operations, each on a distinct item.
@@ -962,6 +1096,44 @@ mod tests {
         assert_eq!(Query::partition("P2").after(Some(c.clone())).decode_cursor(), Err(StoreError::InvalidCursor));
         assert_eq!(Query::index(Index::Gsi1, "P1").after(Some(c)).decode_cursor(), Err(StoreError::InvalidCursor));
         assert!(Cursor::parse("not base64 !").is_err());
+    }
+
+    #[test]
+    fn scan_cursor_is_bound_to_its_segment() {
+        let k = Key::new("P", "S");
+        let s = Scan::segment(2, 4).limit(10);
+        let c = s.cursor_after(&k);
+        assert_eq!(s.clone().after(Some(c.clone())).decode_cursor(), Ok(Some(k.clone())));
+        assert!(validate::scan(&s.clone().after(Some(c.clone()))).is_ok());
+        for other in [Scan::segment(1, 4), Scan::segment(2, 5), Scan::all()] {
+            assert_eq!(other.after(Some(c.clone())).decode_cursor(), Err(StoreError::InvalidCursor));
+        }
+        // A query's cursor is not a scan's, and the other way round.
+        let mut attrs = BTreeMap::new();
+        attrs.insert(PK.to_string(), "P".to_string());
+        attrs.insert(SK.to_string(), "S".to_string());
+        let qc = Cursor::encode(&attrs);
+        assert_eq!(Scan::all().after(Some(qc)).decode_cursor(), Err(StoreError::InvalidCursor));
+        assert_eq!(Query::partition("P").after(Some(c)).decode_cursor(), Err(StoreError::InvalidCursor));
+        for bad in [Scan::segment(0, 0), Scan::segment(4, 4), Scan::segment(0, MAX_SCAN_SEGMENTS + 1)] {
+            assert!(matches!(validate::scan(&bad), Err(StoreError::Validation(_))), "{bad:?}");
+        }
+        assert!(validate::scan(&Scan::all().limit(0)).is_err());
+        assert!(validate::scan(&Scan::all().limit(MAX_QUERY_LIMIT + 1)).is_err());
+        assert!(validate::scan(&Scan::segment(MAX_SCAN_SEGMENTS - 1, MAX_SCAN_SEGMENTS)).is_ok());
+    }
+
+    #[test]
+    fn batch_writes_are_validated() {
+        let items: Vec<Item> = (0..MAX_BATCH_WRITE_ITEMS).map(|i| Item::new(&Key::new("P", i.to_string()))).collect();
+        assert_eq!(validate::put_many(&items).unwrap().len(), MAX_BATCH_WRITE_ITEMS);
+        let mut too_many = items.clone();
+        too_many.push(Item::new(&Key::new("P", "x")));
+        assert!(validate::put_many(&too_many).is_err());
+        assert!(validate::put_many(&[]).is_err());
+        let dup = vec![Item::new(&Key::new("P", "1")), Item::new(&Key::new("P", "1")).with("a", 1i64)];
+        assert!(validate::put_many(&dup).is_err());
+        assert!(validate::put_many(&[Item::default()]).is_err());
     }
 
     #[test]
