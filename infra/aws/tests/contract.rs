@@ -69,6 +69,24 @@ mod blob {
     nusatrade_app::blob_store_contract!(super::S3);
 }
 
+// --- Backups: DynamoDB scanned into S3, restored into fresh tables ---------------------------------
+
+struct DynamoAndS3;
+
+#[async_trait]
+impl nusatrade_app::contract::backup::BackupFactory for DynamoAndS3 {
+    async fn store(&self, clock: Arc<dyn Clock>) -> Arc<dyn ItemStore> {
+        Dynamo.store(clock).await
+    }
+    async fn blobs(&self) -> Arc<dyn BlobStore> {
+        S3.blobs().await
+    }
+}
+
+mod backup {
+    nusatrade_app::backup_contract!(super::DynamoAndS3);
+}
+
 // --- SQS -----------------------------------------------------------------------------------------
 
 struct Sqs;

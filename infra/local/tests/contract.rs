@@ -88,6 +88,39 @@ mod embedded_on_disk {
     }
 }
 
+/// Backups of the embedded store (on disk) into file blobs, restored into fresh data dirs.
+mod embedded_backups {
+    use super::*;
+    use nusatrade_app::contract::backup::BackupFactory;
+
+    /// Temporary directories live as long as the test.
+    struct Dirs(Mutex<Vec<tempfile::TempDir>>);
+
+    impl Dirs {
+        fn new() -> Self {
+            Dirs(Mutex::new(Vec::new()))
+        }
+        fn dir(&self) -> std::path::PathBuf {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_path_buf();
+            self.0.lock().unwrap().push(dir);
+            path
+        }
+    }
+
+    #[async_trait]
+    impl BackupFactory for Dirs {
+        async fn store(&self, clock: Arc<dyn Clock>) -> Arc<dyn ItemStore> {
+            Arc::new(EmbeddedStore::open(&self.dir().join("store.redb"), clock).unwrap())
+        }
+        async fn blobs(&self) -> Arc<dyn BlobStore> {
+            Arc::new(FileBlobStore::new(self.dir().join("blobs")))
+        }
+    }
+
+    nusatrade_app::backup_contract!(Dirs::new());
+}
+
 mod file_blobs {
     use super::*;
 

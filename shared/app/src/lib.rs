@@ -4,6 +4,7 @@
 //! No AWS SDK here. Domain rules live in `nusatrade-domain`; adapters in `infra/`.
 
 pub mod auth;
+pub mod backup;
 pub mod brokers;
 pub mod connector;
 pub mod http;

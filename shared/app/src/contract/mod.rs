@@ -12,6 +12,7 @@
 //! nusatrade_app::item_store_contract!(Embedded);
 //! ```
 
+pub mod backup;
 pub mod blob;
 pub mod mail;
 pub mod orders;
@@ -89,6 +90,24 @@ macro_rules! orders_contract {
                 uncertain_delivery_stays_unknown,
                 margin_verification_and_lists,
                 commands_wait_in_the_outbox_until_acked,
+            ]
+        );
+    };
+}
+
+/// Backup and restore on a store + blob store pair. `$factory` implements [`backup::BackupFactory`].
+#[macro_export]
+macro_rules! backup_contract {
+    ($factory:expr) => {
+        $crate::__contract_cases!(
+            $factory,
+            backup,
+            [
+                backup_then_restore_gives_an_identical_item_set,
+                corrupted_files_are_detected_before_anything_is_written,
+                incomplete_backups_are_never_restored,
+                non_empty_target_is_refused_unless_forced,
+                redelivered_backup_message_is_idempotent,
             ]
         );
     };
