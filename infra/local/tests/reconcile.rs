@@ -16,7 +16,9 @@ use nusatrade_app::contract::store::StoreFactory;
 use nusatrade_app::jobs::QueueConsumer;
 use nusatrade_app::ports::*;
 use nusatrade_app::reconcile::store::{IndexKind, SHARDS, index_key, run_key, trail_key};
-use nusatrade_app::reconcile::{ReconcileConsumer, ReconcileHook, ReconcileJob, ReconcileService, ReconcileSettings};
+use nusatrade_app::reconcile::{
+    AckTimeouts, ReconcileConsumer, ReconcileHook, ReconcileJob, ReconcileService, ReconcileSettings,
+};
 use nusatrade_app::trading::orders::store::{OPEN_ORDERS_ATTR, limits_key, stats_key};
 use nusatrade_app::trading::orders::{OrderRecord, TradingConfig, TradingError};
 use nusatrade_domain::money::Side;
@@ -58,6 +60,20 @@ struct RecordingQueue {
 }
 
 impl RecordingQueue {
+    /// The ack-timeout messages sent so far (request id, delay); the other messages stay.
+    fn timeouts(&self) -> Vec<(String, StdDuration)> {
+        let mut sent = self.sent.lock().unwrap();
+        let (timeouts, rest): (Vec<_>, Vec<_>) = sent.drain(..).partition(|(_, b, _)| b.contains("\"ack_timeout\""));
+        *sent = rest;
+        timeouts
+            .into_iter()
+            .map(|(_, b, d)| match ReconcileJob::parse(&b).unwrap() {
+                ReconcileJob::AckTimeout { request_id, .. } => (request_id, d),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
     fn take(&self) -> Vec<ReconcileJob> {
         self.sent.lock().unwrap().drain(..).map(|(_, b, _)| ReconcileJob::parse(&b).unwrap()).collect()
     }
@@ -92,8 +108,11 @@ struct World {
 
 impl World {
     async fn new(f: &impl StoreFactory, config: TradingConfig) -> World {
-        let b = Bench::new(f, config).await;
+        let mut b = Bench::new(f, config).await;
         let queue = Arc::new(RecordingQueue::default());
+        // Every command sent schedules its ack timeout, as `OrderService::new` wires it.
+        b.orders =
+            b.orders.clone().with_ack_timeouts(Some(AckTimeouts::new(queue.clone(), StdDuration::from_secs(30))));
         let svc = ReconcileService::new(b.orders.clone(), queue.clone(), ReconcileSettings::default());
         let browser = format!("browser-{}", Uuid::new_v4().simple());
         b.orders.registry.register_browser(&browser, b.user.id, &b.user.email).await.unwrap();
@@ -240,6 +259,8 @@ async fn timeout_makes_unknown_then_the_snapshot_opens_with_the_real_fill(f: &im
     let w = World::new(f, TradingConfig::default()).await;
     let o = w.place(Side::Buy).await;
     assert_eq!((o.status, w.reservations().await), (OrderStatus::Pending, Decimal::ONE));
+    // The command sent got its delayed ack-timeout message (no table scan finds it later).
+    assert_eq!(w.queue.timeouts(), vec![(o.id.to_string(), StdDuration::from_secs(30))]);
 
     // No ack within the timeout: unknown, watched, and MT5 is asked for its history since the order.
     w.advance(31);
@@ -255,6 +276,29 @@ async fn timeout_makes_unknown_then_the_snapshot_opens_with_the_real_fill(f: &im
     // A redelivered timeout changes nothing more.
     w.svc.ack_timeout(w.b.user.id, w.b.broker, &o.id.to_string()).await.unwrap();
     assert_eq!(w.get(o.id).await.version, o1.version);
+
+    // A report right away cannot settle an order that changed just now (minimum age 10 s): nothing written, and
+    // the connection is asked again once it is old enough (a delayed message, not the next sweep).
+    w.report(vec![mine(&o, 777, "1.0862")], vec![], ReportHistory::default()).await;
+    let early = w.run().await;
+    assert_eq!((early.applied.len(), early.unresolved), (0, 1), "{early:?}");
+    let later = w
+        .queue
+        .sent
+        .lock()
+        .unwrap()
+        .drain(..)
+        .map(|(_, b, d)| (ReconcileJob::parse(&b).unwrap(), d))
+        .collect::<Vec<_>>();
+    assert!(
+        matches!(later.as_slice(), [(ReconcileJob::Ask { history_from, .. }, d)] if *history_from <= o.created_at && *d == StdDuration::from_secs(11)),
+        "{later:?}"
+    );
+    w.svc.handle(later[0].0.clone()).await.unwrap();
+    // Asked three times: the timeout, its redelivery (asking again is harmless), the delayed look.
+    let asks = w.connector_frames("SYNC_REQUEST");
+    assert_eq!(asks.len(), 3);
+    assert!(asks[2]["request_id"].as_str().unwrap().starts_with("reconcile_settle_"));
 
     // MT5 has it (our comment), filled at another price: open with the real fill.
     w.advance(11);
@@ -500,6 +544,7 @@ async fn sweeps_fan_out_and_ask_the_connectors(f: &impl StoreFactory) {
 
     // An unresolved order puts the connection on the every-minute watch list.
     let o = w.place(Side::Buy).await;
+    assert_eq!(w.queue.timeouts().len(), 1);
     w.advance(31);
     w.svc.ack_timeout(w.b.user.id, w.b.broker, &o.id.to_string()).await.unwrap();
     let before = w.connector_frames("SYNC_REQUEST").len();
@@ -526,6 +571,7 @@ async fn sweeps_fan_out_and_ask_the_connectors(f: &impl StoreFactory) {
 async fn the_hook_queues_a_run_and_redelivery_changes_nothing(f: &impl StoreFactory) {
     let w = World::new(f, TradingConfig::default()).await;
     let o = w.place(Side::Buy).await;
+    w.queue.timeouts();
     w.advance(31);
     w.svc.ack_timeout(w.b.user.id, w.b.broker, &o.id.to_string()).await.unwrap();
     w.advance(11);
@@ -590,6 +636,8 @@ async fn trailing_stops_move_protectively_at_most_every_15_seconds(f: &impl Stor
     assert_eq!((cmd["ticket"].as_u64(), cmd["stop_loss"].as_f64()), (Some(70), Some(1.0865)));
     let m = w.get(o.id).await;
     assert_eq!((m.status, m.pending_stop_loss), (OrderStatus::ModifyPending, Some(dec("1.0865"))));
+    let timeouts = w.queue.timeouts();
+    assert_eq!(timeouts.last().map(|(r, _)| r.as_str()), cmd["request_id"].as_str(), "the modify has its ack timeout");
     // The ack follows the trading rules.
     w.b.ack(cmd["request_id"].as_str().unwrap(), true, json!({})).await;
     assert_eq!(w.get(o.id).await.stop_loss, Some(dec("1.0865")));

@@ -113,6 +113,7 @@ impl Bench {
             ids: Arc::new(RandomIds),
             registry,
             config: Arc::new(config),
+            ack_timeouts: None,
         };
         let user = user(Uuid::new_v4());
         let broker = Uuid::new_v4();

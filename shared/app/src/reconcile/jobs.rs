@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | `ack_timeout` | `user_id`, `connection_id`, `request_id`, `sent_at` | the order use case, per command sent to a connector, delayed by `NUSATRADE_ACK_TIMEOUT_SECS` | the order becomes `unknown` (open) or stays in flight (close/modify); while it still waits, its connection is watched and asked for evidence |
 //! | `snapshot` | `user_id`, `connection_id`, `received_at` | the connector channel, when a positions report was stored | one reconciliation run of that connection |
+//! | `ask` | `user_id`, `connection_id`, `history_from` | a run that left unresolved orders too recent to compare (delayed until they are old enough) | the connection is asked for MT5's history again (`SYNC_REQUEST`) |
 //! | `sweep_in_flight` | `shard?`, `cursor?` | the schedule, every minute (`{"kind":"sweep_in_flight"}`) | without `shard`: one message per shard; with it: each watched connection of a page is asked for history (`SYNC_REQUEST`) |
 //! | `sweep_connections` | `shard?`, `cursor?` | the schedule, every 5 minutes (`{"kind":"sweep_connections"}`) | the same over the active connections, asked for `GET_POSITIONS` |
 //!
@@ -37,6 +38,11 @@ pub enum ReconcileJob {
         user_id: Uuid,
         connection_id: Uuid,
         received_at: DateTime<Utc>,
+    },
+    Ask {
+        user_id: Uuid,
+        connection_id: Uuid,
+        history_from: DateTime<Utc>,
     },
     SweepInFlight {
         #[serde(default, skip_serializing_if = "Option::is_none")]

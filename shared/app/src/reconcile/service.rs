@@ -41,6 +41,7 @@ use crate::connector::registry::LINK_TTL;
 use crate::connector::reports::{BrokerPosition, PositionsSnapshot};
 use crate::connector::{CommandKind, RequestId};
 use crate::jobs::JobError;
+use crate::ports::queue::MAX_DELAY;
 use crate::ports::{Condition, Cursor, Index, Item, Query, Queue, StoreError, TxOp, Update};
 use crate::trading::orders::store::{OPEN_ORDERS_ATTR, ORDER_PREFIX, day_key, limits_key, live_pk, stats_key};
 use crate::trading::orders::{AckOutcome, OrderRecord, OrderService, TradingError};
@@ -138,6 +139,10 @@ impl ReconcileService {
             ReconcileJob::Snapshot { user_id, connection_id, .. } => {
                 self.reconcile_connection(user_id, connection_id).await.map(|_| ()).map_err(unavailable)
             }
+            ReconcileJob::Ask { user_id, connection_id, history_from } => {
+                let ask = Ask::History { from: history_from, tickets: Vec::new() };
+                self.ask(user_id, connection_id, ask, "settle").await.map(|_| ()).map_err(unavailable)
+            }
             ReconcileJob::SweepInFlight { shard, cursor } => self.sweep(IndexKind::Watch, shard, cursor).await,
             ReconcileJob::SweepConnections { shard, cursor } => self.sweep(IndexKind::Link, shard, cursor).await,
         }
@@ -226,7 +231,13 @@ impl ReconcileService {
     }
 
     async fn enqueue(&self, job: &ReconcileJob) -> Result<(), JobError> {
-        self.queue.send(QUEUE, &job.to_json(), std::time::Duration::ZERO).await.map(|_| ()).map_err(unavailable)
+        self.enqueue_after(job, Duration::zero()).await
+    }
+
+    async fn enqueue_after(&self, job: &ReconcileJob, delay: Duration) -> Result<(), JobError> {
+        let max = Duration::seconds(MAX_DELAY.as_secs() as i64);
+        let delay = delay.clamp(Duration::zero(), max).to_std().unwrap_or_default();
+        self.queue.send(QUEUE, &job.to_json(), delay).await.map(|_| ()).map_err(unavailable)
     }
 
     // ------------------------------------------------------------------ snapshots in, requests out
@@ -397,6 +408,19 @@ impl ReconcileService {
         }
         let unresolved: Vec<&OrderRecord> = records.values().filter(|o| in_flight(o.status)).collect();
         report.unresolved = unresolved.len() as u64;
+        // Orders changed too shortly before this snapshot were not compared (the kernel's minimum age): ask again
+        // once they are old enough, instead of waiting for the next sweep.
+        let min_age = self.settings.kernel.min_age;
+        if let Snapshot::Received(m) = &snapshot
+            && let Some(last) = unresolved.iter().map(|o| o.updated_at).filter(|u| *u + min_age > m.taken_at).max()
+        {
+            let since = unresolved.iter().map(|o| o.created_at).min().unwrap_or(last);
+            let job = ReconcileJob::Ask { user_id: user, connection_id: broker, history_from: since - HISTORY_MARGIN };
+            let delay = (last + min_age - now + Duration::seconds(1)).max(Duration::seconds(1));
+            if let Err(e) = self.enqueue_after(&job, delay).await {
+                warn!(error = %e, "could not schedule a later look at recent orders; the sweep will");
+            }
+        }
         match unresolved.iter().map(|o| o.created_at).min() {
             Some(since) => self.watch(user, broker, since).await?,
             None => {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 use uuid::Uuid;
 
+use super::config::ReconcileSettings;
 use super::jobs::{QUEUE, ReconcileJob};
 use crate::connector::RequestId;
 use crate::ports::Queue;
@@ -23,6 +24,16 @@ pub struct AckTimeouts {
 
 impl AckTimeouts {
     pub fn new(queue: Arc<dyn Queue>, delay: Duration) -> Self {
+        AckTimeouts { queue, delay }
+    }
+
+    /// With the delay of `NUSATRADE_ACK_TIMEOUT_SECS` (the default 30 s, with a warning, when it is malformed;
+    /// the entry points refuse to start on a malformed value: `ReconcileSettings::from_env`).
+    pub fn from_env(queue: Arc<dyn Queue>) -> Self {
+        let delay = ReconcileSettings::from_env().map(|s| s.ack_timeout).unwrap_or_else(|e| {
+            warn!(error = %e, "ack timeout: using the default");
+            ReconcileSettings::default().ack_timeout
+        });
         AckTimeouts { queue, delay }
     }
 

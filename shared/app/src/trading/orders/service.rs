@@ -45,6 +45,7 @@ use crate::ports::{
     CancelReason, Clock, Condition, IdGenerator, Item, ItemStore, Push, PushError, PushOutcome, StoreError, TxOp,
     Update,
 };
+use crate::reconcile::AckTimeouts;
 
 /// Settings of the trading rules (environment names in [`TradingConfig::from_env`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -246,9 +247,12 @@ pub struct OrderService {
     pub ids: Arc<dyn IdGenerator>,
     pub registry: ConnectorRegistry,
     pub config: Arc<TradingConfig>,
+    /// Schedules the delayed ack-timeout message of every trade command sent (issue #6; `None`: not scheduled).
+    pub ack_timeouts: Option<AckTimeouts>,
 }
 
 impl OrderService {
+    /// With ack timeouts on the ports' `reconcile` queue (delay `NUSATRADE_ACK_TIMEOUT_SECS`, default 30 s).
     pub fn new(ports: &crate::ports::Ports, config: TradingConfig) -> Self {
         OrderService {
             store: ports.store.clone(),
@@ -257,7 +261,14 @@ impl OrderService {
             ids: ports.ids.clone(),
             registry: ConnectorRegistry::new(ports.store.clone(), ports.clock.clone()),
             config: Arc::new(config),
+            ack_timeouts: Some(AckTimeouts::from_env(ports.queue.clone())),
         }
+    }
+
+    /// Replaces how ack timeouts are scheduled (`None`: not at all).
+    pub fn with_ack_timeouts(mut self, ack_timeouts: Option<AckTimeouts>) -> Self {
+        self.ack_timeouts = ack_timeouts;
+        self
     }
 
     /// A time-ordered (v7) order id: newest-first listings come from the sort key.
@@ -922,6 +933,13 @@ impl OrderService {
             && let Err(e) = self.registry.outbox_remove(user, broker, cmd.request_id()).await
         {
             warn!(error = %e, "could not remove an undelivered command from the outbox");
+        }
+        // A command that may have left gets its ack timeout (reconcile::timeouts).
+        if cmd.is_trade()
+            && !matches!(delivery, Delivery::Refused(_))
+            && let Some(t) = &self.ack_timeouts
+        {
+            t.schedule(user, broker, cmd.request_id(), self.clock.now()).await;
         }
         delivery
     }
