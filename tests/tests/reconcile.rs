@@ -77,14 +77,19 @@ async fn an_unacknowledged_order_turns_unknown_and_mt5_evidence_opens_it() {
     assert_eq!((&external[0]["ticket"], &external[0]["symbol"]), (&json!(880002), &json!("GBPUSD")));
 
     // The monitor shows the run; a sync asks the connector for its positions (the original's request id).
-    let (s, st) = send(&gw, "GET", "/api/v1/trading/position-monitor/status", &token, None).await;
-    assert_eq!(s, 200, "{st}");
+    // (The run record is written after the repairs: wait for it.)
+    let st = eventually(WAIT, || async {
+        let (s, st) = send(&gw, "GET", "/api/v1/trading/position-monitor/status", &token, None).await;
+        assert_eq!(s, 200, "{st}");
+        (st["connections"][0]["actions_total"].as_u64() >= Some(2)).then_some(st)
+    })
+    .await
+    .unwrap();
     assert_eq!(
         (&st["is_running"], &st["managed_connections"], &st["total_positions"]),
         (&json!(true), &json!(1), &json!(2))
     );
     assert!(st["last_sync"].is_string() && st["connections"][0]["runs_total"].as_u64() >= Some(1), "{st}");
-    assert!(st["connections"][0]["actions_total"].as_u64() >= Some(2), "{st}");
     let (s, sync) = send(&gw, "POST", "/api/v1/trading/position-monitor/sync", &token, None).await;
     assert_eq!(s, 200, "{sync}");
     assert_eq!(sync, json!({"status": "sync_requested", "connections_synced": 1, "connection_ids": [conn]}));
