@@ -108,7 +108,9 @@ enum Op {
     /// A reconciliation run on the latest stored snapshot (possibly stale: reported before later fills).
     Reconcile,
     /// A report now and its run (what the connector channel's hook triggers).
-    Report { history: bool },
+    Report {
+        history: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -18,6 +18,7 @@ pub mod mail;
 pub mod orders;
 pub mod push;
 pub mod queue;
+pub mod reconcile;
 pub mod store;
 
 /// Expands to one multi-threaded tokio test per case of a suite module.
@@ -90,6 +91,31 @@ macro_rules! orders_contract {
                 uncertain_delivery_stays_unknown,
                 margin_verification_and_lists,
                 commands_wait_in_the_outbox_until_acked,
+            ]
+        );
+    };
+}
+
+/// Reconciliation, ack timeouts and trailing stops over the order use cases on a store adapter. `$factory`
+/// implements [`store::StoreFactory`].
+#[macro_export]
+macro_rules! reconcile_contract {
+    ($factory:expr) => {
+        $crate::__contract_cases!(
+            $factory,
+            reconcile,
+            [
+                timeout_makes_unknown_then_the_snapshot_opens_with_the_real_fill,
+                an_ack_in_time_makes_the_timeout_a_no_op,
+                absence_from_a_covering_history_rejects_and_releases,
+                open_absent_is_checked_then_closed_externally,
+                manual_trades_are_adopted_once_and_count_against_the_limit,
+                unusable_snapshots_change_nothing,
+                books_follow_mt5_stops,
+                sweeps_fan_out_and_ask_the_connectors,
+                the_hook_queues_a_run_and_redelivery_changes_nothing,
+                trailing_stops_move_protectively_at_most_every_15_seconds,
+                position_monitor_status_and_sync,
             ]
         );
     };
