@@ -6,5 +6,6 @@ pub mod adapters;
 pub mod gateway;
 pub mod jobs;
 pub mod logging;
+pub mod ml;
 pub mod platform;
 pub mod sim;

@@ -104,6 +104,8 @@ async fn serve(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Queue workers and schedules: what the SQS event sources and EventBridge do in AWS.
     let jobs = platform.start_jobs(stop_rx.clone());
+    // Operator-supplied candles for the ML default models (NUSATRADE_ML_SEED_DIR), before any request needs them.
+    platform.seed_ml().await;
     let demo = if args.with_sim_connector { Some(sim::demo::spawn(&args.data_dir, addr, stop_rx)?) } else { None };
     gw.serve(async move {
         gateway::shutdown_signal().await;

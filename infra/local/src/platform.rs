@@ -12,6 +12,7 @@ use nusatrade_app::connector::channels;
 use nusatrade_app::connector::router::ChannelRouter;
 use nusatrade_app::http::{health, layers};
 use nusatrade_app::jobs::{QueueConsumer, Schedule};
+use nusatrade_app::ml::{self, MlConfig, MlService, MlTrainConsumer, ModelCache};
 use nusatrade_app::ports::{Clock, Ports, RandomIds, SystemClock};
 use nusatrade_app::reconcile::{self, ReconcileConsumer, ReconcileHook, ReconcileService, ReconcileSettings};
 use nusatrade_app::trading::orders::{self, OrderService, TradingConfig};
@@ -22,7 +23,7 @@ use crate::gateway::WsApis;
 
 /// The work queues the platform uses, with their maximum receive count before the dead-letter
 /// queue (the same numbers as template.yaml's redrive policies).
-pub const WORK_QUEUES: &[(&str, u32)] = &[("reconcile", 5), ("backup", 5)];
+pub const WORK_QUEUES: &[(&str, u32)] = &[("reconcile", 5), ("backup", 5), (ml::ML_TRAIN_QUEUE, 5)];
 
 /// Local ports plus the concrete push registry the gateway's sockets attach to.
 #[derive(Clone)]
@@ -38,6 +39,8 @@ pub struct LocalPlatform {
     /// Reconciliation, ack timeouts, trailing stops (the `reconcile` queue's consumer, the snapshot hook, the
     /// position-monitor routes).
     pub reconcile: ReconcileService,
+    /// The ML use cases (datasets, models, predictions, defaults; the `ml-train` queue's consumer).
+    pub ml: MlService,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,8 @@ pub enum PlatformError {
     Trading(String),
     #[error("reconciliation settings: {0}")]
     Reconcile(String),
+    #[error("ML settings: {0}")]
+    Ml(String),
 }
 
 /// File in the data dir holding the generated JWT secret when `NUSATRADE_JWT_SECRET` is not set.
@@ -124,12 +129,17 @@ impl LocalPlatform {
         let orders = OrderService::new(&ports, TradingConfig::from_env().map_err(PlatformError::Trading)?);
         let settings = ReconcileSettings::from_env().map_err(PlatformError::Reconcile)?;
         let reconcile = ReconcileService::new(orders.clone(), ports.queue.clone(), settings);
-        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth, orders, reconcile })
+        let ml_config = MlConfig::from_env().map_err(PlatformError::Ml)?;
+        let ml = MlService::new(&ports, Some(orders.clone()), ml_config, ModelCache::from_env());
+        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth, orders, reconcile, ml })
     }
 
     /// The consumer of every work queue that has one (the `reconcile` function's; the SQS event sources in AWS).
     pub fn consumers(&self) -> Vec<Arc<dyn QueueConsumer>> {
-        vec![Arc::new(ReconcileConsumer { service: self.reconcile.clone() })]
+        vec![
+            Arc::new(ReconcileConsumer { service: self.reconcile.clone() }),
+            Arc::new(MlTrainConsumer::new(self.ml.clone())),
+        ]
     }
 
     /// The scheduled messages (the template's EventBridge schedules).
@@ -143,12 +153,13 @@ impl LocalPlatform {
             .consumers()
             .into_iter()
             .map(|c| {
-                crate::jobs::spawn_worker(
-                    self.ports.queue.clone(),
-                    c,
-                    crate::jobs::WorkerConfig::default(),
-                    shutdown.clone(),
-                )
+                // Training jobs run for minutes: one at a time, hidden for longer than a job's lease.
+                let config = if c.queue() == ml::ML_TRAIN_QUEUE {
+                    crate::ml::worker_config(&self.ml.config)
+                } else {
+                    crate::jobs::WorkerConfig::default()
+                };
+                crate::jobs::spawn_worker(self.ports.queue.clone(), c, config, shutdown.clone())
             })
             .collect();
         tasks.extend(crate::jobs::spawn_scheduler(self.ports.queue.clone(), self.schedules(), shutdown));
@@ -174,6 +185,7 @@ impl LocalPlatform {
             reconcile::routes::MonitorState { auth: authn.clone(), reconcile: self.reconcile.clone() },
             limits.clone(),
         );
+        let ml_routes = ml::router(ml::MlState { auth: authn.clone(), ml: self.ml.clone() }, limits.clone());
         let brokers = brokers::routes::router(brokers::routes::BrokersState::new(authn, &self.ports), limits);
         layers::platform(
             Router::new()
@@ -182,8 +194,16 @@ impl LocalPlatform {
                 .merge(sizing)
                 .merge(orders)
                 .merge(monitor)
+                .merge(ml_routes)
                 .merge(brokers),
         )
+    }
+
+    /// Imports the operator's seed candles for the default models (`NUSATRADE_ML_SEED_DIR`, see [`crate::ml`]).
+    pub async fn seed_ml(&self) {
+        if let Some(dir) = crate::ml::seed_dir_from_env() {
+            crate::ml::import_seed_dir(&self.ml, &dir).await;
+        }
     }
 
     /// The connector and browser WebSocket APIs, over the same order service as the HTTP routes.

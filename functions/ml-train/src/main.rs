@@ -1,0 +1,22 @@
+//! Lambda entry point of the `ml-train` queue's consumer: trains a user's model or a system default per message
+//! (`nusatrade_app::ml::jobs`).
+//!
+//! Wiring only: logging, the ML settings (`NUSATRADE_ML_JOB_TIMEOUT_SECONDS` = this function's Timeout: a
+//! job's lease, after which a redelivered message may restart it) and the AWS adapters built once per execution
+//! environment, then the shared SQS runner (`nusatrade_aws::jobs`): each record goes to the consumer, failed ones
+//! are reported as `batchItemFailures` and come back after the queue's visibility timeout (6 × the Timeout), then
+//! land in the dead-letter queue after 5 receives.
+
+use std::sync::Arc;
+
+use nusatrade_app::ml::{MlConfig, MlService, MlTrainConsumer, ModelCache};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let ports = nusatrade_aws::runtime::init("ml-train").await?;
+    let config = MlConfig::from_env()?;
+    tracing::info!(?config, "ml-train function initialised");
+    // No order use case here: training never trades.
+    let ml = MlService::new(&ports, None, config, ModelCache::new(1));
+    nusatrade_aws::jobs::run(Arc::new(MlTrainConsumer::new(ml))).await
+}
