@@ -12,12 +12,20 @@
 //! | `GET_POSITIONS` | `POSITIONS {request_id, data: [position]}` |
 //! | `GET_ACCOUNT` | `ACCOUNT_INFO {request_id, balance, equity, margin, free_margin, profit, leverage, currency, ...}` |
 //! | `SYNC_REQUEST` | `SYNC_RESPONSE {request_id, positions: [position], account, deals}` |
+//! | `SYNC_REQUEST {history_from, tickets}` (reconciliation) | the same plus `history_from`, `orders` and `lookups` (below) |
 //! | `PING` | `PONG {timestamp}` |
 //!
 //! A `position` is `{ticket, symbol, type: "BUY"|"SELL", volume, price, price_current, profit, sl, tp, comment,
 //! time}` (`sl`/`tp` are `0.0` when unset, as MT5 reports them). `deals` lists the most recent deals
 //! ([`MAX_SYNC_DEALS`]) with their entry (`in`/`out`) and reason (`client`, `sl`, `tp`), so stop-loss and
 //! take-profit closes can be found by reconciliation.
+//!
+//! **History for reconciliation**: a `SYNC_REQUEST` with `history_from` is answered with every deal since then and
+//! every `TRADE_OPEN` the account refused since then (`orders: [{ticket, state: "rejected", time, comment}]`), and
+//! the window it covers (`history_from`: moved later when more than [`MAX_SYNC_DEALS`] deals or
+//! [`MAX_SYNC_ORDERS`] refusals fall in it, or when this process does not know the account's whole history — a
+//! restored state keeps the recent deals only and no refusals). `tickets` are looked up: `open`, `closed` with the
+//! closing deal's price and time, or `not_found` (only when the whole history is known).
 //!
 //! **De-duplication**: trade commands are remembered by `request_id` (the last [`DEDUP_CAPACITY`]); a repeated
 //! command gets the first result again and is never executed twice. A `TRADE_OPEN` with a new `request_id` but
@@ -62,6 +70,12 @@ pub const DEDUP_CAPACITY: usize = 10_000;
 pub const MAX_SAVED_DEALS: usize = 1_000;
 /// How many recent deals a `SYNC_RESPONSE` lists (the gateway's 32 KB frame limit bounds a frame).
 pub const MAX_SYNC_DEALS: usize = 50;
+/// How many refused orders a `SYNC_RESPONSE` lists, and how many lookups it answers.
+pub const MAX_SYNC_ORDERS: usize = 20;
+/// How many refused orders are remembered for the history.
+const MAX_REFUSED: usize = 1_000;
+/// Synthetic MT5 order tickets of refused orders start here.
+const FIRST_REFUSED_TICKET: u64 = 900_000_000;
 /// Default minimum gap between two routine `POSITION_UPDATE`s.
 pub const DEFAULT_POSITION_UPDATE_GAP: Duration = Duration::from_secs(1);
 /// The volume of a `TRADE_OPEN` without `lot_size` (the original connector's default).
@@ -174,6 +188,19 @@ pub struct Engine {
     stats: EngineStats,
     faults: Faults,
     changed: bool,
+    /// `TRADE_OPEN`s the account refused (MT5's history orders in state rejected), oldest first.
+    refused: VecDeque<RefusedOrder>,
+    next_refused_ticket: u64,
+    /// The history is complete from this time on only (a restored account: recent deals, no refusals).
+    history_floor: Option<DateTime<Utc>>,
+}
+
+/// A refused `TRADE_OPEN`, as MT5's history lists it.
+#[derive(Debug, Clone, PartialEq)]
+struct RefusedOrder {
+    ticket: u64,
+    time: DateTime<Utc>,
+    comment: String,
 }
 
 impl Engine {
@@ -189,6 +216,9 @@ impl Engine {
             stats: EngineStats::default(),
             faults: Faults::default(),
             changed: false,
+            refused: VecDeque::new(),
+            next_refused_ticket: FIRST_REFUSED_TICKET,
+            history_floor: None,
         }
     }
 
@@ -197,6 +227,8 @@ impl Engine {
     pub fn restore(saved: SavedState, identity: AccountIdentity) -> Result<Engine, String> {
         let account = PaperAccount::restore(saved.account)?;
         let mut engine = Engine::new(account, identity);
+        // Older deals may have been dropped from the state, and refusals are not kept: complete from now on.
+        engine.history_floor = Some(Utc::now());
         let skip = saved.executed.len().saturating_sub(DEDUP_CAPACITY);
         for e in saved.executed.into_iter().skip(skip) {
             if e.request_id.is_empty() {
@@ -407,8 +439,34 @@ impl Engine {
     }
 
     fn sync_response(&self, m: &Map<String, Value>) -> Value {
-        let deals = self.account.history();
-        let recent = &deals[deals.len().saturating_sub(MAX_SYNC_DEALS)..];
+        let all = self.account.history();
+        let asked_from = m
+            .get("history_from")
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s.trim()).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let (recent, refused, window): (Vec<&paper::Deal>, Vec<&RefusedOrder>, Option<DateTime<Utc>>) = match asked_from
+        {
+            None => (all[all.len().saturating_sub(MAX_SYNC_DEALS)..].iter().collect(), Vec::new(), None),
+            Some(asked) => {
+                let mut from = self.history_floor.map_or(asked, |f| f.max(asked));
+                // More than fits: the window starts just after the newest entry left out.
+                let deals: Vec<&paper::Deal> = all.iter().filter(|d| d.time >= from).collect();
+                if deals.len() > MAX_SYNC_DEALS {
+                    from = from.max(deals[deals.len() - MAX_SYNC_DEALS - 1].time + chrono::Duration::microseconds(1));
+                }
+                let refused: Vec<&RefusedOrder> = self.refused.iter().filter(|r| r.time >= from).collect();
+                if refused.len() > MAX_SYNC_ORDERS {
+                    from =
+                        from.max(refused[refused.len() - MAX_SYNC_ORDERS - 1].time + chrono::Duration::microseconds(1));
+                }
+                (
+                    all.iter().filter(|d| d.time >= from).collect(),
+                    self.refused.iter().filter(|r| r.time >= from).collect(),
+                    Some(from),
+                )
+            }
+        };
         let deals: Vec<Value> = recent
             .iter()
             .map(|d| {
@@ -443,7 +501,39 @@ impl Engine {
         if let Some(c) = m.get("connection_id") {
             v["connection_id"] = c.clone();
         }
+        if let Some(from) = window {
+            v["history_from"] = json!(from.to_rfc3339_opts(SecondsFormat::Micros, true));
+            v["orders"] = refused
+                .iter()
+                .map(|r| json!({"ticket": r.ticket, "state": "rejected", "time": iso_micros(r.time), "comment": r.comment}))
+                .collect();
+        }
+        if let Some(Value::Array(tickets)) = m.get("tickets") {
+            let lookups: Vec<Value> = tickets
+                .iter()
+                .filter_map(Value::as_u64)
+                .take(MAX_SYNC_ORDERS)
+                .filter_map(|t| self.lookup(Ticket(t)))
+                .collect();
+            v["lookups"] = json!(lookups);
+        }
         v
+    }
+
+    /// A targeted lookup of a position ticket: open, closed (its closing deal), or — when the whole history is
+    /// known — not found.
+    fn lookup(&self, ticket: Ticket) -> Option<Value> {
+        if self.account.position(ticket).is_some() {
+            return Some(json!({"ticket": ticket.0, "status": "open"}));
+        }
+        let closing = self.account.history().iter().rev().find(|d| d.position == ticket && d.entry == DealEntry::Out);
+        match closing {
+            Some(d) => {
+                Some(json!({"ticket": ticket.0, "status": "closed", "price": num(d.price), "time": iso_micros(d.time)}))
+            }
+            None if self.history_floor.is_none() => Some(json!({"ticket": ticket.0, "status": "not_found"})),
+            None => None,
+        }
     }
 
     fn positions_json(&self) -> Vec<Value> {
@@ -508,8 +598,10 @@ impl Engine {
             return (reply, false);
         }
         if let Some(r) = self.injected_reject("TRADE_OPEN", &rid) {
+            self.refuse(&request.comment, now);
             return (open_failure(rid, r.retcode, &r.message), false);
         }
+        let comment = request.comment.clone();
         let (symbol, side, lots) = (request.symbol.clone(), request.side, request.lots);
         match self.account.open(request) {
             Ok(fill) => {
@@ -524,8 +616,22 @@ impl Engine {
             }
             Err(r) => {
                 info!(request_id = %rid, symbol = %symbol, retcode = r.retcode.0, error = %r.message, "TRADE_OPEN rejected");
+                self.refuse(&comment, now);
                 (open_failure(rid, r.retcode, &r.message), false)
             }
+        }
+    }
+
+    /// Records a refused open in the history orders.
+    fn refuse(&mut self, comment: &str, now: DateTime<Utc>) {
+        self.next_refused_ticket += 1;
+        let comment: String = comment.chars().take(nusatrade_domain::order::MT5_COMMENT_MAX_LEN).collect();
+        self.refused.push_back(RefusedOrder { ticket: self.next_refused_ticket, time: now, comment });
+        if self.refused.len() > MAX_REFUSED {
+            self.refused.pop_front();
+            // The oldest refusal is forgotten: the history is complete only after it.
+            let forgotten = self.refused.front().map(|r| r.time);
+            self.history_floor = self.history_floor.max(forgotten);
         }
     }
 
@@ -734,6 +840,11 @@ pub fn num(d: Decimal) -> Value {
 /// RFC 3339 UTC with milliseconds.
 pub fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// RFC 3339 UTC with microseconds (history windows: a window must not start before what it claims).
+fn iso_micros(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -968,6 +1079,70 @@ mod tests {
             assert!(ack.error.is_some(), "{body}");
         }
         assert!(e.account().positions().is_empty());
+    }
+
+    #[test]
+    fn history_windows_refusals_and_lookups_for_reconciliation() {
+        let mut e = engine();
+        let cmd = |rid: &str, lots: f64| {
+            json!({"type": "TRADE_OPEN", "request_id": rid, "symbol": "EURUSD", "order_type": "BUY",
+                "lot_size": lots, "comment": format!("NT-{rid}")})
+        };
+        let ticket = |v: &Value| v["ticket"].as_u64().unwrap();
+        let a = ticket(&e.handle(&cmd("a", 0.1).to_string(), at(10)).replies[0]);
+        let b = ticket(&e.handle(&cmd("b", 0.1).to_string(), at(20)).replies[0]);
+        let closed = e.handle(&json!({"type": "TRADE_CLOSE", "request_id": "c", "ticket": b}).to_string(), at(30));
+        assert_eq!(closed.replies[0]["success"], true);
+        let refused = e.handle(&cmd("big", 900.0).to_string(), at(40));
+        assert_eq!(refused.replies[0]["success"], false, "not enough money");
+        let ask = |e: &mut Engine, from: i64| {
+            let m = json!({"type": "SYNC_REQUEST", "request_id": "reconcile_check_1", "history_from": iso(at(from)),
+                "tickets": [a, b, 4242]});
+            e.handle(&m.to_string(), at(50)).replies.remove(0)
+        };
+        let v = ask(&mut e, 15);
+        assert_eq!(v["history_from"], at(15).to_rfc3339_opts(SecondsFormat::Micros, true), "the window asked for");
+        let deals: Vec<(u64, &str)> = v["deals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["position"].as_u64().unwrap(), d["entry"].as_str().unwrap()))
+            .collect();
+        assert_eq!(deals, [(b, "in"), (b, "out")], "every deal since then, none before");
+        assert_eq!(v["orders"].as_array().unwrap().len(), 1);
+        assert_eq!((&v["orders"][0]["state"], &v["orders"][0]["comment"]), (&json!("rejected"), &json!("NT-big")));
+        let lookups: Vec<&str> =
+            v["lookups"].as_array().unwrap().iter().map(|l| l["status"].as_str().unwrap()).collect();
+        assert_eq!(lookups, ["open", "closed", "not_found"]);
+        assert_eq!(v["lookups"][1]["price"], json!(1.1));
+        // What the server reads from it: a complete window, the refusal and the lookups.
+        let report = nusatrade_app::connector::reports::PositionsReport::parse(
+            nusatrade_app::connector::reports::ReportSource::SyncResponse,
+            v.as_object().unwrap(),
+        )
+        .unwrap();
+        assert_eq!((report.skipped, report.history.history_orders.len(), report.history.lookups.len()), (0, 1, 3));
+        assert_eq!(report.history.history_from, Some(at(15)));
+        // A plain SYNC_REQUEST keeps the original answer: the recent deals, no window.
+        let plain = one(&mut e, json!({"type": "SYNC_REQUEST", "request_id": "s"}));
+        assert!(
+            plain.get("history_from").is_none()
+                && plain.get("lookups").is_none()
+                && plain["deals"].as_array().unwrap().len() == 3
+        );
+
+        // A restored account does not know its whole past: the window starts at the restore, nothing is "not found".
+        let saved = e.saved_state(at(60));
+        let identity =
+            AccountIdentity { login: 51234567, server: "NusaTrade-Paper".into(), company: "NusaTrade".into() };
+        let mut r = Engine::restore(saved, identity).unwrap();
+        let v = ask(&mut r, 15);
+        let from = DateTime::parse_from_rfc3339(v["history_from"].as_str().unwrap()).unwrap();
+        assert!(from > at(60), "{v}");
+        let lookups: Vec<&str> =
+            v["lookups"].as_array().unwrap().iter().map(|l| l["status"].as_str().unwrap()).collect();
+        assert_eq!(lookups, ["open", "closed"], "no lookup answered 'not found' without the whole history");
+        assert_eq!(v["orders"], json!([]));
     }
 
     #[test]
