@@ -3,6 +3,7 @@
 //! `nusatrade` CLI.
 
 pub mod adapters;
+pub mod backup_cli;
 pub mod gateway;
 pub mod jobs;
 pub mod logging;

@@ -1,7 +1,8 @@
 //! `nusatrade`: the whole platform on a laptop.
 //!
 //! `nusatrade serve` starts the local gateway (HTTP API + WebSocket APIs) on the embedded store;
-//! `nusatrade connector` runs a simulated MT5 connector against a server.
+//! `nusatrade connector` runs a simulated MT5 connector against a server; `nusatrade backup`,
+//! `backups` and `restore` back up and restore a data dir's store.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use nusatrade_local::backup_cli;
 use nusatrade_local::gateway::{self, Gateway, GatewayConfig, WsLimits};
 use nusatrade_local::logging::{self, LogFormat};
 use nusatrade_local::platform::LocalPlatform;
@@ -30,6 +32,12 @@ enum Command {
     Serve(ServeArgs),
     /// Run a simulated MT5 connector (paper account) against a NusaTrade server.
     Connector(Box<sim::cli::ConnectorArgs>),
+    /// Back up the data dir's store into its blobs (backups/<id>/); prints the backup id.
+    Backup(backup_cli::BackupArgs),
+    /// List the data dir's backups (complete, incomplete); --verify checks them.
+    Backups(backup_cli::BackupsArgs),
+    /// Restore a backup into an empty data dir, verifying checksums and counts.
+    Restore(backup_cli::RestoreArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -64,12 +72,16 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve(args, started).await,
-            Command::Connector(args) => sim::cli::run(*args).await.map_err(anyhow::Error::from),
+            Command::Serve(args) => serve(args, started).await.map(|()| true),
+            Command::Connector(args) => sim::cli::run(*args).await.map(|()| true).map_err(anyhow::Error::from),
+            Command::Backup(args) => backup_cli::backup(args).await.map(|()| true),
+            Command::Backups(args) => backup_cli::list(args).await,
+            Command::Restore(args) => backup_cli::restore(args).await.map(|()| true),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "nusatrade failed");
             eprintln!("nusatrade: {e:#}");

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use axum::Router;
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
+use nusatrade_app::backup::{self, BackupJob, BackupOptions, BackupService};
 use nusatrade_app::brokers;
 use nusatrade_app::connector::channels;
 use nusatrade_app::connector::router::ChannelRouter;
@@ -63,6 +64,10 @@ pub enum PlatformError {
 
 /// File in the data dir holding the generated JWT secret when `NUSATRADE_JWT_SECRET` is not set.
 pub const JWT_SECRET_FILE: &str = "jwt.secret";
+/// The embedded store's file in the data dir.
+pub const STORE_FILE: &str = "store.redb";
+/// The blob store's directory in the data dir (models, table backups under `backups/`).
+pub const BLOBS_DIR: &str = "blobs";
 
 /// The auth settings of the local platform: the process environment, with the JWT secret taken from
 /// `NUSATRADE_JWT_SECRET` or else from `<data_dir>/jwt.secret` (generated on first start, mode 0600),
@@ -105,7 +110,7 @@ impl LocalPlatform {
         let dir = data_dir.to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|source| PlatformError::DataDir { dir: dir.clone(), source })?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store = EmbeddedStore::open(&dir.join("store.redb"), clock.clone())
+        let store = EmbeddedStore::open(&dir.join(STORE_FILE), clock.clone())
             .map_err(|source| PlatformError::Store { dir: dir.clone(), source })?;
         let mut queue = LocalQueue::new(clock.clone());
         for (name, max_receives) in WORK_QUEUES {
@@ -114,7 +119,7 @@ impl LocalPlatform {
         let push = Arc::new(LocalPush::new());
         let ports = Ports {
             store: Arc::new(store),
-            blobs: Arc::new(FileBlobStore::new(dir.join("blobs"))),
+            blobs: Arc::new(FileBlobStore::new(dir.join(BLOBS_DIR))),
             queue: Arc::new(queue),
             push: push.clone(),
             mailer: Arc::new(FileMailer::new(dir.join("mail"))),
@@ -134,17 +139,21 @@ impl LocalPlatform {
         Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth, orders, reconcile, ml })
     }
 
-    /// The consumer of every work queue that has one (the `reconcile` function's; the SQS event sources in AWS).
+    /// The consumer of every work queue that has one (the `reconcile` and `backup` functions'; the SQS event sources
+    /// in AWS).
     pub fn consumers(&self) -> Vec<Arc<dyn QueueConsumer>> {
         vec![
             Arc::new(ReconcileConsumer { service: self.reconcile.clone() }),
+            Arc::new(BackupJob::new(BackupService::from_ports(&self.ports), BackupOptions::default())),
             Arc::new(MlTrainConsumer::new(self.ml.clone())),
         ]
     }
 
     /// The scheduled messages (the template's EventBridge schedules).
     pub fn schedules(&self) -> Vec<Schedule> {
-        reconcile::SCHEDULES.to_vec()
+        let mut schedules = reconcile::SCHEDULES.to_vec();
+        schedules.push(backup::DAILY_BACKUP);
+        schedules
     }
 
     /// Starts a worker per consumer and the scheduler; they stop when `shutdown` turns true.

@@ -17,7 +17,7 @@ use std::io::{BufRead, Read as _, Write};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::ports::store::{TABLE_SCHEMA_VERSION, validate};
@@ -97,7 +97,7 @@ impl BackupId {
 
 impl std::fmt::Display for BackupId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -205,33 +205,70 @@ pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// An item in DynamoDB JSON: `{"Item": {...}}`.
+/// An item in DynamoDB JSON (`{"Item": {...}}`), serialised straight from the item.
+pub struct DynamoJsonItem<'a>(pub &'a Item);
+
+struct DynamoJsonAttrs<'a>(&'a BTreeMap<String, Value>);
+
+struct DynamoJsonValue<'a>(&'a Value);
+
+struct DynamoJsonList<'a>(&'a [Value]);
+
+impl Serialize for DynamoJsonList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(DynamoJsonValue))
+    }
+}
+
+impl Serialize for DynamoJsonItem<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("Item", &DynamoJsonAttrs(&self.0.0))?;
+        m.end()
+    }
+}
+
+impl Serialize for DynamoJsonAttrs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, DynamoJsonValue(v))))
+    }
+}
+
+impl Serialize for DynamoJsonValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        match self.0 {
+            Value::S(v) => m.serialize_entry("S", v)?,
+            Value::N(n) => m.serialize_entry("N", &n.to_string())?,
+            Value::B(b) => m.serialize_entry("B", &base64::engine::general_purpose::STANDARD.encode(b))?,
+            Value::Bool(b) => m.serialize_entry("BOOL", b)?,
+            Value::Null => m.serialize_entry("NULL", &true)?,
+            Value::L(l) => m.serialize_entry("L", &DynamoJsonList(l))?,
+            Value::M(map) => m.serialize_entry("M", &DynamoJsonAttrs(map))?,
+        }
+        m.end()
+    }
+}
+
+/// An item in DynamoDB JSON: `{"Item": {...}}`, as a JSON value.
 pub fn encode_item(item: &Item) -> Json {
-    let attrs: Map<String, Json> = item.0.iter().map(|(k, v)| (k.clone(), encode_value(v))).collect();
-    let mut line = Map::new();
-    line.insert("Item".into(), Json::Object(attrs));
-    Json::Object(line)
+    serde_json::to_value(DynamoJsonItem(item)).unwrap_or(Json::Null)
 }
 
-fn encode_value(v: &Value) -> Json {
-    let (tag, inner) = match v {
-        Value::S(s) => ("S", Json::String(s.clone())),
-        Value::N(n) => ("N", Json::String(n.to_string())),
-        Value::B(b) => ("B", Json::String(base64::engine::general_purpose::STANDARD.encode(b))),
-        Value::Bool(b) => ("BOOL", Json::Bool(*b)),
-        Value::Null => ("NULL", Json::Bool(true)),
-        Value::L(l) => ("L", Json::Array(l.iter().map(encode_value).collect())),
-        Value::M(m) => ("M", Json::Object(m.iter().map(|(k, v)| (k.clone(), encode_value(v))).collect())),
-    };
-    let mut m = Map::new();
-    m.insert(tag.into(), inner);
-    Json::Object(m)
+/// Appends one item as one line (`\n`-terminated) to `buf`.
+pub fn push_line(buf: &mut Vec<u8>, item: &Item) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *buf, &DynamoJsonItem(item))?;
+    buf.push(b'\n');
+    Ok(())
 }
 
-/// Writes one item as one line.
+/// Writes one item as one line, in one write.
 pub fn write_line(out: &mut impl Write, item: &Item) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, &encode_item(item))?;
-    out.write_all(b"\n")
+    let mut buf = Vec::with_capacity(512);
+    push_line(&mut buf, item)?;
+    out.write_all(&buf)
 }
 
 /// Reads an item back from a line of DynamoDB JSON, checking it is a writable item.

@@ -14,13 +14,20 @@ use serde::{Deserialize, Serialize};
 
 use super::format::BackupId;
 use super::service::{BackupError, BackupOptions, BackupService, no_progress};
-use crate::jobs::{JobError, QueueConsumer};
+use crate::jobs::{JobError, QueueConsumer, Schedule};
 use crate::ports::ReceivedMessage;
 
 /// The logical queue of backup requests.
 pub const BACKUP_QUEUE: &str = "backup";
 /// The body the daily schedule puts on the `backup` queue (template.yaml carries the same).
 pub const DAILY_BACKUP_BODY: &str = r#"{"schedule":"daily"}"#;
+/// The daily backup: EventBridge Scheduler in AWS (template.yaml), the local scheduler of `nusatrade serve`.
+pub const DAILY_BACKUP: Schedule = Schedule {
+    name: "daily-backup",
+    queue: BACKUP_QUEUE,
+    every: std::time::Duration::from_secs(24 * 3600),
+    body: DAILY_BACKUP_BODY,
+};
 
 /// The schedules a backup request may come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,17 +69,20 @@ impl BackupRequest {
     }
 }
 
-/// Takes the backups the `backup` queue asks for.
+/// Takes the backups the `backup` queue asks for, one at a time per process: two deliveries of one
+/// request in the same batch (a tick delivered twice) must not write the same files at once; the second
+/// waits, then finds the manifest.
 pub struct BackupJob {
     service: BackupService,
     options: BackupOptions,
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl BackupJob {
     /// `options` gives the segments and page size used when a message names none (its `id` is
     /// ignored: every message names its own).
     pub fn new(service: BackupService, options: BackupOptions) -> Self {
-        BackupJob { service, options }
+        BackupJob { service, options, one_at_a_time: tokio::sync::Mutex::new(()) }
     }
 }
 
@@ -86,6 +96,7 @@ impl QueueConsumer for BackupJob {
         let request: BackupRequest =
             serde_json::from_str(&message.body).map_err(|e| JobError::Invalid(format!("not a backup request: {e}")))?;
         let id = request.backup_id(self.service.now()).map_err(JobError::Invalid)?;
+        let _one = self.one_at_a_time.lock().await;
         if self.service.has_manifest(&id).await.map_err(|e| JobError::Unavailable(e.to_string()))? {
             tracing::info!(backup_id = %id, receive_count = message.receive_count, "backup already complete: nothing to do");
             return Ok(());

@@ -22,7 +22,7 @@ pub mod job;
 pub mod service;
 
 pub use format::{BackupId, Manifest, SegmentFile};
-pub use job::{BACKUP_QUEUE, BackupJob, BackupRequest, BackupSchedule, DAILY_BACKUP_BODY};
+pub use job::{BACKUP_QUEUE, BackupJob, BackupRequest, BackupSchedule, DAILY_BACKUP, DAILY_BACKUP_BODY};
 pub use service::{
     BackupError, BackupOptions, BackupService, BackupStatus, BackupSummary, Phase, Progress, ProgressFn,
     RestoreOptions, RestoreReport, no_progress,

@@ -522,14 +522,19 @@ impl ExportSegment {
     async fn run(self) -> Result<SegmentFile, BackupError> {
         let io = |e: std::io::Error| BackupError::Internal(format!("compressing segment: {e}"));
         let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        // A page's lines are serialised into one buffer and compressed in one write (many small writes
+        // into the compressor cost far more than the compression itself).
+        let mut lines = Vec::with_capacity(64 * 1024);
         let mut items = 0u64;
         let mut cursor = None;
         loop {
             let scan = Scan::segment(self.segment, self.total).limit(self.page_size).after(cursor);
             let page = self.store.scan(scan).await?;
+            lines.clear();
             for item in &page.items {
-                format::write_line(&mut gz, item).map_err(io)?;
+                format::push_line(&mut lines, item).map_err(io)?;
             }
+            std::io::Write::write_all(&mut gz, &lines).map_err(io)?;
             let n = page.items.len() as u64;
             items += n;
             let done = self.exported.fetch_add(n, Ordering::Relaxed) + n;

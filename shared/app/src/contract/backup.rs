@@ -375,6 +375,17 @@ pub async fn redelivered_backup_message_is_idempotent(f: &impl BackupFactory) {
     job.handle(&message(DAILY_BACKUP_BODY, 1)).await.unwrap();
     assert_eq!(svc.list().await.unwrap().len(), 3);
 
+    // The same request twice in one batch (handled concurrently): one backup, whose files match its
+    // manifest.
+    let twice = svc.new_id();
+    let body = BackupRequest { backup_id: Some(twice.clone()), ..Default::default() }.to_body();
+    let (m1, m2) = (message(&body, 1), message(&body, 1));
+    let (a, b) = futures::join!(job.handle(&m1), job.handle(&m2));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(svc.list().await.unwrap().len(), 4);
+    svc.verify(&twice, 2, no_progress()).await.unwrap();
+
     // A backup that died half way (files, no manifest) is redone by its redelivery.
     let partial = svc.new_id();
     let options = BackupOptions { id: Some(partial.clone()), segments: 2, page_size: 50 };
