@@ -66,7 +66,9 @@ async fn reports_become_status_and_reach_the_dashboards() {
         {"ticket": 4243, "symbol": "XAUUSD", "type": "SELL", "volume": 0.1, "price": 2000.0, "price_current": 1990.0,
             "profit": 100.0, "sl": 2010.0, "tp": 0.0}]}));
     let st = eventually(WAIT, || async {
-        Some(status(&gw, &token, &conn).await).filter(|s| s["positions_snapshot"]["count"] == 2)
+        // The snapshot and the link's health are two records: wait for both.
+        Some(status(&gw, &token, &conn).await)
+            .filter(|s| s["positions_snapshot"]["count"] == 2 && s["positions_synced"] == 2)
     })
     .await
     .unwrap();

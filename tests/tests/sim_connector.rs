@@ -375,7 +375,7 @@ async fn injected_rejections_end_orders_rejected_with_their_mt5_retcode() {
         tokio_tungstenite::connect_async(gw.ws_url(&format!("/connector/client?token={token}"))).await.unwrap();
     // Answered: the dashboard is registered for the fan-out before the first order.
     futures::SinkExt::send(&mut browser, Message::Text(json!({"type": "PING"}).to_string().into())).await.unwrap();
-    next_of(&mut browser, "PONG", Duration::from_secs(5)).await.unwrap();
+    next_of(&mut browser, "PONG", Duration::from_secs(15)).await.unwrap();
     let messages =
         [(10004, "Requote"), (10006, "Request rejected"), (10019, "There is not enough money to complete the request")];
     for _ in 0..3 {
