@@ -45,3 +45,16 @@ async fn the_local_worker_takes_the_daily_backup_once() {
         tokio::time::timeout(Duration::from_secs(25), t).await.unwrap().unwrap();
     }
 }
+
+/// The template's daily backup schedule sends what the local scheduler sends, to the backup queue, once a day.
+#[test]
+fn the_daily_schedule_is_the_templates() {
+    let template = include_str!("../../../template.yaml");
+    let input = format!("Input: '{}'", DAILY_BACKUP.body);
+    let at = template.find(&input).unwrap_or_else(|| panic!("no schedule with {input} in template.yaml"));
+    let block = &template[template[..at].rfind("Type: AWS::Scheduler::Schedule").expect("a schedule")..at];
+    assert!(block.contains("ScheduleExpression: cron(0 3 * * ? *)"), "daily at 03:00 UTC: {block}");
+    assert!(block.contains("Arn: !GetAtt BackupQueue.Arn"), "{block}");
+    assert_eq!(DAILY_BACKUP.every, Duration::from_secs(24 * 3600));
+    assert_eq!(DAILY_BACKUP.queue, BACKUP_QUEUE);
+}
