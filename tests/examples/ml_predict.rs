@@ -72,10 +72,11 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(status["training_status"] == "completed", "training: {status}");
     println!(
         "training (5,000 bars, gradient boosting, {iterations} iterations/class): {:.2?} request → completed; fit {} ms; \
-         test accuracy {:.3}",
+         test accuracy {:.3}; artefact {} bytes (gzip)",
         started.elapsed(),
         status["metrics"]["fit_millis"],
-        status["performance_metrics"]["accuracy"].as_f64().unwrap_or(0.0)
+        status["performance_metrics"]["accuracy"].as_f64().unwrap_or(0.0),
+        status["versions"][0]["size_bytes"]
     );
 
     // Warm-up: the first prediction loads the model into the cache and the candles into the tail cache.

@@ -491,6 +491,21 @@ async fn predictions_use_the_warm_model_are_stored_and_paginated() {
         ids.push(p["id"].as_str().unwrap().to_owned());
         w.clock.advance(chrono::Duration::milliseconds(5));
     }
+    // The cached feature row of the stored tail gives exactly what computing the features again gives.
+    let tail =
+        w.ml.datasets.tail(Owner::User(u.id), "EURUSD", nusatrade_ml::Timeframe::H1, 2_000).await.unwrap().unwrap();
+    let rec = w.model(&u, id).await;
+    let artefact = artefacts::read(
+        w.ports.blobs.as_ref(),
+        Owner::User(u.id),
+        &rec.artefact.unwrap(),
+        rec.artefact_checksum.as_deref().unwrap(),
+    )
+    .await
+    .unwrap();
+    let fresh = nusatrade_app::ml::service::predict_candles(&artefact, &tail.candles).unwrap();
+    assert_eq!(nusatrade_app::ml::service::predict_tail(&artefact, &tail).unwrap(), fresh);
+    assert_eq!(nusatrade_app::ml::service::predict_tail(&artefact, &tail).unwrap(), fresh, "cached row");
     let (entries, hits, misses) = w.ml.cache.stats();
     assert_eq!((entries, misses - before_misses), (1, 1), "loaded once, then served warm");
     assert!(hits >= 4);

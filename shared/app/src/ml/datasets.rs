@@ -14,11 +14,12 @@
 //! dataset's revision, so a stale copy is never served).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use nusatrade_ml::candles::{self, BlobLimits, Conflict, CsvError, CsvLimits, Month};
+use nusatrade_ml::features::{N_FEATURES, STABLE_HISTORY_BARS};
 use nusatrade_ml::{Candle, CandleSeries, Timeframe};
 use tracing::warn;
 
@@ -82,11 +83,25 @@ pub struct UploadSummary {
     pub months_written: usize,
 }
 
+/// The feature row of a tail's last bar, computed once per cached tail (it depends on the bars only).
+pub type RowCell = Arc<OnceLock<Option<[f64; N_FEATURES]>>>;
+
 /// The newest bars of a dataset, as read.
 #[derive(Clone, Debug)]
 pub struct Tail {
     pub record: DatasetRecord,
     pub candles: Arc<Vec<Candle>>,
+    /// The last bar's feature row (see [`Tail::last_row`]), shared by every prediction on this tail.
+    pub row: RowCell,
+}
+
+impl Tail {
+    /// The newest `4 × STABLE_HISTORY_BARS` bars (what a prediction uses) and the feature row of the last one,
+    /// computed on first use and then shared while the dataset does not change.
+    pub fn last_row(&self) -> (&[Candle], Option<&[f64; N_FEATURES]>) {
+        let c = &self.candles[self.candles.len().saturating_sub(4 * STABLE_HISTORY_BARS)..];
+        (c, self.row.get_or_init(|| nusatrade_ml::features::last_row(c)).as_ref())
+    }
 }
 
 /// Candle datasets over the item and blob stores.
@@ -101,8 +116,8 @@ pub struct Datasets {
 /// (owner, symbol, timeframe).
 type TailKey = (Owner, String, Timeframe);
 
-/// A cached tail: last use, dataset revision, bars wanted, the bars.
-type TailEntry = (u64, u64, usize, Arc<Vec<Candle>>);
+/// A cached tail: last use, dataset revision, bars wanted, the bars, their last feature row.
+type TailEntry = (u64, u64, usize, Arc<Vec<Candle>>, RowCell);
 
 #[derive(Default)]
 struct TailCache {
@@ -409,7 +424,7 @@ impl Datasets {
                 && entry.2 >= bars
             {
                 entry.0 = tick;
-                return Ok(Some(Tail { record, candles: entry.3.clone() }));
+                return Ok(Some(Tail { record, candles: entry.3.clone(), row: entry.4.clone() }));
             }
         }
         let mut parts: Vec<CandleSeries> = Vec::new();
@@ -445,8 +460,9 @@ impl Datasets {
                 cache.entries.remove(&k);
             }
         }
-        cache.entries.insert(cache_key, (tick, record.rev, bars, candles.clone()));
-        Ok(Some(Tail { record, candles }))
+        let row = RowCell::default();
+        cache.entries.insert(cache_key, (tick, record.rev, bars, candles.clone(), row.clone()));
+        Ok(Some(Tail { record, candles, row }))
     }
 
     /// Deletes a dataset: its metadata, then every blob under its prefix (stray chunks of lost races included).

@@ -219,12 +219,24 @@ impl MlTrainConsumer {
         let store = self.ml.store.clone();
         let clock = self.ml.clock.clone();
         let (key, cond, interval) = (t.key.clone(), Self::holds(t), self.ml.config.progress_interval);
+        // Ends the writer at once when training is over (the completion write follows; no late progress).
+        let (done_tx, mut done) = tokio::sync::oneshot::channel::<()>();
         let writer = tokio::spawn(async move {
             let mut last = Instant::now() - interval;
-            while rx.changed().await.is_ok() {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut done => break,
+                    changed = rx.changed() => if changed.is_err() { break },
+                }
                 let wait = interval.saturating_sub(last.elapsed());
                 if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
+                    // Coalesce the updates of the rest of the interval into one write.
+                    tokio::select! {
+                        biased;
+                        _ = &mut done => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
                 }
                 let (stage, fraction) = *rx.borrow_and_update();
                 last = Instant::now();
@@ -251,6 +263,7 @@ impl MlTrainConsumer {
             })
         })
         .await;
+        let _ = done_tx.send(());
         let _ = writer.await;
         let result = match result {
             Ok(Ok(artefact)) => Ok(artefact),

@@ -656,8 +656,11 @@ impl MlService {
             }
             PredictCandles::Stored => self.stored_candles(user, symbol, model.timeframe).await?,
         };
-        let candles = series_holder.candles();
-        let prediction = match predict_candles(&artefact, candles) {
+        let prediction = match &series_holder {
+            CandlesHolder::Owned(s) => predict_candles(&artefact, s.candles()),
+            CandlesHolder::Shared(tail) => predict_tail(&artefact, tail),
+        };
+        let prediction = match prediction {
             Ok(p) => p,
             Err(e @ (PredictError::NotEnoughBars { .. } | PredictError::NonFiniteFeature(_))) => {
                 return Err(MlError::BadRequest(format!("Cannot predict: {e}")));
@@ -714,7 +717,7 @@ impl MlService {
             if let Some(tail) = self.datasets.tail(owner, symbol, tf, PREDICT_HISTORY_BARS).await? {
                 let source = json!({"kind": kind, "origin": tail.record.source, "last_bar": tail.record.last,
                                     "dataset_bars": tail.record.bars});
-                return Ok((CandlesHolder::Shared(tail.candles), source));
+                return Ok((CandlesHolder::Shared(tail), source));
             }
         }
         Err(MlError::BadRequest(format!(
@@ -1303,19 +1306,28 @@ impl MlService {
     }
 }
 
-/// Candles for a prediction, owned or shared with the tail cache.
+/// Candles for a prediction: sent with the request, or a stored tail shared with the tail cache.
 enum CandlesHolder {
     Owned(CandleSeries),
-    Shared(Arc<Vec<nusatrade_ml::Candle>>),
+    Shared(super::datasets::Tail),
 }
 
-impl CandlesHolder {
-    fn candles(&self) -> &[nusatrade_ml::Candle] {
-        match self {
-            CandlesHolder::Owned(s) => s.candles(),
-            CandlesHolder::Shared(v) => v,
-        }
-    }
+/// A prediction on a cached tail: its feature row is computed once per dataset revision, so a warm prediction
+/// is the model alone.
+pub fn predict_tail(
+    artefact: &nusatrade_ml::Artefact,
+    tail: &super::datasets::Tail,
+) -> Result<nusatrade_ml::Prediction, PredictError> {
+    use nusatrade_ml::features::{STABLE_HISTORY_BARS, WARMUP_BARS};
+    let (candles, row) = tail.last_row();
+    let (Some(last), Some(row), true) = (candles.last(), row, candles.len() > WARMUP_BARS) else {
+        return Err(PredictError::NotEnoughBars {
+            got: candles.len(),
+            needed: WARMUP_BARS + 1,
+            recommended: STABLE_HISTORY_BARS,
+        });
+    };
+    nusatrade_ml::predict::predict_row(artefact, row, last, candles.len(), &artefact.header.signal)
 }
 
 /// `nusatrade_ml::predict` over a slice of candles (the stored tail is shared, not re-validated: it was validated
