@@ -38,7 +38,7 @@ use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::channels::{connections_status, error_reply, push_to, refuse, reject};
+use super::channels::{connections_status, contact, error_reply, push_to, refuse, reject};
 use super::limits::{Admission, LinkGuard, LinkLimits};
 use super::registry::{ConnectorRegistry, WsConnection};
 use crate::auth::store::{SessionRecord, UserRecord, session_key, user_key};
@@ -299,6 +299,21 @@ impl WsHandler for BrowserChannel {
     }
 
     async fn message(&self, msg: InboundMessage) -> Option<String> {
+        self.message_on(msg, None).await
+    }
+
+    async fn disconnect(&self, connection_id: &str) {
+        self.guard.forget(connection_id);
+        if let Err(e) = self.registry.unregister(connection_id).await {
+            warn!(ws = %connection_id, error = %e, "could not remove the browser connection");
+        }
+    }
+}
+
+impl BrowserChannel {
+    /// A message on one of this channel's sockets. `known`: the socket's connection record when the caller
+    /// has just read it ([`ChannelRouter`](super::router::ChannelRouter)), so it is not read twice.
+    pub(crate) async fn message_on(&self, msg: InboundMessage, known: Option<Option<WsConnection>>) -> Option<String> {
         let ws = msg.connection_id.as_str();
         match self.guard.admit(ws, msg.body.len(), self.registry.clock.now()) {
             Admission::Admit => {}
@@ -316,22 +331,10 @@ impl WsHandler for BrowserChannel {
             Ok(_) => return error_reply("Invalid message format"),
             Err(_) => return error_reply("Invalid JSON format"),
         };
-        let conn = match self.registry.connection(ws).await {
-            Ok(Some(c)) => c,
-            Ok(None) => return error_reply("Unknown connection: reconnect"),
-            Err(e) => {
-                warn!(error = %e, "browser message: store unavailable");
-                return error_reply("Service unavailable");
-            }
+        let (conn, first) = match contact(&self.registry, ws, known).await {
+            Ok(c) => c,
+            Err(reply) => return reply,
         };
-        let first = conn.greeted_at.is_none()
-            && match self.registry.mark_greeted(ws).await {
-                Ok(first) => first,
-                Err(e) => {
-                    warn!(ws, error = %e, "could not mark the first contact");
-                    false
-                }
-            };
         // First contact: CONNECTIONS_STATUS before anything else, then the answer, pushed as well so the two
         // arrive in this order on both platforms.
         if first && kind != "GET_CONNECTIONS_STATUS" {
@@ -352,13 +355,6 @@ impl WsHandler for BrowserChannel {
                 None
             }
             r => r.map(|r| r.to_string()),
-        }
-    }
-
-    async fn disconnect(&self, connection_id: &str) {
-        self.guard.forget(connection_id);
-        if let Err(e) = self.registry.unregister(connection_id).await {
-            warn!(ws = %connection_id, error = %e, "could not remove the browser connection");
         }
     }
 }

@@ -96,6 +96,37 @@ pub(crate) fn error_reply(msg: &str) -> Option<String> {
     Some(json!({"type": "ERROR", "error": msg}).to_string())
 }
 
+/// The connection record of the socket a message arrived on (`known` when the caller has read it already) and
+/// whether this is its first message — decided once, by [`ConnectorRegistry::mark_greeted`]'s conditional
+/// write. `Err` holds the ERROR reply for an unknown socket or an unavailable store.
+pub(crate) async fn contact(
+    registry: &ConnectorRegistry,
+    ws: &str,
+    known: Option<Option<WsConnection>>,
+) -> Result<(WsConnection, bool), Option<String>> {
+    let looked_up = match known {
+        Some(record) => Ok(record),
+        None => registry.connection(ws).await,
+    };
+    let conn = match looked_up {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(error_reply("Unknown connection: reconnect")),
+        Err(e) => {
+            warn!(ws, error = %e, "message on a socket: store unavailable");
+            return Err(error_reply("Service unavailable"));
+        }
+    };
+    let first = conn.greeted_at.is_none()
+        && match registry.mark_greeted(ws).await {
+            Ok(first) => first,
+            Err(e) => {
+                warn!(ws, error = %e, "could not mark the first contact");
+                false
+            }
+        };
+    Ok((conn, first))
+}
+
 pub(crate) fn reject(status: u16, reason: &str) -> ConnectDecision {
     ConnectDecision::Reject { status, reason: reason.into() }
 }
@@ -590,6 +621,33 @@ impl WsHandler for ConnectorChannel {
     }
 
     async fn message(&self, msg: InboundMessage) -> Option<String> {
+        self.message_on(msg, None).await
+    }
+
+    async fn disconnect(&self, connection_id: &str) {
+        self.guard.forget(connection_id);
+        self.memo.forget(connection_id);
+        match self.registry.unregister(connection_id).await {
+            Ok(Some(conn)) => {
+                info!(ws = %connection_id, user = %conn.user_id, "connector disconnected");
+                if let Some(broker) = conn.broker_connection_id
+                    && let Err(e) = self.brokers.mark_disconnected(conn.user_id, broker).await
+                {
+                    warn!(error = %e, "could not mark the broker connection inactive");
+                }
+                let msg = json!({"type": "CONNECTOR_DISCONNECTED", "connection_id": conn.broker_connection_id, "timestamp": now_iso()});
+                self.orders.broadcast(conn.user_id, &msg).await;
+            }
+            Ok(None) => {}
+            Err(e) => warn!(ws = %connection_id, error = %e, "could not remove the connector link"),
+        }
+    }
+}
+
+impl ConnectorChannel {
+    /// A message on one of this channel's sockets. `known`: the socket's connection record when the caller
+    /// has just read it ([`ChannelRouter`](super::router::ChannelRouter)), so it is not read twice.
+    pub(crate) async fn message_on(&self, msg: InboundMessage, known: Option<Option<WsConnection>>) -> Option<String> {
         let ws = msg.connection_id.as_str();
         let now = self.now();
         match self.guard.admit(ws, msg.body.len(), now) {
@@ -606,22 +664,10 @@ impl WsHandler for ConnectorChannel {
         {
             return Some(e.reply());
         }
-        let conn = match self.registry.connection(ws).await {
-            Ok(Some(c)) => c,
-            Ok(None) => return error_reply("Unknown connection: reconnect"),
-            Err(e) => {
-                warn!(error = %e, "connector message: store unavailable");
-                return error_reply("Service unavailable");
-            }
+        let (conn, first) = match contact(&self.registry, ws, known).await {
+            Ok(c) => c,
+            Err(reply) => return reply,
         };
-        let first = conn.greeted_at.is_none()
-            && match self.registry.mark_greeted(ws).await {
-                Ok(first) => first,
-                Err(e) => {
-                    warn!(ws, error = %e, "could not mark the first contact");
-                    false
-                }
-            };
         if first && !self.first_contact(&conn).await {
             return None;
         }
@@ -682,25 +728,6 @@ impl WsHandler for ConnectorChannel {
         };
         self.note(&conn, now, note).await;
         reply
-    }
-
-    async fn disconnect(&self, connection_id: &str) {
-        self.guard.forget(connection_id);
-        self.memo.forget(connection_id);
-        match self.registry.unregister(connection_id).await {
-            Ok(Some(conn)) => {
-                info!(ws = %connection_id, user = %conn.user_id, "connector disconnected");
-                if let Some(broker) = conn.broker_connection_id
-                    && let Err(e) = self.brokers.mark_disconnected(conn.user_id, broker).await
-                {
-                    warn!(error = %e, "could not mark the broker connection inactive");
-                }
-                let msg = json!({"type": "CONNECTOR_DISCONNECTED", "connection_id": conn.broker_connection_id, "timestamp": now_iso()});
-                self.orders.broadcast(conn.user_id, &msg).await;
-            }
-            Ok(None) => {}
-            Err(e) => warn!(ws = %connection_id, error = %e, "could not remove the connector link"),
-        }
     }
 }
 

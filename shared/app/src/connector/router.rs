@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use tracing::warn;
 
 use super::channels::{BrowserChannel, ConnectorChannel};
-use super::registry::{ConnectorRegistry, LinkKind};
+use super::registry::{ConnectorRegistry, LinkKind, WsConnection};
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
 
 /// The query parameter that marks a connector at `$connect`.
@@ -44,15 +44,15 @@ impl ChannelRouter {
         ChannelRouter { connector, browser, registry, routes }
     }
 
-    /// The channel that owns a socket, from its connection record.
-    async fn owner(&self, connection_id: &str) -> &dyn WsHandler {
+    /// The socket's connection record, read once: it says which channel owns the socket, and that channel
+    /// gets it so it does not read it again. On a store error the connector channel reads it itself and answers
+    /// the error.
+    async fn record(&self, connection_id: &str) -> (bool, Option<Option<WsConnection>>) {
         match self.registry.connection(connection_id).await {
-            Ok(Some(c)) if c.kind == LinkKind::Browser => self.browser.as_ref(),
-            Ok(_) => self.connector.as_ref(),
+            Ok(record) => (record.as_ref().is_some_and(|c| c.kind == LinkKind::Browser), Some(record)),
             Err(e) => {
-                // The connector channel reads the record again and answers the store error itself.
                 warn!(ws = %connection_id, error = %e, "cannot read the connection record");
-                self.connector.as_ref()
+                (false, None)
             }
         }
     }
@@ -73,10 +73,16 @@ impl WsHandler for ChannelRouter {
     }
 
     async fn message(&self, msg: InboundMessage) -> Option<String> {
-        self.owner(&msg.connection_id).await.message(msg).await
+        match self.record(&msg.connection_id).await {
+            (true, known) => self.browser.message_on(msg, known).await,
+            (false, known) => self.connector.message_on(msg, known).await,
+        }
     }
 
     async fn disconnect(&self, connection_id: &str) {
-        self.owner(connection_id).await.disconnect(connection_id).await
+        match self.record(connection_id).await {
+            (true, _) => self.browser.disconnect(connection_id).await,
+            (false, _) => self.connector.disconnect(connection_id).await,
+        }
     }
 }

@@ -5,6 +5,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 use super::error::{ApiError, FieldError};
 
@@ -39,7 +40,7 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
         }
         other => ("value_error", other.body_text()),
     };
-    ApiError::Unprocessable(vec![FieldError::new(kind, &["body"], msg, serde_json::Value::Null)])
+    ApiError::Unprocessable(vec![FieldError::new(kind, &["body"], msg, Value::Null)])
 }
 
 /// `axum::extract::Query` with 422 `{"detail":[...]}` on bad query strings.
@@ -61,5 +62,42 @@ where
 }
 
 fn query_rejection(rej: QueryRejection) -> ApiError {
-    ApiError::Unprocessable(vec![FieldError::new("value_error", &["query"], rej.body_text(), serde_json::Value::Null)])
+    ApiError::Unprocessable(vec![FieldError::new("value_error", &["query"], rej.body_text(), Value::Null)])
+}
+
+/// A JSON object body that may be absent: an empty (or all-whitespace) body is an empty object, as for the
+/// original's optional request models. Anything but an object is the same 422 list as [`ApiJson`].
+pub fn optional_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let (kind, msg) = match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => return Ok(m),
+        Ok(_) => ("model_attributes_type", "Input should be a valid dictionary".to_owned()),
+        Err(e) => ("json_invalid", format!("JSON decode error: {e}")),
+    };
+    Err(ApiError::Unprocessable(vec![FieldError::new(kind, &["body"], msg, Value::Null)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_optional_body_is_an_object_or_empty_and_anything_else_is_a_422_list() {
+        assert!(optional_object(b"").unwrap().is_empty());
+        assert!(optional_object(b" \n\t").unwrap().is_empty());
+        assert_eq!(optional_object(br#"{"a":1}"#).unwrap()["a"], 1);
+        for (body, kind) in
+            [(&b"[1]"[..], "model_attributes_type"), (b"null", "model_attributes_type"), (b"{", "json_invalid")]
+        {
+            match optional_object(body) {
+                Err(ApiError::Unprocessable(errors)) => {
+                    assert_eq!(errors.len(), 1);
+                    assert_eq!(serde_json::to_value(&errors[0]).unwrap()["type"], kind, "{body:?}");
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+    }
 }

@@ -7,4 +7,4 @@ pub mod health;
 pub mod layers;
 
 pub use error::{ApiError, ApiResult, FieldError};
-pub use extract::{ApiJson, ApiQuery};
+pub use extract::{ApiJson, ApiQuery, optional_object};

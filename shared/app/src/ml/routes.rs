@@ -55,7 +55,7 @@ use super::service::{
 };
 use super::store::{DatasetRecord, ModelRecord, Owner, TrainingStatus, tf_name};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
-use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError};
+use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError, optional_object};
 use crate::ports::Cursor;
 use crate::trading::fields::{Fields, gt, instrument};
 use crate::trading::orders::views::iso;
@@ -347,28 +347,6 @@ fn parse_model(body: &Map<String, Value>) -> ApiResult<ModelInput> {
         strategy_id: strategy?,
         config: config.ok_or_else(missing)?,
     })
-}
-
-/// A JSON object body that may be absent (empty).
-fn optional_body(bytes: &Bytes) -> ApiResult<Map<String, Value>> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::Unprocessable(vec![FieldError::new(
-            "model_attributes_type",
-            &["body"],
-            "Input should be a valid dictionary",
-            Value::Null,
-        )])),
-        Err(e) => Err(ApiError::Unprocessable(vec![FieldError::new(
-            "json_invalid",
-            &["body"],
-            format!("JSON decode error: {}", serde_msg(&e)),
-            Value::Null,
-        )])),
-    }
 }
 
 /// A date of the train request: `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (also with an offset).
@@ -764,7 +742,7 @@ async fn train(
     body: Bytes,
 ) -> ApiResult<Response> {
     let id = model_id(&id)?;
-    let req = parse_train(&optional_body(&body)?)?;
+    let req = parse_train(&optional_object(&body)?)?;
     let m = s.ml.request_training(user.id, id, req).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -793,7 +771,7 @@ async fn predict(
     body: Bytes,
 ) -> ApiResult<Response> {
     let id = model_id(&id)?;
-    let body = optional_body(&body)?;
+    let body = optional_object(&body)?;
     let sym = match body.get("symbol") {
         None | Some(Value::Null) => None,
         Some(Value::String(raw)) => {

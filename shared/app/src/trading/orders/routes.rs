@@ -41,7 +41,7 @@ use super::service::{IdempotencyKey, ModifyOrder, OrderService, PlaceOrder, Repl
 use super::store::SOURCE_API;
 use super::views::{PositionOut, TradeOut};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
-use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError};
+use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError, optional_object};
 use crate::ports::Cursor;
 use crate::trading::fields::{Fields, ge, gt, instrument, num};
 use crate::trading::sizing::MAX_PRICE;
@@ -109,28 +109,6 @@ fn header_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
 
 fn idempotency(key: Option<&str>, route: String, body: &Map<String, Value>) -> ApiResult<Option<IdempotencyKey>> {
     key.map(|k| IdempotencyKey::new(k, &route, &Value::Object(body.clone()))).transpose().map_err(ApiError::from)
-}
-
-/// A JSON object body that may be absent (empty).
-fn optional_body(bytes: &Bytes) -> ApiResult<Map<String, Value>> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::Unprocessable(vec![FieldError::new(
-            "model_attributes_type",
-            &["body"],
-            "Input should be a valid dictionary",
-            Value::Null,
-        )])),
-        Err(e) => Err(ApiError::Unprocessable(vec![FieldError::new(
-            "json_invalid",
-            &["body"],
-            format!("JSON decode error: {e}"),
-            Value::Null,
-        )])),
-    }
 }
 
 // ------------------------------------------------------------------ place
@@ -268,7 +246,7 @@ async fn close(
     body: Bytes,
 ) -> ApiResult<Response> {
     let id = order_id(&id)?;
-    let body = optional_body(&body)?;
+    let body = optional_object(&body)?;
     // `close_price` (required by the original, whose close was DB-only) is accepted and checked; the close
     // itself is a market order at MT5's price.
     let mut f = Fields::new(&body);
