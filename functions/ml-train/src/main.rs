@@ -1,5 +1,7 @@
 //! Lambda entry point of the `ml-train` queue's consumer: trains a user's model or a system default per message
-//! (`nusatrade_app::ml::jobs`).
+//! (`nusatrade_app::ml::jobs`), and runs the auto-trading cycle the 15-minute schedule puts on the same queue
+//! (`nusatrade_app::ml::auto`: orders through the order use case, so the trading settings
+//! `NUSATRADE_MAX_OPEN_POSITIONS` / `NUSATRADE_REQUIRE_EMAIL_VERIFICATION` apply here too).
 //!
 //! Wiring only: logging, the ML settings (`NUSATRADE_ML_JOB_TIMEOUT_SECONDS` = this function's Timeout: a
 //! job's lease, after which a redelivered message may restart it) and the AWS adapters built once per execution
@@ -10,13 +12,17 @@
 use std::sync::Arc;
 
 use nusatrade_app::ml::{MlConfig, MlService, MlTrainConsumer, ModelCache};
+use nusatrade_app::trading::orders::{OrderService, TradingConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let ports = nusatrade_aws::runtime::init("ml-train").await?;
     let config = MlConfig::from_env()?;
+    let trading = TradingConfig::from_env()?;
     tracing::info!(?config, "ml-train function initialised");
-    // No order use case here: training never trades.
-    let ml = MlService::new(&ports, None, config, ModelCache::new(1));
+    // The order use case is the auto-trading cycle's (training never trades). A few decoded models stay cached for
+    // the cycle's predictions.
+    let orders = OrderService::new(&ports, trading);
+    let ml = MlService::new(&ports, Some(orders), config, ModelCache::new(4));
     nusatrade_aws::jobs::run(Arc::new(MlTrainConsumer::new(ml))).await
 }

@@ -82,6 +82,7 @@ async fn artefacts_on_s3_jobs_through_sqs_and_tampering_refused() {
         timeframe: Timeframe::H1,
         strategy_id: None,
         config: config.clone(),
+        auto_trading: Default::default(),
     };
     let mut ids = Vec::new();
     for name in ["a", "b"] {
@@ -145,4 +146,122 @@ async fn artefacts_on_s3_jobs_through_sqs_and_tampering_refused() {
     assert!(list(&s3, &bucket, &format!("models/{user}/{a}/")).await.is_empty());
     assert_eq!(list(&s3, &bucket, &format!("models/{user}/{b}/")).await.len(), 1);
     assert!(ml.predictions(user, a, 10, None).await.is_err(), "gone with its model");
+}
+
+/// The auto-trading cycle on DynamoDB: the lease (an expired one still in the table is taken over, a live one
+/// makes the cycle `already_running`, the holder deletes it), the `ML#ACTIVE` index query, the day-slot
+/// transaction with the prediction mark, the order through the order use case, and a resumed prediction placing
+/// no second order.
+#[tokio::test]
+async fn auto_trading_cycle_lease_index_and_slots_on_dynamodb() {
+    use std::sync::Arc;
+
+    use nusatrade_app::auth::{AuthConfig, AuthService, RequestMeta};
+    use nusatrade_app::contract::orders::RecordingPush;
+    use nusatrade_app::ml::auto::{SCHEDULED_BUDGET, utc_day};
+    use nusatrade_app::ml::store::{PredictionRecord, auto_lease_key, prediction_key};
+    use nusatrade_app::ml::{AutoTradingSettings, CycleOrigin, CycleOutcome};
+    use nusatrade_app::ports::store::TTL_ATTR;
+    use nusatrade_app::ports::{Condition, Item, Query, Update};
+    use nusatrade_app::trading::orders::{OrderService, TradingConfig};
+
+    let sdk = sdk().await;
+    let table = unique("nusatrade");
+    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await.expect("table");
+    let bucket = unique("nusatrade");
+    S3Blobs::create_bucket(&s3_client(&sdk), &bucket).await.expect("bucket");
+    let queue_name = unique("ml-train");
+    let (url, dlq_url) =
+        SqsQueue::create_queue_pair(&aws_sdk_sqs::Client::new(&sdk), &queue_name, 5).await.expect("queues");
+    let mut settings = AwsSettings::for_endpoint(moto_endpoint());
+    settings.table = Some(table);
+    settings.bucket = Some(bucket);
+    settings.queue_urls.insert(ML_TRAIN_QUEUE.into(), url);
+    settings.queue_urls.insert(dlq_name(ML_TRAIN_QUEUE), dlq_url);
+    let mut ports = build_ports_from(&sdk, &settings);
+    let push = Arc::new(RecordingPush::default());
+    ports.push = push.clone();
+    let orders = OrderService::new(&ports, TradingConfig::default()).with_ack_timeouts(None);
+    let config = MlConfig { require_email_verification: false, ..MlConfig::default() };
+    let ml = MlService::new(&ports, Some(orders.clone()), config, ModelCache::new(2));
+    let consumer = MlTrainConsumer::new(ml.clone());
+    let mut auth_config = AuthConfig::for_tests("moto-secret-moto-secret-moto-secret!!");
+    auth_config.require_email_verification = false;
+    let auth = AuthService::new(auth_config, ports.clone()).unwrap();
+    let meta = RequestMeta { ip: "10.0.0.1".into(), user_agent: "moto".into() };
+    let (out, _) = auth.register(&format!("{}@example.com", unique("auto")), "Str0ng!pass", None, &meta).await.unwrap();
+    let user: Uuid = out.id.parse().unwrap();
+
+    // A trained, active model whose every prediction trades.
+    ml.datasets
+        .upload_csv(Owner::User(user), "EURUSD", Timeframe::H1, csv(1_500).as_bytes(), DatasetSource::Upload)
+        .await
+        .expect("upload");
+    let cfg = serde_json::json!({"hyperparameters": {"iterations": 8, "max_depth": 3, "nbins": 32},
+        "label": {"kind": "binary", "horizon": 5, "threshold": 0.0}, "signal": {"min_confidence": 0.0}});
+    let input = ModelInput {
+        name: "auto".into(),
+        symbol: "EURUSD",
+        timeframe: Timeframe::H1,
+        strategy_id: None,
+        config: routes::parse_config(ModelKind::GradientBoosting, Timeframe::H1, Some(&cfg)).unwrap(),
+        auto_trading: AutoTradingSettings { confidence_threshold: 0.0, ..AutoTradingSettings::default() },
+    };
+    let model = ml.create_model(user, input).await.expect("create");
+    ml.request_training(user, model.id, Default::default()).await.expect("queued");
+    let msg = ports
+        .queue
+        .receive(ML_TRAIN_QUEUE, 1, Duration::from_secs(600), Duration::from_secs(5))
+        .await
+        .unwrap()
+        .remove(0);
+    consumer.handle(&msg).await.expect("trained");
+    ml.activate(user, model.id).await.expect("activate");
+    let ws = format!("ws-{}", Uuid::new_v4().simple());
+    orders.registry.register_connector(&ws, user, "auto@example.com", Uuid::new_v4()).await.unwrap();
+
+    // A live lease of another instance: already running.
+    let now = chrono::Utc::now().timestamp();
+    let lease = |ttl: i64| {
+        Item::new(&auto_lease_key())
+            .with("holder", Uuid::new_v4().to_string())
+            .with("origin", "schedule")
+            .with(TTL_ATTR, ttl)
+    };
+    ports.store.put(lease(now + 600), None).await.unwrap();
+    let out = ml.auto_trading_cycle(CycleOrigin::Schedule, SCHEDULED_BUDGET).await.unwrap();
+    assert_eq!(out, CycleOutcome::AlreadyRunning);
+    // An expired lease DynamoDB has not removed yet counts as absent: taken over.
+    ports.store.put(lease(now - 5), None).await.unwrap();
+    let CycleOutcome::Completed(r) = ml.auto_trading_cycle(CycleOrigin::Schedule, SCHEDULED_BUDGET).await.unwrap()
+    else {
+        panic!("the expired lease blocks the cycle")
+    };
+    assert_eq!((r.models_checked, r.predictions_generated, r.trades_executed), (1, 1, 1), "{r:?}");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(ports.store.get(&auto_lease_key()).await.unwrap().is_none(), "released by its holder");
+    assert_eq!(push.of_type(&ws, "TRADE_OPEN").len(), 1);
+    assert_eq!(ml.trades_on(user, model.id, utc_day(chrono::Utc::now())).await.unwrap(), 1);
+    let status = ml.cycle_status().await.unwrap();
+    assert_eq!(status.result().unwrap().run_id, r.run_id);
+
+    // Resumed after a "crash" before its outcome was recorded: the same order, the slot not taken twice.
+    let q = Query::partition(format!("USER#{user}")).sk_prefix(format!("PRED#{}#", model.id)).descending();
+    let p: PredictionRecord = ports.store.query(q).await.unwrap().items[0].to_record().unwrap();
+    let order = p.executed_order_id.expect("order recorded");
+    let key = prediction_key(user, model.id, p.id);
+    ports
+        .store
+        .update(&key, Update::new().remove("auto_outcome").remove("executed_order_id"), Some(Condition::Exists))
+        .await
+        .unwrap();
+    let CycleOutcome::Completed(r) = ml.auto_trading_cycle(CycleOrigin::Schedule, SCHEDULED_BUDGET).await.unwrap()
+    else {
+        panic!("no lease held")
+    };
+    assert_eq!((r.predictions_generated, r.trades_executed), (0, 1), "{r:?}");
+    assert_eq!(push.of_type(&ws, "TRADE_OPEN").len(), 1, "no second order");
+    assert_eq!(ml.trades_on(user, model.id, utc_day(chrono::Utc::now())).await.unwrap(), 1);
+    let again: PredictionRecord = ports.store.get(&key).await.unwrap().unwrap().to_record().unwrap();
+    assert_eq!(again.executed_order_id, Some(order));
 }

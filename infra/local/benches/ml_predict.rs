@@ -53,8 +53,14 @@ fn benches(c: &mut Criterion) {
             .await
             .expect("upload");
         let config = routes::parse_config(ModelKind::GradientBoosting, Timeframe::H1, None).expect("config");
-        let input =
-            ModelInput { name: "bench".into(), symbol: "EURUSD", timeframe: Timeframe::H1, strategy_id: None, config };
+        let input = ModelInput {
+            name: "bench".into(),
+            symbol: "EURUSD",
+            timeframe: Timeframe::H1,
+            strategy_id: None,
+            config,
+            auto_trading: Default::default(),
+        };
         let m = ml.create_model(user, input).await.expect("create");
         ml.request_training(user, m.id, Default::default()).await.expect("queue");
         let msg =

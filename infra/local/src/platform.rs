@@ -153,6 +153,7 @@ impl LocalPlatform {
     pub fn schedules(&self) -> Vec<Schedule> {
         let mut schedules = reconcile::SCHEDULES.to_vec();
         schedules.push(backup::DAILY_BACKUP);
+        schedules.push(ml::AUTO_TRADING_SCHEDULE);
         schedules
     }
 

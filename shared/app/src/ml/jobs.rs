@@ -3,7 +3,9 @@
 //!
 //! Messages ([`TrainJob`], JSON): `{"kind":"train_model","user_id","model_id","job_id","request":{start,end,
 //! test_split}}` — written by `POST /ml/models/{id}/train` — and `{"kind":"train_default","symbol","job_id"}` —
-//! written when a system default is first needed or retrained.
+//! written when a system default is first needed or retrained — and `{"kind":"auto_trading_cycle"}`, put by the
+//! 15-minute schedule ([`super::auto`]): a cycle takes the cross-process lease (a duplicate or concurrent message
+//! is `already_running` and done), and its trades are idempotent per model and prediction.
 //!
 //! Delivery is at least once, so a job is **idempotent**:
 //! 1. The record (model or default) names the job it expects (`job_id`). A message for another job (superseded
@@ -34,9 +36,10 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::artefacts;
+use super::auto::{self, CycleOrigin};
 use super::datasets::DatasetError;
 use super::defaults::{self, GENERATED_BARS, MIN_DEFAULT_BARS};
-use super::service::{ML_TRAIN_QUEUE, MlService, TrainRequest};
+use super::service::{ML_TRAIN_QUEUE, MlError, MlService, TrainRequest};
 use super::store::*;
 use crate::jobs::{JobError, QueueConsumer};
 use crate::ports::{Condition, Item, Key, ReceivedMessage, StoreError, Update, Value as StoreValue};
@@ -55,6 +58,8 @@ pub enum TrainJob {
     },
     /// Train (or retrain) a system default.
     TrainDefault { symbol: String, job_id: Uuid },
+    /// One auto-trading cycle (the 15-minute schedule's body, [`super::auto::AUTO_TRADING_BODY`]).
+    AutoTradingCycle,
 }
 
 impl TrainJob {
@@ -551,6 +556,13 @@ impl QueueConsumer for MlTrainConsumer {
                 let symbol = defaults::default_symbol(symbol)
                     .ok_or_else(|| JobError::Invalid(format!("{symbol:?} has no default model")))?;
                 self.train_default(symbol, *job_id).await
+            }
+            TrainJob::AutoTradingCycle => {
+                match self.ml.auto_trading_cycle(CycleOrigin::Schedule, auto::SCHEDULED_BUDGET).await {
+                    Ok(_) => Ok(()),
+                    Err(MlError::Busy(m)) => Err(JobError::Invalid(m)),
+                    Err(e) => Err(unavailable(e)),
+                }
             }
         }
     }

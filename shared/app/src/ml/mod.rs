@@ -8,8 +8,13 @@
 //! ([`jobs::MlTrainConsumer`]) takes a lease on the model, trains on the user's stored candles (progress written as
 //! it goes), writes the artefact to `models/{user}/{model}/v{n}/model.json.gz` and completes the model with its
 //! metrics; `GET /ml/models/{id}/status` shows each step.
+//!
+//! Auto-trading ([`auto`]): every 15 minutes a `{"kind":"auto_trading_cycle"}` message on the same queue runs one
+//! cycle over every user's active models (one at a time across all processes: a lease item), placing orders
+//! through the order use case; `POST /ml/auto-trading/trigger` runs one at once.
 
 pub mod artefacts;
+pub mod auto;
 pub mod datasets;
 pub mod defaults;
 pub mod jobs;
@@ -18,6 +23,7 @@ pub mod service;
 pub mod store;
 
 pub use artefacts::ModelCache;
+pub use auto::{AUTO_TRADING_BODY, AUTO_TRADING_SCHEDULE, AutoTradingSettings, CycleOrigin, CycleOutcome, CycleResult};
 pub use jobs::{MlTrainConsumer, TrainJob};
 pub use routes::{MlState, router};
 pub use service::{MAX_MODELS_PER_USER, ML_TRAIN_QUEUE, MlConfig, MlError, MlService};

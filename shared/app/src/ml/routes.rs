@@ -16,13 +16,17 @@
 //! | `POST /api/v1/ml/models/{id}/execute` | 200 (202 when delivery to MT5 is uncertain) |
 //! | `POST /api/v1/ml/models/import-default/{symbol}` | 201 `ModelResponse` |
 //! | `GET /api/v1/ml/dashboard/active-bots` | 200 |
+//! | `POST /api/v1/ml/auto-trading/trigger` | 200 `{status: "completed", result}` or `{status: "skipped", reason: "already_running"}`; 400 without an active model |
+//! | `GET /api/v1/ml/auto-trading/status` | 200 last run, today's (UTC) predictions and trades, the applied config |
+//! | `GET /api/v1/ml/auto-trading/health` (**no token**) | 200 `{status: "healthy" \| "stale", ...}` |
 //! | `GET /api/v1/ml-models/models`, `/ml-models/models/{symbol}` | 200 |
 //! | `GET /api/v1/ml-models/defaults`, `GET`/`POST`/`DELETE /ml-models/defaults/{symbol}` | 200 |
 //! | `POST /api/v1/ml-models/defaults/{symbol}/retrain` (admin) | 202 |
 //!
-//! All routes need a bearer token; model lookups are scoped to the caller (another user's id is 404 "Model not
-//! found", as an unknown one). Malformed ids are 400 `Invalid model_id format. Must be a valid UUID.`; bad
-//! bodies are the framework-style 422 list; bad CSV is 422 with the line (`loc: ["body", "line", n]`).
+//! All routes but `auto-trading/health` need a bearer token; model lookups are scoped to the caller (another
+//! user's id is 404 "Model not found", as an unknown one). Malformed ids are 400 `Invalid model_id format. Must
+//! be a valid UUID.`; bad bodies are the framework-style 422 list; bad CSV is 422 with the line
+//! (`loc: ["body", "line", n]`).
 //!
 //! `training_status` keeps the contract's values (`idle`, `training`, `completed`, `failed`): a queued job
 //! reports `training` with `training_progress.stage = "queued"`.
@@ -47,6 +51,9 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::artefacts::owner_of;
+use super::auto::{
+    AutoTradingSettings, CycleOutcome, CycleResult, INTERVAL_MINUTES, SETTING_KEYS, STALE_AFTER_MINUTES,
+};
 use super::datasets::{MAX_UPLOAD_BYTES, UploadSummary};
 use super::defaults::{DEFAULT_SYMBOLS, default_symbol};
 use super::service::{
@@ -104,6 +111,9 @@ pub fn router(state: MlState, limits: Option<RequestLimits>) -> Router {
         .route("/ml/models/{id}/deactivate", post(deactivate))
         .route("/ml/models/{id}/execute", post(execute))
         .route("/ml/dashboard/active-bots", get(active_bots))
+        .route("/ml/auto-trading/trigger", post(trigger_auto_trading))
+        .route("/ml/auto-trading/status", get(auto_trading_status))
+        .route("/ml/auto-trading/health", get(auto_trading_health))
         .route("/ml-models/models", get(model_files_all))
         .route("/ml-models/models/{symbol}", get(model_files_symbol))
         .route("/ml-models/defaults", get(defaults_all))
@@ -188,7 +198,9 @@ fn part<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// The training config of a model: `model_type` gives the family; `config` may hold `hyperparameters`, `label`,
-/// `split`, `signal` and `backtest` objects (documented ranges; unknown keys refused).
+/// `split`, `signal` and `backtest` objects (documented ranges; unknown keys refused) and the auto-trading knobs
+/// (`confidence_threshold`, `max_trades_per_day`, `cooldown_minutes`, `lot_size`: read by
+/// [`AutoTradingSettings::from_config`], not part of the training config).
 pub fn parse_config(kind: ModelKind, tf: Timeframe, config: Option<&Value>) -> Result<TrainConfig, Vec<FieldError>> {
     let empty = Map::new();
     let config = match config {
@@ -205,11 +217,15 @@ pub fn parse_config(kind: ModelKind, tf: Timeframe, config: Option<&Value>) -> R
     };
     let mut errors = Vec::new();
     for k in config.keys() {
-        if !matches!(k.as_str(), "hyperparameters" | "label" | "split" | "signal" | "backtest") {
+        if !matches!(k.as_str(), "hyperparameters" | "label" | "split" | "signal" | "backtest")
+            && !SETTING_KEYS.contains(&k.as_str())
+        {
             errors.push(FieldError {
                 kind: "extra_forbidden".into(),
                 loc: vec!["body".into(), "config".into(), k.as_str().into()],
-                msg: "Unknown config key; allowed: hyperparameters, label, split, signal, backtest".into(),
+                msg: "Unknown config key; allowed: hyperparameters, label, split, signal, backtest, \
+                      confidence_threshold, max_trades_per_day, cooldown_minutes, lot_size"
+                    .into(),
                 input: config[k].clone(),
             });
         }
@@ -335,6 +351,16 @@ fn parse_model(body: &Map<String, Value>) -> ApiResult<ModelInput> {
         },
         _ => None,
     };
+    let auto_trading = match body.get("config") {
+        Some(Value::Object(m)) => match AutoTradingSettings::from_config(m) {
+            Ok(a) => a,
+            Err(mut e) => {
+                errors.append(&mut e);
+                AutoTradingSettings::default()
+            }
+        },
+        _ => AutoTradingSettings::default(),
+    };
     if !errors.is_empty() {
         return Err(ApiError::Unprocessable(errors));
     }
@@ -346,6 +372,7 @@ fn parse_model(body: &Map<String, Value>) -> ApiResult<ModelInput> {
         timeframe: tf.ok_or_else(missing)?,
         strategy_id: strategy?,
         config: config.ok_or_else(missing)?,
+        auto_trading,
     })
 }
 
@@ -491,11 +518,20 @@ pub fn model_view(m: &ModelRecord) -> Value {
         "training_completed_at": opt_iso(m.training_completed_at),
         "training_progress": progress(m),
         "version": m.artefact.map(|a| a.version),
-        "config": serde_json::from_str::<Value>(&m.config).unwrap_or(Value::Null),
+        "config": config_view(m),
         "data_source": json_of(&m.data_source),
         "created_at": iso(m.created_at),
         "updated_at": iso(m.updated_at),
     })
+}
+
+/// The model's `config`: the training config with the auto-trading knobs it applies.
+fn config_view(m: &ModelRecord) -> Value {
+    let mut config = serde_json::from_str::<Value>(&m.config).unwrap_or(Value::Null);
+    if let (Value::Object(c), Value::Object(a)) = (&mut config, m.auto_trading.to_json()) {
+        c.extend(a);
+    }
+    config
 }
 
 fn status_view(m: &ModelRecord) -> Value {
@@ -905,6 +941,84 @@ async fn active_bots(user: CurrentUser, State(s): State<MlState>) -> ApiResult<R
         "active_count": bots.len(),
         "bots": bots.iter().map(bot_view).collect::<Vec<_>>(),
         "total_signals_today": total,
+    }))
+    .into_response())
+}
+
+// ------------------------------------------------------------------ auto-trading
+
+fn cycle_view(r: &CycleResult) -> Value {
+    json!({
+        "started_at": iso(r.started_at),
+        "models_checked": r.models_checked,
+        "predictions_generated": r.predictions_generated,
+        "trades_executed": r.trades_executed,
+        "errors": r.errors,
+        "completed_at": iso(r.completed_at),
+        "origin": r.origin,
+        "run_id": r.run_id,
+    })
+}
+
+async fn trigger_auto_trading(user: CurrentUser, State(s): State<MlState>) -> ApiResult<Response> {
+    let body = match s.ml.trigger_auto_trading(user.id).await? {
+        CycleOutcome::Completed(r) => json!({"status": "completed", "result": cycle_view(&r)}),
+        CycleOutcome::AlreadyRunning => json!({"status": "skipped", "reason": "already_running"}),
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+async fn auto_trading_status(user: CurrentUser, State(s): State<MlState>) -> ApiResult<Response> {
+    let st = s.ml.auto_trading_status(user.id).await?;
+    let defaults = AutoTradingSettings::default();
+    let models: Vec<Value> = st
+        .models
+        .iter()
+        .map(|m| {
+            let mut v = json!({"id": m.model.id, "name": m.model.name, "symbol": m.model.symbol,
+                               "predictions_today": m.predictions_today, "trades_today": m.trades_today});
+            if let (Value::Object(o), Value::Object(a)) = (&mut v, m.model.auto_trading.to_json()) {
+                o.extend(a);
+            }
+            v
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "scheduler_running": true,
+        "cycle_running": st.running,
+        "interval_minutes": INTERVAL_MINUTES,
+        "active_models": st.models.len(),
+        "predictions_today": st.models.iter().map(|m| m.predictions_today).sum::<usize>(),
+        "trades_today": st.models.iter().map(|m| u64::from(m.trades_today)).sum::<u64>(),
+        "last_run": opt_iso(st.cycle.last_run),
+        "last_result": st.cycle.result().as_ref().map(cycle_view),
+        "config": {
+            "default_confidence_threshold": defaults.confidence_threshold,
+            "default_max_trades_per_day": defaults.max_trades_per_day,
+            "default_cooldown_minutes": defaults.cooldown_minutes,
+            "default_lot_size": defaults.to_json()["lot_size"],
+        },
+        "models": models,
+    }))
+    .into_response())
+}
+
+/// Public: no token (monitoring).
+async fn auto_trading_health(State(s): State<MlState>) -> ApiResult<Response> {
+    let h = s.ml.auto_trading_health().await?;
+    Ok(axum::Json(json!({
+        "status": if h.is_stale { "stale" } else { "healthy" },
+        "is_running": h.is_running,
+        "last_run": opt_iso(h.last_run),
+        "loaded_models_in_cache": h.loaded_models,
+        "is_stale": h.is_stale,
+        "stale_after_minutes": STALE_AFTER_MINUTES,
+        "checks": {
+            "scheduler_initialized": true,
+            "last_run_recent": !h.is_stale,
+            "not_stuck": h.not_stuck,
+        },
+        "timestamp": iso(h.now),
     }))
     .into_response())
 }

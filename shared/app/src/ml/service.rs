@@ -59,6 +59,9 @@ pub struct MlConfig {
     pub progress_interval: StdDuration,
     /// Artefact versions kept per model (older ones are deleted after a training).
     pub keep_versions: usize,
+    /// `NUSATRADE_REQUIRE_EMAIL_VERIFICATION` (default true): the auto-trading cycle places orders for a model's
+    /// owner as the owner would, so an unverified owner's models do not trade.
+    pub require_email_verification: bool,
 }
 
 /// The logical queue of training jobs.
@@ -71,6 +74,7 @@ impl Default for MlConfig {
             job_timeout: Duration::seconds(900),
             progress_interval: StdDuration::from_secs(1),
             keep_versions: 3,
+            require_email_verification: true,
         }
     }
 }
@@ -91,6 +95,13 @@ impl MlConfig {
                 .filter(|s| (30..=43_200).contains(s))
                 .ok_or_else(|| format!("NUSATRADE_ML_JOB_TIMEOUT_SECONDS must be 30..=43200, got {v:?}"))?;
             c.job_timeout = Duration::seconds(s);
+        }
+        if let Some(v) = get("NUSATRADE_REQUIRE_EMAIL_VERIFICATION") {
+            c.require_email_verification = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(format!("NUSATRADE_REQUIRE_EMAIL_VERIFICATION must be true or false, got {v:?}")),
+            };
         }
         Ok(c)
     }
@@ -195,6 +206,8 @@ pub struct ModelInput {
     pub strategy_id: Option<Uuid>,
     /// Family and hyperparameters, label, split, signal and backtest settings.
     pub config: TrainConfig,
+    /// The auto-trading knobs (validated).
+    pub auto_trading: super::auto::AutoTradingSettings,
 }
 
 /// A validated training request (`POST /ml/models/{id}/train`).
@@ -391,6 +404,7 @@ impl MlService {
             timeframe: input.timeframe,
             strategy_id: input.strategy_id,
             config: json_text(&input.config)?,
+            auto_trading: input.auto_trading,
             is_active: false,
             is_pretrained: false,
             default_symbol: None,
@@ -480,6 +494,7 @@ impl MlService {
             .set("timeframe", store_ser(&input.timeframe)?)
             .set("strategy_id", store_ser(&input.strategy_id)?)
             .set("config", json_text(&input.config)?)
+            .set("auto_trading", store_ser(&input.auto_trading)?)
             .set("updated_at", store_ser(&now)?);
         let mut cond =
             Condition::Exists.and(Condition::eq("is_active", false).or(Condition::eq("symbol", input.symbol)));
@@ -642,6 +657,19 @@ impl MlService {
         candles: PredictCandles,
     ) -> MlResult<StoredPrediction> {
         let model = self.get_model(user, id).await?;
+        self.predict_model(&model, symbol, candles, None).await
+    }
+
+    /// A prediction of `model` (already read), stored; `extra` is added to the prediction object (the
+    /// auto-trading cycle's marker).
+    pub(crate) async fn predict_model(
+        &self,
+        model: &ModelRecord,
+        symbol: Option<&'static str>,
+        candles: PredictCandles,
+        extra: Option<(&str, Value)>,
+    ) -> MlResult<StoredPrediction> {
+        let (user, id) = (model.user_id, model.id);
         let (Some(location), Some(checksum)) = (model.artefact, model.artefact_checksum.clone()) else {
             return Err(MlError::BadRequest("Model not trained. Please train the model first.".into()));
         };
@@ -688,6 +716,9 @@ impl MlService {
             m.insert("model_version".into(), Value::from(location.version));
             m.insert("candles".into(), source);
             m.insert("timestamp".into(), Value::from(crate::trading::orders::views::iso(now)));
+            if let Some((k, v)) = extra {
+                m.insert(k.to_owned(), v);
+            }
         }
         let direction = match prediction.direction {
             Direction::Buy => "BUY",
@@ -704,6 +735,7 @@ impl MlService {
             prediction: object.to_string(),
             model_version: location.version,
             executed_order_id: None,
+            auto_outcome: None,
             created_at: now,
             ttl: (now + Duration::days(PREDICTION_TTL_DAYS)).timestamp(),
         };
@@ -755,7 +787,7 @@ impl MlService {
         Ok((out, page.cursor))
     }
 
-    async fn latest_prediction(&self, user: Uuid, model: Uuid) -> MlResult<Option<PredictionRecord>> {
+    pub(crate) async fn latest_prediction(&self, user: Uuid, model: Uuid) -> MlResult<Option<PredictionRecord>> {
         let page = self
             .store
             .query(
@@ -770,7 +802,7 @@ impl MlService {
     }
 
     /// Predictions of a model since `since` (at most 1,000 counted).
-    async fn count_since(&self, user: Uuid, model: Uuid, since: DateTime<Utc>) -> MlResult<usize> {
+    pub(crate) async fn count_since(&self, user: Uuid, model: Uuid, since: DateTime<Utc>) -> MlResult<usize> {
         let floor =
             uuid::Builder::from_unix_timestamp_millis(since.timestamp_millis().max(0) as u64, &[0; 10]).into_uuid();
         let mut n = 0;
@@ -825,6 +857,7 @@ impl MlService {
             let ops = match lock {
                 Some(m) if m == id => {
                     if model.is_active {
+                        self.index_active(user, &model.symbol, id).await?;
                         return Ok(model);
                     }
                     vec![
@@ -835,7 +868,11 @@ impl MlService {
                 Some(other) => {
                     let mut ops = vec![TxOp::Update {
                         key: lock_key,
-                        update: Update::new().set("model_id", id.to_string()).set("activated_at", now),
+                        update: Update::new()
+                            .set("model_id", id.to_string())
+                            .set("activated_at", now)
+                            .set("GSI1PK", ACTIVE_INDEX_PK)
+                            .set("GSI1SK", active_index_sk(user, &model.symbol)),
                         condition: Some(Condition::eq("model_id", other.to_string())),
                     }];
                     if self.store.get(&model_key(user, other)).await?.is_some() {
@@ -853,7 +890,9 @@ impl MlService {
                         item: Item::new(&lock_key)
                             .with("model_id", id.to_string())
                             .with("symbol", model.symbol.as_str())
-                            .with("activated_at", now),
+                            .with("activated_at", now)
+                            .with("GSI1PK", ACTIVE_INDEX_PK)
+                            .with("GSI1SK", active_index_sk(user, &model.symbol)),
                         condition: Some(Condition::NotExists),
                     },
                     mine,
@@ -869,6 +908,23 @@ impl MlService {
             }
         }
         Err(MlError::Busy("The model store is busy, please retry".into()))
+    }
+
+    /// Puts an `ACTIVE#<SYMBOL>` item written before the auto-trading index existed into it (activating an
+    /// active model again does it).
+    async fn index_active(&self, user: Uuid, symbol: &str, id: Uuid) -> MlResult<()> {
+        let key = active_key(user, symbol);
+        if let Some(item) = self.store.get(&key).await?
+            && item.get_s("GSI1PK").is_none()
+        {
+            let update = Update::new().set("GSI1PK", ACTIVE_INDEX_PK).set("GSI1SK", active_index_sk(user, symbol));
+            match self.store.update(&key, update, Some(Condition::eq("model_id", id.to_string()))).await {
+                Ok(_) => {}
+                Err(e) if e.is_condition_failure() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// `POST /ml/models/{id}/deactivate`.
@@ -937,31 +993,7 @@ impl MlService {
             .ok_or_else(|| MlError::NotFound("Prediction not found".into()))?;
         let record: PredictionRecord = item.to_record()?;
         let prediction: Value = serde_json::from_str(&record.prediction).unwrap_or(Value::Null);
-        let side = match record.direction.as_str() {
-            "BUY" => Side::Buy,
-            "SELL" => Side::Sell,
-            _ => return Err(MlError::BadRequest("Cannot execute HOLD signal".into())),
-        };
-        let instrument = crate::trading::fields::instrument(&record.symbol)
-            .map_err(|_| MlError::BadRequest(format!("{} is not a tradable symbol", record.symbol)))?;
-        let lots = instrument.validate_lots(input.lot_size).map_err(|e| {
-            use nusatrade_domain::instrument::VolumeError as V;
-            MlError::BadRequest(match e {
-                V::NotPositive | V::BelowMinimum { .. } => {
-                    format!("Lot size must be at least {}", instrument.min_volume.normalize())
-                }
-                V::AboveMaximum { max, .. } => format!("Lot size cannot exceed {}", max.normalize()),
-                V::NotOnStep { step, .. } => format!("Lot size must be in {} increments", step.normalize()),
-            })
-        })?;
-        let price_of = |field: &str| -> Option<Decimal> {
-            prediction.get(field).and_then(Value::as_f64).and_then(Decimal::from_f64).map(|d| instrument.round_price(d))
-        };
-        let price = price_of("entry_price")
-            .filter(|p| *p > Decimal::ZERO)
-            .ok_or_else(|| MlError::BadRequest("The prediction has no entry price".into()))?;
-        let (stop_loss, take_profit) = (price_of("stop_loss"), price_of("take_profit"));
-        validate_stops(side, price, stop_loss, take_profit).map_err(|e| MlError::BadRequest(e.to_string()))?;
+        let req = prediction_order(&record, &prediction, input.lot_size, input.connection_id, SOURCE_ML)?;
         let body = json!({"prediction_id": input.prediction_id, "lot_size": input.lot_size.normalize().to_string(),
                           "connection_id": input.connection_id});
         let idem = IdempotencyKey::new(
@@ -969,20 +1001,8 @@ impl MlService {
             &format!("POST /ml/models/{id}/execute"),
             &body,
         )?;
-        let req = PlaceOrder {
-            instrument,
-            side,
-            lots,
-            price,
-            stop_loss,
-            take_profit,
-            broker_connection_id: input.connection_id,
-            trailing_stop: None,
-            source: SOURCE_ML,
-        };
         let reply = orders.place(user, req, Some(idem)).await?;
-        if let Some(order_id) =
-            reply.body.pointer("/trade/id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
+        if let Some(order_id) = order_id_of(&reply)
             && record.executed_order_id.is_none()
         {
             let update = Update::new().set("executed_order_id", order_id.to_string());
@@ -1158,6 +1178,7 @@ impl MlService {
             timeframe: Timeframe::H1,
             strategy_id: None,
             config: json_text(&defaults::default_config(symbol))?,
+            auto_trading: super::auto::AutoTradingSettings::default(),
             is_active: false,
             is_pretrained: true,
             default_symbol: Some(symbol.to_owned()),
@@ -1348,6 +1369,59 @@ pub fn predict_candles(
     };
     let row = last_row(candles).expect("non-empty");
     nusatrade_ml::predict::predict_row(artefact, &row, last, candles.len(), &artefact.header.signal)
+}
+
+/// The order a stored prediction asks for: BUY/SELL (HOLD is 400 "Cannot execute HOLD signal"), the lot checked
+/// against the instrument, the entry price and SL/TP from the prediction (rounded to the instrument, on the right
+/// sides). `execute` and the auto-trading cycle place it through `OrderService::place`.
+pub fn prediction_order(
+    record: &PredictionRecord,
+    prediction: &Value,
+    lot_size: Decimal,
+    connection_id: Option<Uuid>,
+    source: &'static str,
+) -> MlResult<PlaceOrder> {
+    let side = match record.direction.as_str() {
+        "BUY" => Side::Buy,
+        "SELL" => Side::Sell,
+        _ => return Err(MlError::BadRequest("Cannot execute HOLD signal".into())),
+    };
+    let instrument = crate::trading::fields::instrument(&record.symbol)
+        .map_err(|_| MlError::BadRequest(format!("{} is not a tradable symbol", record.symbol)))?;
+    let lots = instrument.validate_lots(lot_size).map_err(|e| {
+        use nusatrade_domain::instrument::VolumeError as V;
+        MlError::BadRequest(match e {
+            V::NotPositive | V::BelowMinimum { .. } => {
+                format!("Lot size must be at least {}", instrument.min_volume.normalize())
+            }
+            V::AboveMaximum { max, .. } => format!("Lot size cannot exceed {}", max.normalize()),
+            V::NotOnStep { step, .. } => format!("Lot size must be in {} increments", step.normalize()),
+        })
+    })?;
+    let price_of = |field: &str| -> Option<Decimal> {
+        prediction.get(field).and_then(Value::as_f64).and_then(Decimal::from_f64).map(|d| instrument.round_price(d))
+    };
+    let price = price_of("entry_price")
+        .filter(|p| *p > Decimal::ZERO)
+        .ok_or_else(|| MlError::BadRequest("The prediction has no entry price".into()))?;
+    let (stop_loss, take_profit) = (price_of("stop_loss"), price_of("take_profit"));
+    validate_stops(side, price, stop_loss, take_profit).map_err(|e| MlError::BadRequest(e.to_string()))?;
+    Ok(PlaceOrder {
+        instrument,
+        side,
+        lots,
+        price,
+        stop_loss,
+        take_profit,
+        broker_connection_id: connection_id,
+        trailing_stop: None,
+        source,
+    })
+}
+
+/// The order id of a `place` reply (`trade.id`).
+pub fn order_id_of(reply: &Reply) -> Option<Uuid> {
+    reply.body.pointer("/trade/id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
 }
 
 /// The `model_type` strings accepted on input → the family.

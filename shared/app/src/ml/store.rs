@@ -5,12 +5,15 @@
 //! | `USER#<uid>` | `MODEL#<model id>` | one model ([`ModelRecord`]): config, training status and progress, artefact versions, metrics |
 //! | `USER#<uid>` | `COUNT#MLMODELS` | the user's model count (`count`), kept in the create/delete transactions so [`MAX_MODELS_PER_USER`](super::MAX_MODELS_PER_USER) holds under concurrency |
 //! | `USER#<uid>` | `PRED#<model id>#<prediction uuidv7>` | one stored prediction ([`PredictionRecord`]); v7 ids sort by time, so a model's predictions are one sort-key prefix, newest first when read descending; `ttl` one year |
-//! | `USER#<uid>` | `ACTIVE#<SYMBOL>` | the active model for a symbol (`model_id`): activation is a conditional transaction on this item and the models' `is_active` flags, so one model per user per symbol is active, also under concurrency |
+//! | `USER#<uid>` | `ACTIVE#<SYMBOL>` | the active model for a symbol (`model_id`): activation is a conditional transaction on this item and the models' `is_active` flags, so one model per user per symbol is active, also under concurrency; `GSI1PK = ML#ACTIVE`, `GSI1SK = <uid>#<SYMBOL>` list every user's active models for the auto-trading cycle |
+//! | `USER#<uid>` | `AUTOTRADE#<model id>#<YYYY-MM-DD>` | the auto-trading cycle's trades of a model on a UTC day (`trades`), reserved before an order is placed (conditional on `max_trades_per_day`), released when none was; `ttl` 3 days |
 //! | `USER#<uid>` | `IMPORTED#<SYMBOL>` | marks the user's imported default model of a symbol (`model_id`), written with the model in one transaction (one import per symbol) |
 //! | `USER#<uid>` | `DEFAULT#<SYMBOL>` | the user's default-model override ([`OverrideRecord`]) |
 //! | `USER#<uid>` | `DATASET#<SYMBOL>#<TF>` | a candle dataset's metadata ([`DatasetRecord`]); the candles are blobs |
 //! | `SYSTEM#ML` | `DEFAULT#<SYMBOL>` | the system default model of a symbol ([`DefaultRecord`]) |
 //! | `SYSTEM#ML` | `DATASET#<SYMBOL>#<TF>` | the platform's own candle dataset (what defaults are trained on) |
+//! | `SYSTEM#ML` | `AUTOTRADE#LEASE` | the auto-trading cycle's lease (`holder` run id, `origin`, `started_at`; `ttl` = its deadline): put only if absent (an expired lease counts as absent), deleted by its holder — one cycle at a time across every process |
+//! | `SYSTEM#ML` | `AUTOTRADE#STATUS` | the last cycle: `last_started_at`, `last_run` (completion), its result summary |
 //!
 //! Blob keys are built here only, from UUIDs, catalogue symbols (`&'static str` from the instrument catalogue),
 //! [`Timeframe`] names, months and integers — never from request strings (audit GAP #1):
@@ -80,6 +83,24 @@ pub fn prediction_key(user: Uuid, model: Uuid, prediction: Uuid) -> Key {
 }
 pub fn active_key(user: Uuid, symbol: &str) -> Key {
     Key::new(user_pk(user), format!("ACTIVE#{symbol}"))
+}
+/// GSI1 partition of every user's `ACTIVE#<SYMBOL>` items (what the auto-trading cycle reads; no table scan).
+pub const ACTIVE_INDEX_PK: &str = "ML#ACTIVE";
+/// GSI1 sort key of an `ACTIVE#<SYMBOL>` item.
+pub fn active_index_sk(user: Uuid, symbol: &str) -> String {
+    format!("{user}#{symbol}")
+}
+/// The auto-trading cycle's lease.
+pub fn auto_lease_key() -> Key {
+    Key::new(SYSTEM_PK, "AUTOTRADE#LEASE")
+}
+/// The auto-trading cycle's last run.
+pub fn auto_status_key() -> Key {
+    Key::new(SYSTEM_PK, "AUTOTRADE#STATUS")
+}
+/// A model's auto-trades on one UTC day.
+pub fn auto_day_key(user: Uuid, model: Uuid, day: chrono::NaiveDate) -> Key {
+    Key::new(user_pk(user), format!("AUTOTRADE#{model}#{}", day.format("%Y-%m-%d")))
 }
 pub fn imported_key(user: Uuid, symbol: &str) -> Key {
     Key::new(user_pk(user), format!("IMPORTED#{symbol}"))
@@ -214,6 +235,10 @@ pub struct ModelRecord {
     pub strategy_id: Option<Uuid>,
     /// The validated training config (`nusatrade_ml::TrainConfig` as JSON text, so floats stay exact).
     pub config: String,
+    /// The auto-trading knobs (the `config` keys `confidence_threshold`, `max_trades_per_day`,
+    /// `cooldown_minutes`, `lot_size`; defaults for records written before they existed).
+    #[serde(default)]
+    pub auto_trading: super::auto::AutoTradingSettings,
     #[serde(default)]
     pub is_active: bool,
     #[serde(default)]
@@ -274,6 +299,10 @@ pub struct PredictionRecord {
     pub model_version: u32,
     #[serde(default)]
     pub executed_order_id: Option<Uuid>,
+    /// For a prediction of the auto-trading cycle: what the cycle did with it (`executed`, `hold`,
+    /// `below_threshold`, `not_executed: <why>`); absent while its order is being placed.
+    #[serde(default)]
+    pub auto_outcome: Option<String>,
     pub created_at: DateTime<Utc>,
     pub ttl: i64,
 }
@@ -407,6 +436,12 @@ mod tests {
             timeframe: Timeframe::H1,
             strategy_id: None,
             config: "{}".into(),
+            auto_trading: crate::ml::auto::AutoTradingSettings {
+                confidence_threshold: 0.55,
+                max_trades_per_day: 3,
+                cooldown_minutes: 45,
+                lot_size: rust_decimal::Decimal::new(2, 2),
+            },
             is_active: false,
             is_pretrained: false,
             default_symbol: None,
