@@ -77,6 +77,8 @@ fn benches(c: &mut Criterion) {
         .block_on(nusatrade_app::ml::artefacts::read(ports.blobs.as_ref(), Owner::User(user), &loc, &checksum))
         .expect("artefact");
     println!("cold artefact load (read, size check, gunzip, checksum, decode): {:.2?}", t.elapsed());
+    let size = model.versions.last().map_or(0, |v| v.size_bytes);
+    println!("artefact size (gzipped, as stored): {size} bytes");
     let tail = rt
         .block_on(ml.datasets.tail(Owner::User(user), "EURUSD", Timeframe::H1, PREDICT_HISTORY_BARS))
         .unwrap()
