@@ -201,7 +201,8 @@ async fn cycle_trades_through_the_order_rules_with_cooldown_and_a_utc_daily_trad
     let r = w.cycle().await;
     assert_eq!((r.models_checked, r.predictions_generated, r.trades_executed), (1, 1, 0), "{r:?}");
     assert_eq!(r.errors.len(), 1, "{r:?}");
-    assert!(r.errors[0].contains("not executed") && r.errors[0].contains("not online"), "{r:?}");
+    assert!(r.errors[0].message.contains("not executed") && r.errors[0].message.contains("not online"), "{r:?}");
+    assert_eq!(r.errors[0].user, Some(u.id), "the line names its owner");
     assert_eq!(w.ml.trades_on(u.id, model, utc_day(w.clock.now())).await.unwrap(), 0, "the day's slot was released");
     assert!(w.orders_of(&u).await.is_empty());
     let p = &w.predictions_of(&u, model).await[0];
@@ -287,7 +288,10 @@ async fn threshold_hold_and_a_failed_prediction_do_not_trade() {
     let r = w.cycle().await;
     assert_eq!((r.models_checked, r.predictions_generated, r.trades_executed), (3, 3, 0), "{r:?}");
     assert_eq!(r.errors.len(), 1, "{r:?}");
-    assert!(r.errors[0].contains(&broken.to_string()) && r.errors[0].contains("fallback HOLD"), "{r:?}");
+    assert!(
+        r.errors[0].message.contains(&broken.to_string()) && r.errors[0].message.contains("fallback HOLD"),
+        "{r:?}"
+    );
     for ws in &sockets {
         assert!(w.opens(ws).is_empty());
     }
@@ -404,9 +408,18 @@ async fn trigger_status_and_health_routes() {
     let r = &t["result"];
     assert_eq!((r["models_checked"].as_u64(), r["predictions_generated"].as_u64()), (Some(2), Some(2)), "{t}");
     assert_eq!(r["trades_executed"], 1, "{t}");
-    let errors = r["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 1, "the other user has no connector: {t}");
-    assert!(errors[0].as_str().unwrap().contains(&theirs.to_string()));
+    // The other user's model failed (no connector), but that line is theirs: the caller sees none of it.
+    assert_eq!(r["errors"], json!([]), "another user's failures are not shown: {t}");
+    assert!(!t.to_string().contains(&theirs.to_string()), "nor their model id: {t}");
+    let stored = w.ml.cycle_status().await.unwrap().result().unwrap();
+    assert_eq!(stored.errors.len(), 1, "the other user has no connector: {stored:?}");
+    assert!(stored.errors[0].message.contains(&theirs.to_string()) && stored.errors[0].user == Some(other.id));
+    let (_, theirs_view) = w.call("GET", "/api/v1/ml/auto-trading/status", Some(&other.token), None).await;
+    let seen = theirs_view["last_result"]["errors"].as_array().unwrap();
+    assert!(
+        seen.len() == 1 && seen[0].as_str().unwrap().contains(&theirs.to_string()),
+        "the owner sees it: {theirs_view}"
+    );
     for k in ["started_at", "completed_at"] {
         assert!(r[k].is_string(), "{k}: {t}");
     }

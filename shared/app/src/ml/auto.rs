@@ -285,8 +285,25 @@ pub struct CycleResult {
     pub models_checked: usize,
     pub predictions_generated: usize,
     pub trades_executed: usize,
-    pub errors: Vec<String>,
+    pub errors: Vec<CycleError>,
     pub completed_at: DateTime<Utc>,
+}
+
+/// One error line of a cycle, with the user whose model it concerns (`None`: the cycle's own, e.g. the budget).
+/// A result shown to a user lists only their own lines and the cycle's: another user's model ids and failures
+/// are not theirs to see.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CycleError {
+    #[serde(default)]
+    pub user: Option<Uuid>,
+    pub message: String,
+}
+
+impl CycleResult {
+    /// The error lines `viewer` may see.
+    pub fn errors_seen_by(&self, viewer: Uuid) -> Vec<&str> {
+        self.errors.iter().filter(|e| e.user.is_none_or(|u| u == viewer)).map(|e| e.message.as_str()).collect()
+    }
 }
 
 /// What a cycle request became.
@@ -421,10 +438,13 @@ impl MlService {
         let mut owners: HashMap<Uuid, Option<CurrentUser>> = HashMap::new();
         for (i, (user, model)) in models.iter().enumerate() {
             if self.clock.now() >= deadline {
-                result.errors.push(format!(
-                    "{} active models not checked: the cycle's time budget ran out (the next cycle checks them)",
-                    models.len() - i
-                ));
+                result.errors.push(CycleError {
+                    user: None,
+                    message: format!(
+                        "{} active models not checked: the cycle's time budget ran out (the next cycle checks them)",
+                        models.len() - i
+                    ),
+                });
                 break;
             }
             let step = match self.auto_model(*user, *model, run_id, &mut owners).await {
@@ -434,7 +454,7 @@ impl MlService {
             result.models_checked += usize::from(step.checked);
             result.predictions_generated += usize::from(step.predicted);
             result.trades_executed += usize::from(step.executed);
-            result.errors.extend(step.errors);
+            result.errors.extend(step.errors.into_iter().map(|message| CycleError { user: Some(*user), message }));
         }
         result.completed_at = self.clock.now();
         let text = serde_json::to_string(&result).map_err(|e| StoreError::Validation(e.to_string()))?;

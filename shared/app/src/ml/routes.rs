@@ -947,13 +947,14 @@ async fn active_bots(user: CurrentUser, State(s): State<MlState>) -> ApiResult<R
 
 // ------------------------------------------------------------------ auto-trading
 
-fn cycle_view(r: &CycleResult) -> Value {
+/// A cycle's summary as `viewer` sees it: the counts, and only the error lines of their own models.
+fn cycle_view(r: &CycleResult, viewer: Uuid) -> Value {
     json!({
         "started_at": iso(r.started_at),
         "models_checked": r.models_checked,
         "predictions_generated": r.predictions_generated,
         "trades_executed": r.trades_executed,
-        "errors": r.errors,
+        "errors": r.errors_seen_by(viewer),
         "completed_at": iso(r.completed_at),
         "origin": r.origin,
         "run_id": r.run_id,
@@ -962,7 +963,7 @@ fn cycle_view(r: &CycleResult) -> Value {
 
 async fn trigger_auto_trading(user: CurrentUser, State(s): State<MlState>) -> ApiResult<Response> {
     let body = match s.ml.trigger_auto_trading(user.id).await? {
-        CycleOutcome::Completed(r) => json!({"status": "completed", "result": cycle_view(&r)}),
+        CycleOutcome::Completed(r) => json!({"status": "completed", "result": cycle_view(&r, user.id)}),
         CycleOutcome::AlreadyRunning => json!({"status": "skipped", "reason": "already_running"}),
     };
     Ok(axum::Json(body).into_response())
@@ -991,7 +992,7 @@ async fn auto_trading_status(user: CurrentUser, State(s): State<MlState>) -> Api
         "predictions_today": st.models.iter().map(|m| m.predictions_today).sum::<usize>(),
         "trades_today": st.models.iter().map(|m| u64::from(m.trades_today)).sum::<u64>(),
         "last_run": opt_iso(st.cycle.last_run),
-        "last_result": st.cycle.result().as_ref().map(cycle_view),
+        "last_result": st.cycle.result().map(|r| cycle_view(&r, user.id)),
         "config": {
             "default_confidence_threshold": defaults.confidence_threshold,
             "default_max_trades_per_day": defaults.max_trades_per_day,
