@@ -16,7 +16,7 @@
 //!   own: their messages are redelivered indefinitely.
 //! - Nothing is persisted: queued messages are lost when the process stops.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -44,14 +44,54 @@ struct QueueState {
     /// `None`: never moved to a dead-letter queue.
     max_receives: Option<u32>,
     dlq: Option<String>,
-    /// By arrival order.
+    /// Every message, by arrival order (`seq`).
     messages: BTreeMap<u64, Message>,
+    /// The visible messages' `seq`s, oldest first.
+    ready: BTreeSet<u64>,
+    /// The hidden (delayed or in flight) messages, by the time they become visible.
+    hidden: BTreeSet<(DateTime<Utc>, u64)>,
     notify: Arc<Notify>,
 }
 
 impl QueueState {
     fn new(max_receives: Option<u32>, dlq: Option<String>) -> Self {
-        QueueState { max_receives, dlq, messages: BTreeMap::new(), notify: Arc::new(Notify::new()) }
+        QueueState {
+            max_receives,
+            dlq,
+            messages: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            hidden: BTreeSet::new(),
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Moves the messages whose time has come from `hidden` to `ready` (each step O(log n), so a queue holding
+    /// many delayed messages — an ack timeout per trade command — costs nothing per receive).
+    fn reveal(&mut self, now: DateTime<Utc>) {
+        while let Some(&(at, seq)) = self.hidden.first() {
+            if at > now {
+                break;
+            }
+            self.hidden.pop_first();
+            self.ready.insert(seq);
+        }
+    }
+
+    /// Hides a message until `at` (it must be in `messages`).
+    fn hide(&mut self, seq: u64, at: DateTime<Utc>) {
+        self.ready.remove(&seq);
+        if let Some(m) = self.messages.get_mut(&seq) {
+            self.hidden.remove(&(m.visible_at, seq));
+            m.visible_at = at;
+        }
+        self.hidden.insert((at, seq));
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Message> {
+        let m = self.messages.remove(&seq)?;
+        self.ready.remove(&seq);
+        self.hidden.remove(&(m.visible_at, seq));
+        Some(m)
     }
 }
 
@@ -66,12 +106,20 @@ impl Inner {
         self.queues.get_mut(name).ok_or_else(|| QueueError::UnknownQueue(name.to_owned()))
     }
 
-    fn push(&mut self, queue: &str, message: Message) -> Result<(), QueueError> {
+    /// Adds a message; receivers are woken only when it is visible at once (a delayed one is found by the
+    /// receivers' timed re-checks).
+    fn push(&mut self, queue: &str, message: Message, now: DateTime<Utc>) -> Result<(), QueueError> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let q = self.queue(queue)?;
+        let visible_at = message.visible_at;
         q.messages.insert(seq, message);
-        q.notify.notify_waiters();
+        if visible_at <= now {
+            q.ready.insert(seq);
+            q.notify.notify_waiters();
+        } else {
+            q.hidden.insert((visible_at, seq));
+        }
         Ok(())
     }
 }
@@ -135,24 +183,22 @@ impl LocalQueue {
         let now = self.clock.now();
         let mut inner = self.lock();
         let q = inner.queue(queue)?;
+        q.reveal(now);
         let mut out = Vec::new();
         let mut dead = Vec::new();
-        let ready: Vec<u64> = q.messages.iter().filter(|(_, m)| m.visible_at <= now).map(|(s, _)| *s).collect();
-        for seq in ready {
-            if out.len() >= max as usize {
-                break;
-            }
-            let Some(m) = q.messages.get_mut(&seq) else { continue };
-            if q.dlq.is_some() && q.max_receives.is_some_and(|n| m.receive_count >= n) {
-                if let Some(m) = q.messages.remove(&seq) {
-                    dead.push(m);
-                }
+        while out.len() < max as usize {
+            let Some(&seq) = q.ready.first() else { break };
+            let receives = q.messages.get(&seq).map_or(0, |m| m.receive_count);
+            if q.dlq.is_some() && q.max_receives.is_some_and(|n| receives >= n) {
+                dead.extend(q.remove(seq));
                 continue;
             }
-            let receipt = format!("{}.{}", m.id, uuid::Uuid::new_v4().simple());
+            q.hide(seq, now + visibility);
+            let Some(m) = q.messages.get_mut(&seq) else { continue };
+            // The receipt names the message's place, so a delete finds it without a search.
+            let receipt = format!("{seq}.{}.{}", m.id, uuid::Uuid::new_v4().simple());
             m.receive_count += 1;
             m.receipt = Some(receipt.clone());
-            m.visible_at = now + visibility;
             out.push(ReceivedMessage {
                 id: m.id.clone(),
                 body: m.body.clone(),
@@ -160,20 +206,14 @@ impl LocalQueue {
                 receive_count: m.receive_count,
             });
         }
-        let next_visible = q
-            .messages
-            .values()
-            .filter(|m| m.visible_at > now)
-            .map(|m| m.visible_at - now)
-            .min()
-            .and_then(|d| d.to_std().ok());
+        let next_visible = q.hidden.first().and_then(|(at, _)| (*at - now).to_std().ok());
         if let Some(dlq) = q.dlq.clone() {
             for mut m in dead {
                 tracing::warn!(queue, dlq = %dlq, message_id = %m.id, receives = m.receive_count, "message moved to the dead-letter queue");
                 m.receive_count = 0;
                 m.receipt = None;
                 m.visible_at = now;
-                inner.push(&dlq, m)?;
+                inner.push(&dlq, m, now)?;
             }
         }
         Ok((out, next_visible))
@@ -187,7 +227,7 @@ impl Queue for LocalQueue {
         let visible_at = self.clock.now() + chrono_duration(delay)?;
         let id = uuid::Uuid::new_v4().to_string();
         let message = Message { id: id.clone(), body: body.to_owned(), visible_at, receive_count: 0, receipt: None };
-        self.lock().push(queue, message)?;
+        self.lock().push(queue, message, self.clock.now())?;
         Ok(id)
     }
 
@@ -232,9 +272,12 @@ impl Queue for LocalQueue {
         }
         let mut inner = self.lock();
         let q = inner.queue(queue)?;
-        let seq = q.messages.iter().find(|(_, m)| m.receipt.as_deref() == Some(receipt)).map(|(s, _)| *s);
-        if let Some(seq) = seq {
-            q.messages.remove(&seq);
+        // An unknown, malformed or outdated receipt is a no-op.
+        let seq = receipt.split_once('.').and_then(|(seq, _)| seq.parse::<u64>().ok());
+        if let Some(seq) = seq
+            && q.messages.get(&seq).is_some_and(|m| m.receipt.as_deref() == Some(receipt))
+        {
+            q.remove(seq);
         }
         Ok(())
     }
@@ -304,6 +347,55 @@ mod tests {
         clock.advance(chrono::Duration::seconds(60));
         let got = q.receive("work", 10, VIS, NO_WAIT).await.unwrap();
         assert_eq!(got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["later"]);
+    }
+
+    /// Thousands of delayed messages (one ack timeout per trade command) around immediate ones: the immediate
+    /// ones come at once, oldest first; the delayed ones when due, in arrival order, a redelivered one keeping its
+    /// place; receipts of deleted, redelivered or made-up messages change nothing.
+    #[tokio::test]
+    async fn many_delayed_messages_among_immediate_ones() {
+        let (clock, q) = setup();
+        for i in 0..5_000 {
+            q.send("work", &format!("late{i}"), Duration::from_secs(30 + (i % 3))).await.unwrap();
+            if i % 1_000 == 0 {
+                q.send("work", &format!("now{i}"), NO_WAIT).await.unwrap();
+            }
+        }
+        let got = q.receive("work", 10, VIS, NO_WAIT).await.unwrap();
+        let bodies: Vec<_> = got.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, vec!["now0", "now1000", "now2000", "now3000", "now4000"]);
+        for m in &got {
+            q.delete("work", &m.receipt).await.unwrap();
+        }
+        for junk in ["", "x", "12", "99999999.a.b", "0.nope.receipt"] {
+            let _ = q.delete("work", junk).await;
+        }
+        assert_eq!(q.message_count("work").unwrap(), 5_000);
+        clock.advance(chrono::Duration::seconds(30));
+        let first = q.receive("work", 3, VIS, NO_WAIT).await.unwrap();
+        assert_eq!(first.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["late0", "late3", "late6"]);
+        clock.advance(chrono::Duration::seconds(2));
+        let mut seen = 3;
+        loop {
+            let batch = q.receive("work", 10, VIS, NO_WAIT).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for m in batch {
+                seen += 1;
+                q.delete("work", &m.receipt).await.unwrap();
+            }
+        }
+        assert_eq!(seen, 5_000);
+        // The first three were not deleted: back after their visibility timeout, in their old order.
+        clock.advance(chrono::Duration::seconds(30));
+        let again = q.receive("work", 10, VIS, NO_WAIT).await.unwrap();
+        assert_eq!(
+            again.iter().map(|m| (m.body.as_str(), m.receive_count)).collect::<Vec<_>>(),
+            vec![("late0", 2), ("late3", 2), ("late6", 2)]
+        );
+        q.delete("work", &first[0].receipt).await.unwrap();
+        assert_eq!(q.message_count("work").unwrap(), 3, "an outdated receipt deletes nothing");
     }
 
     #[tokio::test]
