@@ -24,24 +24,12 @@ use nusatrade_app::contract::store::StoreFactory;
 use nusatrade_app::ports::queue::dlq_name;
 use nusatrade_app::ports::{BlobStore, Clock, Email, ItemStore, Mailer, Push, Queue};
 use nusatrade_aws::config::s3_client;
-use nusatrade_aws::{ApiGwPush, DynamoStore, S3Blobs, SesMailer, SqsQueue};
+use nusatrade_aws::{ApiGwPush, S3Blobs, SesMailer, SqsQueue};
 
 use common::fake_apigw::FakeApiGw;
-use common::{sdk, unique};
+use common::{Dynamo, sdk, unique};
 
 // --- DynamoDB ------------------------------------------------------------------------------------
-
-struct Dynamo;
-
-#[async_trait]
-impl StoreFactory for Dynamo {
-    async fn store(&self, clock: Arc<dyn Clock>) -> Arc<dyn ItemStore> {
-        let client = aws_sdk_dynamodb::Client::new(&sdk().await);
-        let table = unique("nusatrade");
-        DynamoStore::create_table(&client, &table).await.expect("create the table on moto");
-        Arc::new(DynamoStore::new(client, table, clock))
-    }
-}
 
 mod store {
     nusatrade_app::item_store_contract!(super::Dynamo);

@@ -24,12 +24,7 @@ use uuid::Uuid;
 use common::{moto_endpoint, sdk, unique};
 
 fn csv(bars: usize) -> String {
-    let s = generated_series("EURUSD", bars, chrono::Utc::now());
-    let mut out = String::from("time,open,high,low,close,volume\n");
-    for c in s.candles() {
-        out.push_str(&format!("{},{},{},{},{},{}\n", c.time.timestamp(), c.open, c.high, c.low, c.close, c.volume));
-    }
-    out
+    nusatrade_ml::to_csv(&generated_series("EURUSD", bars, chrono::Utc::now()))
 }
 
 async fn list(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {

@@ -4,26 +4,7 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-use nusatrade_app::contract::store::StoreFactory;
-use nusatrade_app::ports::{Clock, ItemStore};
-use nusatrade_aws::DynamoStore;
-
-use common::{sdk, unique};
-
-struct Dynamo;
-
-#[async_trait]
-impl StoreFactory for Dynamo {
-    async fn store(&self, clock: Arc<dyn Clock>) -> Arc<dyn ItemStore> {
-        let client = aws_sdk_dynamodb::Client::new(&sdk().await);
-        let table = unique("nusatrade");
-        DynamoStore::create_table(&client, &table).await.expect("create the table on moto");
-        Arc::new(DynamoStore::new(client, table, clock))
-    }
-}
+use common::Dynamo;
 
 mod on_dynamodb {
     nusatrade_app::reconcile_contract!(super::Dynamo);

@@ -80,20 +80,7 @@ fn world() -> World {
 
 /// A CSV of `bars` generated hourly EURUSD-like candles ending at the test clock.
 fn csv(bars: usize) -> String {
-    let s = generated_series("EURUSD", bars, DateTime::from_timestamp(1_799_990_000, 0).unwrap());
-    let mut out = String::from("time,open,high,low,close,volume\n");
-    for c in s.candles() {
-        out.push_str(&format!(
-            "{},{},{},{},{},{}\n",
-            c.time.format("%Y-%m-%d %H:%M:%S"),
-            c.open,
-            c.high,
-            c.low,
-            c.close,
-            c.volume
-        ));
-    }
-    out
+    nusatrade_ml::to_csv(&generated_series("EURUSD", bars, DateTime::from_timestamp(1_799_990_000, 0).unwrap()))
 }
 
 /// A small, fast gradient-boosting config.

@@ -88,20 +88,7 @@ fn world() -> World {
 }
 
 fn csv(bars: usize) -> String {
-    let s = generated_series("EURUSD", bars, DateTime::from_timestamp(1_800_000_000, 0).unwrap());
-    let mut out = String::from("time,open,high,low,close,volume\n");
-    for c in s.candles() {
-        out.push_str(&format!(
-            "{},{},{},{},{},{}\n",
-            c.time.format("%Y-%m-%d %H:%M:%S"),
-            c.open,
-            c.high,
-            c.low,
-            c.close,
-            c.volume
-        ));
-    }
-    out
+    nusatrade_ml::to_csv(&generated_series("EURUSD", bars, DateTime::from_timestamp(1_800_000_000, 0).unwrap()))
 }
 
 impl World {

@@ -25,7 +25,7 @@ pub mod predict;
 pub mod split;
 pub mod train;
 
-pub use candles::{Candle, CandleSeries, CsvError, CsvLimits, Timeframe};
+pub use candles::{Candle, CandleSeries, CsvError, CsvLimits, Timeframe, to_csv};
 pub use labels::{Class, LabelKind, LabelSpec};
 pub use models::{ModelConfig, ModelKind, TrainedModel};
 

@@ -29,3 +29,19 @@ pub async fn sdk() -> SdkConfig {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// A fresh DynamoDB table on moto per store: the factory the store-backed contract suites run on.
+pub struct Dynamo;
+
+#[async_trait::async_trait]
+impl nusatrade_app::contract::store::StoreFactory for Dynamo {
+    async fn store(
+        &self,
+        clock: std::sync::Arc<dyn nusatrade_app::ports::Clock>,
+    ) -> std::sync::Arc<dyn nusatrade_app::ports::ItemStore> {
+        let client = aws_sdk_dynamodb::Client::new(&sdk().await);
+        let table = unique("nusatrade");
+        nusatrade_aws::DynamoStore::create_table(&client, &table).await.expect("create the table on moto");
+        std::sync::Arc::new(nusatrade_aws::DynamoStore::new(client, table, clock))
+    }
+}

@@ -507,6 +507,15 @@ impl SkCondition {
     }
 }
 
+/// A query's or scan's page size: the default when unset, else 1..=[`MAX_QUERY_LIMIT`].
+fn page_size(limit: Option<u32>, what: &str) -> Result<u32, StoreError> {
+    match limit {
+        None => Ok(DEFAULT_QUERY_LIMIT),
+        Some(n) if (1..=MAX_QUERY_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(StoreError::Validation(format!("{what} limit {n} outside 1..={MAX_QUERY_LIMIT}"))),
+    }
+}
+
 /// A query over one partition of the table or of an index.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Query {
@@ -547,11 +556,7 @@ impl Query {
     }
     /// The effective page size, validated.
     pub fn page_size(&self) -> Result<u32, StoreError> {
-        match self.limit {
-            None => Ok(DEFAULT_QUERY_LIMIT),
-            Some(n) if (1..=MAX_QUERY_LIMIT).contains(&n) => Ok(n),
-            Some(n) => Err(StoreError::Validation(format!("query limit {n} outside 1..={MAX_QUERY_LIMIT}"))),
-        }
+        page_size(self.limit, "query")
     }
     /// The attribute names a cursor of this query carries: the table key, plus the index key.
     pub fn cursor_attrs(&self) -> Vec<&'static str> {
@@ -614,11 +619,7 @@ impl Scan {
     }
     /// The effective page size, validated.
     pub fn page_size(&self) -> Result<u32, StoreError> {
-        match self.limit {
-            None => Ok(DEFAULT_QUERY_LIMIT),
-            Some(n) if (1..=MAX_QUERY_LIMIT).contains(&n) => Ok(n),
-            Some(n) => Err(StoreError::Validation(format!("scan limit {n} outside 1..={MAX_QUERY_LIMIT}"))),
-        }
+        page_size(self.limit, "scan")
     }
     fn segment_tag(&self) -> String {
         format!("{}/{}", self.segment, self.total_segments)
