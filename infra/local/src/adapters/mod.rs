@@ -12,9 +12,11 @@ pub mod mailer;
 pub mod push;
 pub mod queue;
 pub mod store;
+pub mod wal;
 
 pub use blobs::FileBlobStore;
 pub use mailer::FileMailer;
 pub use push::{LocalPush, Outbound};
 pub use queue::LocalQueue;
 pub use store::EmbeddedStore;
+pub use wal::WalOptions;

@@ -22,6 +22,12 @@
 //! commit fails, nothing was written and every request of the batch gets the error. (A batch where
 //! every request was refused wrote nothing: it is aborted, not committed.)
 //!
+//! A store on disk makes a batch durable through its WRITE-AHEAD LOG (`store.wal`, see
+//! [`super::wal`]): what the batch changed is appended to the log and synced (one sequential write),
+//! then the redb transaction is committed without a sync; checkpoints (durable redb commits) run in
+//! the background of the writer. Opening the store replays what the log holds after the last
+//! checkpoint.
+//!
 //! A request that fails in a way that may have left partial writes (a storage error, or a panic,
 //! caught and reported as [`StoreError::Unavailable`]) gets its error, the transaction is aborted and
 //! the batch is applied again without it, so it cannot affect the others. Dropping the last handle to
@@ -47,19 +53,41 @@ use nusatrade_app::ports::{
     CancelReason, Clock, Condition, Cursor, Item, ItemStore, Key, Page, Query, Scan, SkCondition, StoreError, TxOp,
     Update,
 };
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use tokio::sync::oneshot;
+
+use super::wal::{self, Wal, WalOptions};
 
 /// The table of items, keyed by `(PK, SK)`.
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
 /// The sparse `GSI1` index, keyed by `(GSI1PK, GSI1SK, PK, SK)`.
 const GSI1: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi1");
+/// Store metadata: the write-ahead log's epoch.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const WAL_EPOCH: &str = "wal_epoch";
 
 /// The most write requests committed together.
 const MAX_BATCH: usize = 256;
 
 type ItemsTable<'t> = Table<'t, (&'static str, &'static str), &'static [u8]>;
 type IndexTable<'t> = Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>;
+
+/// The tables a write works on, and what it changed (the write-ahead log's record, when there is a log).
+struct Tables<'t> {
+    items: ItemsTable<'t>,
+    gsi: IndexTable<'t>,
+    log: Option<Vec<u8>>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction, log: bool) -> Result<Self, StoreError> {
+        Ok(Tables {
+            items: txn.open_table(ITEMS).map_err(db_err)?,
+            gsi: txn.open_table(GSI1).map_err(db_err)?,
+            log: log.then(Vec::new),
+        })
+    }
+}
 
 /// The embedded (redb) implementation of [`ItemStore`].
 #[derive(Clone)]
@@ -76,41 +104,53 @@ impl std::fmt::Debug for EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store file at `path`, creating its parent directories.
+    /// Opens (or creates) the store file at `path`, creating its parent directories, with its
+    /// write-ahead log beside it (`path` with the extension `wal`); replays the log.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        Self::open_with(path, clock, WalOptions::default())
+    }
+
+    /// [`EmbeddedStore::open`] with the log's checkpoint rules given.
+    pub fn open_with(path: &Path, clock: Arc<dyn Clock>, options: WalOptions) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
         }
         let db = Database::create(path).map_err(db_err)?;
-        Self::init(db, clock)
+        Self::init(db, clock, Some((&path.with_extension("wal"), options)))
     }
 
     /// A store that lives in memory only (for tests): same code paths, nothing on disk.
     pub fn temporary(clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(db_err)?;
-        Self::init(db, clock)
+        Self::init(db, clock, None)
     }
 
-    fn init(db: Database, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+    fn init(db: Database, clock: Arc<dyn Clock>, log: Option<(&Path, WalOptions)>) -> Result<Self, StoreError> {
         // Create the tables up front so that read transactions can always open them.
         let txn = db.begin_write().map_err(db_err)?;
-        {
+        let epoch = {
             txn.open_table(ITEMS).map_err(db_err)?;
             txn.open_table(GSI1).map_err(db_err)?;
-        }
+            let meta = txn.open_table(META).map_err(db_err)?;
+            meta.get(WAL_EPOCH).map_err(db_err)?.map_or(0, |v| v.value())
+        };
         txn.commit().map_err(db_err)?;
+        let wal = match log {
+            Some((path, options)) => Some(recover(&db, path, epoch, options)?),
+            None => None,
+        };
         let db = Arc::new(db);
-        let writer = Arc::new(Writer::start(Arc::clone(&db))?);
+        let writer = Arc::new(Writer::start(Arc::clone(&db), wal)?);
         Ok(EmbeddedStore { db, writer, clock })
     }
 
     /// Physically removes every expired item (they are already invisible). Returns how many.
     pub async fn purge_expired(&self) -> Result<usize, StoreError> {
         let now = self.clock.epoch_seconds();
-        self.write(move |items, gsi| {
+        self.write(move |t| {
             let mut expired = Vec::new();
-            for entry in items.iter().map_err(db_err)? {
+            for entry in t.items.iter().map_err(db_err)? {
                 let (_, v) = entry.map_err(db_err)?;
                 let item = decode(v.value())?;
                 if item.is_expired(now) {
@@ -119,7 +159,7 @@ impl EmbeddedStore {
             }
             for item in &expired {
                 if let Some(key) = item.key() {
-                    store_item(items, gsi, &key, Some(item), None)?;
+                    store_item(t, &key, Some(item), None)?;
                 }
             }
             Ok(expired.len())
@@ -133,7 +173,7 @@ impl EmbeddedStore {
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnMut(&mut ItemsTable<'_>, &mut IndexTable<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&mut Tables<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, response) = oneshot::channel();
         self.writer.submit(Box::new(Pending { f, result: None, reply }))?;
@@ -155,11 +195,11 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(db: Arc<Database>) -> Result<Self, StoreError> {
+    fn start(db: Arc<Database>, wal: Option<Wal>) -> Result<Self, StoreError> {
         let (requests, queue) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run_writer(&db, &queue))
+            .spawn(move || run_writer(&db, wal, &queue))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the store writer: {e}")))?;
         Ok(Writer { requests: Some(requests), thread: Some(thread) })
     }
@@ -193,7 +233,7 @@ enum Applied {
 /// A write request queued for the writer thread.
 trait WriteJob: Send {
     /// Applies the request to the batch's tables and keeps its result (it may be applied again).
-    fn apply(&mut self, items: &mut ItemsTable<'_>, gsi: &mut IndexTable<'_>) -> Applied;
+    fn apply(&mut self, tables: &mut Tables<'_>) -> Applied;
     /// Replies to the caller: its own result when the batch committed, the commit error otherwise.
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
@@ -208,10 +248,10 @@ struct Pending<T, F> {
 impl<T, F> WriteJob for Pending<T, F>
 where
     T: Send,
-    F: FnMut(&mut ItemsTable<'_>, &mut IndexTable<'_>) -> Result<T, StoreError> + Send,
+    F: FnMut(&mut Tables<'_>) -> Result<T, StoreError> + Send,
 {
-    fn apply(&mut self, items: &mut ItemsTable<'_>, gsi: &mut IndexTable<'_>) -> Applied {
-        let result = panic::catch_unwind(AssertUnwindSafe(|| (self.f)(items, gsi))).unwrap_or_else(|panic| {
+    fn apply(&mut self, tables: &mut Tables<'_>) -> Applied {
+        let result = panic::catch_unwind(AssertUnwindSafe(|| (self.f)(tables))).unwrap_or_else(|panic| {
             let message = panic_message(panic.as_ref());
             tracing::error!(%message, "a store write panicked");
             Err(StoreError::Unavailable(format!("the store write failed: {message}")))
@@ -255,29 +295,65 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// The writer thread: one batch at a time until every handle to the store is gone.
-fn run_writer(db: &Database, queue: &mpsc::Receiver<Box<dyn WriteJob>>) {
-    while let Ok(first) = queue.recv() {
+/// The writer thread: one batch at a time until every handle to the store is gone; with a log, a
+/// checkpoint when idle and a last one at the end (so a closed store's log is empty).
+fn run_writer(db: &Database, mut wal: Option<Wal>, queue: &mpsc::Receiver<Box<dyn WriteJob>>) {
+    let mut broken: Option<String> = None;
+    loop {
+        let first = match &mut wal {
+            Some(w) => match queue.recv_timeout(w.options.interval) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if broken.is_none() && w.idle_checkpoint_due() {
+                        checkpoint_logged(db, w);
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+        if let Some(why) = &broken {
+            for job in batch {
+                job.finish(Err(StoreError::Unavailable(why.clone())));
+            }
+            continue;
+        }
         // Requests catch their own panics; this is for a bug elsewhere. The batch's replies are then
         // dropped (its callers get `Unavailable`) and the writer goes on.
-        if panic::catch_unwind(AssertUnwindSafe(|| commit_batch(db, batch))).is_err() {
-            tracing::error!("the store writer panicked; the batch's requests failed");
+        match panic::catch_unwind(AssertUnwindSafe(|| commit_batch(db, wal.as_mut(), batch))) {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => {
+                tracing::error!(%why, "the store stops writing until it is opened again");
+                broken = Some(why);
+            }
+            Err(_) => tracing::error!("the store writer panicked; the batch's requests failed"),
         }
+    }
+    if let Some(w) = &mut wal
+        && broken.is_none()
+        && !w.is_empty()
+    {
+        checkpoint_logged(db, w);
     }
 }
 
-/// Applies and commits the batch, then replies to every request in it.
-fn commit_batch(db: &Database, mut batch: Vec<Box<dyn WriteJob>>) {
+/// Applies and commits the batch, then replies to every request in it. `Err`: the log and the
+/// database disagree (a logged batch could not be committed): no later write may be accepted.
+fn commit_batch(db: &Database, mut wal: Option<&mut Wal>, mut batch: Vec<Box<dyn WriteJob>>) -> Result<(), String> {
     loop {
-        match try_batch(db, &mut batch) {
-            Attempt::Done(commit) => {
+        match try_batch(db, wal.as_deref_mut(), &mut batch) {
+            Attempt::Done(commit, broken) => {
                 for job in batch {
                     job.finish(commit.clone());
                 }
-                return;
+                return broken.map_or(Ok(()), Err);
             }
             // That request failed on its own (its result is its error); the others go again without it.
             Attempt::Dirty(i) => batch.remove(i).finish(Ok(())),
@@ -287,26 +363,26 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn WriteJob>>) {
 
 /// The outcome of one attempt at a batch.
 enum Attempt {
-    /// The transaction ended: committed (`Ok`), or not written at all (`Err`, for every request).
-    Done(Result<(), StoreError>),
+    /// The transaction ended: committed (`Ok`), or not written at all (`Err`, for every request); with
+    /// the reason the store must stop writing, if it must.
+    Done(Result<(), StoreError>, Option<String>),
     /// The request at this index failed after possibly writing: the transaction was aborted.
     Dirty(usize),
 }
 
 /// Applies the batch in one write transaction, in order, and commits it (durably) unless a request
 /// failed dirty. With nothing written (every request refused), there is nothing to commit.
-fn try_batch(db: &Database, batch: &mut [Box<dyn WriteJob>]) -> Attempt {
+fn try_batch(db: &Database, wal: Option<&mut Wal>, batch: &mut [Box<dyn WriteJob>]) -> Attempt {
     let txn = match db.begin_write() {
         Ok(txn) => txn,
-        Err(e) => return Attempt::Done(Err(db_err(e))),
+        Err(e) => return Attempt::Done(Err(db_err(e)), None),
     };
-    let applied = {
-        let tables = txn.open_table(ITEMS).and_then(|items| Ok((items, txn.open_table(GSI1)?)));
-        let (mut items, mut gsi) = match tables {
+    let (applied, log) = {
+        let mut tables = match Tables::open(&txn, wal.is_some()) {
             Ok(tables) => tables,
-            Err(e) => return Attempt::Done(Err(db_err(e))),
+            Err(e) => return Attempt::Done(Err(e), None),
         };
-        apply_all(batch, &mut items, &mut gsi)
+        (apply_all(batch, &mut tables), tables.log.take())
     };
     match applied {
         Err(dirty) => {
@@ -315,21 +391,94 @@ fn try_batch(db: &Database, batch: &mut [Box<dyn WriteJob>]) -> Attempt {
         }
         Ok(false) => {
             let _ = txn.abort();
-            Attempt::Done(Ok(()))
+            Attempt::Done(Ok(()), None)
         }
-        Ok(true) => Attempt::Done(txn.commit().map_err(db_err)),
+        Ok(true) => match (wal, log) {
+            (Some(wal), Some(log)) => commit_logged(txn, wal, &log),
+            _ => Attempt::Done(txn.commit().map_err(db_err), None),
+        },
     }
 }
 
+/// Makes a batch durable through the log — its record synced, then the transaction committed without
+/// a sync — or, when a checkpoint is due (or the batch is too big for the log), by committing it
+/// durably as the checkpoint.
+fn commit_logged(mut txn: WriteTransaction, wal: &mut Wal, log: &[u8]) -> Attempt {
+    if wal.wants_checkpoint(log.len()) {
+        return Attempt::Done(checkpoint_in(txn, wal), None);
+    }
+    if let Err(e) = wal.append(log) {
+        // Not acknowledged; the next record overwrites whatever reached the file.
+        return Attempt::Done(Err(StoreError::Unavailable(format!("cannot write the store's log: {e}"))), None);
+    }
+    let committed = txn
+        .set_durability(Durability::None)
+        .map_err(|e| e.to_string())
+        .and_then(|()| txn.commit().map_err(|e| e.to_string()));
+    match committed {
+        Ok(()) => Attempt::Done(Ok(()), None),
+        // The record is durable and will be replayed by the next open, but this process's database
+        // lacks the batch: accepting later writes would let them see a state that never was.
+        Err(e) => {
+            let why = format!("a logged batch could not be committed: {e}");
+            Attempt::Done(Err(StoreError::Unavailable(why.clone())), Some(why))
+        }
+    }
+}
+
+/// Commits `txn` durably with the log's next epoch recorded in it: everything committed before is
+/// durable in the database, so the log starts again.
+fn checkpoint_in(txn: WriteTransaction, wal: &mut Wal) -> Result<(), StoreError> {
+    let next = wal.epoch() + 1;
+    {
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        meta.insert(WAL_EPOCH, next).map_err(db_err)?;
+    }
+    txn.commit().map_err(db_err)?;
+    wal.checkpointed(next);
+    Ok(())
+}
+
+/// A checkpoint on its own (idle, or closing); a failure is logged and retried at the next one.
+fn checkpoint_logged(db: &Database, wal: &mut Wal) {
+    let done = db.begin_write().map_err(db_err).and_then(|txn| checkpoint_in(txn, wal));
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "store checkpoint failed; the log keeps the writes");
+    }
+}
+
+/// Opens the log and replays what it holds after the last checkpoint, then starts a new epoch (so
+/// nothing left in the file from this or an earlier epoch is ever read as new).
+fn recover(db: &Database, path: &Path, epoch: u64, options: WalOptions) -> Result<Wal, StoreError> {
+    let (mut wal, records) = Wal::open(path, epoch, options)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open the store's log {}: {e}", path.display())))?;
+    let txn = db.begin_write().map_err(db_err)?;
+    let mut changes = 0usize;
+    {
+        let mut tables = Tables::open(&txn, false)?;
+        for record in &records {
+            for change in wal::decode_changes(record).map_err(StoreError::Corrupt)? {
+                let key = Key::new(change.pk, change.sk);
+                let old = load_raw(&tables.items, &key)?;
+                let new = change.value.map(decode).transpose()?;
+                store_item(&mut tables, &key, old.as_ref(), new.as_ref())?;
+                changes += 1;
+            }
+        }
+    }
+    wal.checkpointed(epoch);
+    checkpoint_in(txn, &mut wal)?;
+    if !records.is_empty() {
+        tracing::info!(batches = records.len(), changes, "store: replayed its write-ahead log");
+    }
+    Ok(wal)
+}
+
 /// Applies the requests in order: whether any wrote, or the index of the first that failed dirty.
-fn apply_all(
-    batch: &mut [Box<dyn WriteJob>],
-    items: &mut ItemsTable<'_>,
-    gsi: &mut IndexTable<'_>,
-) -> Result<bool, usize> {
+fn apply_all(batch: &mut [Box<dyn WriteJob>], tables: &mut Tables<'_>) -> Result<bool, usize> {
     let mut wrote = false;
     for (i, job) in batch.iter_mut().enumerate() {
-        match job.apply(items, gsi) {
+        match job.apply(tables) {
             Applied::Wrote => wrote = true,
             Applied::Refused => {}
             Applied::Dirty => return Err(i),
@@ -372,13 +521,8 @@ fn load_raw(
 
 /// Replaces the stored item `old` (as stored, expired or not) by `new` (`None`: delete), keeping the
 /// index in sync.
-fn store_item(
-    items: &mut ItemsTable<'_>,
-    gsi: &mut IndexTable<'_>,
-    key: &Key,
-    old: Option<&Item>,
-    new: Option<&Item>,
-) -> Result<(), StoreError> {
+fn store_item(t: &mut Tables<'_>, key: &Key, old: Option<&Item>, new: Option<&Item>) -> Result<(), StoreError> {
+    let Tables { items, gsi, log } = t;
     let old_ix = old.and_then(|i| index_key(Index::Gsi1, i));
     let new_ix = new.and_then(|i| index_key(Index::Gsi1, i));
     if let Some((gpk, gsk)) = old_ix
@@ -390,6 +534,9 @@ fn store_item(
         Some(item) => {
             let bytes = encode(item)?;
             items.insert((key.pk.as_str(), key.sk.as_str()), bytes.as_slice()).map_err(db_err)?;
+            if let Some(log) = log {
+                wal::encode_change(log, &key.pk, &key.sk, Some(&bytes));
+            }
             if let Some((gpk, gsk)) = new_ix
                 && old_ix != new_ix
             {
@@ -399,6 +546,9 @@ fn store_item(
         None => {
             if old.is_some() {
                 items.remove((key.pk.as_str(), key.sk.as_str())).map_err(db_err)?;
+                if let Some(log) = log {
+                    wal::encode_change(log, &key.pk, &key.sk, None);
+                }
             }
         }
     }
@@ -423,13 +573,13 @@ impl ItemStore for EmbeddedStore {
     async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), StoreError> {
         let key = validate::item(&item)?;
         let now = self.clock.epoch_seconds();
-        self.write(move |items, gsi| {
-            let raw = load_raw(items, &key)?;
+        self.write(move |t| {
+            let raw = load_raw(&t.items, &key)?;
             let current = raw.as_ref().filter(|i| !i.is_expired(now));
             if !holds(condition.as_ref(), current) {
                 return Err(StoreError::ConditionFailed);
             }
-            store_item(items, gsi, &key, raw.as_ref(), Some(&item))
+            store_item(t, &key, raw.as_ref(), Some(&item))
         })
         .await
     }
@@ -439,14 +589,14 @@ impl ItemStore for EmbeddedStore {
         validate::update(&update)?;
         let key = key.clone();
         let now = self.clock.epoch_seconds();
-        self.write(move |items, gsi| {
-            let raw = load_raw(items, &key)?;
+        self.write(move |t| {
+            let raw = load_raw(&t.items, &key)?;
             let current = raw.clone().filter(|i| !i.is_expired(now));
             if !holds(condition.as_ref(), current.as_ref()) {
                 return Err(StoreError::ConditionFailed);
             }
             let new = eval::apply_update(current, &key, &update)?;
-            store_item(items, gsi, &key, raw.as_ref(), Some(&new))?;
+            store_item(t, &key, raw.as_ref(), Some(&new))?;
             Ok(new)
         })
         .await
@@ -456,13 +606,13 @@ impl ItemStore for EmbeddedStore {
         validate::key(key)?;
         let key = key.clone();
         let now = self.clock.epoch_seconds();
-        self.write(move |items, gsi| {
-            let raw = load_raw(items, &key)?;
+        self.write(move |t| {
+            let raw = load_raw(&t.items, &key)?;
             let current = raw.clone().filter(|i| !i.is_expired(now));
             if !holds(condition.as_ref(), current.as_ref()) {
                 return Err(StoreError::ConditionFailed);
             }
-            store_item(items, gsi, &key, raw.as_ref(), None)?;
+            store_item(t, &key, raw.as_ref(), None)?;
             Ok(current)
         })
         .await
@@ -471,7 +621,7 @@ impl ItemStore for EmbeddedStore {
     async fn transact_write(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {
         validate::transaction(&ops)?;
         let now = self.clock.epoch_seconds();
-        self.write(move |items, gsi| {
+        self.write(move |t| {
             // Evaluate every operation first (as DynamoDB does, reporting every failure), then write.
             let mut reasons = Vec::with_capacity(ops.len());
             let mut writes: Vec<(Key, Option<Item>, Option<Item>)> = Vec::with_capacity(ops.len());
@@ -480,7 +630,7 @@ impl ItemStore for EmbeddedStore {
                 let key = op
                     .key()
                     .ok_or_else(|| StoreError::Validation("an item needs string PK and SK attributes".into()))?;
-                let raw = load_raw(items, &key)?;
+                let raw = load_raw(&t.items, &key)?;
                 let current = raw.clone().filter(|i| !i.is_expired(now));
                 if !holds(op.condition(), current.as_ref()) {
                     reasons.push(CancelReason::ConditionalCheckFailed);
@@ -510,7 +660,7 @@ impl ItemStore for EmbeddedStore {
                 return Err(StoreError::TransactionCanceled(reasons));
             }
             for (key, old, new) in &writes {
-                store_item(items, gsi, key, old.as_ref(), new.as_ref())?;
+                store_item(t, key, old.as_ref(), new.as_ref())?;
             }
             Ok(())
         })
@@ -552,10 +702,10 @@ impl ItemStore for EmbeddedStore {
     async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError> {
         let keys = validate::put_many(&items)?;
         // One write request: the whole batch lands in one transaction (stronger than the port asks).
-        self.write(move |table, gsi| {
+        self.write(move |t| {
             for (key, item) in keys.iter().zip(&items) {
-                let raw = load_raw(table, key)?;
-                store_item(table, gsi, key, raw.as_ref(), Some(item))?;
+                let raw = load_raw(&t.items, key)?;
+                store_item(t, key, raw.as_ref(), Some(item))?;
             }
             Ok(())
         })
@@ -827,6 +977,7 @@ mod tests {
     use chrono::DateTime;
     use nusatrade_app::ports::ManualClock;
     use nusatrade_app::ports::Value;
+    use std::time::Duration;
 
     fn clock() -> Arc<ManualClock> {
         Arc::new(ManualClock::new(DateTime::from_timestamp(1_700_000_000, 0).unwrap()))
@@ -888,6 +1039,97 @@ mod tests {
         assert_eq!(s.increment(&k("C", "n"), "n", 1, None).await.unwrap().to_string(), "6");
         let by_email = s.query(Query::index(Index::Gsi1, "E#a")).await.unwrap();
         assert_eq!(by_email.items.len(), 1);
+    }
+
+    /// What a killed process leaves: the files as they are now (page cache included), the store open.
+    fn crash_copy(from: &Path, to: &Path, with_log: bool) -> std::path::PathBuf {
+        std::fs::create_dir_all(to).unwrap();
+        std::fs::copy(from.join("store.redb"), to.join("store.redb")).unwrap();
+        if with_log {
+            std::fs::copy(from.join("store.wal"), to.join("store.wal")).unwrap();
+        }
+        to.join("store.redb")
+    }
+
+    async fn write_a_history(s: &EmbeddedStore) {
+        for i in 0..50 {
+            let item = Item::new(&k("O", &format!("{i:03}"))).with("GSI1PK", "OPEN").with("GSI1SK", format!("{i:03}"));
+            s.put(item, Some(Condition::NotExists)).await.unwrap();
+        }
+        s.update(&k("O", "007"), Update::new().set("GSI1PK", "CLOSED").set("profit", 12i64), None).await.unwrap();
+        s.delete(&k("O", "008"), None).await.unwrap();
+        s.transact_write(vec![
+            TxOp::Update { key: k("L", "limits"), update: Update::new().add("n", 3), condition: None },
+            TxOp::Delete { key: k("O", "009"), condition: Some(Condition::Exists) },
+        ])
+        .await
+        .unwrap();
+    }
+
+    async fn assert_history(s: &EmbeddedStore) {
+        assert_eq!(all(s, Query::partition("O")).await.len(), 48);
+        assert_eq!(all(s, Query::index(Index::Gsi1, "OPEN")).await.len(), 47);
+        let closed = all(s, Query::index(Index::Gsi1, "CLOSED")).await;
+        assert_eq!(sks(&closed), vec!["007"]);
+        assert_eq!(closed[0].get("profit"), Some(&Value::from(12i64)));
+        assert_eq!(s.get(&k("L", "limits")).await.unwrap().unwrap().get("n"), Some(&Value::from(3i64)));
+    }
+
+    #[tokio::test]
+    async fn a_crash_loses_no_acknowledged_write_the_log_replays_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        // No checkpoint during the test: every batch is made durable by the log alone.
+        let opts = WalOptions { max_bytes: 64 << 20, interval: Duration::from_secs(3600) };
+        let s = EmbeddedStore::open_with(&live.join("store.redb"), clock(), opts).unwrap();
+        write_a_history(&s).await;
+
+        // Without the log, the database file alone holds none of it (the commits were not synced) ...
+        let bare = EmbeddedStore::open(&crash_copy(&live, &dir.path().join("bare"), false), clock()).unwrap();
+        assert!(all(&bare, Query::partition("O")).await.is_empty(), "the writes went through the log");
+        // ... with it, everything acknowledged is back, the index in step.
+        let copy = crash_copy(&live, &dir.path().join("crashed"), true);
+        let recovered = EmbeddedStore::open(&copy, clock()).unwrap();
+        assert_history(&recovered).await;
+        // Replaying is idempotent, and the replay was checkpointed: a second open finds the same.
+        recovered.put(Item::new(&k("N", "after")), None).await.unwrap();
+        drop(recovered);
+        let again = EmbeddedStore::open(&copy, clock()).unwrap();
+        assert!(again.get(&k("N", "after")).await.unwrap().is_some());
+        assert_history(&again).await;
+        drop(s);
+        // A clean close checkpoints: the database file alone has everything.
+        let closed = EmbeddedStore::open(&crash_copy(&live, &dir.path().join("closed"), false), clock()).unwrap();
+        assert_history(&closed).await;
+    }
+
+    #[tokio::test]
+    async fn checkpoints_make_the_database_file_durable_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        // A log too small for any batch: every batch is committed durably as a checkpoint.
+        let opts = WalOptions { max_bytes: 1, interval: Duration::from_secs(3600) };
+        let s = EmbeddedStore::open_with(&live.join("store.redb"), clock(), opts).unwrap();
+        write_a_history(&s).await;
+        let bare = EmbeddedStore::open(&crash_copy(&live, &dir.path().join("bare"), false), clock()).unwrap();
+        assert_history(&bare).await;
+        // The idle checkpoint: a short interval, the writer checkpoints without any further write.
+        let opts = WalOptions { max_bytes: 64 << 20, interval: Duration::from_millis(50) };
+        let idle = dir.path().join("idle");
+        let s = EmbeddedStore::open_with(&idle.join("store.redb"), clock(), opts).unwrap();
+        s.put(Item::new(&k("O", "a")), None).await.unwrap();
+        let mut waited = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let bare =
+                EmbeddedStore::open(&crash_copy(&idle, &dir.path().join(format!("idle{waited}")), false), clock())
+                    .unwrap();
+            if bare.get(&k("O", "a")).await.unwrap().is_some() {
+                break;
+            }
+            waited += 1;
+            assert!(waited < 100, "no idle checkpoint after 5 s");
+        }
     }
 
     #[tokio::test]
@@ -1153,9 +1395,9 @@ mod tests {
         // Submitted together (likely one batch): a write that panics, one that fails after writing, and
         // good writes around them.
         let good = |n: &'static str| s.put(Item::new(&k("OK", n)), None);
-        let panics = s.write(|_, _| -> Result<(), StoreError> { panic!("bug in a request") });
-        let half_done = s.write(|items, gsi| -> Result<(), StoreError> {
-            store_item(items, gsi, &k("HALF", "1"), None, Some(&Item::new(&k("HALF", "1"))))?;
+        let panics = s.write(|_| -> Result<(), StoreError> { panic!("bug in a request") });
+        let half_done = s.write(|t| -> Result<(), StoreError> {
+            store_item(t, &k("HALF", "1"), None, Some(&Item::new(&k("HALF", "1"))))?;
             Err(StoreError::Unavailable("disk full".into()))
         });
         let refused = s.put(Item::new(&k("OK", "a")), Some(Condition::Exists));
