@@ -15,8 +15,9 @@ use chrono::{Duration, TimeDelta, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use nusatrade_app::connector::reports::{BrokerPosition, PositionsSnapshot, ReportHistory, ReportSource};
 use nusatrade_app::contract::orders::Bench;
+use nusatrade_app::contract::queue::RecordingQueue;
 use nusatrade_app::contract::store::StoreFactory;
-use nusatrade_app::ports::{Clock, ItemStore, Queue, QueueError, ReceivedMessage};
+use nusatrade_app::ports::{Clock, ItemStore};
 use nusatrade_app::reconcile::{ReconcileService, ReconcileSettings};
 use nusatrade_app::trading::orders::TradingConfig;
 use nusatrade_domain::money::{Lots, Side};
@@ -83,28 +84,6 @@ fn kernel(c: &mut Criterion) {
     c.bench_function("reconcile/kernel_1000_vs_1000", |b| b.iter(|| reconcile(&books, &snapshot, now, &cfg)));
 }
 
-/// A queue that accepts everything (nothing is consumed in the benchmark).
-struct NullQueue;
-
-#[async_trait]
-impl Queue for NullQueue {
-    async fn send(&self, _: &str, _: &str, _: StdDuration) -> Result<String, QueueError> {
-        Ok(String::new())
-    }
-    async fn receive(
-        &self,
-        _: &str,
-        _: u32,
-        _: StdDuration,
-        _: StdDuration,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        Ok(Vec::new())
-    }
-    async fn delete(&self, _: &str, _: &str) -> Result<(), QueueError> {
-        Ok(())
-    }
-}
-
 struct InMemory;
 
 #[async_trait]
@@ -126,7 +105,11 @@ impl StoreFactory for OnDisk {
 /// A user with one connector and a stored report of `N` manual positions.
 async fn world(f: &impl StoreFactory) -> (Bench, ReconcileService) {
     let b = Bench::new(f, TradingConfig::default()).await;
-    let svc = ReconcileService::new(b.orders.clone(), Arc::new(NullQueue), ReconcileSettings::default());
+    let svc = ReconcileService::new(
+        b.orders.clone(),
+        Arc::new(RecordingQueue::new(b.clock.clone())),
+        ReconcileSettings::default(),
+    );
     let now = b.clock.now();
     let positions = (0..N)
         .map(|i| BrokerPosition {

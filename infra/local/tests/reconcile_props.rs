@@ -17,7 +17,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,6 +27,7 @@ use nusatrade_app::connector::reports::{
     BrokerDeal, BrokerLookup, BrokerPosition, PositionsSnapshot, ReportHistory, ReportSource,
 };
 use nusatrade_app::connector::{ConnectorRegistry, TradeResult};
+use nusatrade_app::contract::queue::RecordingQueue;
 use nusatrade_app::jobs::QueueConsumer;
 use nusatrade_app::ports::*;
 use nusatrade_app::reconcile::{AckTimeouts, ReconcileConsumer, ReconcileService, ReconcileSettings};
@@ -159,33 +159,6 @@ impl Push for WirePush {
         Ok(PushOutcome::Delivered)
     }
     async fn close(&self, _: &str) -> Result<(), PushError> {
-        Ok(())
-    }
-}
-
-/// Queue messages with their due time (the consumer is called by the test).
-struct SimQueue {
-    clock: Arc<ManualClock>,
-    messages: Mutex<Vec<(String, DateTime<Utc>)>>,
-}
-
-#[async_trait]
-impl Queue for SimQueue {
-    async fn send(&self, _queue: &str, body: &str, delay: StdDuration) -> Result<String, QueueError> {
-        let due = self.clock.now() + Duration::from_std(delay).unwrap();
-        self.messages.lock().unwrap().push((body.to_owned(), due));
-        Ok(Uuid::new_v4().to_string())
-    }
-    async fn receive(
-        &self,
-        _: &str,
-        _: u32,
-        _: StdDuration,
-        _: StdDuration,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        Ok(Vec::new())
-    }
-    async fn delete(&self, _: &str, _: &str) -> Result<(), QueueError> {
         Ok(())
     }
 }
@@ -364,7 +337,7 @@ struct World {
     clock: Arc<ManualClock>,
     store: Arc<dyn ItemStore>,
     wire: Arc<Wire>,
-    queue: Arc<SimQueue>,
+    queue: Arc<RecordingQueue>,
     orders: OrderService,
     svc: ReconcileService,
     consumer: ReconcileConsumer,
@@ -384,7 +357,7 @@ impl World {
     async fn new(store: Arc<dyn ItemStore>, clock: Arc<ManualClock>) -> World {
         let wire = Arc::new(Wire::default());
         let clock_dyn: Arc<dyn Clock> = clock.clone();
-        let queue = Arc::new(SimQueue { clock: clock.clone(), messages: Mutex::new(Vec::new()) });
+        let queue = Arc::new(RecordingQueue::new(clock_dyn.clone()));
         let settings = ReconcileSettings::default();
         let orders = OrderService {
             store: store.clone(),
@@ -527,14 +500,14 @@ impl World {
             }
             Op::Timeout { pick, dup } => {
                 let body = {
-                    let mut q = self.queue.messages.lock().unwrap();
+                    let mut q = self.queue.sent.lock().unwrap();
                     let due: Vec<usize> =
-                        (0..q.len()).filter(|i| q[*i].1 <= now && q[*i].0.contains("\"ack_timeout\"")).collect();
+                        (0..q.len()).filter(|i| q[*i].due <= now && q[*i].body.contains("\"ack_timeout\"")).collect();
                     if due.is_empty() {
                         return;
                     }
                     let i = due[pick % due.len()];
-                    if *dup { q[i].0.clone() } else { q.remove(i).0 }
+                    if *dup { q[i].body.clone() } else { q.remove(i).body }
                 };
                 self.deliver_message(&body).await;
             }
@@ -709,15 +682,8 @@ impl World {
         self.wire.commands.lock().unwrap().clear();
         self.acks.clear();
         self.clock.advance(Duration::minutes(7));
-        let due: Vec<String> = self
-            .queue
-            .messages
-            .lock()
-            .unwrap()
-            .drain(..)
-            .map(|(b, _)| b)
-            .filter(|b| b.contains("\"ack_timeout\""))
-            .collect();
+        let due: Vec<String> =
+            self.queue.take().into_iter().map(|m| m.body).filter(|b| b.contains("\"ack_timeout\"")).collect();
         for body in due {
             self.deliver_message(&body).await;
         }

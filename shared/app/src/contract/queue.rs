@@ -1,9 +1,10 @@
 //! Queue contract cases. They run on real time with short timeouts (SQS has no fake clock).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::unique;
 use crate::ports::queue::dlq_name;
@@ -14,6 +15,59 @@ use crate::ports::*;
 #[async_trait]
 pub trait QueueFactory: Sync {
     async fn queue(&self, name: &str, max_receives: u32) -> Arc<dyn Queue>;
+}
+
+/// A queue double for tests and benchmarks of the queue's producers: it records every message sent and
+/// delivers nothing (the test hands the messages it wants to the consumer itself).
+pub struct RecordingQueue {
+    clock: Arc<dyn Clock>,
+    /// What was sent, in order.
+    pub sent: Mutex<Vec<SentMessage>>,
+}
+
+/// A message a [`RecordingQueue`] recorded.
+#[derive(Clone, Debug)]
+pub struct SentMessage {
+    pub queue: String,
+    pub body: String,
+    pub delay: Duration,
+    /// When it would become visible: sent time (by the queue's clock) + delay.
+    pub due: DateTime<Utc>,
+}
+
+impl RecordingQueue {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        RecordingQueue { clock, sent: Mutex::new(Vec::new()) }
+    }
+
+    /// Removes and returns the messages `pick` selects; the others stay, in order.
+    pub fn take_where(&self, pick: impl Fn(&SentMessage) -> bool) -> Vec<SentMessage> {
+        let mut sent = self.sent.lock().unwrap();
+        let (picked, rest) = sent.drain(..).partition(|m| pick(m));
+        *sent = rest;
+        picked
+    }
+
+    /// Removes and returns every message.
+    pub fn take(&self) -> Vec<SentMessage> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl Queue for RecordingQueue {
+    async fn send(&self, queue: &str, body: &str, delay: Duration) -> Result<String, QueueError> {
+        let due = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        let message = SentMessage { queue: queue.to_owned(), body: body.to_owned(), delay, due };
+        self.sent.lock().unwrap().push(message);
+        Ok(uuid::Uuid::new_v4().to_string())
+    }
+    async fn receive(&self, _: &str, _: u32, _: Duration, _: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
+        Ok(Vec::new())
+    }
+    async fn delete(&self, _: &str, _: &str) -> Result<(), QueueError> {
+        Ok(())
+    }
 }
 
 const NO_WAIT: Duration = Duration::ZERO;

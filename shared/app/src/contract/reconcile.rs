@@ -4,10 +4,9 @@
 //! manual clock. Run on the embedded store (in memory and on disk, `infra/local/tests/reconcile.rs`) and on
 //! DynamoDB (moto, `infra/aws/tests/reconcile.rs`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use nusatrade_domain::money::Side;
 use nusatrade_domain::order::{OrderStatus, Ticket};
@@ -18,6 +17,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::orders::{Bench, PushMode, dec, order};
+use super::queue::RecordingQueue;
 use super::store::StoreFactory;
 use crate::connector::reports::{
     BrokerDeal, BrokerLookup, BrokerPosition, PositionsSnapshot, ReportHistory, ReportSource,
@@ -33,52 +33,6 @@ use crate::trading::orders::{OrderRecord, TradingConfig, TradingError};
 
 // ------------------------------------------------------------------ harness
 
-/// A queue that records what is sent (the consumer is called directly).
-#[derive(Default)]
-struct RecordingQueue {
-    sent: Mutex<Vec<(String, String, StdDuration)>>,
-}
-
-impl RecordingQueue {
-    /// The ack-timeout messages sent so far (request id, delay); the other messages stay.
-    fn timeouts(&self) -> Vec<(String, StdDuration)> {
-        let mut sent = self.sent.lock().unwrap();
-        let (timeouts, rest): (Vec<_>, Vec<_>) = sent.drain(..).partition(|(_, b, _)| b.contains("\"ack_timeout\""));
-        *sent = rest;
-        timeouts
-            .into_iter()
-            .map(|(_, b, d)| match ReconcileJob::parse(&b).unwrap() {
-                ReconcileJob::AckTimeout { request_id, .. } => (request_id, d),
-                other => panic!("{other:?}"),
-            })
-            .collect()
-    }
-
-    fn take(&self) -> Vec<ReconcileJob> {
-        self.sent.lock().unwrap().drain(..).map(|(_, b, _)| ReconcileJob::parse(&b).unwrap()).collect()
-    }
-}
-
-#[async_trait]
-impl Queue for RecordingQueue {
-    async fn send(&self, queue: &str, body: &str, delay: StdDuration) -> Result<String, QueueError> {
-        self.sent.lock().unwrap().push((queue.to_owned(), body.to_owned(), delay));
-        Ok(Uuid::new_v4().to_string())
-    }
-    async fn receive(
-        &self,
-        _: &str,
-        _: u32,
-        _: StdDuration,
-        _: StdDuration,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        Ok(Vec::new())
-    }
-    async fn delete(&self, _: &str, _: &str) -> Result<(), QueueError> {
-        Ok(())
-    }
-}
-
 struct World {
     b: Bench,
     queue: Arc<RecordingQueue>,
@@ -87,9 +41,26 @@ struct World {
 }
 
 impl World {
+    /// The ack-timeout messages sent so far (request id, delay); the other messages stay.
+    fn timeouts(&self) -> Vec<(String, StdDuration)> {
+        self.queue
+            .take_where(|m| m.body.contains("\"ack_timeout\""))
+            .into_iter()
+            .map(|m| match ReconcileJob::parse(&m.body).unwrap() {
+                ReconcileJob::AckTimeout { request_id, .. } => (request_id, m.delay),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// Every job sent so far.
+    fn jobs(&self) -> Vec<ReconcileJob> {
+        self.queue.take().into_iter().map(|m| ReconcileJob::parse(&m.body).unwrap()).collect()
+    }
+
     async fn new(f: &impl StoreFactory, config: TradingConfig) -> World {
         let mut b = Bench::new(f, config).await;
-        let queue = Arc::new(RecordingQueue::default());
+        let queue = Arc::new(RecordingQueue::new(b.clock.clone()));
         // Every command sent schedules its ack timeout, as `OrderService::new` wires it.
         b.orders =
             b.orders.clone().with_ack_timeouts(Some(AckTimeouts::new(queue.clone(), StdDuration::from_secs(30))));
@@ -204,7 +175,7 @@ pub async fn timeout_makes_unknown_then_the_snapshot_opens_with_the_real_fill(f:
     let o = w.place(Side::Buy).await;
     assert_eq!((o.status, w.reservations().await), (OrderStatus::Pending, Decimal::ONE));
     // The command sent got its delayed ack-timeout message (no table scan finds it later).
-    assert_eq!(w.queue.timeouts(), vec![(o.id.to_string(), StdDuration::from_secs(30))]);
+    assert_eq!(w.timeouts(), vec![(o.id.to_string(), StdDuration::from_secs(30))]);
 
     // No ack within the timeout: unknown, watched, and MT5 is asked for its history since the order.
     w.advance(31);
@@ -226,14 +197,8 @@ pub async fn timeout_makes_unknown_then_the_snapshot_opens_with_the_real_fill(f:
     w.report(vec![mine(&o, 777, "1.0862")], vec![], ReportHistory::default()).await;
     let early = w.run().await;
     assert_eq!((early.applied.len(), early.unresolved), (0, 1), "{early:?}");
-    let later = w
-        .queue
-        .sent
-        .lock()
-        .unwrap()
-        .drain(..)
-        .map(|(_, b, d)| (ReconcileJob::parse(&b).unwrap(), d))
-        .collect::<Vec<_>>();
+    let later =
+        w.queue.take().into_iter().map(|m| (ReconcileJob::parse(&m.body).unwrap(), m.delay)).collect::<Vec<_>>();
     assert!(
         matches!(later.as_slice(), [(ReconcileJob::Ask { history_from, .. }, d)] if *history_from <= o.created_at && *d == StdDuration::from_secs(11)),
         "{later:?}"
@@ -473,11 +438,11 @@ pub async fn sweeps_fan_out_and_ask_the_connectors(f: &impl StoreFactory) {
     w.report(vec![], vec![], ReportHistory::default()).await;
     let stored = w.b.orders.registry.positions(w.b.user.id, w.b.broker).await.unwrap().unwrap();
     w.svc.snapshot_stored(w.b.user.id, &stored).await;
-    assert!(matches!(w.queue.take().as_slice(), [ReconcileJob::Snapshot { .. }]));
+    assert!(matches!(w.jobs().as_slice(), [ReconcileJob::Snapshot { .. }]));
 
     // The scheduled message fans out one message per shard.
     w.svc.handle(ReconcileJob::parse(r#"{"kind":"sweep_connections"}"#).unwrap()).await.unwrap();
-    let shards = w.queue.take();
+    let shards = w.jobs();
     assert_eq!(shards.len(), SHARDS as usize);
     for job in shards {
         w.svc.handle(job).await.unwrap();
@@ -488,12 +453,12 @@ pub async fn sweeps_fan_out_and_ask_the_connectors(f: &impl StoreFactory) {
 
     // An unresolved order puts the connection on the every-minute watch list.
     let o = w.place(Side::Buy).await;
-    assert_eq!(w.queue.timeouts().len(), 1);
+    assert_eq!(w.timeouts().len(), 1);
     w.advance(31);
     w.svc.ack_timeout(w.b.user.id, w.b.broker, &o.id.to_string()).await.unwrap();
     let before = w.connector_frames("SYNC_REQUEST").len();
     w.svc.handle(ReconcileJob::parse(r#"{"kind":"sweep_in_flight"}"#).unwrap()).await.unwrap();
-    for job in w.queue.take() {
+    for job in w.jobs() {
         w.svc.handle(job).await.unwrap();
     }
     assert_eq!(w.connector_frames("SYNC_REQUEST").len(), before + 1);
@@ -515,7 +480,7 @@ pub async fn sweeps_fan_out_and_ask_the_connectors(f: &impl StoreFactory) {
 pub async fn the_hook_queues_a_run_and_redelivery_changes_nothing(f: &impl StoreFactory) {
     let w = World::new(f, TradingConfig::default()).await;
     let o = w.place(Side::Buy).await;
-    w.queue.timeouts();
+    w.timeouts();
     w.advance(31);
     w.svc.ack_timeout(w.b.user.id, w.b.broker, &o.id.to_string()).await.unwrap();
     w.advance(11);
@@ -534,7 +499,7 @@ pub async fn the_hook_queues_a_run_and_redelivery_changes_nothing(f: &impl Store
     };
     let stored = w.b.orders.registry.save_positions(w.b.user.id, s).await.unwrap();
     crate::connector::SnapshotHook::positions_snapshot(&hook, w.b.user.id, &stored).await;
-    let jobs = w.queue.take();
+    let jobs = w.jobs();
     let [job @ ReconcileJob::Snapshot { .. }] = jobs.as_slice() else { panic!("{jobs:?}") };
     let consumer = ReconcileConsumer { service: w.svc.clone() };
     let message = ReceivedMessage { id: "m".into(), body: job.to_json(), receipt: "r".into(), receive_count: 1 };
@@ -580,7 +545,7 @@ pub async fn trailing_stops_move_protectively_at_most_every_15_seconds(f: &impl 
     assert_eq!((cmd["ticket"].as_u64(), cmd["stop_loss"].as_f64()), (Some(70), Some(1.0865)));
     let m = w.get(o.id).await;
     assert_eq!((m.status, m.pending_stop_loss), (OrderStatus::ModifyPending, Some(dec("1.0865"))));
-    let timeouts = w.queue.timeouts();
+    let timeouts = w.timeouts();
     assert_eq!(timeouts.last().map(|(r, _)| r.as_str()), cmd["request_id"].as_str(), "the modify has its ack timeout");
     // The ack follows the trading rules.
     w.b.ack(cmd["request_id"].as_str().unwrap(), true, json!({})).await;
