@@ -128,3 +128,27 @@ async fn server_side_close_disconnects_the_client() {
     }
     eventually(|| rec.disconnected.lock().unwrap().len() == 1).await;
 }
+
+#[tokio::test]
+async fn queued_pushes_arrive_in_order_before_a_queued_close() {
+    let rec = Arc::new(Recorder::default());
+    let (platform, base, _d) = start(rec.clone()).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{base}/connector/ws?token=good")).await.unwrap();
+    let id = rec.connected.lock().unwrap()[0].connection_id.clone();
+    // Queued back to back (the socket task sends what is queued in one write), then the close.
+    for n in 0..5 {
+        let body = bytes::Bytes::from(format!(r#"{{"type":"UPDATE","n":{n}}}"#));
+        platform.ports.push.post(&id, body).await.unwrap();
+    }
+    platform.ports.push.close(&id).await.unwrap();
+    for n in 0..5 {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => assert_eq!(t.as_str(), format!(r#"{{"type":"UPDATE","n":{n}}}"#)),
+            other => panic!("expected update {n}, got {other:?}"),
+        }
+    }
+    match ws.next().await {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1000),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}

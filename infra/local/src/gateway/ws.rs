@@ -186,8 +186,26 @@ async fn run(socket: WebSocket, mut ep: Endpoint, id: String, mut outbound: toki
             },
             out = outbound.recv() => match out {
                 Some(Outbound::Text(t)) => {
-                    if tx.send(Message::Text(t.into())).await.is_err() {
+                    // Whatever else is already queued goes out with it: one write (and one wake-up of
+                    // the client) for an update and the messages that follow it, e.g. an ack's
+                    // TRADE_RESULT and ORDER_UPDATE.
+                    let mut sent = tx.feed(Message::Text(t.into())).await;
+                    let mut close = false;
+                    while sent.is_ok() {
+                        match outbound.try_recv() {
+                            Ok(Outbound::Text(t)) => sent = tx.feed(Message::Text(t.into())).await,
+                            Ok(Outbound::Close) => {
+                                close = true;
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if sent.is_err() || tx.flush().await.is_err() {
                         break Ended::ClientClosed;
+                    }
+                    if close {
+                        break Ended::ServerClosed;
                     }
                 }
                 Some(Outbound::Close) | None => break Ended::ServerClosed,
