@@ -8,6 +8,7 @@
 //! - [`FileMailer`]: emails written as JSON files.
 
 pub mod blobs;
+mod codec;
 pub mod mailer;
 pub mod push;
 pub mod queue;

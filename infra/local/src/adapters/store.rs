@@ -3,7 +3,7 @@
 //!
 //! Layout: one redb file with two tables.
 //! - `items`: key `(PK, SK)` (a redb tuple of `&str`, ordered element by element in byte order, which
-//!   is DynamoDB's order for string keys), value the item as JSON.
+//!   is DynamoDB's order for string keys), value the item in [`super::codec`]'s binary form.
 //! - `gsi1`: key `(GSI1PK, GSI1SK, PK, SK)`, no value: a sparse index holding the items that have both
 //!   index attributes as strings, kept in sync inside the same write transaction as the item.
 //!
@@ -56,6 +56,7 @@ use nusatrade_app::ports::{
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use tokio::sync::oneshot;
 
+use super::codec::{decode, encode};
 use super::wal::{self, Wal, WalOptions};
 
 /// The table of items, keyed by `(PK, SK)`.
@@ -495,14 +496,6 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
     }
 }
 
-fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(item).map_err(|e| StoreError::Unavailable(format!("cannot encode item: {e}")))
-}
-
-fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable item: {e}")))
-}
-
 /// The item's `GSI1` key, when it has both attributes as strings (sparse index).
 fn index_key(ix: Index, item: &Item) -> Option<(&str, &str)> {
     Some((item.get_s(ix.pk_attr())?, item.get_s(ix.sk_attr())?))
@@ -532,7 +525,7 @@ fn store_item(t: &mut Tables<'_>, key: &Key, old: Option<&Item>, new: Option<&It
     }
     match new {
         Some(item) => {
-            let bytes = encode(item)?;
+            let bytes = encode(item);
             items.insert((key.pk.as_str(), key.sk.as_str()), bytes.as_slice()).map_err(db_err)?;
             if let Some(log) = log {
                 wal::encode_change(log, &key.pk, &key.sk, Some(&bytes));
