@@ -40,6 +40,8 @@ use base64::Engine as _;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+mod record;
+
 /// Partition key attribute of the table.
 pub const PK: &str = "PK";
 /// Sort key attribute of the table.
@@ -300,9 +302,7 @@ impl Item {
     /// Reads the record back (key attributes and other extra attributes are ignored by serde unless the
     /// record asks for them).
     pub fn to_record<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
-        let obj: serde_json::Map<String, serde_json::Value> =
-            self.0.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-        serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| {
+        record::from_attrs(&self.0).map_err(|e| {
             StoreError::Corrupt(format!("item {}: {e}", self.key().map(|k| k.to_string()).unwrap_or_default()))
         })
     }
