@@ -334,6 +334,12 @@ fn run_writer(db: &Database, mut wal: Option<Wal>, queue: &mpsc::Receiver<Box<dy
                 tracing::error!(%why, "the store stops writing until it is opened again");
                 broken = Some(why);
             }
+            Err(_) if wal.is_some() => {
+                // It may have panicked between logging the batch and committing it.
+                let why = "the store writer panicked while committing a batch".to_owned();
+                tracing::error!(%why, "the store stops writing until it is opened again");
+                broken = Some(why);
+            }
             Err(_) => tracing::error!("the store writer panicked; the batch's requests failed"),
         }
     }
