@@ -5,6 +5,8 @@
 //! connector, disconnect/delete closing the socket, the public supported-brokers body, and the helpers
 //! the connector WebSocket handler calls.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -23,8 +25,8 @@ use nusatrade_app::trading::orders::store::SOURCE_API;
 use nusatrade_app::trading::orders::{OrderService, PlaceOrder, TradingConfig};
 use nusatrade_domain::instrument::lookup;
 use nusatrade_domain::money::Side;
+use nusatrade_local::adapters::LocalPush;
 use nusatrade_local::adapters::push::Outbound;
-use nusatrade_local::adapters::{EmbeddedStore, FileBlobStore, LocalPush, LocalQueue};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tower::ServiceExt;
@@ -55,15 +57,7 @@ fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).unwrap()));
     let push = Arc::new(LocalPush::new());
-    let ports = Ports {
-        store: Arc::new(EmbeddedStore::temporary(clock.clone()).unwrap()),
-        blobs: Arc::new(FileBlobStore::new(dir.path().join("blobs"))),
-        queue: Arc::new(LocalQueue::new(clock.clone())),
-        push: push.clone(),
-        mailer: Arc::new(nusatrade_local::adapters::FileMailer::new(dir.path().join("mail"))),
-        clock: clock.clone(),
-        ids: Arc::new(RandomIds),
-    };
+    let ports = Ports { push: push.clone(), ..common::ports(dir.path(), clock.clone()) };
     let mut config = AuthConfig::for_tests(SECRET);
     config.require_email_verification = false;
     let auth = AuthService::new(config, ports.clone()).unwrap();

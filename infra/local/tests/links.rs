@@ -9,6 +9,8 @@
 //! reconnect, ack removal, stale entries, resend cap, undelivered commands), SEND_TRADE_COMMAND through the
 //! order rules, and the per-connection limits.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -24,8 +26,8 @@ use nusatrade_app::ports::*;
 use nusatrade_app::trading::orders::{OrderService, TradingConfig};
 use nusatrade_app::ws::{ConnectDecision, ConnectRequest, InboundMessage, MAX_MESSAGE_BYTES, WsHandler};
 use nusatrade_domain::order::OrderStatus;
+use nusatrade_local::adapters::LocalPush;
 use nusatrade_local::adapters::push::Outbound;
-use nusatrade_local::adapters::{EmbeddedStore, FileBlobStore, FileMailer, LocalPush, LocalQueue};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -67,15 +69,7 @@ fn world_with(limits: LinkLimits, config: TradingConfig) -> World {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).unwrap()));
     let push = Arc::new(LocalPush::new());
-    let ports = Ports {
-        store: Arc::new(EmbeddedStore::temporary(clock.clone()).unwrap()),
-        blobs: Arc::new(FileBlobStore::new(dir.path().join("blobs"))),
-        queue: Arc::new(LocalQueue::new(clock.clone())),
-        push: push.clone(),
-        mailer: Arc::new(FileMailer::new(dir.path().join("mail"))),
-        clock: clock.clone(),
-        ids: Arc::new(RandomIds),
-    };
+    let ports = Ports { push: push.clone(), ..common::ports(dir.path(), clock.clone()) };
     let mut auth_config = AuthConfig::for_tests(SECRET);
     auth_config.require_email_verification = false;
     let auth = AuthService::new(auth_config, ports.clone()).unwrap();

@@ -7,6 +7,8 @@
 //! failed prediction, the cross-process lease (`already_running`, an expired lease taken over), a cycle resumed after
 //! a crash never opening a second order, and the trigger / status / health routes.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +30,7 @@ use nusatrade_app::ml::{
 use nusatrade_app::ports::store::TTL_ATTR;
 use nusatrade_app::ports::*;
 use nusatrade_app::trading::orders::{OrderService, TradingConfig};
-use nusatrade_local::adapters::{EmbeddedStore, FileBlobStore, LocalQueue};
+use nusatrade_local::adapters::LocalQueue;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -64,13 +66,9 @@ fn world() -> World {
     let clock = Arc::new(ManualClock::new(start()));
     let push = Arc::new(RecordingPush::default());
     let ports = Ports {
-        store: Arc::new(EmbeddedStore::temporary(clock.clone()).unwrap()),
-        blobs: Arc::new(FileBlobStore::new(dir.path().join("blobs"))),
         queue: Arc::new(LocalQueue::new(clock.clone()).with_queue(ML_TRAIN_QUEUE, 5).with_queue("reconcile", 5)),
         push: push.clone(),
-        mailer: Arc::new(nusatrade_local::adapters::FileMailer::new(dir.path().join("mail"))),
-        clock: clock.clone(),
-        ids: Arc::new(RandomIds),
+        ..common::ports(dir.path(), clock.clone())
     };
     let mut config = AuthConfig::for_tests(SECRET);
     config.require_email_verification = false;
@@ -438,6 +436,9 @@ fn local_rate_schedules_are_the_templates_and_include_auto_trading() {
     let platform = nusatrade_local::platform::LocalPlatform::open(&dir.path().join("data")).unwrap();
     let schedules = platform.schedules();
     assert!(schedules.contains(&nusatrade_app::ml::AUTO_TRADING_SCHEDULE), "the cycle is scheduled locally");
+    for s in nusatrade_app::reconcile::SCHEDULES {
+        assert!(schedules.contains(s) && s.every.as_secs() < 24 * 3600, "{} is a local rate schedule", s.name);
+    }
     let queue_resource = |q: &str| match q {
         "reconcile" => "ReconcileQueue",
         "backup" => "BackupQueue",

@@ -41,20 +41,3 @@ mod in_memory {
 mod on_disk {
     nusatrade_app::reconcile_contract!(super::OnDisk::new());
 }
-
-/// The local scheduler puts exactly the template's EventBridge schedules on the queue: same bodies, same rates.
-#[test]
-fn local_schedules_are_the_templates() {
-    let template = include_str!("../../../template.yaml");
-    for s in nusatrade_app::reconcile::SCHEDULES {
-        let input = format!("Input: '{}'", s.body);
-        let at = template.find(&input).unwrap_or_else(|| panic!("no schedule with {input} in template.yaml"));
-        let block = &template[template[..at].rfind("Type: AWS::Scheduler::Schedule").expect("a schedule")..at];
-        let rate = match s.every.as_secs() {
-            60 => "rate(1 minute)".to_owned(),
-            n => format!("rate({} minutes)", n / 60),
-        };
-        assert!(block.contains(&format!("ScheduleExpression: {rate}")), "{} runs at {rate}: {block}", s.name);
-        assert!(block.contains("Arn: !GetAtt ReconcileQueue.Arn"), "{block}");
-    }
-}
