@@ -64,24 +64,24 @@ async fn artefacts_on_s3_jobs_through_sqs_and_tampering_refused() {
     let chunks = list(&s3, &bucket, &format!("datasets/{user}/EURUSD/H1/")).await;
     assert_eq!(chunks.len(), up.record.chunks.len(), "{chunks:?}");
 
-    // A model trained through SQS.
-    let config = routes::parse_config(
-        ModelKind::GradientBoosting,
-        Timeframe::H1,
-        Some(&serde_json::json!({"hyperparameters": {"iterations": 10, "max_depth": 3, "nbins": 32}})),
-    )
-    .unwrap();
-    let input = |name: &str| ModelInput {
+    // Models trained through SQS. Two configurations: one trains to the same bytes whenever the two fits take the
+    // same milliseconds (the artefact records `fit_millis`), and a swap of identical bytes is no swap.
+    let input = |name: &str, iterations: u32| ModelInput {
         name: name.into(),
         symbol: "EURUSD",
         timeframe: Timeframe::H1,
         strategy_id: None,
-        config: config.clone(),
+        config: routes::parse_config(
+            ModelKind::GradientBoosting,
+            Timeframe::H1,
+            Some(&serde_json::json!({"hyperparameters": {"iterations": iterations, "max_depth": 3, "nbins": 32}})),
+        )
+        .unwrap(),
         auto_trading: Default::default(),
     };
     let mut ids = Vec::new();
-    for name in ["a", "b"] {
-        let m = ml.create_model(user, input(name)).await.expect("create");
+    for (name, iterations) in [("a", 10), ("b", 11)] {
+        let m = ml.create_model(user, input(name, iterations)).await.expect("create");
         ml.request_training(user, m.id, Default::default()).await.expect("queued on SQS");
         let msg = ports
             .queue
@@ -97,6 +97,10 @@ async fn artefacts_on_s3_jobs_through_sqs_and_tampering_refused() {
         ids.push(m.id);
     }
     let (a, b) = (ids[0], ids[1]);
+    assert_ne!(
+        ml.get_model(user, a).await.unwrap().artefact_checksum,
+        ml.get_model(user, b).await.unwrap().artefact_checksum
+    );
     let key = format!("models/{user}/{a}/v1/model.json.gz");
     assert_eq!(list(&s3, &bucket, &format!("models/{user}/{a}/")).await, vec![key.clone()]);
 

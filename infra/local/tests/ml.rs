@@ -9,6 +9,8 @@
 //! ownership (other users' ids 404, path-like ids 400), execute's refusals, and the system defaults trained from
 //! generated data (marked as such) and imported.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +29,7 @@ use nusatrade_app::ml::store::{ArtefactLocation, ModelRecord, Owner, TrainingSta
 use nusatrade_app::ml::{ML_TRAIN_QUEUE, MlConfig, MlService, MlState, MlTrainConsumer, ModelCache, router};
 use nusatrade_app::ports::*;
 use nusatrade_app::trading::orders::{OrderService, TradingConfig};
-use nusatrade_local::adapters::{EmbeddedStore, FileBlobStore, LocalPush, LocalQueue};
+use nusatrade_local::adapters::LocalQueue;
 use nusatrade_ml::CandleSeries;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -59,13 +61,8 @@ fn world() -> World {
     let clock = Arc::new(ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).unwrap()));
     let blob_root = dir.path().join("blobs");
     let ports = Ports {
-        store: Arc::new(EmbeddedStore::temporary(clock.clone()).unwrap()),
-        blobs: Arc::new(FileBlobStore::new(blob_root.clone())),
         queue: Arc::new(LocalQueue::new(clock.clone()).with_queue(ML_TRAIN_QUEUE, 5)),
-        push: Arc::new(LocalPush::new()),
-        mailer: Arc::new(nusatrade_local::adapters::FileMailer::new(dir.path().join("mail"))),
-        clock: clock.clone(),
-        ids: Arc::new(RandomIds),
+        ..common::ports(dir.path(), clock.clone())
     };
     let mut config = AuthConfig::for_tests(SECRET);
     config.require_email_verification = false;
@@ -170,7 +167,11 @@ impl World {
     }
 
     async fn trained(&self, user: &User, name: &str) -> Uuid {
-        let id = self.create(user, small_model(name)).await;
+        self.trained_as(user, small_model(name)).await
+    }
+
+    async fn trained_as(&self, user: &User, model: Value) -> Uuid {
+        let id = self.create(user, model).await;
         let (s, b) = self.call("POST", &format!("/api/v1/ml/models/{id}/train"), &user.token, Some(json!({}))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{b}");
         self.drain().await;
@@ -549,7 +550,12 @@ async fn tampered_or_swapped_artefacts_are_refused() {
     let u = w.user("tamper@example.com").await;
     w.upload(&u, csv(1_500)).await;
     let a = w.trained(&u, "a").await;
-    let b = w.trained(&u, "b").await;
+    // Another configuration: the same one trains to the same bytes whenever the two fits take the same
+    // milliseconds (the artefact records `fit_millis`), and a swap of identical bytes is no swap.
+    let mut other_model = small_model("b");
+    other_model["config"]["hyperparameters"]["iterations"] = json!(9);
+    let b = w.trained_as(&u, other_model).await;
+    assert_ne!(w.model(&u, a).await.artefact_checksum, w.model(&u, b).await.artefact_checksum);
     let key = artefact_key(Owner::User(u.id), a, 1).unwrap();
     let original = w.ports.blobs.get(&key, 1 << 26).await.unwrap().unwrap();
     // One changed byte inside the (decompressed) document: the checksum refuses it.
