@@ -55,7 +55,8 @@ fn len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u32).to_le_bytes());
 }
 
-fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+/// Appends `b` with its `u32` length (also the write-ahead log's framing of keys and items).
+pub(crate) fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     len(out, b.len());
     out.extend_from_slice(b);
 }
@@ -102,10 +103,11 @@ fn value(out: &mut Vec<u8>, v: &Value) {
 /// Nesting deeper than this is refused (DynamoDB allows 32 levels).
 const MAX_DEPTH: usize = 64;
 
-struct Reader<'a>(&'a [u8]);
+/// Reads what [`encode`] and [`bytes`] wrote, front to back.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if self.0.len() < n {
             return Err(corrupt("truncated"));
         }
@@ -123,10 +125,19 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    fn text(&mut self) -> Result<String, StoreError> {
+    /// Bytes written by [`bytes`].
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
         let n = self.len()?;
-        let b = self.take(n)?;
-        std::str::from_utf8(b).map(str::to_owned).map_err(|_| corrupt("text is not UTF-8"))
+        self.take(n)
+    }
+
+    /// Text written by [`bytes`].
+    pub(crate) fn str(&mut self) -> Result<&'a str, StoreError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| corrupt("text is not UTF-8"))
+    }
+
+    fn text(&mut self) -> Result<String, StoreError> {
+        self.str().map(str::to_owned)
     }
 
     fn map(&mut self, depth: usize) -> Result<BTreeMap<String, Value>, StoreError> {
@@ -154,10 +165,7 @@ impl<'a> Reader<'a> {
                 }
                 Value::N(Decimal::deserialize(raw))
             }
-            B => {
-                let n = self.len()?;
-                Value::B(self.take(n)?.to_vec())
-            }
+            B => Value::B(self.bytes()?.to_vec()),
             TRUE => Value::Bool(true),
             FALSE => Value::Bool(false),
             NULL => Value::Null,

@@ -464,7 +464,7 @@ fn recover(db: &Database, path: &Path, epoch: u64, options: WalOptions) -> Resul
     {
         let mut tables = Tables::open(&txn, false)?;
         for record in &records {
-            for change in wal::decode_changes(record).map_err(StoreError::Corrupt)? {
+            for change in wal::decode_changes(record)? {
                 let key = Key::new(change.pk, change.sk);
                 let old = load_raw(&tables.items, &key)?;
                 let new = change.value.map(decode).transpose()?;

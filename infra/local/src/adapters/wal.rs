@@ -26,6 +26,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use nusatrade_app::ports::StoreError;
+
+use super::codec::{Reader, bytes};
+
 const HEADER: usize = 16;
 const PUT: u8 = 1;
 const DELETE: u8 = 2;
@@ -134,18 +138,13 @@ fn checksum(header: &[u8], payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-fn put_str(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s);
-}
-
 /// Appends "the item at `(pk, sk)` is now `value`" (`None`: deleted) to a record's payload.
 pub(crate) fn encode_change(out: &mut Vec<u8>, pk: &str, sk: &str, value: Option<&[u8]>) {
     out.push(if value.is_some() { PUT } else { DELETE });
-    put_str(out, pk.as_bytes());
-    put_str(out, sk.as_bytes());
+    bytes(out, pk.as_bytes());
+    bytes(out, sk.as_bytes());
     if let Some(v) = value {
-        put_str(out, v);
+        bytes(out, v);
     }
 }
 
@@ -159,30 +158,16 @@ pub(crate) struct Change<'a> {
 
 /// The changes of a record's payload (an error for a malformed one, which a checksummed record of
 /// this code never is).
-pub(crate) fn decode_changes(mut payload: &[u8]) -> Result<Vec<Change<'_>>, String> {
-    fn take<'a>(p: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
-        if p.len() < n {
-            return Err("truncated change".into());
-        }
-        let (head, rest) = p.split_at(n);
-        *p = rest;
-        Ok(head)
-    }
-    fn bytes<'a>(p: &mut &'a [u8]) -> Result<&'a [u8], String> {
-        let n = u32::from_le_bytes(take(p, 4)?.try_into().expect("4 bytes")) as usize;
-        take(p, n)
-    }
-    fn text<'a>(p: &mut &'a [u8]) -> Result<&'a str, String> {
-        std::str::from_utf8(bytes(p)?).map_err(|e| e.to_string())
-    }
+pub(crate) fn decode_changes(payload: &[u8]) -> Result<Vec<Change<'_>>, StoreError> {
+    let mut r = Reader(payload);
     let mut out = Vec::new();
-    while !payload.is_empty() {
-        let tag = take(&mut payload, 1)?[0];
-        let (pk, sk) = (text(&mut payload)?, text(&mut payload)?);
+    while !r.0.is_empty() {
+        let tag = r.take(1)?[0];
+        let (pk, sk) = (r.str()?, r.str()?);
         let value = match tag {
-            PUT => Some(bytes(&mut payload)?),
+            PUT => Some(r.bytes()?),
             DELETE => None,
-            t => return Err(format!("unknown change tag {t}")),
+            t => return Err(StoreError::Corrupt(format!("unknown change tag {t} in the store's log"))),
         };
         out.push(Change { pk, sk, value });
     }
