@@ -22,7 +22,8 @@
       Template rules the linters do not know: each queue consumed by a function through an SQS event
       has a VisibilityTimeout of at least 6x that function's Timeout; each queue with a RedrivePolicy
       has maxReceiveCount 5 and a dead-letter queue with an alarm on ApproximateNumberOfMessagesVisible;
-      each function is built by rust-cargolambda with a Binary; Globals use provided.al2023 on arm64.
+      each function is built by rust-cargolambda with a Binary; Globals use provided.al2023 on arm64
+      (written out, or a !Ref to a parameter that defaults to arm64 and allows only arm64/x86_64).
 
 The template uses CloudFormation short-form tags (!Ref, !Sub ...): they are loaded as the long form.
 """
@@ -205,6 +206,16 @@ def _resolve(tpl, v, created):
         return created.get(lid, {}).get(attr)
     if fn == "Fn::FindInMap":
         return str(find_in_map(tpl, arg))
+    if fn == "Fn::Join":
+        delimiter, items = arg
+        if isinstance(items, dict):
+            # A list-valued Ref: a CommaDelimitedList parameter's default (CloudFormation trims each member).
+            param = params.get(items.get("Ref")) if isinstance(items.get("Ref"), str) else None
+            if not param or param.get("Type") != "CommaDelimitedList" or param.get("Default") is None:
+                return None
+            return delimiter.join(x.strip() for x in str(param["Default"]).split(","))
+        parts = [_resolve(tpl, i, created) for i in items]
+        return None if any(x is None for x in parts) else delimiter.join(parts)
     if fn == "Fn::Sub":
         text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
         missing = []
@@ -383,8 +394,15 @@ def cmd_check_template(template_path):
     glob = (tpl.get("Globals") or {}).get("Function") or {}
     if glob.get("Runtime") != "provided.al2023":
         problems.append("Globals.Function.Runtime must be provided.al2023")
-    if glob.get("Architectures") != ["arm64"]:
-        problems.append("Globals.Function.Architectures must be [arm64]")
+    arch = glob.get("Architectures")
+    if isinstance(arch, list) and len(arch) == 1 and isinstance(arch[0], dict) and "Ref" in arch[0]:
+        param = (tpl.get("Parameters") or {}).get(arch[0]["Ref"]) or {}
+        arm64 = param.get("Default") == "arm64" and set(param.get("AllowedValues") or ["?"]) <= {"arm64", "x86_64"}
+    else:
+        arm64 = arch == ["arm64"]
+    if not arm64:
+        problems.append("Globals.Function.Architectures must be [arm64], or [!Ref <parameter>] defaulting to arm64 "
+                        "with AllowedValues within arm64, x86_64")
     if glob.get("Handler") != "bootstrap":
         problems.append("Globals.Function.Handler must be bootstrap")
     fns = functions(tpl, template_path)

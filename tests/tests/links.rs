@@ -22,6 +22,15 @@ async fn dashboard(gw: &Gateway, token: &str) -> Socket {
     ws
 }
 
+async fn next_json(ws: &mut Socket) -> Value {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("a frame within the wait").unwrap().unwrap() {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            _ => continue,
+        }
+    }
+}
+
 async fn say(ws: &mut Socket, v: Value) {
     ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
@@ -38,8 +47,16 @@ async fn reports_become_status_and_reach_the_dashboards() {
     let token = register(&gw, "links@example.com").await.unwrap();
     let conn = broker_connection(&gw, &token).await.unwrap();
 
-    // A dashboard asks for the connections at once: none online yet.
+    // A dashboard gets the connections at once, unasked (the original dashboard's first PING comes after 30 s):
+    // none online yet. It is sent once: asking again answers, the first message adds no second one.
+    let started = std::time::Instant::now();
     let mut dash = dashboard(&gw, &token).await;
+    let first = next_of(&mut dash, "CONNECTIONS_STATUS", Duration::from_secs(1)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1), "CONNECTIONS_STATUS after {:?}", started.elapsed());
+    assert_eq!(first["connections"], json!([]));
+    say(&mut dash, json!({"type": "PING"})).await;
+    let pong = next_json(&mut dash).await;
+    assert_eq!(pong["type"], "PONG", "the first message adds no second CONNECTIONS_STATUS: {pong}");
     say(&mut dash, json!({"type": "GET_CONNECTIONS_STATUS"})).await;
     assert_eq!(next_of(&mut dash, "CONNECTIONS_STATUS", WAIT).await.unwrap()["connections"], json!([]));
 

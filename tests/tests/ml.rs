@@ -282,6 +282,9 @@ async fn system_defaults_are_trained_on_first_use_and_importable() {
     for sym in ["EURUSD", "XAUUSD", "BTCUSD"] {
         assert_eq!(defaults[sym]["is_user_override"], false);
         assert!(defaults[sym]["accuracy"].is_number(), "{defaults}");
+        // a percentage, as the dashboard shows it (a fraction read "Win Rate 0.5%")
+        let pct = defaults[sym]["accuracy"].as_f64().unwrap();
+        assert!((1.0..=100.0).contains(&pct), "accuracy as a percentage: {defaults}");
     }
     let (_, eur) = send(&gw, "GET", "/api/v1/ml-models/defaults/EURUSD", &token, None).await;
     let (_, xau) = send(&gw, "GET", "/api/v1/ml-models/defaults/XAUUSD", &token, None).await;

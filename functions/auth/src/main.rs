@@ -25,7 +25,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     tracing::info!(?config, "auth function initialised");
     let service = AuthService::new(config, ports)?;
 
-    let router = layers::platform(auth::router(service).layer(middleware::from_fn(client_ip)));
+    let router = layers::platform_from_env(auth::router(service).layer(middleware::from_fn(client_ip)))?;
     lambda_http::run(router).await
 }
 

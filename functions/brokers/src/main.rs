@@ -18,5 +18,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = AuthConfig::from_env()?;
     tracing::info!(?config, "brokers function initialised");
     let state = BrokersState::new(trading::authenticator(&config, &ports), &ports);
-    lambda_http::run(layers::platform(router(state, None))).await
+    lambda_http::run(layers::platform_from_env(router(state, None))?).await
 }

@@ -19,11 +19,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let environment = std::env::var(ENVIRONMENT_VAR).unwrap_or_else(|_| "production".to_owned());
     tracing::info!(%environment, "health function initialised");
 
-    let router = layers::platform(health::router(HealthState {
+    let router = layers::platform_from_env(health::router(HealthState {
         store: ports.store,
         clock: ports.clock,
         started: Instant::now(),
         environment,
-    }));
+    }))?;
     lambda_http::run(router).await
 }

@@ -26,5 +26,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         auth: trading::authenticator(&auth, &ports),
         ml: MlService::new(&ports, Some(orders), config, ModelCache::from_env()),
     };
-    lambda_http::run(layers::platform(ml::router(state, None))).await
+    lambda_http::run(layers::platform_from_env(ml::router(state, None))?).await
 }

@@ -30,5 +30,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     };
     let state = routes::OrdersState { auth: authn, orders };
     let app = routes::router(state, None).merge(reconcile::routes::router(monitor, None));
-    lambda_http::run(layers::platform(app)).await
+    lambda_http::run(layers::platform_from_env(app)?).await
 }

@@ -20,6 +20,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let ports = nusatrade_aws::runtime::init("position-sizing").await?;
     let config = AuthConfig::from_env()?;
     tracing::info!(?config, "position-sizing function initialised");
-    let router = layers::platform(sizing::router(trading::authenticator(&config, &ports), None));
+    let router = layers::platform_from_env(sizing::router(trading::authenticator(&config, &ports), None))?;
     lambda_http::run(router).await
 }

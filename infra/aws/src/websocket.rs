@@ -20,6 +20,7 @@ use base64::Engine;
 use lambda_runtime::{LambdaEvent, service_fn};
 use nusatrade_app::auth::AuthConfig;
 use nusatrade_app::brokers::service::BrokerService;
+use nusatrade_app::connector::browser::BrowserChannel;
 use nusatrade_app::connector::channels::{ConnectorChannel, channels};
 use nusatrade_app::connector::router::ChannelRouter;
 use nusatrade_app::reconcile::{ReconcileHook, ReconcileService, ReconcileSettings};
@@ -112,9 +113,14 @@ pub async fn run_channels(function: &str) -> Result<(), lambda_runtime::Error> {
     let settings = ReconcileSettings::from_env()?;
     let orders = OrderService::new(&ports, config);
     // Positions snapshots trigger reconciliation (queued to the reconcile function); prices move trailing stops.
-    let hook = Arc::new(ReconcileHook::new(ReconcileService::new(orders.clone(), ports.queue.clone(), settings)));
+    let reconcile = ReconcileService::new(orders.clone(), ports.queue.clone(), settings);
+    let greeter = reconcile.greeter(false);
+    let hook = Arc::new(ReconcileHook::new(reconcile));
     let (connector, browser) = channels(trading::authenticator(&auth, &ports), orders, BrokerService::new(&ports));
     let connector = Arc::new(ConnectorChannel::clone(&connector).with_snapshot_hook(hook));
+    // `$connect` cannot post: the dashboard's CONNECTIONS_STATUS is queued to the reconcile function, which pushes
+    // it as soon as the connection exists.
+    let browser = Arc::new(BrowserChannel::clone(&browser).with_greeter(greeter));
     tracing::info!(function, "WebSocket function initialised");
     run(Arc::new(ChannelRouter::new(connector, browser))).await
 }

@@ -221,3 +221,99 @@ async fn an_order_round_trip_through_api_gateway_events() {
     let status = w.brokers.status(ana, conn).await.unwrap();
     assert_eq!(status.connection.link, None, "the connector link is gone after $disconnect");
 }
+
+/// Link status at once (issue #14): `$connect` cannot post, so the dashboard channel queues a greeting on the
+/// reconcile queue (SQS on moto) and the reconcile consumer pushes CONNECTIONS_STATUS once API Gateway has made the
+/// connection — here the fake management API answers 410 until the test opens the socket, as API Gateway does
+/// during `$connect`.
+#[tokio::test]
+async fn a_dashboard_gets_its_connections_status_within_a_second_of_connecting() {
+    use nusatrade_app::jobs::QueueConsumer;
+    use nusatrade_app::reconcile::{ReconcileConsumer, ReconcileService, ReconcileSettings};
+
+    let w = world().await;
+    let sdk = common::sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = sqs.create_queue().queue_name(common::unique("reconcile")).send().await.unwrap().queue_url.unwrap();
+    let queue: Arc<dyn Queue> = Arc::new(nusatrade_aws::SqsQueue::new(sqs, [("reconcile".into(), url)].into()));
+    let mut orders = w.orders.clone();
+    orders.ack_timeouts = None;
+    let reconcile = ReconcileService::new(orders, queue.clone(), ReconcileSettings::default());
+    let (connector, browser) = channels(w.authn.clone(), w.orders.clone(), w.brokers.clone());
+    let browser = Arc::new(
+        nusatrade_app::connector::browser::BrowserChannel::clone(&browser).with_greeter(reconcile.greeter(false)),
+    );
+    let router = ChannelRouter::new(connector, browser);
+    let consumer = ReconcileConsumer { service: reconcile };
+    let (ana, token) = w.user().await;
+    let conn = w.connection(ana).await;
+
+    // Connect: accepted, and the socket exists only after the answer.
+    let started = std::time::Instant::now();
+    let ws = format!("{}=", &Uuid::new_v4().simple().to_string()[..14]);
+    let r = handle(&router, serde_json::from_value(connect_event(&ws, &[("token", &token)])).unwrap()).await;
+    assert_eq!(r.status_code, 200);
+    w.fake.open_as(&ws);
+    // The reconcile function's SQS event: one greeting, which pushes the status.
+    let msgs = queue
+        .receive("reconcile", 10, std::time::Duration::from_secs(30), std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(msgs.len(), 1, "one greeting queued");
+    assert!(msgs[0].body.contains("greet_dashboard"), "{}", msgs[0].body);
+    consumer.handle(&msgs[0]).await.unwrap();
+    let frames = w.frames(&ws);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["type"], "CONNECTIONS_STATUS");
+    assert_eq!(frames[0]["connections"], json!([]), "no connector online yet");
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(1), "CONNECTIONS_STATUS after {elapsed:?}");
+    // Redelivered (SQS at least once): nothing doubled. The first PING then gets only its PONG.
+    consumer.handle(&msgs[0]).await.unwrap();
+    let r = handle(&router, serde_json::from_value(message_event(&ws, json!({"type": "PING"}))).unwrap()).await;
+    let pong = body(&r).map(|b| b["type"] == "PONG").unwrap_or(false) || w.types(&ws).contains(&"PONG".to_owned());
+    assert!(pong);
+    assert_eq!(w.types(&ws).iter().filter(|t| *t == "CONNECTIONS_STATUS").count(), 1, "sent once");
+
+    // A socket that is not up yet when the greeting runs: tried a few times, then re-queued (1 s) and delivered.
+    let late = format!("{}=", &Uuid::new_v4().simple().to_string()[..14]);
+    let connector_ws = w.fake.open();
+    let r = handle(
+        &router,
+        serde_json::from_value(connect_event(
+            &connector_ws,
+            &[("token", &token), ("connection_id", &conn.to_string())],
+        ))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status_code, 200);
+    handle(
+        &router,
+        serde_json::from_value(message_event(&connector_ws, json!({"type": "AUTH", "token": token}))).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        handle(&router, serde_json::from_value(connect_event(&late, &[("token", &token)])).unwrap()).await.status_code,
+        200
+    );
+    let msgs = queue
+        .receive("reconcile", 10, std::time::Duration::from_secs(30), std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
+    let greeting = msgs.iter().find(|m| m.body.contains(&late)).expect("greeting queued");
+    consumer.handle(greeting).await.unwrap();
+    assert!(w.frames(&late).is_empty());
+    w.fake.open_as(&late);
+    let again = queue
+        .receive("reconcile", 10, std::time::Duration::from_secs(30), std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    let retry = again.iter().find(|m| m.body.contains(&late)).expect("greeting re-queued");
+    assert!(retry.body.contains(r#""attempt":1"#), "{}", retry.body);
+    consumer.handle(retry).await.unwrap();
+    let frames = w.frames(&late);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["type"], "CONNECTIONS_STATUS");
+    assert_eq!(frames[0]["connections"][0]["connection_id"], conn.to_string(), "the connector online now");
+}

@@ -9,8 +9,10 @@ use axum::Router;
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
 use nusatrade_app::backup::{self, BackupJob, BackupOptions, BackupService};
 use nusatrade_app::brokers;
+use nusatrade_app::connector::browser::BrowserChannel;
 use nusatrade_app::connector::channels;
 use nusatrade_app::connector::router::ChannelRouter;
+use nusatrade_app::http::cors::{CorsConfigError, CorsSettings};
 use nusatrade_app::http::{health, layers};
 use nusatrade_app::jobs::{QueueConsumer, Schedule};
 use nusatrade_app::ml::{self, MlConfig, MlService, MlTrainConsumer, ModelCache};
@@ -42,6 +44,8 @@ pub struct LocalPlatform {
     pub reconcile: ReconcileService,
     /// The ML use cases (datasets, models, predictions, defaults; the `ml-train` queue's consumer).
     pub ml: MlService,
+    /// The browser origins allowed to call the API (`NUSATRADE_CORS_ORIGINS`).
+    pub cors: CorsSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,8 @@ pub enum PlatformError {
     Reconcile(String),
     #[error("ML settings: {0}")]
     Ml(String),
+    #[error("{0}")]
+    Cors(#[from] CorsConfigError),
 }
 
 /// File in the data dir holding the generated JWT secret when `NUSATRADE_JWT_SECRET` is not set.
@@ -136,7 +142,8 @@ impl LocalPlatform {
         let reconcile = ReconcileService::new(orders.clone(), ports.queue.clone(), settings);
         let ml_config = MlConfig::from_env().map_err(PlatformError::Ml)?;
         let ml = MlService::new(&ports, Some(orders.clone()), ml_config, ModelCache::from_env());
-        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth, orders, reconcile, ml })
+        let cors = CorsSettings::from_env()?;
+        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth, orders, reconcile, ml, cors })
     }
 
     /// The consumer of every work queue that has one (the `reconcile` and `backup` functions'; the SQS event sources
@@ -197,7 +204,7 @@ impl LocalPlatform {
         );
         let ml_routes = ml::router(ml::MlState { auth: authn.clone(), ml: self.ml.clone() }, limits.clone());
         let brokers = brokers::routes::router(brokers::routes::BrokersState::new(authn, &self.ports), limits);
-        layers::platform(
+        layers::platform_with(
             Router::new()
                 .merge(health)
                 .merge(auth::router(self.auth.clone()))
@@ -206,6 +213,7 @@ impl LocalPlatform {
                 .merge(monitor)
                 .merge(ml_routes)
                 .merge(brokers),
+            &self.cors,
         )
     }
 
@@ -224,6 +232,9 @@ impl LocalPlatform {
         // stops — as `nusatrade_aws::websocket::run_channels` wires it.
         let hook = Arc::new(ReconcileHook::new(self.reconcile.clone()));
         let connector = Arc::new(channels::ConnectorChannel::clone(&connector).with_snapshot_hook(hook));
+        // A dashboard's CONNECTIONS_STATUS at once: the local push buffers posts to a socket being accepted, so
+        // `$connect` greets directly (in AWS the greeting goes through the reconcile queue).
+        let client = Arc::new(BrowserChannel::clone(&client).with_greeter(self.reconcile.greeter(true)));
         let stage = Arc::new(ChannelRouter::new(connector.clone(), client.clone()));
         WsApis { connector, client, stage }
     }

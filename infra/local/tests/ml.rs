@@ -755,6 +755,9 @@ async fn defaults_are_trained_on_first_use_from_generated_data_and_imported() {
     for sym in ["XAUUSD", "EURUSD", "BTCUSD"] {
         assert_eq!(d[sym]["is_user_override"], false, "{d}");
         assert!(d[sym]["accuracy"].is_number(), "{d}");
+        // a percentage, as the dashboard shows it (a fraction read "Win Rate 0.5%")
+        let pct = d[sym]["accuracy"].as_f64().unwrap();
+        assert!((1.0..=100.0).contains(&pct), "accuracy as a percentage: {d}");
         assert!(d[sym]["model_path"].as_str().unwrap().starts_with("system/"));
     }
     let (_, one) = w.call("GET", "/api/v1/ml-models/defaults/EURUSD", &u.token, None).await;

@@ -636,6 +636,16 @@ pub fn validate_stops(
     Ok(())
 }
 
+/// The `price` the original dashboard sends on a market order when its chart has no price under the mouse.
+///
+/// On a market order `price` is the trader's reference: it bounds slippage (an order whose price is further from
+/// the last reported market price than the configured deviation is refused) and SL/TP sides are checked against
+/// it. Exactly this value, when it is not a plausible price (outside the deviation band of the last reported
+/// price), means "no reference": the order goes ahead at the market with the last reported price as its
+/// reference. Without any reported price it cannot be told from a real one and is kept, but SL/TP sides are then
+/// left to MT5 (which refuses invalid stops) instead of being checked against it.
+pub const MARKET_PRICE_PLACEHOLDER: Decimal = Decimal::ONE;
+
 /// Realised profit of a closed position in the account currency, from the fill prices (contract §4.3 with real
 /// specs): `(close − open) × side × lots × contract_size`, in the quote currency, converted with
 /// `quote_to_account` (use the rate at close; [`Instrument::quote_to_account`] derives it from the close price when

@@ -61,6 +61,12 @@ impl FakeApiGw {
         id
     }
 
+    /// Opens a connection with a given id (API Gateway makes the connection exist only after `$connect` answered:
+    /// until this is called, posts to `id` get 410).
+    pub fn open_as(&self, id: &str) {
+        self.lock().open.entry(id.to_owned()).or_default();
+    }
+
     pub fn received(&self, id: &str) -> Vec<String> {
         let c = self.lock();
         c.open.get(id).or_else(|| c.closed.get(id)).cloned().unwrap_or_default()

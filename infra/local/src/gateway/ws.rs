@@ -105,15 +105,18 @@ async fn upgrade(
         source_ip: Some(peer.ip().to_string()),
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
+    // Registered before the handler decides: whatever it (or work it queues, such as a dashboard's greeting) pushes
+    // once it accepted is buffered and goes out first after the upgrade — API Gateway answers such early posts
+    // 410, which the pushers retry — and a refusal drops it.
+    let outbound = ep.push.register(&connection_id);
     match ep.handler.connect(req).await {
         ConnectDecision::Reject { status, reason } => {
+            ep.push.unregister(&connection_id);
             tracing::info!(%connection_id, %peer, status, %reason, "websocket connect rejected");
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
             (status, Json(json!({ "detail": reason }))).into_response()
         }
         ConnectDecision::Accept => {
-            // Registered before the upgrade completes: the handler may push as soon as it accepted.
-            let outbound = ep.push.register(&connection_id);
             tracing::info!(%connection_id, %peer, "websocket connected");
             upgrade
                 .max_message_size(ep.limits.max_message_bytes)

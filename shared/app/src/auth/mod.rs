@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod config;
 pub mod extract;
+pub mod pages;
 pub mod passwords;
 pub mod ratelimit;
 pub mod routes;

@@ -19,6 +19,7 @@
 //! | `DELETE /api/v1/auth/sessions/{id}` | bearer | |
 //! | `POST /api/v1/auth/sessions/revoke-others` | bearer | |
 //! | `GET /api/v1/totp/status`, `POST /api/v1/totp/setup|verify|disable` | bearer | |
+//! | `GET /verify-email`, `GET /reset-password` (+ `/links/links.js`, `/links/links.css`) | – | the mailed links' pages ([`super::pages`]) |
 
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -70,7 +71,8 @@ pub fn router(service: AuthService) -> Router {
         .route("/totp/disable", post(totp_disable))
         .with_state(service)
         .layer(from_fn_with_state(limits, limit_requests));
-    Router::new().nest("/api/v1", routes)
+    // The pages behind the mailed links live with the routes they call.
+    Router::new().nest("/api/v1", routes).merge(super::pages::router())
 }
 
 // ------------------------------------------------------------------ input helpers
@@ -132,6 +134,12 @@ fn password_field(pw: &str, loc: &[&str]) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// A password being chosen: the length cap, then the policy, as a 422 entry (`value_error`, the policy's message).
+fn new_password_field(pw: &str, loc: &[&str]) -> Result<(), FieldError> {
+    password_field(pw, loc)?;
+    rules::check_password_policy(pw).map_err(|msg| FieldError::new("value_error", loc, msg, json!("********")))
+}
+
 fn collect(results: Vec<Result<(), FieldError>>) -> ApiResult<()> {
     let errors: Vec<FieldError> = results.into_iter().filter_map(Result::err).collect();
     if errors.is_empty() { Ok(()) } else { Err(unprocessable(errors)) }
@@ -158,7 +166,7 @@ async fn register(
         Some(Ok(n)) => Ok(n),
         Some(Err(msg)) => Err(FieldError::new("string_too_long", &["body", "full_name"], msg, json!(b.full_name))),
     };
-    let pw = password_field(&b.password, &["body", "password"]);
+    let pw = new_password_field(&b.password, &["body", "password"]);
     collect(vec![email.clone().map(|_| ()), name.clone().map(|_| ()), pw])?;
     let (email, name) = (email.map_err(|e| unprocessable(vec![e]))?, name.map_err(|e| unprocessable(vec![e]))?);
     s.check_credential_limit(&meta).await?;

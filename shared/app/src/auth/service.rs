@@ -579,9 +579,13 @@ impl AuthService {
 
     // ---------------------------------------------------------------- password reset
 
-    /// `POST /auth/forgot-password`: the same answer whether or not the e-mail exists.
+    /// `POST /auth/forgot-password`: the same answer whether or not the e-mail exists. The message keeps the
+    /// words "email sent", which the original's clients look for.
     pub async fn forgot_password(&self, raw_email: &str, meta: &RequestMeta) -> ApiResult<Json> {
-        let answer = json!({ "status": "email_sent", "message": "If the email exists, a reset link will be sent" });
+        let answer = json!({
+            "status": "email_sent",
+            "message": "Password reset email sent if an account exists for this address; its link is valid for one hour"
+        });
         let Ok(email) = rules::normalize_email(raw_email) else { return Ok(answer) };
         // at most 5 reset mails per address and hour, silently
         let budget = Limit { requests: 5, window: std::time::Duration::from_secs(3600) };

@@ -2,9 +2,11 @@
 //!
 //! * `$connect` verifies an access token with a live session (401/403 before the upgrade otherwise) and
 //!   records the socket in the user's fan-out set, with its session.
-//! * **`CONNECTIONS_STATUS` on first contact.** The original sent it right after accepting; API Gateway cannot
-//!   post during `$connect`, so it goes out when the browser's first message arrives (whatever its type) —
-//!   before that message's answer, which is then pushed as well, so the order is the same on both platforms.
+//! * **`CONNECTIONS_STATUS` at once.** The original sent it right after accepting; API Gateway cannot post during
+//!   `$connect`, so `$connect` queues a greeting that pushes it as soon as the socket is up ([`super::greeting`]),
+//!   typically well within a second. Should the browser's first message (whatever its type) come first, it goes
+//!   out then — before that message's answer, which is then pushed as well, so the order is the same on both
+//!   platforms. Either way it is sent once.
 //!   A dashboard that wants it at once sends `{"type":"GET_CONNECTIONS_STATUS"}` right after opening (answered
 //!   with `CONNECTIONS_STATUS` at any time); the dashboards also get a fresh one whenever a connector comes
 //!   online.
@@ -39,6 +41,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::channels::{connections_status, contact, error_reply, push_to, refuse, reject};
+use super::greeting::Greeter;
 use super::limits::{Admission, LinkGuard, LinkLimits};
 use super::registry::{ConnectorRegistry, WsConnection};
 use crate::auth::store::{SessionRecord, UserRecord, session_key, user_key};
@@ -60,6 +63,9 @@ pub struct BrowserChannel {
     pub orders: OrderService,
     pub brokers: BrokerService,
     pub guard: Arc<LinkGuard>,
+    /// Queues the `CONNECTIONS_STATUS` of a socket just accepted ([`super::greeting`]); `None`: it goes out with
+    /// the answer to the socket's first message only.
+    pub greeter: Option<Greeter>,
 }
 
 /// The message types a browser may send (the API Gateway route keys).
@@ -77,7 +83,14 @@ impl BrowserChannel {
             orders,
             brokers,
             guard: Arc::new(LinkGuard::new(limits)),
+            greeter: None,
         }
+    }
+
+    /// Greets every accepted socket with its `CONNECTIONS_STATUS` at once, through `greeter`'s queue.
+    pub fn with_greeter(mut self, greeter: Greeter) -> Self {
+        self.greeter = Some(greeter);
+        self
     }
 
     /// The socket's user, with its session checked again (revoked or expired → 401).
@@ -290,7 +303,12 @@ impl WsHandler for BrowserChannel {
             .register_browser_session(&req.connection_id, user.id, &user.email, Some(user.session_id))
             .await
         {
-            Ok(()) => ConnectDecision::Accept,
+            Ok(()) => {
+                if let Some(g) = &self.greeter {
+                    g.welcome(&self.brokers, &req.connection_id, user.id).await;
+                }
+                ConnectDecision::Accept
+            }
             Err(e) => {
                 warn!(error = %e, "browser $connect: cannot record the connection");
                 reject(503, "Service unavailable")

@@ -11,6 +11,7 @@
 
 pub mod browser;
 pub mod channels;
+pub mod greeting;
 pub mod limits;
 pub mod outbox;
 pub mod protocol;

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use super::cors::{self, CorsConfigError, CorsSettings};
 use super::error::ApiError;
 
 /// Largest request body any route accepts.
@@ -37,8 +38,20 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(28);
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_RESPONSE_TIME: HeaderName = HeaderName::from_static("x-response-time");
 
-/// Wraps a router of routes with the platform's middleware and JSON fallbacks.
+/// Wraps a router of routes with the platform's middleware and JSON fallbacks, with the default CORS settings
+/// (tests, tools); a deployed function or gateway uses [`platform_from_env`] or [`platform_with`].
 pub fn platform(router: Router) -> Router {
+    platform_with(router, &CorsSettings::default())
+}
+
+/// [`platform_with`] the settings of the environment (`NUSATRADE_CORS_ORIGINS`); refuses a bad setting.
+pub fn platform_from_env(router: Router) -> Result<Router, CorsConfigError> {
+    Ok(platform_with(router, &CorsSettings::from_env()?))
+}
+
+/// Wraps a router of routes with the platform's middleware and JSON fallbacks, allowing `cors`'s origins.
+pub fn platform_with(router: Router, cors: &CorsSettings) -> Router {
+    let settings = cors.clone();
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -47,7 +60,12 @@ pub fn platform(router: Router) -> Router {
         .layer(middleware::from_fn(limit_body))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
-        // outermost, so every answer (413, 500 from a panic, 504) gets the headers
+        // outside the rest, so every answer (413, 500 from a panic, 504) gets the CORS headers a listed origin
+        // needs to read it; the CORS layer answers preflights itself
+        .layer(cors.layer())
+        // a preflight from an unlisted origin never reaches the CORS layer's blanket 200
+        .layer(middleware::from_fn(move |req, next| cors::refuse_foreign_preflight(settings.clone(), req, next)))
+        // outermost, so every answer gets the request id, timing and security headers
         .layer(middleware::from_fn(envelope))
 }
 
@@ -94,7 +112,13 @@ async fn envelope(req: Request, next: Next) -> Response {
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
         && resp.headers().get(header::CONTENT_TYPE).is_none_or(|v| v != "application/json")
     {
+        // keep the headers already set (CORS), replace status and body
+        let headers = std::mem::take(resp.headers_mut());
         resp = ApiError::PayloadTooLarge.into_response();
+        for (name, value) in headers.iter().filter(|(n, _)| *n != header::CONTENT_TYPE && *n != header::CONTENT_LENGTH)
+        {
+            resp.headers_mut().insert(name.clone(), value.clone());
+        }
     }
     let elapsed = started.elapsed();
     let h = resp.headers_mut();
@@ -224,5 +248,83 @@ mod tests {
             });
         let id = app().oneshot(req).await.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned();
         assert_eq!(id.len(), 36, "a fresh uuid replaces an unsafe id");
+    }
+
+    fn preflight(origin: &str) -> Request<Body> {
+        Request::options("/echo")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type,idempotency-key")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn listed_origins_get_cors_answers_and_others_none() {
+        let resp = app().oneshot(preflight("http://localhost:3000")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let h = resp.headers();
+        assert_eq!(h["access-control-allow-origin"], "http://localhost:3000");
+        assert_eq!(h["access-control-max-age"], "600");
+        assert_eq!(h["access-control-allow-credentials"], "true");
+        let allowed = h["access-control-allow-headers"].to_str().unwrap();
+        for name in ["authorization", "content-type", "idempotency-key"] {
+            assert!(allowed.contains(name), "{allowed}");
+        }
+        assert!(h["access-control-allow-methods"].to_str().unwrap().contains("PUT"));
+
+        // A preflight from elsewhere is a clear JSON 403, a malformed one a 400; neither allows anything.
+        for (origin, status) in [
+            ("http://evil.example", StatusCode::FORBIDDEN),
+            ("null", StatusCode::FORBIDDEN),
+            ("http://localhost:3000.evil.io", StatusCode::FORBIDDEN),
+        ] {
+            let (got, body) = call(preflight(origin)).await;
+            assert_eq!((got, body["detail"].as_str()), (status, Some("Origin not allowed")), "{origin}");
+        }
+        let mut no_origin = preflight("x");
+        no_origin.headers_mut().remove("origin");
+        let resp = app().oneshot(no_origin).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert!(!resp.headers().contains_key("access-control-allow-origin"));
+
+        // Actual requests: answered either way; only a listed origin may read, and it may read the cursor header.
+        let req = |origin: &str| {
+            Request::post("/echo")
+                .header("origin", origin)
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"n":1}"#))
+                .unwrap()
+        };
+        let resp = app().oneshot(req("http://127.0.0.1:3000")).await.unwrap();
+        assert_eq!(resp.headers()["access-control-allow-origin"], "http://127.0.0.1:3000");
+        let exposed = resp.headers()["access-control-expose-headers"].to_str().unwrap();
+        for name in ["x-next-cursor", "retry-after", "x-request-id"] {
+            assert!(exposed.contains(name), "{exposed}");
+        }
+        assert!(resp.headers()["vary"].to_str().unwrap().to_ascii_lowercase().contains("origin"));
+        let resp = app().oneshot(req("https://evil.example")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(!resp.headers().contains_key("access-control-allow-origin"));
+        // Errors (a panic's 500 here) carry the CORS headers too, so the page can show them.
+        let boom = Request::get("/boom").header("origin", "http://localhost:3000").body(Body::empty()).unwrap();
+        let resp = app().oneshot(boom).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()["access-control-allow-origin"], "http://localhost:3000");
+    }
+
+    #[tokio::test]
+    async fn cors_origins_are_configurable() {
+        let only = CorsSettings::parse("https://dash.example.com").unwrap();
+        let app = platform_with(Router::new().route("/x", get(|| async { "x" })), &only);
+        let pre = |origin: &str| {
+            Request::options("/x")
+                .header("origin", origin)
+                .header("access-control-request-method", "GET")
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(app.clone().oneshot(pre("https://dash.example.com")).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(app.oneshot(pre("http://localhost:3000")).await.unwrap().status(), StatusCode::FORBIDDEN);
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP: the error type, extractors, shared middleware and the routers. Each Lambda function serves
 //! one router through `lambda_http`; the local gateway merges them all. A route is written once.
 
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod health;

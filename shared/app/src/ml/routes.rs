@@ -197,15 +197,121 @@ fn part<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// Where one of the original's flat config keys lives in the structured config: `(section, field)`, or `None`
+/// for a key that is not a flat alias (or not one for this model family).
+pub fn flat_alias(kind: ModelKind, key: &str) -> Option<(&'static str, &'static str)> {
+    let h = "hyperparameters";
+    Some(match (kind, key) {
+        (ModelKind::GradientBoosting, "n_estimators") => (h, "iterations"),
+        (ModelKind::RandomForest, "n_estimators") => (h, "n_trees"),
+        (ModelKind::GradientBoosting | ModelKind::RandomForest, "max_depth") => (h, "max_depth"),
+        (ModelKind::GradientBoosting, "learning_rate") => (h, "learning_rate"),
+        (ModelKind::GradientBoosting, "subsample") => (h, "subsample"),
+        (ModelKind::GradientBoosting, "colsample_bytree") => (h, "colsample_bytree"),
+        (ModelKind::GradientBoosting, "gamma") => (h, "gamma"),
+        (ModelKind::GradientBoosting, "min_child_weight") => (h, "min_leaf_weight"),
+        (ModelKind::RandomForest, "min_samples_split") => (h, "min_samples_split"),
+        (ModelKind::RandomForest, "min_samples_leaf") => (h, "min_samples_leaf"),
+        (ModelKind::GradientBoosting | ModelKind::RandomForest, "random_state") => (h, "seed"),
+        (ModelKind::LogisticRegression, "max_iter") => (h, "max_iterations"),
+        (_, "lookahead") => ("label", "horizon"),
+        (_, "threshold") => ("label", "threshold"),
+        (_, "test_split") => ("split", "test"),
+        (_, "stop_loss_atr") => ("signal", "sl_atr_multiplier"),
+        (_, "profit_target_atr") => ("signal", "tp_atr_multiplier"),
+        _ => return None,
+    })
+}
+
+/// Every flat key of the original that [`flat_alias`] knows for some model family.
+const FLAT_KEYS: &[&str] = &[
+    "n_estimators",
+    "max_depth",
+    "learning_rate",
+    "subsample",
+    "colsample_bytree",
+    "gamma",
+    "min_child_weight",
+    "min_samples_split",
+    "min_samples_leaf",
+    "random_state",
+    "max_iter",
+    "lookahead",
+    "threshold",
+    "test_split",
+    "stop_loss_atr",
+    "profit_target_atr",
+];
+
+/// The default of a config section as JSON (hyperparameter sections default field by field).
+fn default_section(section: &str) -> Value {
+    let v = match section {
+        "label" => serde_json::to_value(LabelSpec::default()),
+        "split" => serde_json::to_value(SplitConfig::default()),
+        "signal" => serde_json::to_value(SignalConfig::default()),
+        _ => Ok(Value::Object(Map::new())),
+    };
+    v.unwrap_or_else(|_| Value::Object(Map::new()))
+}
+
+/// Moves the original's flat keys into their sections (see [`flat_alias`]).
+fn unflatten(kind: ModelKind, config: &Map<String, Value>) -> Result<Map<String, Value>, Vec<FieldError>> {
+    let mut out = Map::new();
+    let mut moved = Vec::new();
+    let mut errors = Vec::new();
+    for (k, v) in config {
+        match flat_alias(kind, k) {
+            Some((section, field)) => moved.push((k, section, field, v)),
+            None if FLAT_KEYS.contains(&k.as_str()) => errors.push(FieldError {
+                kind: "extra_forbidden".into(),
+                loc: vec!["body".into(), "config".into(), k.as_str().into()],
+                msg: format!("{k} does not apply to a {} model", kind.as_str()),
+                input: v.clone(),
+            }),
+            None => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    for (k, section, field, v) in moved {
+        // A section made of flat keys alone starts from its defaults (not every section has a default per field).
+        let given = config.contains_key(section);
+        match out.entry(section).or_insert_with(|| default_section(section)) {
+            Value::Object(m) if given && m.contains_key(field) => errors.push(FieldError {
+                kind: "value_error".into(),
+                loc: vec!["body".into(), "config".into(), k.as_str().into()],
+                msg: format!("{k} is also given as {section}.{field}; give one of them"),
+                input: v.clone(),
+            }),
+            Value::Object(m) => {
+                m.insert(field.to_owned(), v.clone());
+            }
+            // A section that is not an object: its own parse reports it.
+            _ => {}
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
 /// The training config of a model: `model_type` gives the family; `config` may hold `hyperparameters`, `label`,
 /// `split`, `signal` and `backtest` objects (documented ranges; unknown keys refused) and the auto-trading knobs
 /// (`confidence_threshold`, `max_trades_per_day`, `cooldown_minutes`, `lot_size`: read by
 /// [`AutoTradingSettings::from_config`], not part of the training config).
+///
+/// The original's flat keys (`n_estimators`, `max_depth`, `learning_rate`, `lookahead`, `threshold`, …, see
+/// [`flat_alias`]) are read as aliases of the structured ones; a flat key and its structured twin both given
+/// is an error, as is a flat key the model family has no use for.
 pub fn parse_config(kind: ModelKind, tf: Timeframe, config: Option<&Value>) -> Result<TrainConfig, Vec<FieldError>> {
-    let empty = Map::new();
+    let unflattened;
     let config = match config {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(m)) => m,
+        None | Some(Value::Null) => {
+            unflattened = Map::new();
+            &unflattened
+        }
+        Some(Value::Object(m)) => {
+            unflattened = unflatten(kind, m)?;
+            &unflattened
+        }
         Some(v) => {
             return Err(vec![body_error(
                 "config",
@@ -224,7 +330,10 @@ pub fn parse_config(kind: ModelKind, tf: Timeframe, config: Option<&Value>) -> R
                 kind: "extra_forbidden".into(),
                 loc: vec!["body".into(), "config".into(), k.as_str().into()],
                 msg: "Unknown config key; allowed: hyperparameters, label, split, signal, backtest, \
-                      confidence_threshold, max_trades_per_day, cooldown_minutes, lot_size"
+                      confidence_threshold, max_trades_per_day, cooldown_minutes, lot_size, and the flat keys \
+                      n_estimators, max_depth, learning_rate, subsample, colsample_bytree, gamma, \
+                      min_child_weight, min_samples_split, min_samples_leaf, random_state, max_iter, lookahead, \
+                      threshold, test_split, stop_loss_atr, profit_target_atr"
                     .into(),
                 input: config[k].clone(),
             });
@@ -597,7 +706,9 @@ fn upload_view(s: &UploadSummary) -> Value {
     v
 }
 
-/// `DefaultModelResponse` (§2.9): metrics only for the system default.
+/// `DefaultModelResponse` (§2.9): metrics only for the system default. `win_rate` and `accuracy` are percentages
+/// with one decimal, as the original stored and the dashboard shows them ("Win Rate 58.3%"); the models keep
+/// fractions.
 fn default_view(d: &EffectiveDefault) -> Value {
     let metric = |k: &str| d.summary.as_ref().and_then(|s| s.get(k)).cloned().unwrap_or(Value::Null);
     json!({
@@ -605,11 +716,19 @@ fn default_view(d: &EffectiveDefault) -> Value {
         "model_id": d.model_id,
         "symbol": d.symbol,
         "is_user_override": d.is_user_override,
-        "win_rate": metric("win_rate"),
+        "win_rate": percent(metric("win_rate")),
         "profit_factor": metric("profit_factor"),
-        "accuracy": metric("accuracy"),
+        "accuracy": percent(metric("accuracy")),
         "total_trades": metric("total_trades"),
     })
+}
+
+/// A fraction as a percentage with one decimal (`0.5834` → `58.3`); anything else unchanged.
+fn percent(v: Value) -> Value {
+    match v.as_f64() {
+        Some(f) if f.is_finite() => json!((f * 1000.0).round() / 10.0),
+        _ => v,
+    }
 }
 
 fn file_view(f: &ModelFile) -> Value {
@@ -860,14 +979,16 @@ async fn predictions(
 
 async fn activate(user: CurrentUser, State(s): State<MlState>, Path(id): Path<String>) -> ApiResult<Response> {
     let m = s.ml.activate(user.id, model_id(&id)?).await?;
-    Ok(axum::Json(json!({"id": m.id, "status": "active", "symbol": m.symbol,
+    Ok(axum::Json(json!({"id": m.id, "status": "active", "is_active": true, "symbol": m.symbol,
         "message": "Model activated for live trading"}))
     .into_response())
 }
 
 async fn deactivate(user: CurrentUser, State(s): State<MlState>, Path(id): Path<String>) -> ApiResult<Response> {
     let m = s.ml.deactivate(user.id, model_id(&id)?).await?;
-    Ok(axum::Json(json!({"id": m.id, "status": "inactive"})).into_response())
+    Ok(axum::Json(json!({"id": m.id, "status": "inactive", "is_active": false,
+        "message": "Model deactivated"}))
+    .into_response())
 }
 
 async fn execute(
@@ -1169,6 +1290,48 @@ mod tests {
         assert!(e[0].msg.contains("n_trees"), "{}", e[0].msg);
         let e = parse_config(ModelKind::LogisticRegression, Timeframe::H1, Some(&json!([1]))).unwrap_err();
         assert_eq!(e[0].kind, "model_attributes_type");
+    }
+
+    #[test]
+    fn the_originals_flat_config_keys_are_aliases() {
+        let flat = json!({"n_estimators": 50, "max_depth": 4, "learning_rate": 0.05, "subsample": 0.8,
+            "min_child_weight": 3, "lookahead": 8, "threshold": 0.001, "test_split": 0.25, "stop_loss_atr": 1.2,
+            "profit_target_atr": 0.8, "confidence_threshold": 0.7});
+        let c = parse_config(ModelKind::GradientBoosting, Timeframe::H1, Some(&flat)).unwrap();
+        let ModelConfig::GradientBoosting(p) = &c.model else { panic!("{:?}", c.model) };
+        assert_eq!(
+            (p.iterations, p.max_depth, p.learning_rate, p.subsample, p.min_leaf_weight),
+            (50, 4, 0.05, 0.8, 3.0)
+        );
+        assert_eq!((c.label.horizon, c.label.threshold, c.split.test), (8, 0.001, 0.25));
+        assert_eq!((c.signal.sl_atr_multiplier, c.signal.tp_atr_multiplier), (1.2, 0.8));
+        // The same as the structured form.
+        let structured = json!({"hyperparameters": {"iterations": 50, "max_depth": 4, "learning_rate": 0.05,
+            "subsample": 0.8, "min_leaf_weight": 3.0}, "label": {"kind": "three_class", "horizon": 8,
+            "threshold": 0.001}, "split": {"validation": 0.2, "test": 0.25}, "signal": {"sl_atr_multiplier": 1.2, "tp_atr_multiplier": 0.8}});
+        assert_eq!(parse_config(ModelKind::GradientBoosting, Timeframe::H1, Some(&structured)).unwrap(), c);
+        let rf = parse_config(
+            ModelKind::RandomForest,
+            Timeframe::H1,
+            Some(&json!({"n_estimators": 30, "min_samples_split": 4, "random_state": 7})),
+        )
+        .unwrap();
+        assert!(matches!(
+            rf.model,
+            ModelConfig::RandomForest(ForestParams { n_trees: 30, min_samples_split: 4, seed: 7, .. })
+        ));
+        // A flat key the family has no use for, one given twice, out of range, or unknown: errors naming it.
+        let e = parse_config(ModelKind::RandomForest, Timeframe::H1, Some(&json!({"learning_rate": 0.1}))).unwrap_err();
+        assert_eq!((e[0].kind.as_str(), &e[0].loc[2]), ("extra_forbidden", &json!("learning_rate")));
+        assert!(e[0].msg.contains("random_forest"), "{}", e[0].msg);
+        let twice = json!({"max_depth": 3, "hyperparameters": {"max_depth": 4}});
+        let e = parse_config(ModelKind::GradientBoosting, Timeframe::H1, Some(&twice)).unwrap_err();
+        assert!(e[0].msg.contains("hyperparameters.max_depth"), "{}", e[0].msg);
+        let e = parse_config(ModelKind::GradientBoosting, Timeframe::H1, Some(&json!({"lookahead": 0}))).unwrap_err();
+        assert!(!e.is_empty());
+        let e =
+            parse_config(ModelKind::GradientBoosting, Timeframe::H1, Some(&json!({"n_estimatorz": 5}))).unwrap_err();
+        assert_eq!((e[0].kind.as_str(), &e[0].loc[2]), ("extra_forbidden", &json!("n_estimatorz")));
     }
 
     #[test]

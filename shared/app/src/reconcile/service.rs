@@ -35,7 +35,9 @@ use super::jobs::{QUEUE, ReconcileJob};
 use super::store::{
     ConnectionRun, IndexEntry, IndexKind, SHARDS, WATCH_TTL_DAYS, audit_item, events, index_key, index_pk, run_key,
 };
+use crate::brokers::service::BrokerService;
 use crate::connector::channels::push_to;
+use crate::connector::greeting::{self, Greeter};
 use crate::connector::protocol::Command;
 use crate::connector::registry::LINK_TTL;
 use crate::connector::reports::{BrokerPosition, PositionsSnapshot};
@@ -145,6 +147,25 @@ impl ReconcileService {
             }
             ReconcileJob::SweepInFlight { shard, cursor } => self.sweep(IndexKind::Watch, shard, cursor).await,
             ReconcileJob::SweepConnections { shard, cursor } => self.sweep(IndexKind::Link, shard, cursor).await,
+            ReconcileJob::GreetDashboard(g) => greeting::greet(&self.brokers(), &self.greeter(false), &g).await,
+        }
+    }
+
+    /// Where dashboard greetings are queued: this service's queue (see [`greeting`]); `immediate` when the push
+    /// port takes posts to a socket being accepted ([`Greeter::immediate`]).
+    pub fn greeter(&self, immediate: bool) -> Greeter {
+        Greeter { queue: self.queue.clone(), queue_name: QUEUE, immediate }
+    }
+
+    /// The broker connections' use cases over this service's ports.
+    fn brokers(&self) -> BrokerService {
+        let o = &self.orders;
+        BrokerService {
+            store: o.store.clone(),
+            push: o.push.clone(),
+            clock: o.clock.clone(),
+            ids: o.ids.clone(),
+            registry: o.registry.clone(),
         }
     }
 

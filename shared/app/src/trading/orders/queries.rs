@@ -6,13 +6,15 @@
 //! returned (a selective filter over a long history stops after [`MAX_EXAMINED`] items); clients follow
 //! the cursor until there is none.
 
+use nusatrade_domain::money::{Currency, Side};
 use nusatrade_domain::order::OrderStatus;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::service::{OrderService, TradingResult};
+use super::service::{OrderService, TradingResult, profit_at};
 use super::store::{ORDER_PREFIX, OrderRecord, day_key, live_pk, stats_key};
 use crate::auth::store::user_pk;
+use crate::connector::registry::Quote;
 use crate::ports::{Cursor, Index, Query};
 
 /// Items examined at most for one page.
@@ -103,7 +105,49 @@ impl OrderService {
         cursor: Option<Cursor>,
     ) -> TradingResult<OrderPage> {
         let q = Query::index(Index::Gsi1, live_pk(user)).sk_prefix(ORDER_PREFIX).descending();
-        self.collect(q, limit, cursor, |o| o.user_id == user && filter.matches(o, OrderStatus::is_position)).await
+        let mut page = self
+            .collect(q, limit, cursor, |o| o.user_id == user && filter.matches(o, OrderStatus::is_position))
+            .await?;
+        self.mark_to_market(user, &mut page.items).await?;
+        Ok(page)
+    }
+
+    /// Marks open positions to the latest quotes the user's connectors reported (no older than the
+    /// `quote_max_age` setting): a position whose books hold no price, or an older one than the quote, shows the
+    /// quote's closing side (bid for a buy, ask for a sell) and its floating profit there, in the account
+    /// currency. The books are not written: MT5's own figures replace these at the next positions report.
+    async fn mark_to_market(&self, user: Uuid, items: &mut [OrderRecord]) -> TradingResult<()> {
+        let mut quotes: Vec<(String, Option<Quote>)> = Vec::new();
+        let mut currencies: Vec<(Option<Uuid>, Currency)> = Vec::new();
+        for o in items.iter_mut().filter(|o| o.status.is_position() && o.open_price.is_some()) {
+            let quote = match quotes.iter().find(|(s, _)| *s == o.symbol) {
+                Some((_, q)) => q.clone(),
+                None => {
+                    let q = self.registry.quote(user, &o.symbol, self.config.quote_max_age).await?;
+                    quotes.push((o.symbol.clone(), q.clone()));
+                    q
+                }
+            };
+            let Some(q) = quote else { continue };
+            if o.current_price.is_some() && o.updated_at >= q.time {
+                continue;
+            }
+            let currency = match currencies.iter().find(|(b, _)| *b == o.broker_connection_id) {
+                Some((_, c)) => *c,
+                None => {
+                    let c = self.account_currency(o).await;
+                    currencies.push((o.broker_connection_id, c));
+                    c
+                }
+            };
+            let price = match o.side {
+                Side::Buy => q.bid,
+                Side::Sell => q.ask,
+            };
+            o.current_price = Some(price);
+            o.floating_profit = profit_at(o, price, currency).or(o.floating_profit);
+        }
+        Ok(())
     }
 
     /// Every order of the user, newest first (the original's history listed open and closed trades).

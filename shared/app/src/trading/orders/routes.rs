@@ -29,7 +29,7 @@ use axum::routing::{get, post, put};
 use bytes::Bytes;
 use nusatrade_domain::instrument::Instrument;
 use nusatrade_domain::money::Side;
-use nusatrade_domain::order::{OrderStatus, validate_stops};
+use nusatrade_domain::order::{MARKET_PRICE_PLACEHOLDER, OrderStatus, validate_stops};
 use nusatrade_domain::trailing::{TrailingStopSettings, TrailingType};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -159,7 +159,10 @@ pub fn parse_order(body: &Map<String, Value>) -> ApiResult<PlaceOrder> {
     // 0 means "none" (the original stored SL/TP only when truthy).
     let stop_loss = stop_loss.filter(|v| !v.is_zero());
     let take_profit = take_profit.filter(|v| !v.is_zero());
-    validate_stops(side, price, stop_loss, take_profit).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    //    (the dashboard's placeholder price is resolved against the market in the use case, which checks them there)
+    if price != MARKET_PRICE_PLACEHOLDER {
+        validate_stops(side, price, stop_loss, take_profit).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    }
     let broker_connection_id = connection
         .map(|c| Uuid::try_parse(c.trim()).map_err(|_| ApiError::BadRequest("Invalid connection_id format".into())))
         .transpose()?;

@@ -353,7 +353,7 @@ impl OrderService {
     pub async fn place(
         &self,
         user: &CurrentUser,
-        req: PlaceOrder,
+        mut req: PlaceOrder,
         idem: Option<IdempotencyKey>,
     ) -> TradingResult<Reply> {
         if !user.may_trade() {
@@ -382,16 +382,32 @@ impl OrderService {
                 Side::Sell => q.bid,
             };
             if let Some(reference) = nusatrade_domain::money::Price::new(reference) {
-                req.instrument
-                    .check_price_near(req.price, reference, self.config.max_price_deviation_percent)
-                    .map_err(|_| {
-                        TradingError::Invalid(format!(
+                let near =
+                    req.instrument.check_price_near(req.price, reference, self.config.max_price_deviation_percent);
+                match near {
+                    // A plausible 1.0 is a price like any other: its stops were left for here by the edge.
+                    Ok(_) if req.price == rules::MARKET_PRICE_PLACEHOLDER => {
+                        rules::validate_stops(req.side, req.price, req.stop_loss, req.take_profit)
+                            .map_err(|e| TradingError::Invalid(e.to_string()))?;
+                    }
+                    Ok(_) => {}
+                    // The dashboard's "no price" placeholder: the market's price is the reference (see the const).
+                    Err(_) if req.price == rules::MARKET_PRICE_PLACEHOLDER => {
+                        info!(symbol = req.instrument.symbol, reference = %reference.value(),
+                            "market order with the placeholder price 1.0: the last reported price is its reference");
+                        req.price = reference.value();
+                        rules::validate_stops(req.side, req.price, req.stop_loss, req.take_profit)
+                            .map_err(|e| TradingError::Invalid(e.to_string()))?;
+                    }
+                    Err(_) => {
+                        return Err(TradingError::Invalid(format!(
                             "Price {} is outside reasonable range for {} (last price {})",
                             req.price.normalize(),
                             req.instrument.symbol,
                             reference.value().normalize()
-                        ))
-                    })?;
+                        )));
+                    }
+                }
             }
         }
         if let Some(account) = account? {
@@ -896,17 +912,17 @@ impl OrderService {
 
     /// Profit of a close whose ack carried no MT5 profit: from the fills, in the account currency.
     async fn realised_profit(&self, o: &OrderRecord) -> Option<Decimal> {
-        let (open, close) = (o.open_price?, o.close_price?);
-        let instrument = lookup(&o.symbol).ok()?;
+        let currency = self.account_currency(o).await;
+        profit_at(o, o.close_price?, currency)
+    }
+
+    /// The currency of the account an order's connection trades in (its last snapshot), else the configured default.
+    pub(crate) async fn account_currency(&self, o: &OrderRecord) -> Currency {
         let account = match o.broker_connection_id {
             Some(b) => self.registry.account(o.user_id, b).await.ok().flatten(),
             None => None,
         };
-        let currency = account.and_then(|a| a.currency).unwrap_or(self.config.default_account_currency);
-        let conversion = instrument.quote_to_account(currency, Some(close), None).ok()?;
-        rules::closed_profit(instrument, o.side, Lots::new_unchecked(o.lots), open, close, &conversion)
-            .ok()
-            .map(|m| m.amount)
+        account.and_then(|a| a.currency).unwrap_or(self.config.default_account_currency)
     }
 
     // ------------------------------------------------------------------ delivery
@@ -1073,4 +1089,15 @@ fn validate_modify(order: &OrderRecord, c: &ModifyOrder) -> TradingResult<()> {
 async fn backoff(attempt: u32) {
     let ms = (1u64 << attempt.min(6)) + u64::from(rand::random::<u8>() % 8);
     tokio::time::sleep(StdDuration::from_millis(ms)).await;
+}
+
+/// What a position would make if closed at `price`, in the account currency `currency` (the domain's
+/// [`rules::closed_profit`]); `None` when the order has no entry price or an unknown instrument.
+pub(crate) fn profit_at(o: &OrderRecord, price: Decimal, currency: Currency) -> Option<Decimal> {
+    let open = o.open_price?;
+    let instrument = lookup(&o.symbol).ok()?;
+    let conversion = instrument.quote_to_account(currency, Some(price), None).ok()?;
+    rules::closed_profit(instrument, o.side, Lots::new_unchecked(o.lots), open, price, &conversion)
+        .ok()
+        .map(|m| m.amount)
 }
