@@ -691,3 +691,60 @@ async fn floods_and_oversized_messages_close_the_connection() {
     assert_eq!(f.last(), Some(&json!("CLOSE")));
     assert!(f[0]["error"].as_str().unwrap().contains("exceeds the 131072 byte limit"), "{f:?}");
 }
+
+/// Issue #14's mends: the original dashboard's `price: 1.0` placeholder on a market order takes the last reported
+/// price as its reference (never stored as the requested price, SL/TP checked against the market), while a real
+/// far price is still refused; and the positions list marks open positions to the latest quotes.
+#[tokio::test]
+async fn placeholder_prices_take_the_market_and_positions_follow_the_quotes() {
+    use nusatrade_app::connector::registry::Quote;
+    use rust_decimal::Decimal;
+    let w = world();
+    let ana = w.user("ana@example.com").await;
+    let user = w.current(&ana).await;
+    let broker = w.connection(&ana).await;
+    let (mut c, _) = w.online(&ana, broker, "c-1").await;
+    let dec = |s: &str| s.parse::<Decimal>().unwrap();
+    let quote = |bid: &str, ask: &str| Quote { symbol: "USDJPY".into(), bid: dec(bid), ask: dec(ask), time: w.clock.now() };
+    w.registry.save_quote(ana.id, &quote("149.70", "149.72")).await.unwrap();
+    let parse = |b: Value| nusatrade_app::trading::orders::routes::parse_order(b.as_object().unwrap());
+
+    // 1.0 with stops that only make sense at the market: accepted, the ask is its reference
+    let body = json!({"symbol": "USDJPY", "order_type": "BUY", "lot_size": 0.1, "price": 1.0,
+        "stop_loss": 149.0, "take_profit": 151.0});
+    let placed = w.orders.place(&user, parse(body).unwrap(), None).await.unwrap();
+    let id: Uuid = placed.body["trade"]["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(w.orders.get(ana.id, id).await.unwrap().requested_price, dec("149.72"));
+    // ... and its stops are still checked, against the market
+    let wrong = json!({"symbol": "USDJPY", "order_type": "BUY", "lot_size": 0.1, "price": 1.0, "stop_loss": 150.5});
+    let e = w.orders.place(&user, parse(wrong).unwrap(), None).await.unwrap_err();
+    assert!(e.to_string().contains("Stop loss for BUY order must be below entry price"), "{e}");
+    // any other far price is a real price far from the market: refused, as before
+    let e = w.orders.place(&user, parse(place_body("USDJPY", "BUY", 1.5)).unwrap(), None).await.unwrap_err();
+    assert!(e.to_string().contains("outside reasonable range"), "{e}");
+
+    // filled at 149.71; no price of its own in the books yet: the list marks it to the quote (the bid closes a buy)
+    let sent = c.drain();
+    assert_eq!(types(&sent), ["TRADE_OPEN"]);
+    let ack = json!({"type": "TRADE_RESULT", "request_id": id.to_string(), "success": true, "ticket": 9, "price": 149.71});
+    w.connector_says(&c, ack).await;
+    w.later(1_000);
+    w.registry.save_quote(ana.id, &quote("150.21", "150.23")).await.unwrap();
+    let page = w.orders.positions(ana.id, &Default::default(), 10, None).await.unwrap();
+    let p = &page.items[0];
+    assert_eq!(p.current_price, Some(dec("150.21")));
+    // (150.21 − 149.71) × 0.1 lot × 100 000 = 5 000 JPY, in USD at 150.21 = 33.29
+    assert_eq!(p.floating_profit, Some(dec("33.29")));
+    let stats = w.orders.stats(ana.id).await.unwrap();
+    assert_eq!(stats.unrealized_pnl, dec("33.29"));
+    // a quote older than the order's own last price does not replace it
+    w.later(1_000);
+    let mut fresh = w.orders.get(ana.id, id).await.unwrap();
+    assert_eq!(fresh.current_price, None, "the books are not written");
+    fresh.current_price = Some(dec("150.00"));
+    fresh.floating_profit = Some(dec("19.33"));
+    fresh.updated_at = w.clock.now();
+    w.orders.store.put(fresh.to_item().unwrap(), None).await.unwrap();
+    let page = w.orders.positions(ana.id, &Default::default(), 10, None).await.unwrap();
+    assert_eq!((page.items[0].current_price, page.items[0].floating_profit), (Some(dec("150.00")), Some(dec("19.33"))));
+}
