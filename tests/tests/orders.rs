@@ -324,3 +324,109 @@ async fn next_json(
         }
     }
 }
+
+/// Parses Prometheus text exposition (format 0.0.4): `# HELP`/`# TYPE` comments and `name{labels} value` samples.
+/// Returns the samples; panics on a malformed line.
+fn prometheus_samples(text: &str) -> Vec<(String, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix('#') {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            assert!(matches!(words.first(), Some(&"HELP") | Some(&"TYPE")), "comment: {line}");
+            if words[0] == "TYPE" {
+                assert!(["counter", "gauge", "histogram", "summary", "untyped"].contains(&words[2]), "{line}");
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("sample without value: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "metric name: {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "labels: {line}");
+            for pair in series[name_end + 1..series.len() - 1].split("\",").filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("label: {line}"));
+                assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "label name: {line}");
+                assert!(!v.contains('\n'), "{line}");
+            }
+        }
+        let v: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v.parse().unwrap_or_else(|_| panic!("value: {line}")),
+        };
+        samples.push((series.to_owned(), v));
+    }
+    samples
+}
+
+async fn metrics_text(gw: &Gateway) -> String {
+    let r = http().get(gw.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    r.text().await.unwrap()
+}
+
+fn sample(samples: &[(String, f64)], series: &str) -> f64 {
+    samples.iter().filter(|(s, _)| s == series).map(|(_, v)| *v).sum()
+}
+
+/// `/metrics` on the local gateway: Prometheus text that moves when orders are placed and acknowledged, by route
+/// template (no ids in labels), and no user data at all.
+#[tokio::test]
+async fn metrics_move_with_orders_and_hold_no_user_data() {
+    let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
+    let token = register(&gw, "metrics-trader@example.com").await.unwrap();
+    let conn_id = broker_connection(&gw, &token).await.unwrap();
+    let conn = TestConnector::connect(&gw, &token, &conn_id).await.unwrap();
+    let before = prometheus_samples(&metrics_text(&gw).await);
+    round_trip(&gw, &token, &conn, ("EURUSD", 0.1, 1.1, 1.101)).await;
+    let text = eventually(Duration::from_secs(5), || async {
+        let text = metrics_text(&gw).await;
+        text.contains("order_ack_latency_seconds_bucket").then_some(text)
+    })
+    .await
+    .expect("ack latency recorded");
+    let after = prometheus_samples(&text);
+    let sent = r#"orders_total{outcome="sent"}"#;
+    assert_eq!(sample(&after, sent) - sample(&before, sent), 1.0, "{text}");
+    assert!(sample(&after, "order_commands_sent_total") >= 2.0, "the open and the close went out");
+    assert!(sample(&after, r#"order_acks_total{kind="open",result="applied"}"#) >= 1.0, "{text}");
+    assert!(
+        after.iter().any(|(s, v)| s.starts_with("http_requests_total{")
+            && s.contains(r#"route="/api/v1/trading/orders/{id}/close""#)
+            && *v >= 1.0),
+        "requests counted by route template: {text}"
+    );
+    assert!(sample(&after, r#"websocket_connections{channel="/connector/ws"}"#) >= 1.0, "{text}");
+    assert!(text.contains("# TYPE http_request_duration_seconds histogram"), "{text}");
+    // No user data: no e-mail, no order, user or connection id.
+    assert!(!text.contains("metrics-trader") && !text.contains(&conn_id), "{text}");
+    let uuid_like = text
+        .split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .any(|w| w.len() == 36 && w.matches('-').count() == 4);
+    assert!(!uuid_like, "ids in metrics: {text}");
+}
+
+/// `/metrics` can be switched off, or moved to its own address.
+#[tokio::test]
+async fn metrics_can_be_switched_off_or_moved() {
+    let gw = Gateway::start_with_env(&[], &[TEST_ENV, &[("NUSATRADE_METRICS", "false")]].concat()).await.unwrap();
+    let r = http().get(gw.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    drop(gw);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let gw = Gateway::start_with_env(&["--metrics-addr", &addr], TEST_ENV).await.unwrap();
+    assert_eq!(http().get(gw.url("/metrics")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    let text = eventually(Duration::from_secs(5), || async {
+        http().get(format!("http://{addr}/metrics")).send().await.ok()?.text().await.ok()
+    })
+    .await
+    .expect("metrics on their own address");
+    prometheus_samples(&text);
+}

@@ -15,7 +15,6 @@ use axum::response::Response;
 use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
 use nusatrade_app::auth::{self, AuthConfig, AuthService, ClientIp};
-use nusatrade_app::http::layers;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -25,7 +24,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     tracing::info!(?config, "auth function initialised");
     let service = AuthService::new(config, ports)?;
 
-    let router = layers::platform_from_env(auth::router(service).layer(middleware::from_fn(client_ip)))?;
+    let router = nusatrade_aws::runtime::http_app(auth::router(service).layer(middleware::from_fn(client_ip)))?;
     lambda_http::run(router).await
 }
 

@@ -8,7 +8,6 @@
 
 use nusatrade_app::auth::AuthConfig;
 use nusatrade_app::brokers::routes::{BrokersState, router};
-use nusatrade_app::http::layers;
 use nusatrade_app::trading;
 
 #[tokio::main]
@@ -18,5 +17,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = AuthConfig::from_env()?;
     tracing::info!(?config, "brokers function initialised");
     let state = BrokersState::new(trading::authenticator(&config, &ports), &ports);
-    lambda_http::run(layers::platform_from_env(router(state, None))?).await
+    lambda_http::run(nusatrade_aws::runtime::http_app(router(state, None))?).await
 }

@@ -7,7 +7,6 @@
 use std::time::Instant;
 
 use nusatrade_app::http::health::{self, HealthState};
-use nusatrade_app::http::layers;
 
 /// Name reported by `/api/v1/info`; the template sets it per stack.
 const ENVIRONMENT_VAR: &str = "NUSATRADE_ENVIRONMENT";
@@ -19,7 +18,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let environment = std::env::var(ENVIRONMENT_VAR).unwrap_or_else(|_| "production".to_owned());
     tracing::info!(%environment, "health function initialised");
 
-    let router = layers::platform_from_env(health::router(HealthState {
+    let router = nusatrade_aws::runtime::http_app(health::router(HealthState {
         store: ports.store,
         clock: ports.clock,
         started: Instant::now(),

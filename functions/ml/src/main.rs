@@ -8,7 +8,6 @@
 //! function loads a model once. Training runs in the `ml-train` function.
 
 use nusatrade_app::auth::AuthConfig;
-use nusatrade_app::http::layers;
 use nusatrade_app::ml::{self, MlConfig, MlService, MlState, ModelCache};
 use nusatrade_app::trading::orders::{OrderService, TradingConfig};
 use nusatrade_app::trading::{self};
@@ -26,5 +25,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         auth: trading::authenticator(&auth, &ports),
         ml: MlService::new(&ports, Some(orders), config, ModelCache::from_env()),
     };
-    lambda_http::run(layers::platform_from_env(ml::router(state, None))?).await
+    lambda_http::run(nusatrade_aws::runtime::http_app(ml::router(state, None))?).await
 }

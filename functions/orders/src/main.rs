@@ -8,7 +8,6 @@
 //! `nusatrade_app::trading::orders`; request limits come from API Gateway's route throttling.
 
 use nusatrade_app::auth::AuthConfig;
-use nusatrade_app::http::layers;
 use nusatrade_app::reconcile::routes::MonitorState;
 use nusatrade_app::reconcile::{self, ReconcileService, ReconcileSettings};
 use nusatrade_app::trading::orders::{OrderService, TradingConfig, routes};
@@ -30,5 +29,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     };
     let state = routes::OrdersState { auth: authn, orders };
     let app = routes::router(state, None).merge(reconcile::routes::router(monitor, None));
-    lambda_http::run(layers::platform_from_env(app)?).await
+    lambda_http::run(nusatrade_aws::runtime::http_app(app)?).await
 }

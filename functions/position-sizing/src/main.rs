@@ -11,7 +11,6 @@
 //! writes a counter per request).
 
 use nusatrade_app::auth::AuthConfig;
-use nusatrade_app::http::layers;
 use nusatrade_app::trading::{self, sizing};
 
 #[tokio::main]
@@ -20,6 +19,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let ports = nusatrade_aws::runtime::init("position-sizing").await?;
     let config = AuthConfig::from_env()?;
     tracing::info!(?config, "position-sizing function initialised");
-    let router = layers::platform_from_env(sizing::router(trading::authenticator(&config, &ports), None))?;
+    let router = nusatrade_aws::runtime::http_app(sizing::router(trading::authenticator(&config, &ports), None))?;
     lambda_http::run(router).await
 }

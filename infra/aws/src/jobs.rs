@@ -42,7 +42,7 @@ pub async fn handle_batch(consumer: &dyn QueueConsumer, event: SqsEvent) -> Resu
     }
     let handled = futures::future::join_all(event.records.iter().zip(ids).map(|(record, id)| async move {
         let outcome = match received(record, id.clone()) {
-            Ok(message) => consumer.handle(&message).await,
+            Ok(message) => nusatrade_app::jobs::handle_counted(consumer, &message).await,
             Err(e) => Err(e),
         };
         (id, outcome)
@@ -66,7 +66,11 @@ pub async fn handle_batch(consumer: &dyn QueueConsumer, event: SqsEvent) -> Resu
 pub async fn run(consumer: Arc<dyn QueueConsumer>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = consumer.clone();
-        async move { handle_batch(consumer.as_ref(), event.payload).await.map_err(lambda_runtime::Error::from) }
+        async move {
+            let out = handle_batch(consumer.as_ref(), event.payload).await.map_err(lambda_runtime::Error::from);
+            crate::emf::flush();
+            out
+        }
     }))
     .await
 }

@@ -10,6 +10,7 @@
 pub mod apigw;
 pub mod config;
 pub mod dynamo;
+pub mod emf;
 mod error;
 pub mod jobs;
 pub mod runtime;

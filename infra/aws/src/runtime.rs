@@ -1,6 +1,7 @@
 //! The init phase every Lambda function shares: JSON logs for CloudWatch, the settings read from the
 //! environment the SAM template sets, and the ports built once per execution environment.
 
+use axum::Router;
 use nusatrade_app::ports::Ports;
 use tracing_subscriber::EnvFilter;
 
@@ -25,10 +26,17 @@ pub fn init_tracing() {
 /// not use them starts fine.
 pub async fn init(function: &str) -> Result<Ports, ConfigError> {
     init_tracing();
+    crate::emf::install(function);
     let settings = AwsSettings::from_env()?;
     let missing = settings.missing();
     if !missing.is_empty() {
         tracing::warn!(function, ?missing, "settings not set: the ports that need them answer 'unavailable'");
     }
     Ok(build_ports(&settings).await)
+}
+
+/// An HTTP function's router as served: the platform's middleware from the environment (CORS settings) plus the
+/// metrics flush after each invocation ([`crate::emf`]).
+pub fn http_app(routes: Router) -> Result<Router, nusatrade_app::http::cors::CorsConfigError> {
+    Ok(nusatrade_app::http::layers::platform_from_env(routes)?.layer(axum::middleware::from_fn(crate::emf::layer)))
 }

@@ -99,7 +99,11 @@ fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {
 pub async fn run(handler: Arc<dyn WsHandler>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
         let handler = handler.clone();
-        async move { Ok::<_, lambda_runtime::Error>(handle(handler.as_ref(), event.payload).await) }
+        async move {
+            let response = handle(handler.as_ref(), event.payload).await;
+            crate::emf::flush();
+            Ok::<_, lambda_runtime::Error>(response)
+        }
     }))
     .await
 }

@@ -49,7 +49,7 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// Handles one message: `Ok` deletes it, `Err` (or running past the visibility timeout) leaves it.
 async fn handle_one(queue: &dyn Queue, consumer: &dyn QueueConsumer, cfg: WorkerConfig, m: ReceivedMessage) {
     let name = consumer.queue();
-    match tokio::time::timeout(cfg.visibility, consumer.handle(&m)).await {
+    match tokio::time::timeout(cfg.visibility, nusatrade_app::jobs::handle_counted(consumer, &m)).await {
         Ok(Ok(())) => {
             if let Err(e) = queue.delete(name, &m.receipt).await {
                 warn!(queue = name, message_id = %m.id, error = %e, "handled message not deleted: it will be redelivered");
@@ -129,6 +129,35 @@ pub fn spawn_scheduler(
             })
         })
         .collect()
+}
+
+/// How often [`spawn_depth_sampler`] reads the queues' depths.
+pub const DEPTH_SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Sets the `queue_depth` gauge of every work queue (and its dead-letter queue) every [`DEPTH_SAMPLE_EVERY`]
+/// until `shutdown` turns true (SQS publishes its own depth metrics in AWS).
+pub fn spawn_depth_sampler(
+    queue: Arc<crate::adapters::LocalQueue>,
+    queues: &'static [(&'static str, u32)],
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(DEPTH_SAMPLE_EVERY);
+        loop {
+            tokio::select! {
+                _ = stopped(&mut shutdown) => break,
+                _ = every.tick() => {}
+            }
+            for (name, _) in queues {
+                let dlq = nusatrade_app::ports::queue::dlq_name(name);
+                for q in [name.to_string(), dlq] {
+                    if let Ok(n) = queue.message_count(&q) {
+                        metrics::gauge!(nusatrade_app::telemetry::QUEUE_DEPTH, "queue" => q).set(n as f64);
+                    }
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -223,3 +252,4 @@ mod tests {
         assert_eq!(q.message_count("work-dlq").unwrap(), n, "nothing sent after shutdown");
     }
 }
+

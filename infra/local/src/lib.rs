@@ -7,6 +7,7 @@ pub mod backup_cli;
 pub mod gateway;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
 pub mod ml;
 pub mod platform;
 pub mod sim;

@@ -11,8 +11,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// Level from `RUST_LOG`; by default `info`, with the per-request access lines (target `access`) only in JSON
+/// (a terminal would scroll with every request; `RUST_LOG=info` shows them in the human format too).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let default = match format {
+        LogFormat::Human => "info,access=warn",
+        LogFormat::Json => "info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

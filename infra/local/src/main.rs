@@ -63,6 +63,12 @@ struct ServeArgs {
     /// Also run a demo user (demo@nusatrade.local) and a simulated MT5 connector in this process.
     #[arg(long)]
     with_sim_connector: bool,
+    /// Prometheus metrics at /metrics (`false`: none).
+    #[arg(long, env = "NUSATRADE_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    metrics: bool,
+    /// Serve /metrics on this address instead of the gateway's (e.g. an address only the monitoring host reaches).
+    #[arg(long, env = "NUSATRADE_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -98,6 +104,8 @@ fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    let metrics =
+        if args.metrics { Some(nusatrade_local::metrics::install().map_err(anyhow::Error::msg)?) } else { None };
     let platform = LocalPlatform::open(&args.data_dir)?;
     let config = GatewayConfig {
         addr: args.addr,
@@ -106,6 +114,7 @@ async fn serve(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
             max_duration: Duration::from_secs(args.ws_max_duration),
             ..WsLimits::default()
         },
+        metrics: metrics.clone().filter(|_| args.metrics_addr.is_none()),
     };
     let gw = Gateway::bind(&platform, platform.ws_apis(), &config)
         .await
@@ -120,6 +129,24 @@ async fn serve(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
     // The first line on stdout: harnesses wait for it to learn the address.
     println!("NusaTrade listening on http://{addr}");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics_server = match (metrics, args.metrics_addr) {
+        (Some(handle), Some(maddr)) => {
+            let listener = tokio::net::TcpListener::bind(maddr)
+                .await
+                .with_context(|| format!("cannot listen on {maddr} (--metrics-addr)"))?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics on their own address");
+            let mut stop = stop_rx.clone();
+            let app = nusatrade_local::metrics::router(handle);
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+            }))
+        }
+        _ => None,
+    };
     // Queue workers and schedules: what the SQS event sources and EventBridge do in AWS.
     let jobs = platform.start_jobs(stop_rx.clone());
     // Operator-supplied candles for the ML default models (NUSATRADE_ML_SEED_DIR), before any request needs them.
@@ -134,6 +161,9 @@ async fn serve(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
         && tokio::time::timeout(Duration::from_secs(3), task).await.is_err()
     {
         tracing::warn!("the demo connector did not stop within 3 s");
+    }
+    if let Some(task) = metrics_server {
+        let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
     }
     if tokio::time::timeout(Duration::from_secs(3), futures::future::join_all(jobs)).await.is_err() {
         tracing::warn!("queue workers still busy after 3 s; exiting anyway");

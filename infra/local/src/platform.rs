@@ -46,6 +46,8 @@ pub struct LocalPlatform {
     pub ml: MlService,
     /// The browser origins allowed to call the API (`NUSATRADE_CORS_ORIGINS`).
     pub cors: CorsSettings,
+    /// The in-process queue behind `ports.queue` (its depth is sampled for `/metrics`).
+    pub local_queue: Arc<LocalQueue>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,11 +124,12 @@ impl LocalPlatform {
         for (name, max_receives) in WORK_QUEUES {
             queue = queue.with_queue(name, *max_receives);
         }
+        let queue = Arc::new(queue);
         let push = Arc::new(LocalPush::new());
         let ports = Ports {
             store: Arc::new(store),
             blobs: Arc::new(FileBlobStore::new(dir.join(BLOBS_DIR))),
-            queue: Arc::new(queue),
+            queue: queue.clone(),
             push: push.clone(),
             mailer: Arc::new(FileMailer::new(dir.join("mail"))),
             clock,
@@ -143,7 +146,18 @@ impl LocalPlatform {
         let ml_config = MlConfig::from_env().map_err(PlatformError::Ml)?;
         let ml = MlService::new(&ports, Some(orders.clone()), ml_config, ModelCache::from_env());
         let cors = CorsSettings::from_env()?;
-        Ok(LocalPlatform { ports, push, data_dir: dir, started: Instant::now(), auth, orders, reconcile, ml, cors })
+        Ok(LocalPlatform {
+            ports,
+            push,
+            data_dir: dir,
+            started: Instant::now(),
+            auth,
+            orders,
+            reconcile,
+            ml,
+            cors,
+            local_queue: queue,
+        })
     }
 
     /// The consumer of every work queue that has one (the `reconcile` and `backup` functions'; the SQS event sources
@@ -179,7 +193,8 @@ impl LocalPlatform {
                 crate::jobs::spawn_worker(self.ports.queue.clone(), c, config, shutdown.clone())
             })
             .collect();
-        tasks.extend(crate::jobs::spawn_scheduler(self.ports.queue.clone(), self.schedules(), shutdown));
+        tasks.extend(crate::jobs::spawn_scheduler(self.ports.queue.clone(), self.schedules(), shutdown.clone()));
+        tasks.push(crate::jobs::spawn_depth_sampler(self.local_queue.clone(), WORK_QUEUES, shutdown));
         tasks
     }
 

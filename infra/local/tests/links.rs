@@ -705,7 +705,8 @@ async fn placeholder_prices_take_the_market_and_positions_follow_the_quotes() {
     let broker = w.connection(&ana).await;
     let (mut c, _) = w.online(&ana, broker, "c-1").await;
     let dec = |s: &str| s.parse::<Decimal>().unwrap();
-    let quote = |bid: &str, ask: &str| Quote { symbol: "USDJPY".into(), bid: dec(bid), ask: dec(ask), time: w.clock.now() };
+    let quote =
+        |bid: &str, ask: &str| Quote { symbol: "USDJPY".into(), bid: dec(bid), ask: dec(ask), time: w.clock.now() };
     w.registry.save_quote(ana.id, &quote("149.70", "149.72")).await.unwrap();
     let parse = |b: Value| nusatrade_app::trading::orders::routes::parse_order(b.as_object().unwrap());
 
@@ -726,7 +727,8 @@ async fn placeholder_prices_take_the_market_and_positions_follow_the_quotes() {
     // filled at 149.71; no price of its own in the books yet: the list marks it to the quote (the bid closes a buy)
     let sent = c.drain();
     assert_eq!(types(&sent), ["TRADE_OPEN"]);
-    let ack = json!({"type": "TRADE_RESULT", "request_id": id.to_string(), "success": true, "ticket": 9, "price": 149.71});
+    let ack =
+        json!({"type": "TRADE_RESULT", "request_id": id.to_string(), "success": true, "ticket": 9, "price": 149.71});
     w.connector_says(&c, ack).await;
     w.later(1_000);
     w.registry.save_quote(ana.id, &quote("150.21", "150.23")).await.unwrap();

@@ -48,7 +48,7 @@ async fn start(handler: Arc<Recorder>) -> (LocalPlatform, String, tempfile::Temp
     let dir = tempfile::tempdir().unwrap();
     let platform = LocalPlatform::open(dir.path()).unwrap();
     let apis = WsApis { connector: handler.clone(), client: handler.clone(), stage: handler };
-    let config = GatewayConfig { addr: "127.0.0.1:0".parse().unwrap(), ws_limits: WsLimits::default() };
+    let config = GatewayConfig { addr: "127.0.0.1:0".parse().unwrap(), ws_limits: WsLimits::default(), metrics: None };
     let gw = Gateway::bind(&platform, apis, &config).await.unwrap();
     let base = format!("ws://{}", gw.local_addr().unwrap());
     tokio::spawn(gw.serve(std::future::pending()));

@@ -35,6 +35,19 @@ pub trait QueueConsumer: Send + Sync + 'static {
     async fn handle(&self, message: &ReceivedMessage) -> Result<(), JobError>;
 }
 
+/// Handles one message with `consumer`, counting it ([`crate::telemetry`]: result and redeliveries). Both the SQS
+/// event source and the local worker call this.
+pub async fn handle_counted(consumer: &dyn QueueConsumer, message: &ReceivedMessage) -> Result<(), JobError> {
+    let out = consumer.handle(message).await;
+    let result = match &out {
+        Ok(()) => "done",
+        Err(JobError::Unavailable(_)) => "retried",
+        Err(JobError::Invalid(_)) => "invalid",
+    };
+    crate::telemetry::queue_message(consumer.queue(), result, message.receive_count);
+    out
+}
+
 /// A message put on a queue at a fixed rate: by EventBridge Scheduler in AWS (template.yaml), by the local
 /// scheduler of `nusatrade serve` on a laptop — the same bodies, so the consumers cannot tell them apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod ml;
 pub mod ports;
 pub mod reconcile;
+pub mod telemetry;
 pub mod trading;
 pub mod ws;
 

@@ -426,6 +426,20 @@ pub enum Action {
 }
 
 impl Action {
+    /// A short name of the action's kind (metrics, logs).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Skipped(_) => "skipped",
+            Action::ResolveOpen { .. } => "resolve_open",
+            Action::ResolveRejected { .. } => "resolve_rejected",
+            Action::RequestTargetedCheck { .. } => "targeted_check",
+            Action::CloseExternally { .. } => "close_externally",
+            Action::AdoptExternal { .. } => "adopt_external",
+            Action::FollowMt5 { .. } => "follow_mt5",
+            Action::Conflict { .. } => "conflict",
+        }
+    }
+
     /// The order the action concerns (`None` for [`Action::Skipped`]).
     pub fn order_id(&self) -> Option<Uuid> {
         match self {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
 use nusatrade_app::ws::{KeepAliveProtocol, WsHandler};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -27,6 +28,8 @@ pub const STAGE_PATH: &str = "/ws";
 pub struct GatewayConfig {
     pub addr: SocketAddr,
     pub ws_limits: WsLimits,
+    /// Serve Prometheus text at `/metrics` on this address ([`crate::metrics`]); `None`: not here.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 /// The WebSocket handlers mounted on the gateway.
@@ -67,7 +70,10 @@ impl Gateway {
     pub async fn bind(platform: &LocalPlatform, apis: WsApis, config: &GatewayConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.addr).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let app = app(platform, apis, config.ws_limits, shutdown_rx);
+        let mut app = app(platform, apis, config.ws_limits, shutdown_rx);
+        if let Some(handle) = &config.metrics {
+            app = app.merge(crate::metrics::router(handle.clone()));
+        }
         Ok(Gateway { listener, app, shutdown_tx })
     }
 

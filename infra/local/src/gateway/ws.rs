@@ -20,6 +20,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
+use nusatrade_app::telemetry;
 use nusatrade_app::ws::{self, ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
 use serde_json::json;
 use tokio::sync::watch;
@@ -54,6 +55,8 @@ impl Default for WsLimits {
 
 #[derive(Clone)]
 struct Endpoint {
+    /// The path, as the `channel` label of the open-sockets gauge.
+    channel: &'static str,
     handler: Arc<dyn WsHandler>,
     push: Arc<LocalPush>,
     limits: WsLimits,
@@ -62,13 +65,13 @@ struct Endpoint {
 
 /// A router serving one WebSocket API at `path`.
 pub fn endpoint(
-    path: &str,
+    path: &'static str,
     handler: Arc<dyn WsHandler>,
     push: Arc<LocalPush>,
     limits: WsLimits,
     shutdown: watch::Receiver<bool>,
 ) -> Router {
-    Router::new().route(path, get(upgrade)).with_state(Endpoint { handler, push, limits, shutdown })
+    Router::new().route(path, get(upgrade)).with_state(Endpoint { channel: path, handler, push, limits, shutdown })
 }
 
 /// API Gateway style connection id: 16 characters of URL-safe base64.
@@ -151,6 +154,8 @@ enum Ended {
 }
 
 async fn run(socket: WebSocket, mut ep: Endpoint, id: String, mut outbound: tokio::sync::mpsc::Receiver<Outbound>) {
+    let open = metrics::gauge!(telemetry::WEBSOCKETS, "channel" => ep.channel);
+    open.increment(1.0);
     let (mut tx, mut rx) = socket.split();
     let routes = ep.handler.routes();
     let max_duration = tokio::time::sleep(ep.limits.max_duration);
@@ -237,5 +242,6 @@ async fn run(socket: WebSocket, mut ep: Endpoint, id: String, mut outbound: toki
         _ => "",
     };
     tracing::info!(connection_id = %id, reason = ?ended, %detail, "websocket disconnected");
+    open.decrement(1.0);
     ep.handler.disconnect(&id).await;
 }

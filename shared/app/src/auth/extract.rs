@@ -132,6 +132,10 @@ where
             return Err(ApiError::Unauthorized("Not authenticated".into()));
         }
         let token = bearer_token(&parts.headers).ok_or_else(|| ApiError::Unauthorized("Not authenticated".into()))?;
-        Authenticator::from_ref(state).authenticate(token).await
+        let user = Authenticator::from_ref(state).authenticate(token).await?;
+        if let Some(slot) = parts.extensions.get::<crate::http::layers::RequestUser>() {
+            let _ = slot.0.set(user.id);
+        }
+        Ok(user)
     }
 }

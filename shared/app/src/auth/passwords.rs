@@ -143,10 +143,12 @@ impl PasswordHasher {
 
     /// Runs `f` on the hashing pool once a permit is free.
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+        let asked = std::time::Instant::now();
         let _permit = tokio::time::timeout(self.inner.queue_timeout, self.inner.permits.acquire())
             .await
             .map_err(|_| HashError::Busy)?
             .map_err(|e| HashError::Failed(e.to_string()))?;
+        crate::telemetry::hash_queue_wait(asked.elapsed());
         self.inner.pool.run(f).await
     }
 

@@ -335,6 +335,7 @@ impl AuthService {
             (_, user) => {
                 let user_id = user.map(|u| u.id);
                 let f = lockout.record_failure(email).await?;
+                crate::telemetry::login_failure(f.locked_now);
                 self.audit(user_id, events::LOGIN_FAILED, meta, json!({ "reason": "bad_credentials" })).await;
                 if f.locked_now {
                     self.audit(user_id, events::LOCKED_OUT, meta, json!({ "lock_seconds": lockout.lock_secs })).await;
@@ -379,6 +380,7 @@ impl AuthService {
         let Some(code) = code else { return Err(bad_request("TOTP token is required")) };
         if !self.consume_totp(&user, code).await? {
             let f = self.inner.lockout.record_failure(email).await?;
+            crate::telemetry::login_failure(f.locked_now);
             self.audit(Some(user.id), events::TOTP_FAILED, meta, json!({ "during": "login" })).await;
             if f.locked_now {
                 self.audit(Some(user.id), events::LOCKED_OUT, meta, json!({})).await;

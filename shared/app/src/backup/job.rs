@@ -117,12 +117,14 @@ impl QueueConsumer for BackupJob {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "backup complete"
                 );
+                crate::telemetry::backup("completed", m.item_count);
                 Ok(())
             }
             // Another delivery finished it meanwhile.
             Err(BackupError::AlreadyExists(_)) => Ok(()),
             Err(e @ BackupError::Invalid(_)) => Err(JobError::Invalid(e.to_string())),
             Err(e) => {
+                crate::telemetry::backup("failed", 0);
                 tracing::warn!(backup_id = %id, error = %e, "backup failed; the message will be redelivered");
                 Err(JobError::Unavailable(e.to_string()))
             }

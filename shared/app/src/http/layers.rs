@@ -4,11 +4,12 @@
 //! The body limit is [`MAX_BODY_BYTES`] except on the few routes listed in [`LARGE_BODY_ROUTES`] (CSV uploads,
 //! predictions with candles), which get their own larger limit.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::cors::{self, CorsConfigError, CorsSettings};
 use super::error::ApiError;
+use crate::telemetry;
 
 /// Largest request body any route accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -96,9 +98,16 @@ fn valid_request_id(v: &HeaderValue) -> bool {
     !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
+/// The user a request was authenticated as, filled in by the [`CurrentUser`](crate::auth::CurrentUser) extractor
+/// for the access log line.
+#[derive(Clone, Default)]
+pub struct RequestUser(pub Arc<OnceLock<uuid::Uuid>>);
+
 /// Request id (echoed when sane, else new), response time and security headers; bodies rejected by
-/// the limit layer become the JSON 413.
-async fn envelope(req: Request, next: Next) -> Response {
+/// the limit layer become the JSON 413. Every request is counted and timed by route template
+/// ([`crate::telemetry`]) and logged once (target `access`: request id, method, route, status, latency, user id
+/// when known) — at `info`, or `warn` for a 5xx.
+async fn envelope(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = req
         .headers()
@@ -107,7 +116,9 @@ async fn envelope(req: Request, next: Next) -> Response {
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid is ascii"));
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let user = RequestUser::default();
+    req.extensions_mut().insert(user.clone());
     let mut resp = next.run(req).await;
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
         && resp.headers().get(header::CONTENT_TYPE).is_none_or(|v| v != "application/json")
@@ -133,11 +144,15 @@ async fn envelope(req: Request, next: Next) -> Response {
         HeaderName::from_static("permissions-policy"),
         HeaderValue::from_static("geolocation=(), microphone=(), camera=()"),
     );
-    let status = resp.status();
-    if status.is_server_error() {
-        tracing::warn!(%method, %path, status = status.as_u16(), request_id = request_id.to_str().unwrap_or_default(), elapsed_ms = elapsed.as_millis() as u64, "request failed");
+    let status = resp.status().as_u16();
+    telemetry::http_request(&route, method.as_str(), status, elapsed);
+    let request_id = request_id.to_str().unwrap_or_default();
+    let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    let user_id = user.0.get().map(tracing::field::display);
+    if status >= 500 {
+        tracing::warn!(target: "access", request_id, %method, %route, status, latency_ms, user_id, "request failed");
     } else {
-        tracing::debug!(%method, %path, status = status.as_u16(), request_id = request_id.to_str().unwrap_or_default(), elapsed_ms = elapsed.as_millis() as u64, "request");
+        tracing::info!(target: "access", request_id, %method, %route, status, latency_ms, user_id, "request");
     }
     resp
 }

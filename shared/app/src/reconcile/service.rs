@@ -186,6 +186,7 @@ impl ReconcileService {
             return Ok(()); // acknowledged in time (or settled meanwhile)
         }
         info!(order = %order.id, status = %order.status, request_id, "no ack within the timeout: asking MT5");
+        crate::telemetry::order_ack_timeout();
         let broker = order.broker_connection_id.unwrap_or(broker);
         self.watch(user, broker, order.created_at).await.map_err(unavailable)?;
         let tickets = match rid.kind {
@@ -402,6 +403,7 @@ impl ReconcileService {
                 Action::Conflict { order_id, ticket, reason } => {
                     report.drift += 1;
                     report.conflicts += 1;
+                    crate::telemetry::reconcile_conflict();
                     warn!(target: "alert", %user, connection = %broker, order = %order_id, ?ticket, %reason,
                         "reconciliation conflict: no rule resolves it, nothing written");
                 }
@@ -414,6 +416,7 @@ impl ReconcileService {
                     report.drift += 1;
                     match self.apply(user, broker, &records, write, stored.as_ref(), &positions, now).await? {
                         Some(rec) => {
+                            crate::telemetry::reconcile_repair(write.kind());
                             info!(%user, connection = %broker, order = %rec.id, status = %rec.status,
                                 version = rec.version, "reconciliation repaired an order");
                             records.insert(rec.id, rec.clone());

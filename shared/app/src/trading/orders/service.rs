@@ -46,6 +46,7 @@ use crate::ports::{
     Update,
 };
 use crate::reconcile::AckTimeouts;
+use crate::telemetry;
 
 /// Settings of the trading rules (environment names in [`TradingConfig::from_env`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -349,8 +350,24 @@ impl OrderService {
 
     // ------------------------------------------------------------------ place
 
-    /// `POST /trading/orders`.
+    /// `POST /trading/orders` (counted by outcome: `sent`, `uncertain` — the 202 of a command that may not have
+    /// left —, `refused`).
     pub async fn place(
+        &self,
+        user: &CurrentUser,
+        req: PlaceOrder,
+        idem: Option<IdempotencyKey>,
+    ) -> TradingResult<Reply> {
+        let out = self.place_order(user, req, idem).await;
+        telemetry::order_placed(match &out {
+            Ok(r) if r.status == 202 => "uncertain",
+            Ok(_) => "sent",
+            Err(_) => "refused",
+        });
+        out
+    }
+
+    async fn place_order(
         &self,
         user: &CurrentUser,
         mut req: PlaceOrder,
@@ -772,7 +789,15 @@ impl OrderService {
         let now = self.clock.now();
         let (had_price, profit) = (result.price.is_some(), result.profit);
         let result = result.clone();
-        let event = move |o: &OrderRecord| -> Option<OrderEvent> { ack_event(o, rid, &result, now) };
+        // When the acknowledged command went out (an open's order is written just before sending; a close or
+        // modify sets the order's update time), for the ack-latency histogram.
+        let sent_at = Arc::new(std::sync::Mutex::new(None));
+        let sent = sent_at.clone();
+        let event = move |o: &OrderRecord| -> Option<OrderEvent> {
+            let t = if rid.kind == CommandKind::Open { o.created_at } else { o.updated_at };
+            *sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+            ack_event(o, rid, &result, now)
+        };
         // What the ack says beyond the event: whether the fill price is MT5's, and MT5's own profit figure.
         let extra = move |o: &mut OrderRecord| match (rid.kind, o.status) {
             (CommandKind::Open, OrderStatus::Open) => o.fill_price_confirmed = had_price,
@@ -791,6 +816,15 @@ impl OrderService {
             }
             Ok(out) => out,
         };
+        let kind = rid.kind.as_str();
+        let latency = |sent: Option<DateTime<Utc>>| sent.and_then(|t| (now - t).to_std().ok());
+        let sent = *sent_at.lock().unwrap_or_else(|e| e.into_inner());
+        match &out {
+            AckOutcome::Applied(_) => telemetry::order_ack(kind, "applied", latency(sent)),
+            AckOutcome::Unchanged(..) => telemetry::order_ack(kind, "unchanged", None),
+            AckOutcome::Refused(..) => telemetry::order_ack(kind, "refused", None),
+            _ => telemetry::order_ack(kind, "unknown_order", None),
+        }
         let mut messages: Vec<Value> = relay.into_iter().collect();
         match &out {
             AckOutcome::Applied(o) => {
@@ -933,7 +967,10 @@ impl OrderService {
         // order; it is removed again below when it provably never left.
         let (user, broker) = (link.user_id, link.broker_connection_id);
         let delivery = match self.push.post(&link.ws_connection_id, body).await {
-            Ok(PushOutcome::Delivered) => Delivery::Delivered,
+            Ok(PushOutcome::Delivered) => {
+                telemetry::order_command_sent();
+                Delivery::Delivered
+            }
             Ok(PushOutcome::Gone) => {
                 info!(ws = %link.ws_connection_id, "connector gone (410): removing its link");
                 if let Err(e) = self.registry.unregister(&link.ws_connection_id).await {
