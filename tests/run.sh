@@ -11,7 +11,9 @@
 #    plus dummy AWS credentials and region: the adapter contract tests run against it; fails loudly
 #    if it does not answer within 30 s;
 # 3. cargo build --workspace --all-targets;
-# 4. the tests: cargo nextest (when installed) plus doc tests, or cargo test;
+# 4. the tests: cargo nextest (when installed) plus doc tests, or cargo test; the browser tests use Debian's
+#    Chromium, installed here with apt-get when missing (NUSATRADE_REQUIRE_BROWSER=1: a missing browser fails);
+# 4b. tests/api/fuzz.sh: schemathesis fuzzes the local gateway from its own OpenAPI document;
 # 5. tests/lambda/run-events.sh: every function in template.yaml answers its events/ through the
 #    real Lambda Runtime API (cargo-lambda's emulator);
 # 6. template checks, offline: cfn-lint, sam validate, sam validate --lint, and the project's own
@@ -76,6 +78,19 @@ phase "tools"
 nt_ensure_venv
 export SAM_CLI_TELEMETRY=0 SAM_CLI_CONTACT_TRACKING=0
 nt_log "venv $NT_VENV; $(cargo lambda --version 2>/dev/null | head -n1); $(sam --version); $(cfn-lint --version)"
+# Headless Chromium for the browser tests (Debian's package; the tests refuse to skip when it is required).
+export NUSATRADE_CHROMIUM="${NUSATRADE_CHROMIUM:-/usr/bin/chromium}"
+if [[ ! -x "$NUSATRADE_CHROMIUM" ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        nt_log "installing Debian's chromium for the browser tests"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+            || nt_die "apt-get install chromium failed"
+    else
+        nt_die "$NUSATRADE_CHROMIUM not found: install Debian's chromium (apt-get install chromium) or set NUSATRADE_CHROMIUM"
+    fi
+fi
+export NUSATRADE_REQUIRE_BROWSER=1
+nt_log "$("$NUSATRADE_CHROMIUM" --version 2>/dev/null | head -n1)"
 
 # ---- 2. AWS emulator ------------------------------------------------------------------------------
 phase "moto"
@@ -101,6 +116,12 @@ else
     count_cargo_test "$WORK/cargo-test.log"
 fi
 
+# ---- 4b. API fuzzing from the OpenAPI document ------------------------------------------------------
+phase "api fuzz"
+bash tests/api/fuzz.sh "$NT_REPO_ROOT/target/debug/nusatrade" 2>&1 | tee "$WORK/api-fuzz.log"
+p=$(sed -nE 's/^api-fuzz: ([0-9]+) passed.*/\1/p' "$WORK/api-fuzz.log" | tail -n1)
+PASSED=$((PASSED + ${p:-0}))
+
 # ---- 5. Lambda functions through the Runtime API --------------------------------------------------
 phase "lambda events"
 bash tests/lambda/run-events.sh 2>&1 | tee "$WORK/lambda-events.log"
@@ -117,5 +138,5 @@ sam validate --lint -t template.yaml
 PASSED=$((PASSED + 4))
 
 CURRENT_PHASE="done"
-printf '\nAll phases passed in %d s (build, tests, lambda events, template).\n' "$((SECONDS - STARTED))"
+printf '\nAll phases passed in %d s (build, tests, api fuzz, lambda events, template).\n' "$((SECONDS - STARTED))"
 echo "total: $PASSED passed, $FAILED failed, $SKIPPED skipped"

@@ -49,7 +49,11 @@ nt_log "$(wc -l <"$WORK/functions.tsv") function(s), $(wc -l <"$WORK/events.tsv"
 # 2. The real binaries, as `cargo build` makes them. Built with the same package selection and targets
 # as tests/run.sh's build phase, so cargo unifies features the same way and this is a no-op there
 # (selecting only the function packages would unify features differently and rebuild the AWS SDK).
-cargo build --quiet --workspace --all-targets
+# With NUSATRADE_SAM_BUILD_DIR (tests/lambda/sam-build.sh), the artefacts `sam build` made are used instead:
+# <dir>/<LogicalId>/bootstrap.
+if [[ -z "${NUSATRADE_SAM_BUILD_DIR:-}" ]]; then
+    cargo build --quiet --workspace --all-targets
+fi
 TARGET_DIR="$(cargo metadata --no-deps --format-version 1 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 # 3. Emulators: moto (AWS services) and the Lambda Runtime API.
@@ -80,6 +84,7 @@ run=0
 while IFS=$'\t' read -r lid binary _package memory timeout; do
     run=$((run + 1))
     bin_path="$TARGET_DIR/debug/$binary"
+    [[ -z "${NUSATRADE_SAM_BUILD_DIR:-}" ]] || bin_path="$NUSATRADE_SAM_BUILD_DIR/$lid/bootstrap"
     [[ -x "$bin_path" ]] || nt_die "$lid: $bin_path was not built"
     prefix="ntev$$-$run"
     "$PY" "$TOOL" provision "$TEMPLATE" "$NUSATRADE_MOTO_ENDPOINT" "$prefix" "$lid" >"$WORK/$binary.env" 2>"$WORK/$binary.env.notes" \

@@ -252,4 +252,3 @@ mod tests {
         assert_eq!(q.message_count("work-dlq").unwrap(), n, "nothing sent after shutdown");
     }
 }
-

@@ -227,7 +227,8 @@ impl LocalPlatform {
                 .merge(orders)
                 .merge(monitor)
                 .merge(ml_routes)
-                .merge(brokers),
+                .merge(brokers)
+                .merge(nusatrade_app::http::api::router()),
             &self.cors,
         )
     }

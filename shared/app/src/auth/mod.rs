@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod docs;
 pub mod extract;
 pub mod pages;
 pub mod passwords;

@@ -2,6 +2,7 @@
 //! ([`store`]), use cases ([`service`], also called by the connector WebSocket handler) and HTTP routes
 //! ([`routes`]).
 
+pub mod docs;
 pub mod routes;
 pub mod service;
 pub mod store;

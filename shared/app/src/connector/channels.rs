@@ -559,7 +559,18 @@ impl ConnectorChannel {
             warn!(error = %e, "could not remove an acknowledged command from the outbox");
         }
         match applied {
-            Ok(outcome) => info!(ws = %conn.ws_connection_id, ?outcome, "TRADE_RESULT"),
+            // The order's id, status and version — not the whole record.
+            Ok(outcome) => {
+                let (result, order) = match &outcome {
+                    AckOutcome::Applied(o) => ("applied", Some(o)),
+                    AckOutcome::Unchanged(o, _) => ("unchanged", Some(o)),
+                    AckOutcome::Refused(o, _) => ("refused", Some(o)),
+                    AckOutcome::UnknownOrder => ("unknown_order", None),
+                    AckOutcome::NotAnOrderCommand => ("not_an_order_command", None),
+                };
+                info!(ws = %conn.ws_connection_id, result, order = ?order.map(|o| o.id),
+                    status = ?order.map(|o| o.status), version = ?order.map(|o| o.version), "TRADE_RESULT");
+            }
             // The ack is not lost: the order stays in flight and reconciliation reads MT5.
             Err(e) => warn!(ws = %conn.ws_connection_id, error = %e, "could not apply TRADE_RESULT"),
         }

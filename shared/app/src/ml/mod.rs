@@ -17,6 +17,7 @@ pub mod artefacts;
 pub mod auto;
 pub mod datasets;
 pub mod defaults;
+pub mod docs;
 pub mod jobs;
 pub mod routes;
 pub mod service;

@@ -13,6 +13,7 @@
 
 pub mod books;
 pub mod config;
+pub mod docs;
 pub mod hook;
 pub mod jobs;
 pub mod routes;

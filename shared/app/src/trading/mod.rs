@@ -2,6 +2,7 @@
 //! risk profiles). The domain rules live in `nusatrade_domain::{instrument, sizing}`; this layer maps
 //! JSON to them and back.
 
+pub mod docs;
 pub(crate) mod fields;
 pub mod orders;
 pub mod sizing;
