@@ -7,7 +7,7 @@
 //! | `NUSATRADE_ACCESS_TOKEN_MINUTES` | 60 | access token lifetime |
 //! | `NUSATRADE_REFRESH_TOKEN_DAYS` | 7 | refresh token (session) idle lifetime |
 //! | `NUSATRADE_ARGON2_MEMORY_KIB` / `_ITERATIONS` / `_PARALLELISM` | 65536 / 3 / 4 | argon2id cost |
-//! | `NUSATRADE_HASH_CONCURRENCY` | CPUs − 1 (at least 1) | hashes running at once |
+//! | `NUSATRADE_HASH_CONCURRENCY` | CPUs | hashes running at once at most; all but one only while nothing but password checks is being served |
 //! | `NUSATRADE_HASH_QUEUE_SECONDS` | 8 | longest wait for a hashing slot before 503 + Retry-After |
 //! | `NUSATRADE_REQUIRE_EMAIL_VERIFICATION` | true | unverified accounts cannot trade |
 //! | `NUSATRADE_PUBLIC_URL` | `http://localhost:3000` | base of links in mails |
@@ -97,11 +97,12 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
-/// Hashes running at once by default: all CPUs but one, at least one. The core left over keeps
-/// serving every other route during a login storm (measured on 2 cores: with 2 concurrent hashes an
-/// authenticated route kept 74–96 % of its throughput, with 1 it kept 87–104 %, mean 94 %).
+/// Hashes running at once at most, by default: one per CPU. All but one of them run only while the process
+/// serves nothing but password checks (`auth::passwords`): on 2 cores a login storm alone got 10.4 logins/s
+/// with one hash at a time (the original: 12.0–12.5), while with two at once regardless of other traffic an
+/// authenticated route kept only 74–96 % of its throughput (one at a time: 87–104 %).
 fn default_hash_concurrency() -> usize {
-    std::thread::available_parallelism().map(|n| n.get().saturating_sub(1).max(1)).unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get().max(1)).unwrap_or(1)
 }
 
 impl AuthConfig {

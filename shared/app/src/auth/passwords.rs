@@ -1,8 +1,11 @@
 //! Password hashing: argon2id off the async executor, with a bounded number of hashes in flight.
 //!
 //! Each hash holds `memory_kib` of memory and a CPU for its duration, so a login storm is queued on
-//! a semaphore (permits = `hash_concurrency`) instead of starving the runtime's worker threads or
-//! exhausting memory. Hashes run on a small dedicated pool of threads (one per permit) scheduled with
+//! semaphores instead of starving the runtime's worker threads or exhausting memory: one hash may always
+//! run, and up to `hash_concurrency − 1` more (*spare* slots, default: one per CPU) only while the process
+//! serves nothing but password checks — every HTTP request in flight is a hashing caller
+//! ([`crate::http::layers::requests_in_flight`]) and no other request finished in the last 250 ms. A login storm alone uses every core (the original's pace);
+//! mixed with other traffic it falls back to one core, so the other routes keep their throughput. Hashes run on a small dedicated pool of threads (one per permit) scheduled with
 //! Linux's `SCHED_IDLE` policy (lowest priority elsewhere): they run only on CPU time no other thread
 //! wants, and any request-handling thread that wakes up preempts them at once, so a login storm slows
 //! logins, not trading.
@@ -36,13 +39,24 @@ pub struct PasswordHasher {
 
 struct Inner {
     params: Params,
+    /// The slot always open to a hash.
     permits: Semaphore,
+    /// Slots taken only while the process serves nothing else (see the module docs).
+    spare: Semaphore,
+    /// Callers waiting for or holding a slot.
+    demand: std::sync::atomic::AtomicUsize,
     queue_timeout: std::time::Duration,
     pool: HashPool,
     dummy: OnceCell<String>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// How often a waiting hash looks again whether a spare slot may be used.
+const SPARE_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long no other request must have finished before a spare slot is used: request gaps between a busy
+/// client's calls are shorter, so a spare hash does not slip in between them.
+const QUIET_FOR: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The hashing threads. They end when the hasher (the sender) is dropped.
 struct HashPool {
@@ -129,7 +143,9 @@ impl PasswordHasher {
         Ok(PasswordHasher {
             inner: Arc::new(Inner {
                 params,
-                permits: Semaphore::new(concurrency),
+                permits: Semaphore::new(1),
+                spare: Semaphore::new(concurrency - 1),
+                demand: std::sync::atomic::AtomicUsize::new(0),
                 queue_timeout,
                 pool: HashPool::new(concurrency)?,
                 dummy: OnceCell::new(),
@@ -141,10 +157,39 @@ impl PasswordHasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 
-    /// Runs `f` on the hashing pool once a permit is free.
+    /// Whether the process serves nothing but password checks: every HTTP request in flight is a hashing
+    /// caller and no other request finished within [`QUIET_FOR`] (a spare slot may be used).
+    fn only_hashing(&self) -> bool {
+        use crate::http::layers::{requests_in_flight, since_other_request};
+        requests_in_flight() <= self.inner.demand.load(std::sync::atomic::Ordering::Relaxed)
+            && since_other_request().is_none_or(|d| d >= QUIET_FOR)
+    }
+
+    /// Runs `f` on the hashing pool once a slot is free: the main one, or a spare one while the process serves
+    /// nothing else (re-checked every [`SPARE_RECHECK`]).
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+        use std::sync::atomic::Ordering;
+        struct Demand<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Demand<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         let asked = std::time::Instant::now();
-        let _permit = tokio::time::timeout(self.inner.queue_timeout, self.inner.permits.acquire())
+        crate::http::layers::mark_hashing();
+        self.inner.demand.fetch_add(1, Ordering::Relaxed);
+        let _demand = Demand(&self.inner.demand);
+        let slot = async {
+            loop {
+                tokio::select! {
+                    biased;
+                    p = self.inner.permits.acquire() => return p,
+                    p = self.inner.spare.acquire(), if self.only_hashing() => return p,
+                    _ = tokio::time::sleep(SPARE_RECHECK) => {}
+                }
+            }
+        };
+        let _permit = tokio::time::timeout(self.inner.queue_timeout, slot)
             .await
             .map_err(|_| HashError::Busy)?
             .map_err(|e| HashError::Failed(e.to_string()))?;
@@ -188,9 +233,9 @@ impl PasswordHasher {
             .cloned()
     }
 
-    /// Hashes waiting for or holding a permit can be observed through this (tests, metrics).
+    /// Free slots, spare ones included (tests, metrics).
     pub fn available_permits(&self) -> usize {
-        self.inner.permits.available_permits()
+        self.inner.permits.available_permits() + self.inner.spare.available_permits()
     }
 }
 
@@ -236,5 +281,40 @@ mod tests {
         }
         assert!(matches!(h.verify("Str0ng!pass", None).await, Err(HashError::Busy)));
         assert!(first.await.unwrap().is_ok());
+    }
+
+    /// The spare slot is taken only while nothing but password checks is in flight.
+    #[tokio::test]
+    async fn the_spare_slot_waits_for_other_requests_to_finish() {
+        let slow = Argon2Params { memory_kib: 32768, iterations: 2, parallelism: 1 };
+        let h = PasswordHasher::new(slow, 2).unwrap();
+        assert_eq!(h.available_permits(), 2);
+        let other_request = crate::http::layers::InFlight::enter();
+        let spawn = || {
+            let h = h.clone();
+            tokio::spawn(async move { h.hash("Str0ng!pass").await })
+        };
+        let (a, b) = (spawn(), spawn());
+        let wait_for = |free: usize| {
+            let h = h.clone();
+            async move {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while h.available_permits() != free && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                h.available_permits()
+            }
+        };
+        assert_eq!(wait_for(1).await, 1, "one hash runs, the other waits: a non-hashing request is in flight");
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        if !a.is_finished() && !b.is_finished() {
+            assert_eq!(h.available_permits(), 1, "the spare slot stays free while the other request runs");
+        }
+        drop(other_request);
+        assert!(a.await.unwrap().is_ok() && b.await.unwrap().is_ok());
+        // Nothing else in flight: both slots at once.
+        let (a, b) = (spawn(), spawn());
+        assert_eq!(wait_for(0).await, 0, "a login storm alone uses every slot");
+        assert!(a.await.unwrap().is_ok() && b.await.unwrap().is_ok());
     }
 }

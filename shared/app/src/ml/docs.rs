@@ -300,31 +300,7 @@ fn cycle() -> Value {
 
 /// `TradeOut` as the order use case answers it.
 fn trade() -> Value {
-    object(
-        json!({
-            "id": uuid(),
-            "symbol": string(),
-            "trade_type": string(),
-            "lot_size": number(),
-            "open_price": nullable(number()),
-            "close_price": nullable(number()),
-            "profit": nullable(number()),
-            "open_time": nullable(datetime()),
-            "close_time": nullable(datetime()),
-            "stop_loss": nullable(number()),
-            "take_profit": nullable(number()),
-            "status": string(),
-            "client_order_id": string(),
-            "ticket": nullable(integer()),
-            "connection_id": nullable(uuid()),
-            "requested_price": number(),
-            "source": string(),
-            "error": nullable(string()),
-            "created_at": datetime(),
-            "updated_at": datetime(),
-        }),
-        &["id", "symbol", "trade_type", "lot_size", "status", "client_order_id", "created_at", "updated_at"],
-    )
+    crate::trading::docs::trade_out()
 }
 
 /// The answer of `POST /ml/models/{id}/execute`.

@@ -128,8 +128,8 @@ fn trailing_out() -> Value {
     )
 }
 
-/// `TradeOut` (`trading/orders/views.rs`).
-fn trade_out() -> Value {
+/// `TradeOut` (`trading/orders/views.rs`), also what the ML routes' executions answer.
+pub(crate) fn trade_out() -> Value {
     object(
         json!({
             "id": uuid(),
