@@ -6,7 +6,8 @@
 #   2. a table of each function's bootstrap size (stripped, and zipped as Lambda stores it) and its init time to
 #      the first /runtime/invocation/next (tests/lambda/init_time.py, a stand-in Runtime API; median of 5 starts).
 #
-#   tests/lambda/sam-build.sh [BUILD_DIR]      (default: target/sam-build; takes 15–30 min on 2 cores)
+#   tests/lambda/sam-build.sh [BUILD_DIR]      (default: target/sam-build; takes 30–40 min on 2 cores)
+#   NUSATRADE_SAM_REUSE=1 tests/lambda/sam-build.sh   checks and measures the artefacts already in BUILD_DIR
 #
 # Not run by tests/run.sh (release builds with LTO would double CI's time); run it after changing the template's
 # build settings, a function's dependencies or the release profile, and update the README's table.
@@ -32,11 +33,15 @@ cleanup() {
 trap cleanup EXIT
 
 started=$SECONDS
+if [[ -n "${NUSATRADE_SAM_REUSE:-}" ]]; then
+    nt_log "reusing the artefacts in $OUT"
+else
 nt_log "sam build (x86_64) into $OUT"
 sam build --beta-features --template-file template.yaml --build-dir "$OUT" \
     --parameter-overrides Architecture=x86_64 2>&1 | tee "$WORK/sam-build.log" | grep -E 'Building|Build Succeeded|Error' || true
 grep -q 'Build Succeeded' "$WORK/sam-build.log" || { tail -n 50 "$WORK/sam-build.log" >&2; nt_die "sam build failed"; }
 nt_log "sam build finished in $((SECONDS - started)) s"
+fi
 
 nt_start_moto "$WORK"
 NUSATRADE_SAM_BUILD_DIR="$OUT" bash tests/lambda/run-events.sh
