@@ -162,65 +162,90 @@ async fn run(socket: WebSocket, mut ep: Endpoint, id: String, mut outbound: toki
     tokio::pin!(max_duration);
     let idle = tokio::time::sleep(ep.limits.idle_timeout);
     tokio::pin!(idle);
-    let ended = loop {
-        tokio::select! {
-            frame = rx.next() => match frame {
-                None => break Ended::ClientClosed,
-                Some(Err(e)) => {
-                    let msg = e.to_string();
-                    break if msg.contains("too long") || msg.contains("too big") || msg.contains("Space limit") {
-                        Ended::TooLarge(msg)
-                    } else {
-                        Ended::Error(msg)
-                    };
+    // What was pushed while the socket was being accepted (a dashboard's CONNECTIONS_STATUS) goes out before
+    // anything the client says is answered.
+    let (mut early, mut early_close) = (false, false);
+    loop {
+        match outbound.try_recv() {
+            Ok(Outbound::Text(t)) => {
+                early = true;
+                if tx.feed(Message::Text(t.into())).await.is_err() {
+                    break;
                 }
-                Some(Ok(Message::Text(text))) => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + ep.limits.idle_timeout);
-                    let body = text.to_string();
-                    let route_key = ws::select_route(&body, routes);
-                    let reply = ep.handler.message(InboundMessage { connection_id: id.clone(), route_key, body }).await;
-                    if let Some(reply) = reply
-                        && tx.send(Message::Text(reply.into())).await.is_err()
-                    {
-                        break Ended::ClientClosed;
+            }
+            Ok(Outbound::Close) => {
+                early_close = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if early {
+        let _ = tx.flush().await;
+    }
+    let ended = if early_close {
+        Ended::ServerClosed
+    } else {
+        loop {
+            tokio::select! {
+                frame = rx.next() => match frame {
+                    None => break Ended::ClientClosed,
+                    Some(Err(e)) => {
+                        let msg = e.to_string();
+                        break if msg.contains("too long") || msg.contains("too big") || msg.contains("Space limit") {
+                            Ended::TooLarge(msg)
+                        } else {
+                            Ended::Error(msg)
+                        };
                     }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                    // Protocol pings are answered by the socket itself; they keep the link alive.
-                    idle.as_mut().reset(tokio::time::Instant::now() + ep.limits.idle_timeout);
-                }
-                Some(Ok(Message::Binary(_))) => break Ended::Unsupported,
-                Some(Ok(Message::Close(_))) => break Ended::ClientClosed,
-            },
-            out = outbound.recv() => match out {
-                Some(Outbound::Text(t)) => {
-                    // Whatever else is already queued goes out with it: one write (and one wake-up of
-                    // the client) for an update and the messages that follow it, e.g. an ack's
-                    // TRADE_RESULT and ORDER_UPDATE.
-                    let mut sent = tx.feed(Message::Text(t.into())).await;
-                    let mut close = false;
-                    while sent.is_ok() {
-                        match outbound.try_recv() {
-                            Ok(Outbound::Text(t)) => sent = tx.feed(Message::Text(t.into())).await,
-                            Ok(Outbound::Close) => {
-                                close = true;
-                                break;
-                            }
-                            Err(_) => break,
+                    Some(Ok(Message::Text(text))) => {
+                        idle.as_mut().reset(tokio::time::Instant::now() + ep.limits.idle_timeout);
+                        let body = text.to_string();
+                        let route_key = ws::select_route(&body, routes);
+                        let reply = ep.handler.message(InboundMessage { connection_id: id.clone(), route_key, body }).await;
+                        if let Some(reply) = reply
+                            && tx.send(Message::Text(reply.into())).await.is_err()
+                        {
+                            break Ended::ClientClosed;
                         }
                     }
-                    if sent.is_err() || tx.flush().await.is_err() {
-                        break Ended::ClientClosed;
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        // Protocol pings are answered by the socket itself; they keep the link alive.
+                        idle.as_mut().reset(tokio::time::Instant::now() + ep.limits.idle_timeout);
                     }
-                    if close {
-                        break Ended::ServerClosed;
+                    Some(Ok(Message::Binary(_))) => break Ended::Unsupported,
+                    Some(Ok(Message::Close(_))) => break Ended::ClientClosed,
+                },
+                out = outbound.recv() => match out {
+                    Some(Outbound::Text(t)) => {
+                        // Whatever else is already queued goes out with it: one write (and one wake-up of
+                        // the client) for an update and the messages that follow it, e.g. an ack's
+                        // TRADE_RESULT and ORDER_UPDATE.
+                        let mut sent = tx.feed(Message::Text(t.into())).await;
+                        let mut close = false;
+                        while sent.is_ok() {
+                            match outbound.try_recv() {
+                                Ok(Outbound::Text(t)) => sent = tx.feed(Message::Text(t.into())).await,
+                                Ok(Outbound::Close) => {
+                                    close = true;
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        if sent.is_err() || tx.flush().await.is_err() {
+                            break Ended::ClientClosed;
+                        }
+                        if close {
+                            break Ended::ServerClosed;
+                        }
                     }
-                }
-                Some(Outbound::Close) | None => break Ended::ServerClosed,
-            },
-            _ = &mut idle => break Ended::Idle,
-            _ = &mut max_duration => break Ended::MaxDuration,
-            _ = ep.shutdown.changed() => break Ended::Shutdown,
+                    Some(Outbound::Close) | None => break Ended::ServerClosed,
+                },
+                _ = &mut idle => break Ended::Idle,
+                _ = &mut max_duration => break Ended::MaxDuration,
+                _ = ep.shutdown.changed() => break Ended::Shutdown,
+            }
         }
     };
     ep.push.unregister(&id);
