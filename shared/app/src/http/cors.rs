@@ -147,7 +147,7 @@ fn normalise(s: &str) -> Option<String> {
 
 /// A preflight from an origin that is not listed (or is not an origin at all) gets a JSON 403 that says so,
 /// rather than a bare 200 without CORS headers. Runs outside [`CorsSettings::layer`], which would answer every preflight.
-pub async fn refuse_foreign_preflight(settings: CorsSettings, req: Request, next: Next) -> Response {
+pub async fn refuse_foreign_preflight(settings: std::sync::Arc<CorsSettings>, req: Request, next: Next) -> Response {
     let preflight =
         req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if preflight {

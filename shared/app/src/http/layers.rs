@@ -53,7 +53,7 @@ pub fn platform_from_env(router: Router) -> Result<Router, CorsConfigError> {
 
 /// Wraps a router of routes with the platform's middleware and JSON fallbacks, allowing `cors`'s origins.
 pub fn platform_with(router: Router, cors: &CorsSettings) -> Router {
-    let settings = cors.clone();
+    let settings = Arc::new(cors.clone());
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
