@@ -14,6 +14,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod telemetry;
 pub mod trading;
+pub mod wire;
 pub mod ws;
 
 #[cfg(feature = "contract-tests")]
