@@ -12,7 +12,6 @@
 
 pub mod auth;
 pub mod instrument;
-pub mod ml;
 pub mod money;
 pub mod order;
 pub mod reconcile;

@@ -3,8 +3,8 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`candles`] | OHLCV series (the domain's validated type), CSV import with line-numbered errors, compressed blobs, merge by timestamp |
-//! | [`indicators`] | causal technical indicators following TA-Lib (the domain's, plus Williams %R) |
+//! | [`candles`] | the validated OHLCV series, CSV import with line-numbered errors, compressed blobs, merge by timestamp, timeframes |
+//! | [`indicators`] | causal technical indicators following TA-Lib |
 //! | [`features`] | the contract §6.1 feature set: whole matrix for training, bit-identical last row (streaming) for inference |
 //! | [`labels`] | forward-return labels (3-class or binary) over a horizon |
 //! | [`split`] | labelled dataset and chronological, purged train / validation / test split |

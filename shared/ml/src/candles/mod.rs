@@ -1,12 +1,32 @@
-//! OHLCV candles and validated series.
+//! OHLCV candles: the validated series, CSV import with line-numbered validation errors, a compact compressed
+//! blob format, and merge/append by time range.
 //!
-//! A [`Series`] is a list of [`Candle`]s that has passed validation: every value finite, prices strictly positive,
-//! volume non-negative, `high ≥ max(open, close)`, `low ≤ min(open, close)` and timestamps strictly increasing
-//! (no duplicates). A failed check names the offending bar's index (0-based position in the input), so an upload
-//! route can report the line. Deserialising a [`Series`] runs the same validation.
+//! A [`CandleSeries`] is a list of [`Candle`]s that has passed validation: every value finite, prices strictly
+//! positive, volume non-negative, `high ≥ max(open, close)`, `low ≤ min(open, close)` and timestamps strictly
+//! increasing (no duplicates). A failed check names the offending bar's index (0-based position in the input), so
+//! an upload route can report the line. Deserialising a [`CandleSeries`] runs the same validation. Everything here
+//! takes and returns bytes or values; storage (S3, files) belongs to the adapters.
+//!
+//! * [`parse_csv`] reads the backtesting.py layout of `EURUSD.csv` (`,Open,High,Low,Close,Volume`, timestamp in the
+//!   unnamed first column) and the common `time,open,high,low,close[,volume]` layout (any column order, names
+//!   case-insensitive, a few aliases), within [`CsvLimits`]; errors carry the 1-based line number.
+//! * [`encode_blob`]/[`decode_blob`]: gzip-compressed text, one bar per line (`unix seconds,o,h,l,c,v` with
+//!   shortest round-trip floats, so decoding gives back bit-identical values) behind a versioned magic line;
+//!   decoding is size-bounded and re-validates.
+//! * [`merge`] upserts one series into another (duplicates by timestamp resolved by a [`Conflict`] policy);
+//!   [`range`] cuts a time range; [`partition_by_month`] splits a series into per-month chunks, so an append only
+//!   rewrites the chunks it touches.
+
+mod blob;
+mod csv;
+mod merge;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use blob::{BLOB_MAGIC, BlobError, BlobLimits, decode_blob, encode_blob};
+pub use csv::{CsvError, CsvLimits, parse_csv, parse_timestamp, to_csv};
+pub use merge::{Conflict, Merged, Month, index_range, merge, partition_by_month, range};
 
 /// One OHLCV bar. `time` is the bar's open time (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -96,7 +116,7 @@ impl Candle {
 /// A validated, chronologically ordered OHLCV series (see the module docs for the rules).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(try_from = "Vec<Candle>", into = "Vec<Candle>")]
-pub struct Series {
+pub struct CandleSeries {
     candles: Vec<Candle>,
 }
 
@@ -117,7 +137,7 @@ pub struct Columns {
     pub volume: Vec<f64>,
 }
 
-impl Series {
+impl CandleSeries {
     /// Validates `candles` (in order) and wraps them. The error names the first offending bar.
     pub fn new(candles: Vec<Candle>) -> Result<Self, SeriesError> {
         for (index, candle) in candles.iter().enumerate() {
@@ -152,13 +172,13 @@ impl Series {
     }
 
     /// The first `len` bars (all of them if `len` is larger) as a new series. Any prefix of a valid series is valid.
-    pub fn head(&self, len: usize) -> Series {
-        Series { candles: self.candles[..len.min(self.candles.len())].to_vec() }
+    pub fn head(&self, len: usize) -> CandleSeries {
+        CandleSeries { candles: self.candles[..len.min(self.candles.len())].to_vec() }
     }
 
     /// The last `len` bars (all of them if `len` is larger) as a new series.
-    pub fn tail(&self, len: usize) -> Series {
-        Series { candles: self.candles[self.candles.len().saturating_sub(len)..].to_vec() }
+    pub fn tail(&self, len: usize) -> CandleSeries {
+        CandleSeries { candles: self.candles[self.candles.len().saturating_sub(len)..].to_vec() }
     }
 
     /// The bars as columns.
@@ -197,22 +217,91 @@ fn check_next(previous: Option<&Candle>, candle: &Candle) -> Result<(), CandlePr
     }
 }
 
-impl TryFrom<Vec<Candle>> for Series {
+impl TryFrom<Vec<Candle>> for CandleSeries {
     type Error = SeriesError;
 
     fn try_from(candles: Vec<Candle>) -> Result<Self, Self::Error> {
-        Series::new(candles)
+        CandleSeries::new(candles)
     }
 }
 
-impl From<Series> for Vec<Candle> {
-    fn from(series: Series) -> Self {
+impl From<CandleSeries> for Vec<Candle> {
+    fn from(series: CandleSeries) -> Self {
         series.candles
     }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Timeframes
+
+/// Bar length of a series, with the annualisation used by the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Timeframe {
+    /// 1 minute.
+    M1,
+    /// 5 minutes.
+    M5,
+    /// 15 minutes.
+    M15,
+    /// 30 minutes.
+    M30,
+    /// 1 hour (the original's default).
+    H1,
+    /// 4 hours.
+    H4,
+    /// 1 day.
+    D1,
+    /// 1 week.
+    W1,
+}
+
+impl Timeframe {
+    /// Bar length in seconds.
+    pub fn seconds(self) -> i64 {
+        match self {
+            Timeframe::M1 => 60,
+            Timeframe::M5 => 300,
+            Timeframe::M15 => 900,
+            Timeframe::M30 => 1_800,
+            Timeframe::H1 => 3_600,
+            Timeframe::H4 => 14_400,
+            Timeframe::D1 => 86_400,
+            Timeframe::W1 => 604_800,
+        }
+    }
+
+    /// Bars per year for annualising (Sharpe ratio): 252 trading days of 24 hours for intraday FX bars
+    /// (`H1` → 6,048), 252 for `D1`, 52 for `W1`.
+    pub fn bars_per_year(self) -> f64 {
+        match self {
+            Timeframe::D1 => 252.0,
+            Timeframe::W1 => 52.0,
+            intraday => 252.0 * 86_400.0 / intraday.seconds() as f64,
+        }
+    }
+
+    /// Parses `M1`…`W1` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "M1" => Timeframe::M1,
+            "M5" => Timeframe::M5,
+            "M15" => Timeframe::M15,
+            "M30" => Timeframe::M30,
+            "H1" => Timeframe::H1,
+            "H4" => Timeframe::H4,
+            "D1" => Timeframe::D1,
+            "W1" => Timeframe::W1,
+            _ => return None,
+        })
+    }
+}
+
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod series_tests {
     use super::*;
     use chrono::TimeZone;
 
@@ -228,18 +317,18 @@ mod tests {
     }
 
     fn err(candles: Vec<Candle>) -> SeriesError {
-        Series::new(candles).unwrap_err()
+        CandleSeries::new(candles).unwrap_err()
     }
 
     #[test]
     fn accepts_valid_series_including_flat_bars() {
-        let s = Series::new(vec![bar(0, 1.1, 1.2, 1.0, 1.15, 10.0), bar(1, 1.1, 1.1, 1.1, 1.1, 0.0)]).unwrap();
+        let s = CandleSeries::new(vec![bar(0, 1.1, 1.2, 1.0, 1.15, 10.0), bar(1, 1.1, 1.1, 1.1, 1.1, 0.0)]).unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s.columns().close, vec![1.15, 1.1]);
         assert_eq!(s.head(1).len(), 1);
         assert_eq!(s.tail(1).candles()[0].close, 1.1);
         assert_eq!(s.head(10).len(), 2);
-        assert!(Series::new(vec![]).unwrap().is_empty());
+        assert!(CandleSeries::new(vec![]).unwrap().is_empty());
     }
 
     #[test]
@@ -272,7 +361,7 @@ mod tests {
         let back = err(vec![a, bar(2, 1.1, 1.2, 1.0, 1.1, 1.0)]);
         assert_eq!(back.index, 1);
 
-        let mut s = Series::new(vec![a]).unwrap();
+        let mut s = CandleSeries::new(vec![a]).unwrap();
         assert_eq!(s.push(a).unwrap_err(), SeriesError { index: 1, problem: CandleProblem::TimestampNotIncreasing });
         s.push(bar(4, 1.1, 1.2, 1.0, 1.1, 1.0)).unwrap();
         assert_eq!(s.len(), 2);
@@ -280,11 +369,11 @@ mod tests {
 
     #[test]
     fn deserialising_validates() {
-        let good = Series::new(vec![bar(0, 1.1, 1.2, 1.0, 1.15, 10.0)]).unwrap();
+        let good = CandleSeries::new(vec![bar(0, 1.1, 1.2, 1.0, 1.15, 10.0)]).unwrap();
         let json = serde_json::to_string(&good).unwrap();
-        assert_eq!(serde_json::from_str::<Series>(&json).unwrap(), good);
+        assert_eq!(serde_json::from_str::<CandleSeries>(&json).unwrap(), good);
         let bad = json.replace("\"high\":1.2", "\"high\":1.0");
-        let e = serde_json::from_str::<Series>(&bad).unwrap_err().to_string();
+        let e = serde_json::from_str::<CandleSeries>(&bad).unwrap_err().to_string();
         assert!(e.contains("bar 0: high is below"), "{e}");
     }
 }

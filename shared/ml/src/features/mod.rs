@@ -1,14 +1,22 @@
-//! The runtime feature set (contract §6.1, the original `FeatureEngineer`), computed causally.
+//! The runtime feature set (contract §6.1, the original `FeatureEngineer`), computed causally: the whole matrix
+//! for training, the last row only for inference.
 //!
-//! [`compute`] turns a [`Series`] into a [`FeatureMatrix`] with one row per bar and the 69 columns of [`NAMES`].
-//! Row `t` uses bars `0..=t` only: every indicator is a trailing-window or recursive function of the past
-//! ([`indicators`](super::indicators)), nothing is centred, nothing is aggregated over the whole series, and
-//! warm-up cells are `NaN` (a flag computed from a `NaN` input is `NaN` too). [`FeatureMatrix::drop_warmup`]
-//! removes rows with a `NaN` before training; nothing is ever back- or forward-filled (the original back-filled,
-//! which copied future values into the first rows).
+//! * [`compute`] turns a [`CandleSeries`] into a [`FeatureMatrix`] with one row per bar and the 69 columns of
+//!   [`NAMES`]. Row `t` uses bars `0..=t` only: every indicator is a trailing-window or recursive function of the
+//!   past ([`indicators`](crate::indicators)), nothing is centred, nothing is aggregated over the whole series, and
+//!   warm-up cells are `NaN` (a flag computed from a `NaN` input is `NaN` too). [`FeatureMatrix::drop_warmup`]
+//!   removes rows with a `NaN` before training; nothing is ever back- or forward-filled (the original back-filled,
+//!   which copied future values into the first rows).
+//! * [`FeatureState`] is the same computation as a stream: push bars one by one, read the current row. It keeps
+//!   O(1) state per recursive indicator and a ring of the last [`RING`] bars for the windowed ones, and performs
+//!   the same floating-point operations in the same order as [`compute`], so its row is **bit-identical** to the
+//!   matrix's row for the same bars (tested on the EURUSD sample and on random series). [`last_row`] feeds a
+//!   slice through it: O(n) time, O(1) memory, no matrix.
+//! * [`FeatureSpec`] records the feature set (name, columns, parameters, reference library) in a model artefact;
+//!   [`FeatureSpec::check_compatible`] refuses a model trained on another feature set.
 //!
 //! Differences from the original §6.1 definitions (the names are kept):
-//! * indicators follow TA-Lib (see [`indicators`](super::indicators)): `rsi_n` uses Wilder smoothing (the
+//! * indicators follow TA-Lib (see [`indicators`](crate::indicators)): `rsi_n` uses Wilder smoothing (the
 //!   original: plain n-bar averages of gains and losses), `atr` Wilder's ATR (the original: SMA14 of TR), `plus_di`,
 //!   `minus_di`, `adx` Wilder's DMI (the original: pandas `ewm(span=14)`), Bollinger bands the population σ (the
 //!   original: sample σ), EMAs are SMA-seeded (the original: `ewm(adjust=False)`, seeded with the first price), and
@@ -26,10 +34,40 @@
 //!
 //! Cost: about 0.2 ms per 1,000 bars for all 69 columns (release build, one core).
 
-use chrono::{Datelike, Timelike};
+mod stream;
 
-use super::candles::{Columns, Series};
-use super::indicators::{self as ind, chain};
+use chrono::{Datelike, Timelike};
+use serde::{Deserialize, Serialize};
+
+use crate::candles::{Candle, CandleSeries, Columns};
+use crate::indicators::{self as ind, chain};
+
+pub use stream::FeatureState;
+
+/// Number of feature columns.
+pub const N_FEATURES: usize = NAMES.len();
+
+/// Name of this feature set in artefacts.
+pub const FEATURE_SET: &str = "nusatrade.runtime.v1";
+
+/// Bars kept by [`FeatureState`] for its windowed indicators: the longest window (SMA 200) plus the bar that
+/// leaves it.
+pub const RING: usize = 201;
+
+/// The training matrix: [`compute`] with the warm-up rows dropped (never filled).
+pub fn training_matrix(series: &CandleSeries) -> FeatureMatrix {
+    compute(series).drop_warmup()
+}
+
+/// The last row of [`compute`] over `candles`, without building the matrix (see [`FeatureState`]). `None` for
+/// an empty slice. The row may contain `NaN` when fewer than [`WARMUP_BARS`]` + 1` bars are given.
+pub fn last_row(candles: &[Candle]) -> Option<[f64; N_FEATURES]> {
+    let mut state = FeatureState::new();
+    for c in candles {
+        state.push(c);
+    }
+    state.row()
+}
 
 /// The feature columns, in order.
 pub const NAMES: [&str; 69] = [
@@ -199,7 +237,7 @@ fn pct_vs(x: &[f64], base: &[f64]) -> Vec<f64> {
 }
 
 /// Computes the feature set for every bar of `series` (see the module docs). O(n) per column.
-pub fn compute(series: &Series) -> FeatureMatrix {
+pub fn compute(series: &CandleSeries) -> FeatureMatrix {
     let Columns { time, open, high, low, close, volume } = series.columns();
     let n = close.len();
     let mut cols = Cols(Vec::with_capacity(NAMES.len()));
@@ -350,4 +388,98 @@ pub fn compute(series: &Series) -> FeatureMatrix {
     debug_assert!(cols.iter().all(|(_, c)| c.len() == n));
     let rows = (0..n).map(|i| cols.iter().map(|(_, c)| c[i]).collect()).collect();
     FeatureMatrix { names, bar_index: (0..n).collect(), times: time, rows }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Spec
+
+/// The feature set recorded in a model artefact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// [`FEATURE_SET`].
+    pub set: String,
+    /// Column names, in the order the model takes them.
+    pub names: Vec<String>,
+    /// Indicator parameters of the set (documentation for readers of the artefact; fixed by the set's name).
+    pub parameters: FeatureParameters,
+    /// Rows dropped at the start of a series (warm-up).
+    pub warmup_bars: usize,
+    /// History recommended for inference.
+    pub stable_history_bars: usize,
+}
+
+/// The parameters of [`FEATURE_SET`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureParameters {
+    /// Library whose definitions the indicators follow.
+    pub reference: String,
+    /// SMA and EMA periods.
+    pub moving_averages: Vec<usize>,
+    /// MACD fast, slow, signal.
+    pub macd: [usize; 3],
+    /// +DI/−DI/ADX period (Wilder).
+    pub dmi: usize,
+    /// RSI periods (Wilder).
+    pub rsi: Vec<usize>,
+    /// Fast stochastic %K and %D periods.
+    pub stochastic: [usize; 2],
+    /// Momentum period.
+    pub momentum: usize,
+    /// ROC periods.
+    pub roc: Vec<usize>,
+    /// CCI period.
+    pub cci: usize,
+    /// Bollinger period and width in σ (population σ).
+    pub bollinger: (usize, f64),
+    /// ATR period (Wilder).
+    pub atr: usize,
+    /// Volume SMA and signed-volume sum window.
+    pub volume_window: usize,
+    /// Window of the return volatility (sample σ × √252).
+    pub volatility_window: usize,
+    /// Session hours (UTC, inclusive): Asian, London, New York.
+    pub sessions: [(u32, u32); 3],
+}
+
+impl FeatureSpec {
+    /// The spec of the feature set this crate computes.
+    pub fn current() -> FeatureSpec {
+        FeatureSpec {
+            set: FEATURE_SET.to_owned(),
+            names: NAMES.iter().map(|n| (*n).to_owned()).collect(),
+            parameters: FeatureParameters {
+                reference: "TA-Lib".to_owned(),
+                moving_averages: vec![5, 10, 20, 50, 100, 200],
+                macd: [12, 26, 9],
+                dmi: 14,
+                rsi: vec![14, 7, 21],
+                stochastic: [14, 3],
+                momentum: 10,
+                roc: vec![10, 20],
+                cci: 20,
+                bollinger: (20, 2.0),
+                atr: 14,
+                volume_window: 20,
+                volatility_window: 20,
+                sessions: [(0, 7), (8, 15), (13, 21)],
+            },
+            warmup_bars: WARMUP_BARS,
+            stable_history_bars: STABLE_HISTORY_BARS,
+        }
+    }
+
+    /// Refuses a spec this crate cannot compute features for (another set, other columns or parameters).
+    pub fn check_compatible(&self) -> Result<(), String> {
+        let current = FeatureSpec::current();
+        if self.set != current.set {
+            return Err(format!("feature set `{}` is not `{}`", self.set, current.set));
+        }
+        if self.names != current.names {
+            return Err(format!("feature columns differ from those of `{}`", current.set));
+        }
+        if self.parameters != current.parameters {
+            return Err(format!("feature parameters differ from those of `{}`", current.set));
+        }
+        Ok(())
+    }
 }

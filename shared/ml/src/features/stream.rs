@@ -1,151 +1,10 @@
-//! The runtime feature set (contract §6.1), computed causally: the whole matrix for training, the last row only
-//! for inference.
-//!
-//! * [`compute`] (the domain's `compute_features`, re-exported) gives one row per bar with the 69 columns of
-//!   [`NAMES`]; row `t` uses bars `0..=t` only, the warm-up cells are `NaN`, and
-//!   [`FeatureMatrix::drop_warmup`] removes them before training (nothing is ever back- or forward-filled). The
-//!   differences from the original's pandas definitions are listed on the domain module (TA-Lib definitions,
-//!   `obv_delta_20` instead of a cumulative OBV, neutral values for degenerate denominators).
-//! * [`FeatureState`] is the same computation as a stream: push bars one by one, read the current row. It keeps
-//!   O(1) state per recursive indicator and a ring of the last [`RING`] bars for the windowed ones, and performs
-//!   the same floating-point operations in the same order as [`compute`], so its row is **bit-identical** to the
-//!   matrix's row for the same bars (tested on the EURUSD sample and on random series). [`last_row`] feeds a
-//!   slice through it: O(n) time, O(1) memory, no matrix.
-//! * [`FeatureSpec`] records the feature set (name, columns, parameters, reference library) in a model artefact;
-//!   [`FeatureSpec::check_compatible`] refuses a model trained on another feature set.
-//!
-//! Recursive indicators (EMA, RSI, ATR, ADX) depend on where their seed was taken; features of the last bar over
-//! at least [`STABLE_HISTORY_BARS`] bars agree with those over a longer history to about 1e-6 (relative), so
-//! inference should pass that many bars (training uses the whole history).
+//! The feature computation as a stream ([`FeatureState`]): the same floating-point operations in the same order
+//! as [`compute`](super::compute), so the row is bit-identical to the matrix's row for the same bars.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::candles::{Candle, CandleSeries};
-
-pub use nusatrade_domain::ml::features::{FeatureMatrix, NAMES, STABLE_HISTORY_BARS, WARMUP_BARS, compute};
-
-/// Number of feature columns.
-pub const N_FEATURES: usize = NAMES.len();
-
-/// Name of this feature set in artefacts.
-pub const FEATURE_SET: &str = "nusatrade.runtime.v1";
-
-/// Bars kept by [`FeatureState`] for its windowed indicators: the longest window (SMA 200) plus the bar that
-/// leaves it.
-pub const RING: usize = 201;
-
-/// The training matrix: [`compute`] with the warm-up rows dropped (never filled).
-pub fn training_matrix(series: &CandleSeries) -> FeatureMatrix {
-    compute(series).drop_warmup()
-}
-
-/// The last row of [`compute`] over `candles`, without building the matrix (see [`FeatureState`]). `None` for
-/// an empty slice. The row may contain `NaN` when fewer than [`WARMUP_BARS`]` + 1` bars are given.
-pub fn last_row(candles: &[Candle]) -> Option<[f64; N_FEATURES]> {
-    let mut state = FeatureState::new();
-    for c in candles {
-        state.push(c);
-    }
-    state.row()
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Spec
-
-/// The feature set recorded in a model artefact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeatureSpec {
-    /// [`FEATURE_SET`].
-    pub set: String,
-    /// Column names, in the order the model takes them.
-    pub names: Vec<String>,
-    /// Indicator parameters of the set (documentation for readers of the artefact; fixed by the set's name).
-    pub parameters: FeatureParameters,
-    /// Rows dropped at the start of a series (warm-up).
-    pub warmup_bars: usize,
-    /// History recommended for inference.
-    pub stable_history_bars: usize,
-}
-
-/// The parameters of [`FEATURE_SET`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeatureParameters {
-    /// Library whose definitions the indicators follow.
-    pub reference: String,
-    /// SMA and EMA periods.
-    pub moving_averages: Vec<usize>,
-    /// MACD fast, slow, signal.
-    pub macd: [usize; 3],
-    /// +DI/−DI/ADX period (Wilder).
-    pub dmi: usize,
-    /// RSI periods (Wilder).
-    pub rsi: Vec<usize>,
-    /// Fast stochastic %K and %D periods.
-    pub stochastic: [usize; 2],
-    /// Momentum period.
-    pub momentum: usize,
-    /// ROC periods.
-    pub roc: Vec<usize>,
-    /// CCI period.
-    pub cci: usize,
-    /// Bollinger period and width in σ (population σ).
-    pub bollinger: (usize, f64),
-    /// ATR period (Wilder).
-    pub atr: usize,
-    /// Volume SMA and signed-volume sum window.
-    pub volume_window: usize,
-    /// Window of the return volatility (sample σ × √252).
-    pub volatility_window: usize,
-    /// Session hours (UTC, inclusive): Asian, London, New York.
-    pub sessions: [(u32, u32); 3],
-}
-
-impl FeatureSpec {
-    /// The spec of the feature set this crate computes.
-    pub fn current() -> FeatureSpec {
-        FeatureSpec {
-            set: FEATURE_SET.to_owned(),
-            names: NAMES.iter().map(|n| (*n).to_owned()).collect(),
-            parameters: FeatureParameters {
-                reference: "TA-Lib".to_owned(),
-                moving_averages: vec![5, 10, 20, 50, 100, 200],
-                macd: [12, 26, 9],
-                dmi: 14,
-                rsi: vec![14, 7, 21],
-                stochastic: [14, 3],
-                momentum: 10,
-                roc: vec![10, 20],
-                cci: 20,
-                bollinger: (20, 2.0),
-                atr: 14,
-                volume_window: 20,
-                volatility_window: 20,
-                sessions: [(0, 7), (8, 15), (13, 21)],
-            },
-            warmup_bars: WARMUP_BARS,
-            stable_history_bars: STABLE_HISTORY_BARS,
-        }
-    }
-
-    /// Refuses a spec this crate cannot compute features for (another set, other columns or parameters).
-    pub fn check_compatible(&self) -> Result<(), String> {
-        let current = FeatureSpec::current();
-        if self.set != current.set {
-            return Err(format!("feature set `{}` is not `{}`", self.set, current.set));
-        }
-        if self.names != current.names {
-            return Err(format!("feature columns differ from those of `{}`", current.set));
-        }
-        if self.parameters != current.parameters {
-            return Err(format!("feature parameters differ from those of `{}`", current.set));
-        }
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Streaming state
+use super::{N_FEATURES, RING};
+use crate::candles::Candle;
 
 /// Running sum over the last `period` values, updated exactly as `indicators::rolling_sum` (add the new value,
 /// then subtract the one leaving the window), so the sums are bit-identical.
@@ -562,7 +421,7 @@ impl FeatureState {
             Some(prev) => (c.close / prev - 1.0) * 100.0,
         };
 
-        // CCI(20) with the mean absolute deviation over the window, oldest first (as the domain's loop).
+        // CCI(20) with the mean absolute deviation over the window, oldest first (as `indicators::cci`).
         let cci = if i >= 19 {
             let m = self.tp_sum.mean(20);
             let mad = (0..20).rev().map(|b| (self.ring.typical_at(b) - m).abs()).sum::<f64>() / 20.0;
@@ -696,6 +555,8 @@ fn window_std(values: impl Iterator<Item = f64> + Clone, period: usize, ddof: us
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::candles::CandleSeries;
+    use crate::features::{FeatureSpec, NAMES, WARMUP_BARS, compute, last_row, training_matrix};
     use chrono::TimeZone;
 
     /// SplitMix64.

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
-use nusatrade_domain::ml::{
-    Candle, FEATURE_NAMES, FeatureMatrix, STABLE_HISTORY_BARS, Series, WARMUP_BARS, compute_features, indicators as ind,
-};
+use nusatrade_ml::candles::{Candle, CandleSeries};
+use nusatrade_ml::features::{FeatureMatrix, NAMES, STABLE_HISTORY_BARS, WARMUP_BARS, compute};
+use nusatrade_ml::indicators as ind;
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -47,8 +47,8 @@ fn parse_csv(text: &str) -> Result<Vec<Candle>, String> {
 }
 
 /// The EURUSD sample, if present.
-fn eurusd() -> Option<&'static Series> {
-    static DATA: OnceLock<Option<Series>> = OnceLock::new();
+fn eurusd() -> Option<&'static CandleSeries> {
+    static DATA: OnceLock<Option<CandleSeries>> = OnceLock::new();
     DATA.get_or_init(|| {
         let path = std::env::var_os("NUSATRADE_EURUSD_CSV")
             .map(PathBuf::from)
@@ -65,7 +65,7 @@ fn eurusd() -> Option<&'static Series> {
             return None;
         };
         let candles = parse_csv(&text).expect("EURUSD.csv parses");
-        Some(Series::new(candles).expect("EURUSD.csv is a valid series"))
+        Some(CandleSeries::new(candles).expect("EURUSD.csv is a valid series"))
     })
     .as_ref()
 }
@@ -73,7 +73,7 @@ fn eurusd() -> Option<&'static Series> {
 /// Features of the whole EURUSD sample, computed once.
 fn eurusd_features() -> Option<&'static FeatureMatrix> {
     static DATA: OnceLock<Option<FeatureMatrix>> = OnceLock::new();
-    DATA.get_or_init(|| eurusd().map(compute_features)).as_ref()
+    DATA.get_or_init(|| eurusd().map(compute)).as_ref()
 }
 
 /// Tiny deterministic generator (SplitMix64) for synthetic bars.
@@ -106,7 +106,7 @@ fn random_bar(rng: &mut Rng, time: DateTime<Utc>, open: f64) -> Candle {
 }
 
 /// A synthetic hourly random walk of `n` bars.
-fn synthetic(seed: u64, n: usize) -> Series {
+fn synthetic(seed: u64, n: usize) -> CandleSeries {
     let mut rng = Rng(seed);
     let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
     let mut candles = Vec::with_capacity(n);
@@ -116,7 +116,7 @@ fn synthetic(seed: u64, n: usize) -> Series {
         price = bar.close;
         candles.push(bar);
     }
-    Series::new(candles).unwrap()
+    CandleSeries::new(candles).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ fn invariants_hold_on_eurusd() {
     assert!(col("atr").iter().all(|&a| a > 0.0));
     let (up, mid, low) = (col("bb_upper"), col("bb_middle"), col("bb_lower"));
     assert!((0..up.len()).all(|i| up[i] >= mid[i] && mid[i] >= low[i]));
-    for name in FEATURE_NAMES {
+    for name in NAMES {
         let values = col(name);
         assert!(values.iter().all(|v| v.is_finite()), "{name} has a non-finite value after the warm-up");
         let is_flag = name.contains("cross")
@@ -342,9 +342,9 @@ fn invariants_hold_on_eurusd() {
 #[test]
 fn warm_up_is_explicit_and_dropped_not_filled() {
     let Some(f) = eurusd_features() else { return };
-    assert_eq!(f.names, FEATURE_NAMES);
+    assert_eq!(f.names, NAMES);
     assert_eq!(f.len(), 5000);
-    assert!(f.rows.iter().all(|r| r.len() == FEATURE_NAMES.len()));
+    assert!(f.rows.iter().all(|r| r.len() == NAMES.len()));
     for (t, row) in f.rows.iter().enumerate() {
         assert_eq!(row.iter().any(|v| v.is_nan()), t < WARMUP_BARS, "row {t}");
     }
@@ -392,9 +392,9 @@ fn a_history_of_stable_length_gives_the_same_features() {
     let Some(s) = eurusd() else { return };
     let f = eurusd_features().unwrap();
     for end in (STABLE_HISTORY_BARS..=5000).step_by(250) {
-        let short = compute_features(&s.head(end).tail(STABLE_HISTORY_BARS));
+        let short = compute(&s.head(end).tail(STABLE_HISTORY_BARS));
         let (a, b) = (short.rows.last().unwrap(), &f.rows[end - 1]);
-        for (i, name) in FEATURE_NAMES.iter().enumerate() {
+        for (i, name) in NAMES.iter().enumerate() {
             let close = (a[i] - b[i]).abs() <= 5e-6 * b[i].abs().max(1.0);
             assert!(close, "{name} at bar {}: {} over {STABLE_HISTORY_BARS} bars vs {} over all", end - 1, a[i], b[i]);
         }
@@ -409,7 +409,7 @@ fn candle_patterns_and_sessions_by_hand() {
     // Monday 2024-01-01.
     let t = |h: u32| Utc.with_ymd_and_hms(2024, 1, 1, h, 0, 0).unwrap();
     let bar = |h, open, high, low, close| Candle { time: t(h), open, high, low, close, volume: 100.0 };
-    let s = Series::new(vec![
+    let s = CandleSeries::new(vec![
         // bearish, body 0.001
         bar(7, 1.100, 1.101, 1.098, 1.099),
         // bullish, body 0.003 > 0.001 after a bearish bar → bullish engulfing; range 0.004: no doji
@@ -423,7 +423,7 @@ fn candle_patterns_and_sessions_by_hand() {
         bar(22, 1.101, 1.106, 1.0998, 1.100),
     ])
     .unwrap();
-    let f = compute_features(&s);
+    let f = compute(&s);
     let get = |t: usize, n: &str| f.rows[t][f.column_index(n).unwrap()];
     let pattern = |t| ["doji", "hammer", "shooting_star", "bullish_engulfing", "bearish_engulfing"].map(|n| get(t, n));
     let p0 = pattern(0);
@@ -449,13 +449,13 @@ fn candle_patterns_and_sessions_by_hand() {
 
 #[test]
 fn empty_and_short_series_are_all_warm_up() {
-    let f = compute_features(&Series::default());
+    let f = compute(&CandleSeries::default());
     assert!(f.is_empty());
     assert_eq!(f.names.len(), 69);
-    let f = compute_features(&synthetic(1, 150));
+    let f = compute(&synthetic(1, 150));
     assert_eq!(f.len(), 150);
     assert!(f.drop_warmup().is_empty());
-    assert_eq!(compute_features(&synthetic(1, 250)).drop_warmup().len(), 250 - WARMUP_BARS);
+    assert_eq!(compute(&synthetic(1, 250)).drop_warmup().len(), 250 - WARMUP_BARS);
 }
 
 #[test]
@@ -464,7 +464,7 @@ fn degenerate_flat_series_has_no_infinities() {
     let flat: Vec<Candle> = (0..300)
         .map(|i| Candle { time: start + Duration::hours(i), open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 0.0 })
         .collect();
-    let f = compute_features(&Series::new(flat).unwrap()).drop_warmup();
+    let f = compute(&CandleSeries::new(flat).unwrap()).drop_warmup();
     assert_eq!(f.len(), 300 - WARMUP_BARS);
     let row = &f.rows[0];
     assert!(row.iter().all(|v| v.is_finite()), "{row:?}");
@@ -483,7 +483,7 @@ fn same_bits(a: &[f64], b: &[f64]) -> bool {
 }
 
 /// Replaces every bar after `cut` with random valid bars (same timestamps).
-fn with_random_future(series: &Series, cut: usize, seed: u64) -> Series {
+fn with_random_future(series: &CandleSeries, cut: usize, seed: u64) -> CandleSeries {
     let mut rng = Rng(seed);
     let mut candles = series.candles().to_vec();
     let mut price = candles[cut].close;
@@ -495,13 +495,13 @@ fn with_random_future(series: &Series, cut: usize, seed: u64) -> Series {
         *bar = random_bar(&mut rng, bar.time, price);
         price = bar.close;
     }
-    Series::new(candles).unwrap()
+    CandleSeries::new(candles).unwrap()
 }
 
 /// Rows `0..=cut` must be bit-identical for the full series, its prefix, and the series with a random future.
-fn check_no_leakage(series: &Series, full: &FeatureMatrix, cut: usize, seed: u64) {
-    let prefix = compute_features(&series.head(cut + 1));
-    let changed = compute_features(&with_random_future(series, cut, seed));
+fn check_no_leakage(series: &CandleSeries, full: &FeatureMatrix, cut: usize, seed: u64) {
+    let prefix = compute(&series.head(cut + 1));
+    let changed = compute(&with_random_future(series, cut, seed));
     assert_eq!(prefix.len(), cut + 1);
     for t in 0..=cut {
         assert!(same_bits(&prefix.rows[t], &full.rows[t]), "prefix ..={cut} differs at row {t}");
@@ -531,6 +531,6 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let s = synthetic(series_seed, 600);
-        check_no_leakage(&s, &compute_features(&s), cut, seed);
+        check_no_leakage(&s, &compute(&s), cut, seed);
     }
 }
