@@ -45,13 +45,13 @@ use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::error::{MlError, MlResult};
 use super::service::{
-    ML_TRAIN_QUEUE, MlError, MlResult, MlService, PREDICTION_TTL_DAYS, PredictCandles, order_id_of, prediction_order,
+    ML_TRAIN_QUEUE, MlService, PREDICTION_TTL_DAYS, PredictCandles, order_id_of, prediction_order,
 };
 use super::store::*;
 use crate::auth::CurrentUser;
 use crate::auth::store::{UserRecord, user_key};
-use crate::http::FieldError;
 use crate::jobs::Schedule;
 use crate::ports::store::TTL_ATTR;
 use crate::ports::{CancelReason, Condition, Index, Item, Query, StoreError, TxOp, Update, Value as StoreValue};
@@ -114,19 +114,26 @@ impl Default for AutoTradingSettings {
     }
 }
 
-fn config_error(key: &str, msg: &str, input: &Value) -> FieldError {
-    FieldError {
-        kind: "value_error".into(),
-        loc: vec!["body".into(), "config".into(), key.into()],
-        msg: msg.into(),
-        input: input.clone(),
-    }
+/// A refused auto-trading knob: its `config` key, why, and the value given (the routes report it as a field
+/// error at `body.config.<key>`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettingError {
+    /// The `config` key.
+    pub key: String,
+    /// What is wrong with the value.
+    pub msg: String,
+    /// The value given.
+    pub input: Value,
+}
+
+fn config_error(key: &str, msg: &str, input: &Value) -> SettingError {
+    SettingError { key: key.into(), msg: msg.into(), input: input.clone() }
 }
 
 impl AutoTradingSettings {
-    /// The knobs from a model's `config` object (an absent or null key keeps its default); out-of-range values are
-    /// field errors at `body.config.<key>`.
-    pub fn from_config(config: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+    /// The knobs from a model's `config` object (an absent or null key keeps its default); every out-of-range value
+    /// is a [`SettingError`].
+    pub fn from_config(config: &Map<String, Value>) -> Result<Self, Vec<SettingError>> {
         let mut s = AutoTradingSettings::default();
         let mut errors = Vec::new();
         let get = |k: &str| config.get(k).filter(|v| !v.is_null());
@@ -140,7 +147,7 @@ impl AutoTradingSettings {
                 )),
             }
         }
-        let int = |k: &str, range: std::ops::RangeInclusive<u64>, errors: &mut Vec<FieldError>| -> Option<u32> {
+        let int = |k: &str, range: std::ops::RangeInclusive<u64>, errors: &mut Vec<SettingError>| -> Option<u32> {
             let v = get(k)?;
             match v.as_u64() {
                 Some(n) if range.contains(&n) => Some(n as u32),
@@ -727,7 +734,7 @@ impl MlService {
         // The live price a connector reported (mid), when there is one.
         let entry = match &self.orders {
             Some(o) => o
-                .registry
+                .registry()
                 .quote(model.user_id, &symbol, Duration::minutes(10))
                 .await
                 .ok()
@@ -739,7 +746,7 @@ impl MlService {
             "direction": "HOLD", "confidence": 0.0, "ml_signal": "HOLD", "should_trade": false,
             "entry_price": entry, "stop_loss": null, "take_profit": null, "generated_by": "fallback",
             "model_type": model.model_type, "error": error, "auto_trading": marker,
-            "timestamp": crate::trading::orders::views::iso(now),
+            "timestamp": crate::wire::iso(now),
         });
         let record = PredictionRecord {
             id: pid,
@@ -769,7 +776,7 @@ impl MlService {
     /// `POST /ml/auto-trading/trigger`: one cycle now (the caller's models first), if the caller has an active model.
     pub async fn trigger_auto_trading(&self, user: Uuid) -> MlResult<CycleOutcome> {
         if self.active_trained_models(user).await?.is_empty() {
-            return Err(MlError::BadRequest("No active models found. Activate a trained model first.".into()));
+            return Err(MlError::Refused("No active models found. Activate a trained model first.".into()));
         }
         self.auto_trading_cycle(CycleOrigin::Trigger(user), TRIGGER_BUDGET).await
     }
@@ -838,7 +845,8 @@ mod tests {
         let bad = json!({"confidence_threshold": 1.5, "max_trades_per_day": 0, "cooldown_minutes": 2000,
                          "lot_size": 0.015});
         let e = AutoTradingSettings::from_config(bad.as_object().unwrap()).unwrap_err();
-        let keys: Vec<&Value> = e.iter().map(|f| &f.loc[2]).collect();
+        let keys: Vec<Value> = e.iter().map(|f| json!(f.key)).collect();
+        let keys: Vec<&Value> = keys.iter().collect();
         assert_eq!(
             keys,
             [

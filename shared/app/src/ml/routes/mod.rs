@@ -1,0 +1,143 @@
+//! HTTP routes of the `ml` function (contract §2.8 and §2.9), shared by the Lambda and the local gateway.
+//!
+//! | route | success |
+//! |---|---|
+//! | `POST /api/v1/ml/datasets?symbol=&timeframe=[&scope=system]` (CSV body, ≤ 4 MiB) | 201 dataset + what the merge did |
+//! | `GET /api/v1/ml/datasets[?scope=system]` | 200 datasets |
+//! | `DELETE /api/v1/ml/datasets/{symbol}/{timeframe}[?scope=system]` | 200 `{"deleted": "EURUSD/H1"}` |
+//! | `GET /api/v1/ml/models?skip=0&limit=20` | 200 `ModelResponse[]`, oldest first |
+//! | `POST /api/v1/ml/models` | 201 `ModelResponse` |
+//! | `GET` / `PUT` / `DELETE /api/v1/ml/models/{id}` | 200 `ModelResponse` / `ModelResponse` / `{"deleted": id}` |
+//! | `POST /api/v1/ml/models/{id}/train` | **202** `{id, status: "queued", job_id, ...}` — the job runs on the `ml-train` queue |
+//! | `GET /api/v1/ml/models/{id}/status` | 200 status, progress, metrics |
+//! | `POST /api/v1/ml/models/{id}/predict` | 200 `PredictionResponse` |
+//! | `GET /api/v1/ml/models/{id}/predictions?limit=50&cursor=` | 200 `PredictionResponse[]`, newest first; next page's cursor in `X-Next-Cursor` |
+//! | `POST /api/v1/ml/models/{id}/activate` / `deactivate` | 200 `{id, status}` |
+//! | `POST /api/v1/ml/models/{id}/execute` | 200 (202 when delivery to MT5 is uncertain) |
+//! | `POST /api/v1/ml/models/import-default/{symbol}` | 201 `ModelResponse` |
+//! | `GET /api/v1/ml/dashboard/active-bots` | 200 |
+//! | `POST /api/v1/ml/auto-trading/trigger` | 200 `{status: "completed", result}` or `{status: "skipped", reason: "already_running"}`; 400 without an active model |
+//! | `GET /api/v1/ml/auto-trading/status` | 200 last run, today's (UTC) predictions and trades, the applied config |
+//! | `GET /api/v1/ml/auto-trading/health` (**no token**) | 200 `{status: "healthy" \| "stale", ...}` |
+//! | `GET /api/v1/ml-models/models`, `/ml-models/models/{symbol}` | 200 |
+//! | `GET /api/v1/ml-models/defaults`, `GET`/`POST`/`DELETE /ml-models/defaults/{symbol}` | 200 |
+//! | `POST /api/v1/ml-models/defaults/{symbol}/retrain` (admin) | 202 |
+//!
+//! All routes but `auto-trading/health` need a bearer token; model lookups are scoped to the caller (another
+//! user's id is 404 "Model not found", as an unknown one). Malformed ids are 400 `Invalid model_id format. Must
+//! be a valid UUID.`; bad bodies are the framework-style 422 list; bad CSV is 422 with the line
+//! (`loc: ["body", "line", n]`).
+//!
+//! `training_status` keeps the contract's values (`idle`, `training`, `completed`, `failed`): a queued job
+//! reports `training` with `training_progress.stage = "queued"`.
+
+mod error;
+mod handlers;
+mod parse;
+mod views;
+
+use axum::Router;
+use axum::extract::{FromRef, Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use nusatrade_ml::candles::parse_timestamp;
+use nusatrade_ml::metrics::BacktestConfig;
+use nusatrade_ml::models::{ForestParams, GbdtParams, LogisticParams};
+use nusatrade_ml::predict::SignalConfig;
+use nusatrade_ml::split::SplitConfig;
+use nusatrade_ml::{Candle, CandleSeries, LabelSpec, ModelConfig, ModelKind, Timeframe, TrainConfig};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::artefacts::owner_of;
+use super::auto::{
+    AutoTradingSettings, CycleOutcome, CycleResult, INTERVAL_MINUTES, SETTING_KEYS, STALE_AFTER_MINUTES,
+};
+use super::datasets::{MAX_UPLOAD_BYTES, UploadSummary};
+use super::defaults::{DEFAULT_SYMBOLS, default_symbol};
+use super::error::MlError;
+use super::service::{
+    ActiveBot, EffectiveDefault, ExecuteInput, MAX_REQUEST_CANDLES, MlService, ModelFile, ModelInput, PredictCandles,
+    StoredPrediction, TrainRequest, model_path,
+};
+use super::store::{DatasetRecord, ModelRecord, Owner, TrainingStatus, tf_name};
+use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
+use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError, optional_object};
+use crate::ports::Cursor;
+use crate::trading::fields::{Fields, gt, instrument};
+use crate::trading::orders::Delivery;
+use crate::wire::{iso, opt_iso};
+
+use handlers::*;
+use parse::*;
+pub use parse::{flat_alias, model_id, parse_config};
+pub use views::model_view;
+use views::*;
+
+/// Largest body of `POST /ml/models/{id}/predict` (candles in the request).
+pub const MAX_PREDICT_BODY_BYTES: usize = 1 << 20;
+/// Routes accepting more than the platform's default body limit: `(path prefix, path suffix, limit)`.
+pub const LARGE_BODY_ROUTES: &[(&str, &str, usize)] = &[
+    ("/api/v1/ml/datasets", "/api/v1/ml/datasets", MAX_UPLOAD_BYTES),
+    ("/api/v1/ml/models/", "/predict", MAX_PREDICT_BODY_BYTES),
+];
+/// The response header carrying the next page's cursor.
+pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
+/// Longest model name, in characters.
+pub const MAX_NAME: usize = 100;
+/// Longest `model_path` accepted in an override request.
+pub const MAX_MODEL_PATH: usize = 300;
+
+/// State of the ML routes.
+#[derive(Clone)]
+pub struct MlState {
+    pub auth: Authenticator,
+    pub ml: MlService,
+}
+
+impl FromRef<MlState> for Authenticator {
+    fn from_ref(s: &MlState) -> Self {
+        s.auth.clone()
+    }
+}
+
+/// The routes under `/api/v1/ml` and `/api/v1/ml-models`. `limits`: the per-user request limit (local
+/// gateway); the Lambda relies on API Gateway throttling.
+pub fn router(state: MlState, limits: Option<RequestLimits>) -> Router {
+    let mut routes = Router::new()
+        .route("/ml/datasets", get(list_datasets).post(upload_dataset))
+        .route("/ml/datasets/{symbol}/{timeframe}", delete(delete_dataset))
+        .route("/ml/models", get(list_models).post(create_model))
+        .route("/ml/models/import-default/{symbol}", post(import_default))
+        .route("/ml/models/{id}", get(get_model).put(update_model).delete(delete_model))
+        .route("/ml/models/{id}/train", post(train))
+        .route("/ml/models/{id}/status", get(status))
+        .route("/ml/models/{id}/predict", post(predict))
+        .route("/ml/models/{id}/predictions", get(predictions))
+        .route("/ml/models/{id}/activate", post(activate))
+        .route("/ml/models/{id}/deactivate", post(deactivate))
+        .route("/ml/models/{id}/execute", post(execute))
+        .route("/ml/dashboard/active-bots", get(active_bots))
+        .route("/ml/auto-trading/trigger", post(trigger_auto_trading))
+        .route("/ml/auto-trading/status", get(auto_trading_status))
+        .route("/ml/auto-trading/health", get(auto_trading_health))
+        .route("/ml-models/models", get(model_files_all))
+        .route("/ml-models/models/{symbol}", get(model_files_symbol))
+        .route("/ml-models/defaults", get(defaults_all))
+        .route("/ml-models/defaults/{symbol}", get(default_one).post(set_default).delete(reset_default))
+        .route("/ml-models/defaults/{symbol}/retrain", post(retrain_default))
+        .with_state(state);
+    if let Some(limits) = limits {
+        routes = routes.layer(from_fn_with_state(limits, limit_requests));
+    }
+    Router::new().nest("/api/v1", routes)
+}
+
+#[cfg(test)]
+mod tests;
