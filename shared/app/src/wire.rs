@@ -13,6 +13,18 @@ pub fn opt_iso(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(iso)
 }
 
+/// The original's other timestamp form: naive UTC ISO 8601 with microseconds and no zone suffix (health answers,
+/// user profiles, sessions).
+pub fn naive_iso(t: DateTime<Utc>) -> String {
+    t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// A decimal as a JSON number (presentation only; stored values stay exact).
+pub fn num(d: rust_decimal::Decimal) -> f64 {
+    use rust_decimal::prelude::ToPrimitive as _;
+    d.to_f64().unwrap_or(0.0)
+}
+
 /// Lower-case hex of a digest (token hashes, idempotency fingerprints).
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;

@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
+pub mod command;
+
+pub use command::{Ack, Awaiting, CommandKind, Effect, RequestId};
+
 use crate::instrument::Instrument;
 use crate::money::{Conversion, Lots, Money, MoneyError, Side};
 

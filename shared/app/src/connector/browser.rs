@@ -40,7 +40,7 @@ use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::channels::{connections_status, contact, error_reply, push_to, refuse, reject};
+use super::channels::{connections_status, contact, error_reply, refuse, reject};
 use super::greeting::Greeter;
 use super::limits::{Admission, LinkGuard, LinkLimits};
 use super::registry::{ConnectorRegistry, WsConnection};
@@ -51,7 +51,8 @@ use crate::http::{ApiError, FieldError};
 use crate::trading::fields::{Fields, gt};
 use crate::trading::orders::routes::parse_order;
 use crate::trading::orders::store::SOURCE_WEBSOCKET;
-use crate::trading::orders::{IdempotencyKey, ModifyOrder, OrderService, Reply};
+use crate::trading::orders::routes::placed_status;
+use crate::trading::orders::{IdempotencyKey, ModifyOrder, OrderService, Placed};
 use crate::trading::sizing::MAX_PRICE;
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
 
@@ -79,7 +80,7 @@ impl BrowserChannel {
     pub fn with_limits(auth: Authenticator, orders: OrderService, brokers: BrokerService, limits: LinkLimits) -> Self {
         BrowserChannel {
             auth,
-            registry: orders.registry.clone(),
+            registry: orders.registry().clone(),
             orders,
             brokers,
             guard: Arc::new(LinkGuard::new(limits)),
@@ -129,7 +130,9 @@ impl BrowserChannel {
             "action": action,
         });
         match outcome {
-            Ok(Reply { status, body }) => {
+            Ok(placed) => {
+                let status = placed_status(&placed).as_u16();
+                let body = placed.body;
                 out["success"] = json!(matches!(status, 200 | 201));
                 out["status"] = json!(status);
                 if let Value::Object(fields) = body {
@@ -151,7 +154,7 @@ impl BrowserChannel {
                 }
                 if matches!(e, ApiError::Unauthorized(_)) {
                     info!(ws = %conn.ws_connection_id, "trade command on a dead session: closing the socket");
-                    let _ = self.orders.push.close(&conn.ws_connection_id).await;
+                    let _ = self.orders.dashboards.push.close(&conn.ws_connection_id).await;
                 }
             }
         }
@@ -164,7 +167,7 @@ impl BrowserChannel {
         action: &str,
         command_id: Option<&str>,
         m: &Map<String, Value>,
-    ) -> Result<Reply, ApiError> {
+    ) -> Result<Placed, ApiError> {
         let supported = ["OPEN", "BUY", "SELL", "CLOSE", "MODIFY"];
         if !supported.contains(&action) {
             let shown = if action.is_empty() { "(none)" } else { action };
@@ -245,7 +248,7 @@ impl BrowserChannel {
                 Side::Buy => q.ask,
                 Side::Sell => q.bid,
             };
-            body.insert("price".into(), json!(crate::trading::fields::num(price)));
+            body.insert("price".into(), json!(crate::wire::num(price)));
         }
         // Otherwise parse_order reports the bad symbol or side (and the missing price) itself.
         Ok(body)
@@ -337,7 +340,7 @@ impl BrowserChannel {
             Admission::Admit => {}
             Admission::Closing => return None,
             refused => {
-                refuse(&self.orders, ws, refused, &self.guard.limits).await;
+                refuse(&self.orders.dashboards, ws, refused, &self.guard.limits).await;
                 return None;
             }
         }
@@ -357,7 +360,7 @@ impl BrowserChannel {
         // arrive in this order on both platforms.
         if first && kind != "GET_CONNECTIONS_STATUS" {
             let status = connections_status(&self.brokers, conn.user_id).await;
-            if !push_to(&self.orders, ws, &status).await {
+            if !self.orders.dashboards.push_to(ws, &status).await {
                 return None;
             }
         }
@@ -369,7 +372,7 @@ impl BrowserChannel {
         };
         match reply {
             Some(r) if first => {
-                push_to(&self.orders, ws, &r).await;
+                self.orders.dashboards.push_to(ws, &r).await;
                 None
             }
             r => r.map(|r| r.to_string()),

@@ -54,7 +54,8 @@ use uuid::Uuid;
 
 use super::limits::{Admission, LinkGuard, LinkLimits, PerConnection};
 use super::outbox::{MAX_RESENDS, OutboxEntry};
-use super::protocol::{Command, CommandKind, ConnectorMessage, RequestId, TradeResult};
+use super::fanout::Fanout;
+use super::protocol::{Command, ConnectorMessage, TradeResult};
 use super::registry::{
     AccountSnapshot, ConnectorRegistry, LinkHealth, PING_SENT_ATTR, Quote, WsConnection, health_update,
 };
@@ -64,8 +65,8 @@ use super::reports::{
 use crate::auth::Authenticator;
 use crate::brokers::service::BrokerService;
 use crate::ports::PushOutcome;
-use crate::trading::fields::num;
-use crate::trading::orders::{AckOutcome, OrderRecord, OrderService, TradingError};
+use crate::wire::num;
+use crate::trading::orders::{AckOutcome, OrderService, TradingError};
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
 
 pub use super::browser::BrowserChannel;
@@ -87,10 +88,7 @@ pub(crate) fn now_iso() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// RFC 3339 UTC with microseconds, as every time on the wire.
-pub fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+pub use crate::wire::iso;
 
 pub(crate) fn error_reply(msg: &str) -> Option<String> {
     Some(json!({"type": "ERROR", "error": msg}).to_string())
@@ -131,26 +129,8 @@ pub(crate) fn reject(status: u16, reason: &str) -> ConnectDecision {
     ConnectDecision::Reject { status, reason: reason.into() }
 }
 
-/// Pushes one frame; `false` when the connection is gone (its record is then removed).
-pub(crate) async fn push_to(orders: &OrderService, ws: &str, frame: &Value) -> bool {
-    match orders.push.post(ws, Bytes::from(frame.to_string())).await {
-        Ok(PushOutcome::Delivered) => true,
-        Ok(PushOutcome::Gone) => {
-            info!(ws, "connection gone (410): removing its record");
-            if let Err(e) = orders.registry.unregister(ws).await {
-                warn!(ws, error = %e, "could not remove a gone connection");
-            }
-            false
-        }
-        Err(e) => {
-            warn!(ws, error = %e, "push failed");
-            true
-        }
-    }
-}
-
 /// Answers a message over the limits with an `ERROR`, then closes the connection.
-pub(crate) async fn refuse(orders: &OrderService, ws: &str, admission: Admission, limits: &LinkLimits) {
+pub(crate) async fn refuse(fanout: &Fanout, ws: &str, admission: Admission, limits: &LinkLimits) {
     let error = match admission {
         Admission::TooLarge { bytes } => {
             format!("Message of {bytes} bytes exceeds the {} byte limit: connection closed", limits.max_message_bytes)
@@ -161,8 +141,8 @@ pub(crate) async fn refuse(orders: &OrderService, ws: &str, admission: Admission
         ),
     };
     warn!(ws, %error, "closing a WebSocket connection over its limits");
-    let _ = orders.push.post(ws, Bytes::from(json!({"type": "ERROR", "error": error}).to_string())).await;
-    if let Err(e) = orders.push.close(ws).await {
+    let _ = fanout.push.post(ws, Bytes::from(json!({"type": "ERROR", "error": error}).to_string())).await;
+    if let Err(e) = fanout.push.close(ws).await {
         warn!(ws, error = %e, "could not close the connection");
     }
 }
@@ -237,7 +217,7 @@ impl ConnectorChannel {
     pub fn with_limits(auth: Authenticator, orders: OrderService, brokers: BrokerService, limits: LinkLimits) -> Self {
         ConnectorChannel {
             auth,
-            registry: orders.registry.clone(),
+            registry: orders.registry().clone(),
             orders,
             brokers,
             guard: Arc::new(LinkGuard::new(limits)),
@@ -271,7 +251,7 @@ impl ConnectorChannel {
     /// connection turned out gone.
     async fn first_contact(&self, conn: &WsConnection) -> bool {
         let ws = conn.ws_connection_id.as_str();
-        if !push_to(&self.orders, ws, &Self::welcome(conn)).await {
+        if !self.orders.dashboards.push_to(ws, &Self::welcome(conn)).await {
             return false;
         }
         let Some(broker) = conn.broker_connection_id else { return true };
@@ -283,13 +263,13 @@ impl ConnectorChannel {
             Command::GetPositions { request_id: format!("{sync}_positions") },
             Command::GetAccount { request_id: format!("{sync}_account") },
         ] {
-            if !push_to(&self.orders, ws, &serde_json::to_value(&cmd).unwrap_or_default()).await {
+            if !self.orders.dashboards.push_to(ws, &serde_json::to_value(&cmd).unwrap_or_default()).await {
                 return false;
             }
         }
         info!(ws, connection = %broker, "connector link up: welcomed, outbox resent, re-sync requested");
         let status = connections_status(&self.brokers, conn.user_id).await;
-        self.orders.broadcast(conn.user_id, &status).await;
+        self.orders.dashboards.broadcast(conn.user_id, &status).await;
         true
     }
 
@@ -322,7 +302,7 @@ impl ConnectorChannel {
                 Err(e) => warn!(ws, error = %e, "could not count a resend"),
             }
             info!(ws, request_id = %entry.request_id, queued_at = %iso(entry.queued_at), "resending an unacknowledged command");
-            match self.orders.push.post(ws, Bytes::from(entry.command.clone())).await {
+            match self.orders.dashboards.push.post(ws, Bytes::from(entry.command.clone())).await {
                 Ok(PushOutcome::Delivered) => {}
                 Ok(PushOutcome::Gone) => {
                     let _ = self.registry.unregister(ws).await;
@@ -339,7 +319,7 @@ impl ConnectorChannel {
     async fn still_waiting(&self, user: Uuid, entry: &OutboxEntry) -> bool {
         let Some(rid) = entry.order_command() else { return true };
         match self.orders.get(user, rid.order_id).await {
-            Ok(order) => waits_for(&order, rid),
+            Ok(order) => nusatrade_domain::order::command::waits_for(&order.awaiting(), rid),
             Err(TradingError::NotFound | TradingError::Refused(_)) => false,
             Err(e) => {
                 warn!(error = %e, "could not read the order of an outbox entry");
@@ -408,7 +388,7 @@ impl ConnectorChannel {
         }
         if ping {
             let cmd = Command::Ping { request_id: format!("ping_{}", now.timestamp_millis()), timestamp: iso(now) };
-            let _ = push_to(&self.orders, ws, &serde_json::to_value(&cmd).unwrap_or_default()).await;
+            let _ = self.orders.dashboards.push_to(ws, &serde_json::to_value(&cmd).unwrap_or_default()).await;
         }
     }
 
@@ -468,7 +448,7 @@ impl ConnectorChannel {
         if let Some(c) = a.currency {
             relay["currency"] = json!(c.to_string());
         }
-        self.orders.broadcast(conn.user_id, &relay).await;
+        self.orders.dashboards.broadcast(conn.user_id, &relay).await;
     }
 
     /// Writes the quotes the positions imply, at most every [`QUOTE_WRITE_GAP`] per symbol.
@@ -526,7 +506,7 @@ impl ConnectorChannel {
         self.quotes(conn, &update.positions, now).await;
         let mut relay = update.relay(broker, MAX_RELAY_POSITIONS);
         relay["timestamp"] = json!(iso(now));
-        let relayed = self.orders.broadcast(conn.user_id, &relay);
+        let relayed = self.orders.dashboards.broadcast(conn.user_id, &relay);
         let trailed = self.snapshots.position_update(conn.user_id, broker, &update.positions);
         tokio::join!(relayed, trailed);
     }
@@ -539,7 +519,7 @@ impl ConnectorChannel {
             "type": "MT5_STATUS_UPDATE", "connection_id": broker, "connected": s.connected,
             "broker_name": s.broker_name, "account_number": s.account_number, "server": s.server,
         });
-        self.orders.broadcast(conn.user_id, &relay).await;
+        self.orders.dashboards.broadcast(conn.user_id, &relay).await;
     }
 
     async fn trade_result(&self, conn: &WsConnection, result: TradeResult, raw: serde_json::Map<String, Value>) {
@@ -549,15 +529,11 @@ impl ConnectorChannel {
         if let Some(rid) = result.command() {
             relay.insert("order_id".into(), json!(rid.order_id));
         }
-        let applied = self.orders.apply_trade_result_and_relay(conn.user_id, &result, Some(Value::Object(relay))).await;
-        // The acknowledged command leaves the outbox, whatever the ack says: an applied ack removed it in
-        // its own transaction; any other outcome (duplicate, stale, refused, unknown order, error) here.
-        if !matches!(applied, Ok(AckOutcome::Applied(_)))
-            && let (Some(broker), Some(rid)) = (conn.broker_connection_id, result.request_id.as_deref())
-            && let Err(e) = self.registry.outbox_remove(conn.user_id, broker, rid).await
-        {
-            warn!(error = %e, "could not remove an acknowledged command from the outbox");
-        }
+        // The acknowledged command leaves the outbox whatever the ack says (the order use case removes it).
+        let applied = self
+            .orders
+            .apply_trade_result_and_relay(conn.user_id, conn.broker_connection_id, &result, Some(Value::Object(relay)))
+            .await;
         match applied {
             // The order's id, status and version — not the whole record.
             Ok(outcome) => {
@@ -574,16 +550,6 @@ impl ConnectorChannel {
             // The ack is not lost: the order stays in flight and reconciliation reads MT5.
             Err(e) => warn!(ws = %conn.ws_connection_id, error = %e, "could not apply TRADE_RESULT"),
         }
-    }
-}
-
-/// Whether an order still waits for the command `rid` names.
-pub fn waits_for(order: &OrderRecord, rid: RequestId) -> bool {
-    use nusatrade_domain::order::OrderStatus as S;
-    match rid.kind {
-        CommandKind::Open => matches!(order.status, S::Pending | S::Unknown),
-        CommandKind::Close => order.status == S::ClosePending && order.command_seq == rid.seq,
-        CommandKind::Modify => order.status == S::ModifyPending && order.command_seq == rid.seq,
     }
 }
 
@@ -617,7 +583,7 @@ impl WsHandler for ConnectorChannel {
                 info!(ws = %req.connection_id, user = %user.id, broker = %broker, ?replaced, "connector connected");
                 if let Some(old) = replaced {
                     // The newer connector holds the broker connection; the older socket is closed.
-                    let _ = self.orders.push.close(&old).await;
+                    let _ = self.orders.dashboards.push.close(&old).await;
                 }
                 if let Err(e) = self.brokers.mark_connected(user.id, broker, self.registry.clock.now()).await {
                     warn!(error = %e, "could not mark the broker connection active");
@@ -647,7 +613,7 @@ impl WsHandler for ConnectorChannel {
                     warn!(error = %e, "could not mark the broker connection inactive");
                 }
                 let msg = json!({"type": "CONNECTOR_DISCONNECTED", "connection_id": conn.broker_connection_id, "timestamp": now_iso()});
-                self.orders.broadcast(conn.user_id, &msg).await;
+                self.orders.dashboards.broadcast(conn.user_id, &msg).await;
             }
             Ok(None) => {}
             Err(e) => warn!(ws = %connection_id, error = %e, "could not remove the connector link"),
@@ -665,7 +631,7 @@ impl ConnectorChannel {
             Admission::Admit => {}
             Admission::Closing => return None,
             refused => {
-                refuse(&self.orders, ws, refused, &self.guard.limits).await;
+                refuse(&self.orders.dashboards, ws, refused, &self.guard.limits).await;
                 return None;
             }
         }
@@ -733,7 +699,7 @@ impl ConnectorChannel {
                 if let Some(r) = request_id {
                     relay["request_id"] = json!(r);
                 }
-                self.orders.broadcast(conn.user_id, &relay).await;
+                self.orders.dashboards.broadcast(conn.user_id, &relay).await;
                 None
             }
         };

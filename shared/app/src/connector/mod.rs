@@ -11,6 +11,7 @@
 
 pub mod browser;
 pub mod channels;
+pub mod fanout;
 pub mod greeting;
 pub mod limits;
 pub mod outbox;
@@ -19,6 +20,7 @@ pub mod registry;
 pub mod reports;
 pub mod router;
 
+pub use fanout::Fanout;
 pub use limits::{LinkGuard, LinkLimits};
 pub use outbox::OutboxEntry;
 pub use protocol::{Command, CommandKind, ConnectorMessage, RequestId, TradeResult};

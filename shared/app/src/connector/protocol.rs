@@ -10,7 +10,6 @@
 //!   acknowledgement names the command it answers and a late ack of an older command is recognised.
 //! * Numbers travel as JSON numbers; `client_order_id` is an extra field old connectors ignore.
 
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -22,82 +21,9 @@ use uuid::Uuid;
 
 use super::reports::{AccountReport, Mt5Status, PositionUpdate, PositionsReport, ReportSource};
 
-/// Longest `request_id` accepted from a connector.
-pub const MAX_REQUEST_ID: usize = 128;
+pub use nusatrade_domain::order::command::{CommandKind, MAX_REQUEST_ID, RequestId};
 /// Longest error text kept from a connector.
 pub const MAX_ERROR_TEXT: usize = 500;
-
-/// Which command of an order a request id belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CommandKind {
-    Open,
-    Close,
-    Modify,
-}
-
-impl CommandKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CommandKind::Open => "open",
-            CommandKind::Close => "close",
-            CommandKind::Modify => "modify",
-        }
-    }
-}
-
-/// A command's `request_id`: the order id, plus the command kind and sequence for close/modify.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RequestId {
-    pub order_id: Uuid,
-    pub kind: CommandKind,
-    /// The order version that issued the command (0 for the open command).
-    pub seq: u64,
-}
-
-impl RequestId {
-    pub fn open(order_id: Uuid) -> Self {
-        RequestId { order_id, kind: CommandKind::Open, seq: 0 }
-    }
-    pub fn close(order_id: Uuid, seq: u64) -> Self {
-        RequestId { order_id, kind: CommandKind::Close, seq }
-    }
-    pub fn modify(order_id: Uuid, seq: u64) -> Self {
-        RequestId { order_id, kind: CommandKind::Modify, seq }
-    }
-}
-
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            CommandKind::Open => write!(f, "{}", self.order_id),
-            k => write!(f, "{}:{}:{}", self.order_id, k.as_str(), self.seq),
-        }
-    }
-}
-
-impl FromStr for RequestId {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() > MAX_REQUEST_ID {
-            return Err(());
-        }
-        let mut parts = s.split(':');
-        let id = Uuid::try_parse(parts.next().ok_or(())?).map_err(|_| ())?;
-        match (parts.next(), parts.next(), parts.next()) {
-            (None, None, None) => Ok(RequestId::open(id)),
-            (Some(kind), Some(seq), None) => {
-                let seq: u64 = seq.parse().map_err(|_| ())?;
-                match kind {
-                    "close" => Ok(RequestId::close(id, seq)),
-                    "modify" => Ok(RequestId::modify(id, seq)),
-                    _ => Err(()),
-                }
-            }
-            _ => Err(()),
-        }
-    }
-}
 
 /// A command to a connector (server → connector).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -203,6 +129,18 @@ pub struct TradeResult {
 pub struct TradeResultError(pub String);
 
 impl TradeResult {
+    /// The ack in the order's terms (`nusatrade_domain::order::command`).
+    pub fn ack(&self) -> nusatrade_domain::order::Ack {
+        nusatrade_domain::order::Ack {
+            success: self.success,
+            ticket: self.ticket.map(nusatrade_domain::order::Ticket),
+            price: self.price,
+            retcode: self.retcode,
+            error: self.error.clone(),
+            time: self.time,
+        }
+    }
+
     /// Reads a `TRADE_RESULT` object.
     pub fn parse(obj: &Map<String, Value>) -> Result<TradeResult, TradeResultError> {
         let bad = |what: &str| TradeResultError(what.to_owned());

@@ -467,12 +467,12 @@ impl BrokerPosition {
 
     /// The entry as `POSITION_UPDATE` carries it to browsers (contract §3.2.1 field names).
     pub fn to_wire(&self) -> Value {
-        let n = |d: Option<Decimal>| d.map(crate::trading::fields::num);
+        let n = |d: Option<Decimal>| d.map(crate::wire::num);
         json!({
             "ticket": self.ticket,
             "symbol": self.symbol,
             "order_type": self.side.map(Side::as_str),
-            "volume": crate::trading::fields::num(self.volume),
+            "volume": crate::wire::num(self.volume),
             "open_price": n(self.open_price),
             "current_price": n(self.current_price),
             "stop_loss": n(self.stop_loss),

@@ -615,8 +615,8 @@ impl MlService {
             Ok(reply) => {
                 step.executed = true;
                 let outcome =
-                    if reply.status == 202 { "executed: delivery uncertain (reconciled)" } else { "executed" };
-                info!(model = %id, prediction = %record.id, order = ?order_id_of(&reply), status = reply.status, "auto-trade placed");
+                    if reply.status() == 202 { "executed: delivery uncertain (reconciled)" } else { "executed" };
+                info!(model = %id, prediction = %record.id, order = ?order_id_of(&reply), status = reply.status(), "auto-trade placed");
                 self.set_outcome(&pkey, outcome, order_id_of(&reply)).await
             }
             Err(e) => {

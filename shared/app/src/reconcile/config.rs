@@ -7,10 +7,9 @@ use chrono::TimeDelta;
 use nusatrade_domain::reconcile::ReconcileConfig;
 
 use crate::connector::outbox::OUTBOX_TTL;
-use crate::ports::queue::MAX_DELAY;
+use crate::trading::orders::timeouts::parse_ack_timeout;
 
-/// `NUSATRADE_ACK_TIMEOUT_SECS`: how long a command sent to a connector may wait for its `TRADE_RESULT`.
-pub const ENV_ACK_TIMEOUT: &str = "NUSATRADE_ACK_TIMEOUT_SECS";
+pub use crate::trading::orders::timeouts::ENV_ACK_TIMEOUT;
 /// `NUSATRADE_RECONCILE_MIN_AGE_SECS`: orders changed less than this before a snapshot are left for the next one.
 pub const ENV_MIN_AGE: &str = "NUSATRADE_RECONCILE_MIN_AGE_SECS";
 
@@ -66,9 +65,9 @@ impl ReconcileSettings {
                     }),
                 }
             };
-        if let Some(n) = secs(ENV_ACK_TIMEOUT, 1..=MAX_DELAY.as_secs())? {
-            s.ack_timeout = Duration::from_secs(n);
-            s.kernel.ack_timeout = TimeDelta::seconds(n as i64);
+        if let Some(d) = parse_ack_timeout(get(ENV_ACK_TIMEOUT))? {
+            s.ack_timeout = d;
+            s.kernel.ack_timeout = TimeDelta::seconds(d.as_secs() as i64);
         }
         if let Some(n) = secs(ENV_MIN_AGE, 0..=300)? {
             s.kernel.min_age = TimeDelta::seconds(n as i64);

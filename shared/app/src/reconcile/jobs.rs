@@ -23,8 +23,8 @@ use crate::connector::greeting::Greet;
 use crate::jobs::{JobError, QueueConsumer, Schedule};
 use crate::ports::{Cursor, ReceivedMessage};
 
-/// The logical queue.
-pub const QUEUE: &str = "reconcile";
+/// The logical queue (its `ack_timeout` messages are written by the order side: `AckTimeouts`).
+pub const QUEUE: &str = crate::trading::orders::timeouts::RECONCILE_QUEUE;
 
 /// A message of the `reconcile` queue (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,6 +133,11 @@ mod tests {
         let body = job.to_json();
         assert!(body.starts_with(r#"{"kind":"ack_timeout","#), "{body}");
         assert_eq!(ReconcileJob::parse(&body).unwrap(), job);
+        // What the order side schedules is read as this job.
+        let ReconcileJob::AckTimeout { user_id, connection_id, request_id, sent_at } = &job else { unreachable!() };
+        let scheduled =
+            crate::trading::orders::timeouts::AckTimeoutMessage::new(*user_id, *connection_id, request_id, *sent_at);
+        assert_eq!(ReconcileJob::parse(&scheduled.to_json()).unwrap(), job);
         assert_eq!(
             ReconcileJob::parse(SCHEDULES[0].body).unwrap(),
             ReconcileJob::SweepInFlight { shard: None, cursor: None }

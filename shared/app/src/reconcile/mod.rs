@@ -2,7 +2,8 @@
 //!
 //! * [`jobs`]: the `reconcile` queue's messages, its [`jobs::ReconcileConsumer`] and its schedules (every minute the
 //!   connections with orders in flight, every 5 minutes every active connection).
-//! * [`timeouts`]: one delayed `ack_timeout` message per command sent to a connector (`NUSATRADE_ACK_TIMEOUT_SECS`).
+//! * ack timeouts: one delayed `ack_timeout` message per command sent to a connector (`NUSATRADE_ACK_TIMEOUT_SECS`),
+//!   scheduled by the order side (`crate::trading::orders::timeouts`), handled here.
 //! * [`service`]: a run of the pure kernel (`nusatrade_domain::reconcile`) on a connection's books and latest
 //!   snapshot, its conditional repairs, the sweeps and the snapshot requests.
 //! * [`books`]: our orders and a stored snapshot in the kernel's terms (what a snapshot may prove).
@@ -19,12 +20,11 @@ pub mod jobs;
 pub mod routes;
 pub mod service;
 pub mod store;
-pub mod timeouts;
 pub mod trailing;
 
 pub use config::ReconcileSettings;
 pub use hook::ReconcileHook;
 pub use jobs::{QUEUE, ReconcileConsumer, ReconcileJob, SCHEDULES};
 pub use service::{Ask, ReconcileService, RunReport};
-pub use timeouts::AckTimeouts;
+pub use crate::trading::orders::timeouts::AckTimeouts;
 pub use trailing::TrailingDriver;

@@ -19,10 +19,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use nusatrade_domain::instrument::lookup;
-use nusatrade_domain::money::Lots;
-use nusatrade_domain::order::{self as rules, ClientOrderId, OrderStatus, Refused, Ticket};
+use nusatrade_domain::order::{ClientOrderId, OrderStatus, Refused, Ticket};
 use nusatrade_domain::reconcile::{Action, CloseSource, SkipReason, Snapshot, external_order_id, reconcile};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -36,16 +35,16 @@ use super::store::{
     ConnectionRun, IndexEntry, IndexKind, SHARDS, WATCH_TTL_DAYS, audit_item, events, index_key, index_pk, run_key,
 };
 use crate::brokers::service::BrokerService;
-use crate::connector::channels::push_to;
 use crate::connector::greeting::{self, Greeter};
 use crate::connector::protocol::Command;
 use crate::connector::registry::LINK_TTL;
 use crate::connector::reports::{BrokerPosition, PositionsSnapshot};
 use crate::connector::{CommandKind, RequestId};
 use crate::jobs::JobError;
+use crate::wire::iso;
 use crate::ports::queue::MAX_DELAY;
-use crate::ports::{Condition, Cursor, Index, Item, Query, Queue, StoreError, TxOp, Update};
-use crate::trading::orders::store::{OPEN_ORDERS_ATTR, ORDER_PREFIX, day_key, limits_key, live_pk, stats_key};
+use crate::ports::{Cursor, Item, Query, Queue, StoreError, Update};
+use crate::trading::orders::book::{Step, Written};
 use crate::trading::orders::{AckOutcome, OrderRecord, OrderService, TradingError};
 
 /// Where adopted positions come from (the order's `source`).
@@ -109,10 +108,6 @@ pub struct ReconcileService {
     pub settings: Arc<ReconcileSettings>,
 }
 
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
 fn unavailable(e: impl std::fmt::Display) -> JobError {
     JobError::Unavailable(e.to_string())
 }
@@ -128,6 +123,11 @@ impl ReconcileService {
 
     fn now(&self) -> DateTime<Utc> {
         self.orders.clock.now()
+    }
+
+    /// The store of reconciliation's own records (runs, sweep indexes, audit items); orders go through the book.
+    fn store(&self) -> &Arc<dyn crate::ports::ItemStore> {
+        &self.orders.book.store
     }
 
     // ------------------------------------------------------------------ jobs
@@ -161,11 +161,11 @@ impl ReconcileService {
     fn brokers(&self) -> BrokerService {
         let o = &self.orders;
         BrokerService {
-            store: o.store.clone(),
-            push: o.push.clone(),
+            store: o.book.store.clone(),
+            push: o.dashboards.push.clone(),
             clock: o.clock.clone(),
             ids: o.ids.clone(),
-            registry: o.registry.clone(),
+            registry: o.registry().clone(),
         }
     }
 
@@ -182,7 +182,7 @@ impl ReconcileService {
             }
             Err(e) => return Err(unavailable(e)),
         };
-        if !crate::connector::channels::waits_for(&order, rid) {
+        if !nusatrade_domain::order::command::waits_for(&order.awaiting(), rid) {
             return Ok(()); // acknowledged in time (or settled meanwhile)
         }
         info!(order = %order.id, status = %order.status, request_id, "no ack within the timeout: asking MT5");
@@ -215,8 +215,7 @@ impl ReconcileService {
             return Err(JobError::Invalid(format!("shard {shard} outside 0..{SHARDS}")));
         }
         let page = self
-            .orders
-            .store
+            .store()
             .query(Query::partition(index_pk(kind, shard)).limit(SWEEP_PAGE).after(cursor))
             .await
             .map_err(unavailable)?;
@@ -229,7 +228,7 @@ impl ReconcileService {
                 }
             };
             let (user, broker) = (entry.user_id, entry.broker_connection_id);
-            let online = self.orders.registry.link(user, broker).await.map_err(unavailable)?.is_some();
+            let online = self.orders.registry().link(user, broker).await.map_err(unavailable)?.is_some();
             match (kind, online) {
                 (IndexKind::Watch, true) => {
                     let ask = Ask::History { from: entry.since - HISTORY_MARGIN, tickets: Vec::new() };
@@ -242,7 +241,7 @@ impl ReconcileService {
                 }
                 (IndexKind::Link, false) => {
                     let key = index_key(IndexKind::Link, user, broker);
-                    self.orders.store.delete(&key, None).await.map_err(unavailable)?;
+                    self.store().delete(&key, None).await.map_err(unavailable)?;
                 }
             }
         }
@@ -276,7 +275,7 @@ impl ReconcileService {
         };
         match Item::from_record(&index_key(IndexKind::Link, user, broker), &entry) {
             Ok(item) => {
-                if let Err(e) = self.orders.store.put(item, None).await {
+                if let Err(e) = self.store().put(item, None).await {
                     warn!(error = %e, "could not index the active connection");
                 }
             }
@@ -293,7 +292,7 @@ impl ReconcileService {
 
     /// Asks the connector holding `broker` for evidence. `false` when no connector holds it (nothing sent).
     pub async fn ask(&self, user: Uuid, broker: Uuid, ask: Ask, reason: &str) -> Result<bool, StoreError> {
-        let Some(link) = self.orders.registry.link(user, broker).await? else { return Ok(false) };
+        let Some(link) = self.orders.registry().link(user, broker).await? else { return Ok(false) };
         let now = self.now();
         let request_id = format!("{REQUEST_PREFIX}{reason}_{}", self.orders.ids.uuid().simple());
         let (frame, history) = match &ask {
@@ -307,13 +306,13 @@ impl ReconcileService {
                 true,
             ),
         };
-        let sent = push_to(&self.orders, &link.ws_connection_id, &frame).await;
+        let sent = self.orders.dashboards.push_to(&link.ws_connection_id, &frame).await;
         let mut update =
             Update::new().set("broker_connection_id", broker.to_string()).set("snapshot_requested_at", iso(now));
         if history {
             update = update.set("check_requested_at", iso(now));
         }
-        self.orders.store.update(&run_key(user, broker), update, None).await?;
+        self.store().update(&run_key(user, broker), update, None).await?;
         info!(%user, connection = %broker, ?ask, sent, "snapshot requested");
         Ok(sent)
     }
@@ -321,35 +320,20 @@ impl ReconcileService {
     /// Puts the connection on the every-minute watch list (keeping the oldest `since`).
     async fn watch(&self, user: Uuid, broker: Uuid, since: DateTime<Utc>) -> Result<(), StoreError> {
         let key = index_key(IndexKind::Watch, user, broker);
-        let since = match self.orders.store.get(&key).await? {
+        let since = match self.store().get(&key).await? {
             Some(i) => i.to_record::<IndexEntry>().map(|e| e.since.min(since)).unwrap_or(since),
             None => since,
         };
         let ttl = (self.now() + Duration::days(WATCH_TTL_DAYS)).timestamp();
         let entry = IndexEntry { user_id: user, broker_connection_id: broker, since, ttl };
-        self.orders.store.put(Item::from_record(&key, &entry)?, None).await
+        self.store().put(Item::from_record(&key, &entry)?, None).await
     }
 
     // ------------------------------------------------------------------ the run
 
     /// The connection's live orders (the sparse live index, every page).
     async fn live_orders(&self, user: Uuid, broker: Uuid) -> Result<HashMap<Uuid, OrderRecord>, StoreError> {
-        let mut out = HashMap::new();
-        let mut cursor = None;
-        loop {
-            let q = Query::index(Index::Gsi1, live_pk(user)).sk_prefix(ORDER_PREFIX).after(cursor.take());
-            let page = self.orders.store.query(q).await?;
-            for item in &page.items {
-                let o: OrderRecord = item.to_record()?;
-                if o.user_id == user && o.broker_connection_id == Some(broker) && o.is_live() {
-                    out.insert(o.id, o);
-                }
-            }
-            match page.cursor {
-                Some(c) => cursor = Some(c),
-                None => return Ok(out),
-            }
-        }
+        Ok(self.orders.book.live_orders_of(user, broker).await?.into_iter().map(|o| (o.id, o)).collect())
     }
 
     async fn order(&self, user: Uuid, id: Uuid) -> Result<Option<OrderRecord>, StoreError> {
@@ -363,7 +347,7 @@ impl ReconcileService {
 
     /// Reconciles one broker connection with its latest stored snapshot (see the module docs).
     pub async fn reconcile_connection(&self, user: Uuid, broker: Uuid) -> Result<RunReport, StoreError> {
-        let stored = self.orders.registry.positions(user, broker).await?;
+        let stored = self.orders.registry().positions(user, broker).await?;
         let snapshot = match &stored {
             None => Snapshot::Missing,
             Some(s) => domain_snapshot(user, s),
@@ -448,7 +432,7 @@ impl ReconcileService {
         match unresolved.iter().map(|o| o.created_at).min() {
             Some(since) => self.watch(user, broker, since).await?,
             None => {
-                self.orders.store.delete(&index_key(IndexKind::Watch, user, broker), None).await?;
+                self.store().delete(&index_key(IndexKind::Watch, user, broker), None).await?;
             }
         }
         let run = self.record_run(user, broker, now, &report).await?;
@@ -498,7 +482,7 @@ impl ReconcileService {
         if let Some(at) = r.snapshot_at {
             u = u.set("last_snapshot_at", iso(at));
         }
-        let item = self.orders.store.update(&run_key(user, broker), u, None).await?;
+        let item = self.store().update(&run_key(user, broker), u, None).await?;
         item.to_record()
     }
 
@@ -556,12 +540,8 @@ impl ReconcileService {
             }
             let details = json!({"ticket": p.ticket.0, "symbol": p.symbol, "side": p.side.as_str(),
                 "lots": p.volume.value(), "open_price": p.open_price, "comment": p.comment, "claimed_by": claimed_by});
-            let ops = vec![
-                TxOp::Put { item: rec.to_item()?, condition: Some(Condition::NotExists) },
-                TxOp::Update { key: limits_key(user), update: Update::new().add(OPEN_ORDERS_ATTR, 1), condition: None },
-                TxOp::Put { item: audit_item(user, rec.id, 0, events::ADOPTED, now, details), condition: None },
-            ];
-            return self.commit(ops).await.map(|ok| ok.then_some(rec));
+            let audit = audit_item(user, rec.id, 0, events::ADOPTED, now, details);
+            return Ok((self.orders.book.adopt(&rec, audit).await? == Written::Yes).then_some(rec));
         }
         let (Some(id), Some(to)) = (action.order_id(), action.target()) else { return Ok(None) };
         let Some(before) = records.get(&id) else { return Ok(None) };
@@ -613,7 +593,7 @@ impl ReconcileService {
                     _ => None,
                 };
                 if next.profit.is_none() {
-                    next.profit = self.realised_profit(&next).await;
+                    next.profit = self.orders.realised_profit(&next).await;
                 }
                 if matches!(source, CloseSource::NoPrice) {
                     next.error = Some("Closed in MT5 at an unknown price (reconciliation)".into());
@@ -641,63 +621,11 @@ impl ReconcileService {
             }
             _ => return Ok(None),
         };
-        let mut ops = vec![
-            TxOp::Put { item: next.to_item()?, condition: Some(before.unchanged()) },
-            TxOp::Put { item: audit_item(user, id, next.version, event, now, details), condition: None },
-        ];
-        if action.releases_reservation() {
-            ops.push(TxOp::Update {
-                key: limits_key(user),
-                update: Update::new().add(OPEN_ORDERS_ATTR, -1),
-                condition: None,
-            });
-        }
-        let closed = |s: OrderStatus| matches!(s, OrderStatus::Closed | OrderStatus::ClosedExternally);
-        if closed(next.status) && !closed(before.status) {
-            // The same aggregates as a close acknowledged by the order use case.
-            let profit = next.profit.unwrap_or_default();
-            ops.push(TxOp::Update {
-                key: stats_key(user),
-                update: Update::new()
-                    .add("closed_trades", 1)
-                    .add("winning_trades", i64::from(profit > Decimal::ZERO))
-                    .add("total_pnl", profit),
-                condition: None,
-            });
-            let day = next.close_time.unwrap_or(now).date_naive();
-            ops.push(TxOp::Update {
-                key: day_key(user, day),
-                update: Update::new().add("pnl", profit),
-                condition: None,
-            });
-        }
-        self.commit(ops).await.map(|ok| ok.then_some(next))
-    }
-
-    /// One transaction; `false` when a condition failed.
-    async fn commit(&self, ops: Vec<TxOp>) -> Result<bool, StoreError> {
-        match self.orders.store.transact_write(ops).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_condition_failure() => Ok(false),
-            Err(StoreError::TransactionCanceled(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Profit of a position closed in MT5 from the fills, in the account currency (as the order use case does for a
-    /// close without MT5's own figure).
-    async fn realised_profit(&self, o: &OrderRecord) -> Option<Decimal> {
-        let (open, close) = (o.open_price?, o.close_price?);
-        let instrument = lookup(&o.symbol).ok()?;
-        let account = match o.broker_connection_id {
-            Some(b) => self.orders.registry.account(o.user_id, b).await.ok().flatten(),
-            None => None,
-        };
-        let currency = account.and_then(|a| a.currency).unwrap_or(self.orders.config.default_account_currency);
-        let conversion = instrument.quote_to_account(currency, Some(close), None).ok()?;
-        rules::closed_profit(instrument, o.side, Lots::new_unchecked(o.lots), open, close, &conversion)
-            .ok()
-            .map(|m| m.amount)
+        // The same write as an acknowledged transition: the order, the reservation release and the closed-trade
+        // aggregates, with reconciliation's audit item.
+        let audit = audit_item(user, id, next.version, event, now, details);
+        let step = Step { before, after: &next, releases_reservation: action.releases_reservation() };
+        Ok((self.orders.book.apply(step, Some(audit), None).await? == Written::Yes).then_some(next))
     }
 
     // ------------------------------------------------------------------ position monitor
@@ -707,10 +635,10 @@ impl ReconcileService {
     /// connections asked.
     pub async fn sync(&self, user: Uuid) -> Result<Vec<Uuid>, StoreError> {
         let mut asked = Vec::new();
-        for link in self.orders.registry.links(user).await? {
+        for link in self.orders.registry().links(user).await? {
             let cmd = Command::GetPositions { request_id: format!("manual_sync_{}", link.broker_connection_id) };
             let frame = serde_json::to_value(cmd).unwrap_or_default();
-            if push_to(&self.orders, &link.ws_connection_id, &frame).await {
+            if self.orders.dashboards.push_to(&link.ws_connection_id, &frame).await {
                 asked.push(link.broker_connection_id);
             }
         }
@@ -719,11 +647,10 @@ impl ReconcileService {
 
     /// `GET /trading/position-monitor/status`.
     pub async fn status(&self, user: Uuid) -> Result<MonitorStatus, StoreError> {
-        let links = self.orders.registry.links(user).await?;
+        let links = self.orders.registry().links(user).await?;
         let online: BTreeSet<Uuid> = links.iter().map(|l| l.broker_connection_id).collect();
         let page = self
-            .orders
-            .store
+            .store()
             .query(Query::partition(crate::auth::store::user_pk(user)).sk_prefix(super::store::RUN_PREFIX).limit(100))
             .await?;
         let mut runs: HashMap<Uuid, ConnectionRun> = HashMap::new();
@@ -736,7 +663,7 @@ impl ReconcileService {
         let ids: BTreeSet<Uuid> = online.iter().copied().chain(runs.keys().copied()).collect();
         let mut connections = Vec::new();
         for id in ids {
-            let snapshot = self.orders.registry.positions(user, id).await?;
+            let snapshot = self.orders.registry().positions(user, id).await?;
             connections.push(ConnectionStatus {
                 broker_connection_id: id,
                 online: online.contains(&id),
@@ -744,20 +671,8 @@ impl ReconcileService {
                 snapshot_positions: snapshot.map(|s| s.positions.len()),
             });
         }
-        let mut total_positions = 0u64;
-        let mut cursor = None;
-        loop {
-            let q = Query::index(Index::Gsi1, live_pk(user)).sk_prefix(ORDER_PREFIX).after(cursor.take());
-            let page = self.orders.store.query(q).await?;
-            for item in &page.items {
-                let o: OrderRecord = item.to_record()?;
-                total_positions += u64::from(o.status.is_position());
-            }
-            match page.cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
+        let live = self.orders.book.live_orders(user).await?;
+        let total_positions = live.iter().filter(|o| o.status.is_position()).count() as u64;
         Ok(MonitorStatus { connections, total_positions })
     }
 }

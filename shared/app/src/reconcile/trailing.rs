@@ -27,8 +27,8 @@ use super::config::ReconcileSettings;
 use super::store::trail_key;
 use crate::auth::CurrentUser;
 use crate::connector::reports::BrokerPosition;
-use crate::ports::{Condition, Index, Item, Query, StoreError};
-use crate::trading::orders::store::{ORDER_PREFIX, live_pk};
+use crate::ports::{Condition, Item, StoreError};
+use crate::trading::orders::book::Written;
 use crate::trading::orders::{ModifyOrder, OrderRecord, OrderService};
 
 /// A stop move the driver sent.
@@ -112,27 +112,12 @@ impl TrailingDriver {
 
     /// The connection's open positions with trailing settings that can move the stop.
     async fn trailed(&self, user: Uuid, broker: Uuid) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let q = Query::index(Index::Gsi1, live_pk(user)).sk_prefix(ORDER_PREFIX).after(cursor.take());
-            let page = self.orders.store.query(q).await?;
-            for item in &page.items {
-                let o: OrderRecord = item.to_record()?;
-                let trails = o.trailing_stop.is_some_and(|s| s.enabled || s.breakeven_enabled);
-                if trails
-                    && o.status == OrderStatus::Open
-                    && o.broker_connection_id == Some(broker)
-                    && o.ticket.is_some()
-                {
-                    out.push(o);
-                }
-            }
-            match page.cursor {
-                Some(c) => cursor = Some(c),
-                None => return Ok(out),
-            }
-        }
+        let mut live = self.orders.book.live_orders_of(user, broker).await?;
+        live.retain(|o| {
+            let trails = o.trailing_stop.is_some_and(|s| s.enabled || s.breakeven_enabled);
+            trails && o.status == OrderStatus::Open && o.ticket.is_some()
+        });
+        Ok(live)
     }
 
     async fn evaluate(&self, user: Uuid, o: &OrderRecord, p: &BrokerPosition, now: DateTime<Utc>) -> Option<StopMove> {
@@ -156,15 +141,14 @@ impl TrailingDriver {
         fresh.floating_profit = p.profit.or(o.floating_profit);
         fresh.version += 1;
         fresh.updated_at = now;
-        match fresh.to_item() {
-            Ok(item) => {
-                if let Err(e) = self.orders.store.put(item, Some(o.unchanged())).await {
-                    info!(order = %o.id, error = %e, "trailing stop: the order changed meanwhile; next price report");
-                    return None;
-                }
+        match self.orders.book.touch(o, &fresh).await {
+            Ok(Written::Yes) => {}
+            Ok(Written::Lost) => {
+                info!(order = %o.id, "trailing stop: the order changed meanwhile; next price report");
+                return None;
             }
             Err(e) => {
-                warn!(error = %e, "trailing stop: unwritable order");
+                warn!(error = %e, "trailing stop: could not record the price");
                 return None;
             }
         }
@@ -186,7 +170,7 @@ impl TrailingDriver {
         let key = trail_key(user, order);
         let item = Item::new(&key).with("sent_at", now.timestamp()).with("ttl", (now + Duration::days(1)).timestamp());
         let free = Condition::NotExists.or(Condition::le("sent_at", (now - self.settings.trailing_gap).timestamp()));
-        match self.orders.store.put(item, Some(free)).await {
+        match self.orders.book.store.put(item, Some(free)).await {
             Ok(()) => true,
             Err(e) if e.is_condition_failure() => false,
             Err(e) => {

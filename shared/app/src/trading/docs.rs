@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::fields::MAX_STRING;
 use super::orders::queries::MAX_PAGE;
-use super::orders::service::IdempotencyKey;
+use super::orders::IdempotencyKey;
 use super::sizing::{MAX_BALANCE, MAX_CONVERSION_RATE, MAX_LEVERAGE, MAX_PRICE, MAX_SLTP_VALUE};
 use crate::http::openapi::*;
 

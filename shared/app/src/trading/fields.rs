@@ -231,7 +231,4 @@ pub(crate) fn unprocessable(field: Option<&str>, msg: impl Into<String>) -> ApiE
     ApiError::Unprocessable(vec![FieldError::new("value_error", &loc, msg, Value::Null)])
 }
 
-/// A decimal as a JSON number (presentation only; stored values stay exact).
-pub(crate) fn num(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(0.0)
-}
+pub(crate) use crate::wire::num;

@@ -11,11 +11,14 @@ use nusatrade_domain::order::OrderStatus;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::service::{OrderService, TradingResult, profit_at};
-use super::store::{ORDER_PREFIX, OrderRecord, day_key, live_pk, stats_key};
+use super::acks::profit_at;
+use super::book::OrderBook;
+use super::error::TradingResult;
+use super::service::OrderService;
+use super::store::{ORDER_PREFIX, OrderRecord, day_key, stats_key};
 use crate::auth::store::user_pk;
 use crate::connector::registry::Quote;
-use crate::ports::{Cursor, Index, Query};
+use crate::ports::{Cursor, Query};
 
 /// Items examined at most for one page.
 pub const MAX_EXAMINED: usize = 2000;
@@ -80,7 +83,7 @@ impl OrderService {
         let mut examined = 0usize;
         loop {
             let want = (limit as usize - items.len()).max(1) as u32;
-            let page = self.store.query(base.clone().limit(want).after(cursor.take())).await?;
+            let page = self.book.store.query(base.clone().limit(want).after(cursor.take())).await?;
             examined += page.items.len();
             for item in &page.items {
                 let o: OrderRecord = item.to_record()?;
@@ -104,7 +107,7 @@ impl OrderService {
         limit: u32,
         cursor: Option<Cursor>,
     ) -> TradingResult<OrderPage> {
-        let q = Query::index(Index::Gsi1, live_pk(user)).sk_prefix(ORDER_PREFIX).descending();
+        let q = OrderBook::live_query(user).descending();
         let mut page = self
             .collect(q, limit, cursor, |o| o.user_id == user && filter.matches(o, OrderStatus::is_position))
             .await?;
@@ -123,7 +126,7 @@ impl OrderService {
             let quote = match quotes.iter().find(|(s, _)| *s == o.symbol) {
                 Some((_, q)) => q.clone(),
                 None => {
-                    let q = self.registry.quote(user, &o.symbol, self.config.quote_max_age).await?;
+                    let q = self.registry().quote(user, &o.symbol, self.config.quote_max_age).await?;
                     quotes.push((o.symbol.clone(), q.clone()));
                     q
                 }
@@ -169,10 +172,10 @@ impl OrderService {
         let today = self.clock.now().date_naive();
         let (sk, dk, all) = (stats_key(user), day_key(user, today), ListFilter::default());
         let (stats, day, live, links) = tokio::join!(
-            self.store.get(&sk),
-            self.store.get(&dk),
+            self.book.store.get(&sk),
+            self.book.store.get(&dk),
             self.positions(user, &all, MAX_PAGE * 5, None),
-            self.registry.links(user),
+            self.registry().links(user),
         );
         let stats = stats?;
         let n = |attr: &str| stats.as_ref().and_then(|i| i.get_n(attr)).unwrap_or_default();
@@ -185,7 +188,7 @@ impl OrderService {
         let mut equity = Decimal::ZERO;
         let mut has_live = false;
         for link in links? {
-            if let Some(a) = self.registry.account(user, link.broker_connection_id).await? {
+            if let Some(a) = self.registry().account(user, link.broker_connection_id).await? {
                 balance += a.balance;
                 equity += a.equity;
                 has_live = true;

@@ -37,7 +37,11 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::queries::{DEFAULT_HISTORY_PAGE, DEFAULT_POSITIONS_PAGE, ListFilter, MAX_PAGE, OrderPage};
-use super::service::{IdempotencyKey, ModifyOrder, OrderService, PlaceOrder, Reply};
+use super::error::TradingError;
+use super::idempotency::IdempotencyKey;
+use super::service::{Delivery, ModifyOrder, OrderService, PlaceOrder, Placed};
+use crate::connector::CommandKind;
+use nusatrade_domain::order::Refused;
 use super::store::SOURCE_API;
 use super::views::{PositionOut, TradeOut};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
@@ -87,10 +91,46 @@ pub fn router(state: OrdersState, limits: Option<RequestLimits>) -> Router {
     Router::new().nest("/api/v1", routes.merge(public))
 }
 
-fn reply(r: Reply) -> Response {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
-    (status, axum::Json(r.body)).into_response()
+/// The status of an accepted order command: a placed order 201, a close/modify 200 (also when the same command is
+/// already in flight); a command that may not have reached MT5 202.
+pub fn placed_status(p: &Placed) -> StatusCode {
+    match (p.delivery, p.kind) {
+        (Delivery::Uncertain, _) => StatusCode::ACCEPTED,
+        (Delivery::Sent, CommandKind::Open) => StatusCode::CREATED,
+        _ => StatusCode::OK,
+    }
 }
+
+fn reply(p: Placed) -> Response {
+    (placed_status(&p), axum::Json(p.body)).into_response()
+}
+
+impl From<TradingError> for ApiError {
+    fn from(e: TradingError) -> Self {
+        let msg = e.to_string();
+        match e {
+            TradingError::Invalid(_) | TradingError::LimitReached(_) | TradingError::InsufficientMargin { .. } => {
+                ApiError::BadRequest(msg)
+            }
+            TradingError::NotVerified => ApiError::Forbidden(msg),
+            TradingError::NotFound => ApiError::NotFound(msg),
+            // Refusing another user's order answers 404: its existence is not revealed.
+            TradingError::Refused(Refused::NotOwner) => ApiError::NotFound("Order not found".into()),
+            TradingError::Refused(_) | TradingError::IdempotencyInFlight => ApiError::Conflict(msg),
+            TradingError::IdempotencyMismatch => ApiError::Unprocessable(vec![crate::http::FieldError::new(
+                "idempotency_mismatch",
+                &["header", "Idempotency-Key"],
+                msg,
+                Value::Null,
+            )]),
+            TradingError::ConnectorOffline | TradingError::NotSent(_) | TradingError::Busy => {
+                ApiError::ServiceUnavailable(msg)
+            }
+            TradingError::Store(s) => s.into(),
+        }
+    }
+}
+
 
 fn order_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::try_parse(raw).map_err(|_| ApiError::BadRequest("Invalid order_id format. Must be a valid UUID.".into()))

@@ -155,9 +155,15 @@ pub struct IdempotencyRecord {
     /// SHA-256 of the method, route and canonical body: the same key with another request is refused.
     pub request_hash: String,
     pub order_id: Uuid,
-    /// `None` while the first request is still being handled.
+    /// The HTTP status of the first request, as records written before #15 kept it (read, never written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_status: Option<u16>,
+    /// The command the first request issued (`open`, `close`, `modify`) and how it was delivered (`sent`,
+    /// `uncertain`, `in_flight`); `None` while the first request is still being handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_body: Option<String>,
     pub created_at: DateTime<Utc>,

@@ -10,7 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::store::OrderRecord;
-use crate::trading::fields::num;
+use crate::wire::num;
 use crate::trading::sizing::TrailingOut;
 
 fn opt(d: Option<Decimal>) -> Option<f64> {
