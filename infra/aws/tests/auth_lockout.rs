@@ -55,7 +55,7 @@ async fn lock_out_holds_across_two_instances_on_one_table() {
         assert_eq!(e.to_string(), format!("Incorrect email or password. {remaining} attempts remaining."));
     }
     for svc in [&a, &b] {
-        match svc.login(&email, "Str0ng!pass", &meta("10.0.0.9")).await.unwrap_err() {
+        match ApiError::from(svc.login(&email, "Str0ng!pass", &meta("10.0.0.9")).await.unwrap_err()) {
             ApiError::TooManyRequests { retry_after, .. } => assert!((890..=900).contains(&retry_after)),
             other => panic!("expected the shared lock-out, got {other:?}"),
         }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration};
 use nusatrade_app::auth::config::Limit;
-use nusatrade_app::auth::{AuthConfig, AuthService, CurrentUser, Decision, RateLimiter, RequestMeta, totp};
+use nusatrade_app::auth::{AuthConfig, AuthError, AuthService, CurrentUser, Decision, RateLimiter, RequestMeta, totp};
 use nusatrade_app::http::ApiError;
 use nusatrade_app::ports::*;
 use nusatrade_local::adapters::{EmbeddedStore, FileBlobStore, LocalPush, LocalQueue};
@@ -70,12 +70,13 @@ fn meta() -> RequestMeta {
     RequestMeta { ip: "10.0.0.1".into(), user_agent: "tests".into() }
 }
 
-async fn user(w: &World, access: &str) -> Result<CurrentUser, ApiError> {
+async fn user(w: &World, access: &str) -> Result<CurrentUser, AuthError> {
     w.svc.authenticator().authenticate(access).await
 }
 
-fn status(e: &ApiError) -> u16 {
-    e.status().as_u16()
+/// The status the HTTP edge answers an account error with.
+fn status(e: &AuthError) -> u16 {
+    ApiError::from(e.clone()).status().as_u16()
 }
 
 #[tokio::test]
@@ -151,7 +152,7 @@ async fn five_failures_in_the_window_lock_the_account() {
     }
     // locked: even the right password gets 429
     let e = w.svc.login("cy@example.com", PW, &meta()).await.unwrap_err();
-    match &e {
+    match &ApiError::from(e) {
         ApiError::TooManyRequests { detail, retry_after } => {
             assert_eq!(*retry_after, 900);
             assert_eq!(detail, "Account locked due to too many failed attempts. Try again in 900 seconds.");
@@ -159,7 +160,7 @@ async fn five_failures_in_the_window_lock_the_account() {
         other => panic!("expected 429, got {other:?}"),
     }
     w.clock.advance(Duration::seconds(600));
-    match w.svc.login("cy@example.com", PW, &meta()).await.unwrap_err() {
+    match ApiError::from(w.svc.login("cy@example.com", PW, &meta()).await.unwrap_err()) {
         ApiError::TooManyRequests { retry_after, .. } => assert_eq!(retry_after, 300),
         other => panic!("{other:?}"),
     }

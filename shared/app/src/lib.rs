@@ -9,6 +9,7 @@ pub mod brokers;
 pub mod connector;
 pub mod http;
 pub mod jobs;
+pub mod load;
 pub mod ml;
 pub mod ports;
 pub mod reconcile;

@@ -1,24 +1,25 @@
-//! The shared auth layer every function uses: [`CurrentUser`] (an axum extractor) verifies the
-//! bearer access token (HS256 pinned, `type` = access, not expired), then checks in the store that
-//! its session is still live (not revoked, not expired) and loads the user. Routers get it by
-//! holding an [`Authenticator`] in their state (`Authenticator: FromRef<S>`).
-//!
-//! Also [`RequestMeta`] (client IP and user agent) and [`ClientIp`], the request extension a Lambda
-//! entry point sets from API Gateway's request context (locally the socket address is used).
+//! The HTTP edge of accounts, shared by every function: [`CurrentUser`] as an axum extractor (the bearer
+//! access token, checked by [`Authenticator`]), [`RequestMeta`] (client IP and user agent) and [`ClientIp`], the
+//! request extension a Lambda entry point sets from API Gateway's request context (locally the socket address is
+//! used); the request-limit middleware [`limit_requests`]; and the one mapping of [`AuthError`] to a status, the
+//! `{"detail": ...}` body and headers.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{Extensions, HeaderMap, header};
-use uuid::Uuid;
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use super::audit::RequestMeta;
-use super::store::{SessionRecord, UserRecord, session_key, user_key};
-use super::tokens::{TokenKind, TokenService};
+use super::error::AuthError;
+use super::identity::{Authenticator, CurrentUser};
+use super::passwords::HashError;
+use super::ratelimit::{Decision, RequestLimits};
+use super::service::AuthService;
+use super::tokens::TokenKind;
 use crate::http::ApiError;
-use crate::ports::{Clock, ItemStore};
 
 /// Longest user agent kept.
 pub const MAX_USER_AGENT: usize = 255;
@@ -62,61 +63,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     }
 }
 
-/// What a route needs to authenticate callers: tokens and the store.
-#[derive(Clone)]
-pub struct Authenticator {
-    pub tokens: TokenService,
-    pub store: Arc<dyn ItemStore>,
-    pub clock: Arc<dyn Clock>,
-    /// `NUSATRADE_REQUIRE_EMAIL_VERIFICATION`: the trading routes refuse unverified users when set.
-    pub require_email_verification: bool,
-}
-
-/// The authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CurrentUser {
-    pub id: Uuid,
-    pub email: String,
-    pub role: String,
-    pub email_verified: bool,
-    pub session_id: Uuid,
-    /// Copied from the configuration, so routes decide with [`CurrentUser::may_trade`].
-    pub email_verification_required: bool,
-}
-
-impl CurrentUser {
-    pub fn is_admin(&self) -> bool {
-        self.role == "admin"
-    }
-    /// False for an unverified e-mail while verification is required.
-    pub fn may_trade(&self) -> bool {
-        self.email_verified || !self.email_verification_required
-    }
-}
-
-fn invalid() -> ApiError {
-    ApiError::Unauthorized("Could not validate credentials".into())
-}
-
-impl Authenticator {
-    /// Verifies an access token and its session; loads the user.
-    pub async fn authenticate(&self, token: &str) -> Result<CurrentUser, ApiError> {
-        let claims = self.tokens.verify(token, TokenKind::Access).map_err(|_| invalid())?;
-        let (sk, uk) = (session_key(claims.sub, claims.sid), user_key(claims.sub));
-        let (session, user) = tokio::join!(self.store.get(&sk), self.store.get(&uk));
-        let session: SessionRecord = session?.ok_or_else(invalid)?.to_record()?;
-        if session.revoked || session.user_id != claims.sub {
-            return Err(invalid());
-        }
-        let user: UserRecord = user?.ok_or_else(invalid)?.to_record()?;
-        Ok(CurrentUser {
-            id: user.id,
-            email: user.email,
-            role: user.role,
-            email_verified: user.email_verified,
-            session_id: claims.sid,
-            email_verification_required: self.require_email_verification,
-        })
+impl FromRef<AuthService> for Authenticator {
+    fn from_ref(s: &AuthService) -> Self {
+        s.authenticator()
     }
 }
 
@@ -132,10 +81,136 @@ where
             return Err(ApiError::Unauthorized("Not authenticated".into()));
         }
         let token = bearer_token(&parts.headers).ok_or_else(|| ApiError::Unauthorized("Not authenticated".into()))?;
-        let user = Authenticator::from_ref(state).authenticate(token).await?;
+        let user = Authenticator::from_ref(state).authenticate(token).await.map_err(ApiError::from)?;
         if let Some(slot) = parts.extensions.get::<crate::http::layers::RequestUser>() {
             let _ = slot.0.set(user.id);
         }
         Ok(user)
+    }
+}
+
+static X_RL_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_RL_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RL_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// Middleware: per-user (valid bearer access token) or per-IP request limit, with the original's
+/// `X-RateLimit-*` headers on answers and its 429 body when exceeded. A store outage lets requests
+/// through (logged): limits protect the service, they must not take it down.
+pub async fn limit_requests(State(s): State<RequestLimits>, req: Request, next: Next) -> Response {
+    if !s.enabled {
+        return next.run(req).await;
+    }
+    let bucket = match bearer_token(req.headers()).and_then(|t| s.tokens.verify(t, TokenKind::Access).ok()) {
+        Some(claims) => format!("user:{}", claims.sub),
+        None => format!("ip:{}", client_ip(req.extensions())),
+    };
+    let decision = match s.limiter.hit(&bucket, s.limit).await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limiter unavailable; request let through");
+            None
+        }
+    };
+    match decision {
+        Some(Decision::Limited { retry_after }) => {
+            ApiError::from(AuthError::TooManyAttempts { retry_after }).into_response()
+        }
+        Some(Decision::Allowed { limit, remaining, reset_at }) => {
+            let mut resp = next.run(req).await;
+            let h = resp.headers_mut();
+            h.insert(X_RL_LIMIT.clone(), HeaderValue::from(limit));
+            h.insert(X_RL_REMAINING.clone(), HeaderValue::from(remaining));
+            h.insert(X_RL_RESET.clone(), HeaderValue::from(reset_at));
+            resp
+        }
+        None => next.run(req).await,
+    }
+}
+
+/// The status, body and headers of each account refusal (the messages are the variants' texts): 401 (with
+/// `WWW-Authenticate: Bearer`) for failed credentials, tokens and codes, 403 when the second factor is required,
+/// 429 (with `Retry-After` and `retry_after`) for the lock-out and spent budgets, 400 for refused input or state,
+/// 404, 409, and 503 (with `Retry-After: 1`, generic body) when the hasher is busy or the mailer or store fails.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        use AuthError as E;
+        match e {
+            E::InvalidCredentials { .. }
+            | E::IncorrectPassword
+            | E::InvalidAccessToken
+            | E::NotARefreshToken
+            | E::InvalidRefreshToken
+            | E::RefreshTokenReused
+            | E::RefreshUserGone
+            | E::InvalidTotpCode
+            | E::TotpNotConfirmed => ApiError::Unauthorized(e.to_string()),
+            E::TotpRequired => ApiError::Forbidden(e.to_string()),
+            E::AccountLocked { retry_after } | E::TooManyAttempts { retry_after } => {
+                ApiError::TooManyRequests { detail: e.to_string(), retry_after }
+            }
+            E::WeakPassword(_)
+            | E::EmailTaken
+            | E::EmailAlreadyVerified
+            | E::InvalidResetToken
+            | E::InvalidVerificationToken
+            | E::TotpNotEnabledForLogin
+            | E::TotpCodeMissing
+            | E::TotpNotSetUp
+            | E::TotpSetupWhileEnabled
+            | E::TotpAlreadyEnabled
+            | E::TotpNotEnabled => ApiError::BadRequest(e.to_string()),
+            E::UserNotFound | E::SessionNotFound => ApiError::NotFound(e.to_string()),
+            E::SettingsConflict => ApiError::Conflict(e.to_string()),
+            // 503 + Retry-After: the client retries; nothing was decided about the credentials
+            E::Hashing(HashError::Busy) => ApiError::Unavailable("password hashing queue full".into()),
+            E::Hashing(other) => ApiError::Internal(other.to_string()),
+            E::MailUnavailable(m) => ApiError::Unavailable(m),
+            E::Store(s) => s.into(),
+            E::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: AuthError) -> u16 {
+        ApiError::from(e).status().as_u16()
+    }
+
+    #[test]
+    fn a_busy_hasher_is_a_retryable_503_not_a_wrong_password() {
+        let e = ApiError::from(AuthError::from(HashError::Busy));
+        assert_eq!(e.status().as_u16(), 503);
+        let resp = axum::response::IntoResponse::into_response(e);
+        assert!(resp.headers().contains_key("retry-after"));
+        assert_eq!(ApiError::from(AuthError::from(HashError::Failed("x".into()))).status().as_u16(), 500);
+    }
+
+    #[test]
+    fn refusals_keep_their_statuses_and_messages() {
+        assert_eq!(status(AuthError::InvalidCredentials { remaining: 3 }), 401);
+        assert_eq!(status(AuthError::TotpRequired), 403);
+        assert_eq!(status(AuthError::EmailTaken), 400);
+        assert_eq!(status(AuthError::UserNotFound), 404);
+        assert_eq!(status(AuthError::RefreshUserGone), 401, "a refresh of a deleted user is a 401");
+        assert_eq!(status(AuthError::SettingsConflict), 409);
+        assert_eq!(status(AuthError::MailUnavailable("smtp down".into())), 503);
+        match ApiError::from(AuthError::AccountLocked { retry_after: 900 }) {
+            ApiError::TooManyRequests { detail, retry_after } => {
+                assert_eq!(retry_after, 900);
+                assert_eq!(detail, "Account locked due to too many failed attempts. Try again in 900 seconds.");
+            }
+            other => panic!("{other:?}"),
+        }
+        match ApiError::from(AuthError::TooManyAttempts { retry_after: 7 }) {
+            ApiError::TooManyRequests { detail, retry_after } => {
+                assert_eq!((detail.as_str(), retry_after), ("Too many requests", 7))
+            }
+            other => panic!("{other:?}"),
+        }
+        let resp = ApiError::from(AuthError::InvalidAccessToken).into_response();
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     }
 }

@@ -1,10 +1,16 @@
 //! Accounts and authentication (issue #3): the `auth` function's use cases and routes, and the
 //! shared auth layer ([`CurrentUser`], [`RateLimiter`], [`limit_requests`]) other functions use.
+//!
+//! The use cases ([`service`], [`identity`], [`ratelimit`], [`passwords`], ...) answer with [`AuthError`]; the
+//! HTTP edge — [`routes`], [`extract`] (extractors, the request-limit middleware and the one mapping of
+//! `AuthError` to statuses), [`pages`] and [`docs`] — is the only part that speaks HTTP.
 
 pub mod audit;
 pub mod config;
 pub mod docs;
+pub mod error;
 pub mod extract;
+pub mod identity;
 pub mod pages;
 pub mod passwords;
 pub mod ratelimit;
@@ -16,8 +22,10 @@ pub mod totp;
 
 pub use audit::{AuditLog, RequestMeta};
 pub use config::{AuthConfig, AuthConfigError, Limit};
-pub use extract::{Authenticator, ClientIp, CurrentUser};
-pub use ratelimit::{Decision, Lockout, RateLimiter, RequestLimits, limit_requests};
+pub use error::{AuthError, AuthResult};
+pub use extract::{ClientIp, limit_requests};
+pub use identity::{Authenticator, CurrentUser};
+pub use ratelimit::{Decision, Lockout, RateLimiter, RequestLimits};
 pub use routes::router;
 pub use service::{AuthService, TokenResponse, UserOut};
 pub use tokens::{Claims, TokenError, TokenKind, TokenService};

@@ -4,7 +4,7 @@
 //! semaphores instead of starving the runtime's worker threads or exhausting memory: one hash may always
 //! run, and up to `hash_concurrency − 1` more (*spare* slots, default: one per CPU) only while the process
 //! serves nothing but password checks — every HTTP request in flight is a hashing caller
-//! ([`crate::http::layers::requests_in_flight`]) and no other request finished in the last 250 ms. A login storm alone uses every core (the original's pace);
+//! ([`crate::load::requests_in_flight`]) and no other request finished in the last 250 ms. A login storm alone uses every core (the original's pace);
 //! mixed with other traffic it falls back to one core, so the other routes keep their throughput. Hashes run on a small dedicated pool of threads (one per permit) scheduled with
 //! Linux's `SCHED_IDLE` policy (lowest priority elsewhere): they run only on CPU time no other thread
 //! wants, and any request-handling thread that wakes up preempts them at once, so a login storm slows
@@ -20,8 +20,9 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::config::Argon2Params;
+use crate::wire::hex;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum HashError {
     #[error("argon2 parameters are invalid: {0}")]
     Params(String),
@@ -160,7 +161,7 @@ impl PasswordHasher {
     /// Whether the process serves nothing but password checks: every HTTP request in flight is a hashing
     /// caller and no other request finished within [`QUIET_FOR`] (a spare slot may be used).
     fn only_hashing(&self) -> bool {
-        use crate::http::layers::{requests_in_flight, since_other_request};
+        use crate::load::{requests_in_flight, since_other_request};
         requests_in_flight() <= self.inner.demand.load(std::sync::atomic::Ordering::Relaxed)
             && since_other_request().is_none_or(|d| d >= QUIET_FOR)
     }
@@ -176,7 +177,7 @@ impl PasswordHasher {
             }
         }
         let asked = std::time::Instant::now();
-        crate::http::layers::mark_hashing();
+        crate::load::mark_hashing();
         self.inner.demand.fetch_add(1, Ordering::Relaxed);
         let _demand = Demand(&self.inner.demand);
         let slot = async {
@@ -239,10 +240,6 @@ impl PasswordHasher {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,7 +286,7 @@ mod tests {
         let slow = Argon2Params { memory_kib: 32768, iterations: 2, parallelism: 1 };
         let h = PasswordHasher::new(slow, 2).unwrap();
         assert_eq!(h.available_permits(), 2);
-        let other_request = crate::http::layers::InFlight::enter();
+        let other_request = crate::load::InFlight::enter();
         let spawn = || {
             let h = h.clone();
             tokio::spawn(async move { h.hash("Str0ng!pass").await })

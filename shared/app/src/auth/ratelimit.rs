@@ -4,20 +4,14 @@
 //!
 //! [`RateLimiter`] is reusable by any router: fixed windows, one item per bucket and window
 //! (`RL#<bucket>` / `W#<window start>`), incremented atomically and expiring with the window.
-//! [`limit_requests`] is the middleware: authenticated requests count against their user, others
-//! against their client IP.
+//! The middleware over it, [`limit_requests`](super::extract::limit_requests), sits at the HTTP edge:
+//! authenticated requests count against their user, others against their client IP.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
 use super::config::Limit;
-use super::extract::{bearer_token, client_ip};
-use super::tokens::{TokenKind, TokenService};
-use crate::http::ApiError;
+use super::error::AuthError;
+use super::tokens::TokenService;
 use crate::ports::{Clock, Condition, Item, ItemStore, Key, StoreError, Update};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,62 +47,22 @@ impl RateLimiter {
         }
     }
 
-    /// [`hit`](Self::hit) as an error: `429 {"detail":"Too many requests","retry_after":N}`.
-    pub async fn check(&self, bucket: &str, limit: Limit) -> Result<Decision, ApiError> {
+    /// [`hit`](Self::hit) as an error: [`AuthError::TooManyAttempts`] when the budget is spent.
+    pub async fn check(&self, bucket: &str, limit: Limit) -> Result<Decision, AuthError> {
         match self.hit(bucket, limit).await? {
-            Decision::Limited { retry_after } => Err(too_many(retry_after)),
+            Decision::Limited { retry_after } => Err(AuthError::TooManyAttempts { retry_after }),
             allowed => Ok(allowed),
         }
     }
 }
 
-pub fn too_many(retry_after: u64) -> ApiError {
-    ApiError::TooManyRequests { detail: "Too many requests".into(), retry_after }
-}
-
-/// State of [`limit_requests`].
+/// State of the request-limit middleware ([`limit_requests`](super::extract::limit_requests)).
 #[derive(Clone)]
 pub struct RequestLimits {
     pub limiter: RateLimiter,
     pub tokens: TokenService,
     pub limit: Limit,
     pub enabled: bool,
-}
-
-static X_RL_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-static X_RL_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-static X_RL_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
-
-/// Middleware: per-user (valid bearer access token) or per-IP request limit, with the original's
-/// `X-RateLimit-*` headers on answers and its 429 body when exceeded. A store outage lets requests
-/// through (logged): limits protect the service, they must not take it down.
-pub async fn limit_requests(State(s): State<RequestLimits>, req: Request, next: Next) -> Response {
-    if !s.enabled {
-        return next.run(req).await;
-    }
-    let bucket = match bearer_token(req.headers()).and_then(|t| s.tokens.verify(t, TokenKind::Access).ok()) {
-        Some(claims) => format!("user:{}", claims.sub),
-        None => format!("ip:{}", client_ip(req.extensions())),
-    };
-    let decision = match s.limiter.hit(&bucket, s.limit).await {
-        Ok(d) => Some(d),
-        Err(e) => {
-            tracing::warn!(error = %e, "rate limiter unavailable; request let through");
-            None
-        }
-    };
-    match decision {
-        Some(Decision::Limited { retry_after }) => too_many(retry_after).into_response(),
-        Some(Decision::Allowed { limit, remaining, reset_at }) => {
-            let mut resp = next.run(req).await;
-            let h = resp.headers_mut();
-            h.insert(X_RL_LIMIT.clone(), HeaderValue::from(limit));
-            h.insert(X_RL_REMAINING.clone(), HeaderValue::from(remaining));
-            h.insert(X_RL_RESET.clone(), HeaderValue::from(reset_at));
-            resp
-        }
-        None => next.run(req).await,
-    }
 }
 
 /// The login lock-out: `max_failures` failed attempts within `window` (counted from the first) lock

@@ -35,8 +35,8 @@ use serde_json::{Map, Value as Json_, json};
 use uuid::Uuid;
 
 use super::audit::RequestMeta;
-use super::extract::{CurrentUser, bearer_token};
-use super::ratelimit::limit_requests;
+use super::extract::{bearer_token, limit_requests};
+use super::identity::CurrentUser;
 use super::service::AuthService;
 use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError};
 use crate::ports::Cursor;

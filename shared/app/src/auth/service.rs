@@ -1,10 +1,10 @@
 //! The account use cases: registration, login (with lock-out and 2FA), refresh rotation with reuse
 //! detection, logout, password reset, e-mail verification, profile and settings, TOTP, sessions and
-//! the activity trail. Errors carry the contract's statuses and messages.
+//! the activity trail. Refusals and failures are [`AuthError`]s whose texts are the contract's messages; their
+//! statuses are chosen at the HTTP edge.
 
 use std::sync::Arc;
 
-use axum::extract::FromRef;
 use chrono::{DateTime, Utc};
 use nusatrade_domain::auth as rules;
 use serde::Serialize;
@@ -13,15 +13,15 @@ use uuid::Uuid;
 
 use super::audit::{AuditEntry, AuditLog, RequestMeta, events};
 use super::config::{AuthConfig, Limit};
-use super::extract::{Authenticator, CurrentUser};
+use super::error::{AuthError, AuthResult};
+use super::identity::{Authenticator, CurrentUser};
 use super::passwords::{HashError, PasswordHasher};
 use super::ratelimit::{Decision, Lockout, RateLimiter, RequestLimits};
 use super::store::*;
 use super::tokens::{TokenError, TokenKind, TokenPair, TokenService};
 use super::totp;
-use crate::http::health::naive_iso;
-use crate::http::{ApiError, ApiResult};
 use crate::ports::{Condition, Cursor, Email, Item, Ports, Query, TxOp, Update, Value};
+use crate::wire::naive_iso;
 
 /// `TokenWithRefresh` of the original (the connector reads `user_id`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -110,41 +110,6 @@ struct Inner {
     audit: AuditLog,
 }
 
-impl FromRef<AuthService> for Authenticator {
-    fn from_ref(s: &AuthService) -> Self {
-        s.authenticator()
-    }
-}
-
-fn unauthorized(msg: &str) -> ApiError {
-    ApiError::Unauthorized(msg.to_owned())
-}
-
-fn bad_request(msg: &str) -> ApiError {
-    ApiError::BadRequest(msg.to_owned())
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(e.to_string())
-}
-
-impl From<HashError> for ApiError {
-    fn from(e: HashError) -> Self {
-        match e {
-            // 503 + Retry-After: the client retries; nothing was decided about the credentials
-            HashError::Busy => ApiError::Unavailable("password hashing queue full".into()),
-            other => internal(other),
-        }
-    }
-}
-
-fn locked(retry_after: u64) -> ApiError {
-    ApiError::TooManyRequests {
-        detail: format!("Account locked due to too many failed attempts. Try again in {retry_after} seconds."),
-        retry_after,
-    }
-}
-
 impl AuthService {
     pub fn new(config: AuthConfig, ports: Ports) -> Result<Self, HashError> {
         let counters = ports.store.clone();
@@ -205,7 +170,7 @@ impl AuthService {
     }
 
     /// The stricter per-IP budget of the credential routes (register, login, reset, ...).
-    pub async fn check_credential_limit(&self, meta: &RequestMeta) -> ApiResult<()> {
+    pub async fn check_credential_limit(&self, meta: &RequestMeta) -> AuthResult<()> {
         if self.inner.config.rate_limit_enabled {
             self.inner.limiter.check(&format!("auth:ip:{}", meta.ip), self.inner.config.auth_limit).await?;
         }
@@ -216,7 +181,7 @@ impl AuthService {
         self.inner.ports.clock.now()
     }
 
-    async fn user_by_email(&self, email: &str) -> ApiResult<Option<UserRecord>> {
+    async fn user_by_email(&self, email: &str) -> AuthResult<Option<UserRecord>> {
         let store = &self.inner.ports.store;
         let Some(guard) = store.get(&email_key(email)).await? else { return Ok(None) };
         let Some(id) = guard.get_s("user_id").and_then(|s| s.parse::<Uuid>().ok()) else { return Ok(None) };
@@ -226,14 +191,14 @@ impl AuthService {
         })
     }
 
-    async fn load_user(&self, id: Uuid) -> ApiResult<UserRecord> {
+    async fn load_user(&self, id: Uuid) -> AuthResult<UserRecord> {
         match self.inner.ports.store.get(&user_key(id)).await? {
             Some(item) => Ok(item.to_record()?),
-            None => Err(ApiError::NotFound("User not found".into())),
+            None => Err(AuthError::UserNotFound),
         }
     }
 
-    async fn start_session(&self, user: &UserRecord, meta: &RequestMeta) -> ApiResult<TokenPair> {
+    async fn start_session(&self, user: &UserRecord, meta: &RequestMeta) -> AuthResult<TokenPair> {
         let now = self.now();
         let sid = self.inner.ports.ids.uuid();
         let jti = Uuid::new_v4();
@@ -250,7 +215,7 @@ impl AuthService {
         };
         let item = Item::from_record(&session_key(user.id, sid), &session)?;
         self.inner.ports.store.put(item, Some(Condition::NotExists)).await?;
-        self.inner.tokens.issue(user.id, sid, jti).map_err(internal)
+        self.inner.tokens.issue(user.id, sid, jti).map_err(AuthError::internal)
     }
 
     async fn audit(&self, user: Option<Uuid>, event: &str, meta: &RequestMeta, details: Json) {
@@ -267,10 +232,10 @@ impl AuthService {
         password: &str,
         full_name: Option<String>,
         meta: &RequestMeta,
-    ) -> ApiResult<(UserOut, TokenPair)> {
-        rules::check_password_policy(password).map_err(bad_request)?;
+    ) -> AuthResult<(UserOut, TokenPair)> {
+        rules::check_password_policy(password).map_err(AuthError::WeakPassword)?;
         if self.inner.ports.store.get(&email_key(email)).await?.is_some() {
-            return Err(bad_request("Email already registered"));
+            return Err(AuthError::EmailTaken);
         }
         let password_hash = self.inner.hasher.hash(password).await?;
         let now = self.now();
@@ -299,7 +264,7 @@ impl AuthService {
         ];
         match self.inner.ports.store.transact_write(tx).await {
             Ok(()) => {}
-            Err(e) if e.is_condition_failure() => return Err(bad_request("Email already registered")),
+            Err(e) if e.is_condition_failure() => return Err(AuthError::EmailTaken),
             Err(e) => return Err(e.into()),
         }
         self.audit(Some(user.id), events::REGISTER, meta, json!({})).await;
@@ -318,10 +283,10 @@ impl AuthService {
         password: &str,
         meta: &RequestMeta,
         reset_on_success: bool,
-    ) -> ApiResult<UserRecord> {
+    ) -> AuthResult<UserRecord> {
         let lockout = &self.inner.lockout;
         if let Some(secs) = lockout.locked_for(email).await? {
-            return Err(locked(secs));
+            return Err(AuthError::AccountLocked { retry_after: secs });
         }
         let user = self.user_by_email(email).await?;
         let ok = self.inner.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
@@ -340,18 +305,16 @@ impl AuthService {
                 if f.locked_now {
                     self.audit(user_id, events::LOCKED_OUT, meta, json!({ "lock_seconds": lockout.lock_secs })).await;
                 }
-                Err(unauthorized(&format!("Incorrect email or password. {} attempts remaining.", f.remaining)))
+                Err(AuthError::InvalidCredentials { remaining: f.remaining })
             }
         }
     }
 
     /// `POST /auth/login`.
-    pub async fn login(&self, email: &str, password: &str, meta: &RequestMeta) -> ApiResult<TokenResponse> {
+    pub async fn login(&self, email: &str, password: &str, meta: &RequestMeta) -> AuthResult<TokenResponse> {
         let user = self.check_credentials(email, password, meta, true).await?;
         if user.totp_enabled {
-            return Err(ApiError::Forbidden(
-                "2FA is enabled. Please use /auth/login-2fa endpoint with TOTP code.".into(),
-            ));
+            return Err(AuthError::TotpRequired);
         }
         let pair = self.start_session(&user, meta).await?;
         self.audit(
@@ -371,13 +334,13 @@ impl AuthService {
         password: &str,
         code: Option<&str>,
         meta: &RequestMeta,
-    ) -> ApiResult<TokenResponse> {
+    ) -> AuthResult<TokenResponse> {
         let user = self.check_credentials(email, password, meta, false).await?;
         if !user.totp_enabled {
             self.inner.lockout.reset(email).await?;
-            return Err(bad_request("2FA is not enabled for this account. Use /auth/login endpoint."));
+            return Err(AuthError::TotpNotEnabledForLogin);
         }
-        let Some(code) = code else { return Err(bad_request("TOTP token is required")) };
+        let Some(code) = code else { return Err(AuthError::TotpCodeMissing) };
         if !self.consume_totp(&user, code).await? {
             let f = self.inner.lockout.record_failure(email).await?;
             crate::telemetry::login_failure(f.locked_now);
@@ -385,7 +348,7 @@ impl AuthService {
             if f.locked_now {
                 self.audit(Some(user.id), events::LOCKED_OUT, meta, json!({})).await;
             }
-            return Err(unauthorized("Invalid TOTP code"));
+            return Err(AuthError::InvalidTotpCode);
         }
         self.inner.lockout.reset(email).await?;
         let pair = self.start_session(&user, meta).await?;
@@ -401,7 +364,7 @@ impl AuthService {
 
     /// Accepts a TOTP code once: the matched step must be later than the last accepted one, and it is
     /// recorded with a conditional update (two concurrent uses of one code: one wins).
-    async fn consume_totp(&self, user: &UserRecord, code: &str) -> ApiResult<bool> {
+    async fn consume_totp(&self, user: &UserRecord, code: &str) -> AuthResult<bool> {
         let Some(secret) = user.totp_secret.as_deref() else { return Ok(false) };
         let Some(step) = totp::matching_step(secret, code, self.inner.ports.clock.epoch_seconds()) else {
             return Ok(false);
@@ -427,11 +390,11 @@ impl AuthService {
 
     /// `POST /auth/refresh`: rotates the session's refresh token. Presenting an already rotated
     /// refresh token means it leaked (or a client replayed it): the whole session is revoked.
-    pub async fn refresh(&self, token: &str, meta: &RequestMeta) -> ApiResult<TokenResponse> {
+    pub async fn refresh(&self, token: &str, meta: &RequestMeta) -> AuthResult<TokenResponse> {
         let claims = match self.inner.tokens.verify(token, TokenKind::Refresh) {
             Ok(c) => c,
-            Err(TokenError::WrongKind) => return Err(unauthorized("Invalid refresh token")),
-            Err(_) => return Err(unauthorized("Invalid or expired refresh token")),
+            Err(TokenError::WrongKind) => return Err(AuthError::NotARefreshToken),
+            Err(_) => return Err(AuthError::InvalidRefreshToken),
         };
         let store = &self.inner.ports.store;
         let key = session_key(claims.sub, claims.sid);
@@ -458,23 +421,23 @@ impl AuthService {
                         self.revoke(claims.sub, claims.sid).await?;
                         self.audit(Some(claims.sub), events::REFRESH_REUSE, meta, json!({ "session_id": claims.sid }))
                             .await;
-                        Err(unauthorized("Refresh token reuse detected; the session has been revoked"))
+                        Err(AuthError::RefreshTokenReused)
                     }
-                    _ => Err(unauthorized("Invalid or expired refresh token")),
+                    _ => Err(AuthError::InvalidRefreshToken),
                 };
             }
             Err(e) => return Err(e.into()),
         }
         if store.get(&user_key(claims.sub)).await?.is_none() {
-            return Err(unauthorized("User not found"));
+            return Err(AuthError::RefreshUserGone);
         }
-        let pair = self.inner.tokens.issue(claims.sub, claims.sid, new_jti).map_err(internal)?;
+        let pair = self.inner.tokens.issue(claims.sub, claims.sid, new_jti).map_err(AuthError::internal)?;
         self.audit(Some(claims.sub), events::REFRESH, meta, json!({ "session_id": claims.sid })).await;
         Ok(TokenResponse::from_pair(&pair))
     }
 
     /// Marks a session revoked; false when it does not exist (or has expired).
-    async fn revoke(&self, user: Uuid, sid: Uuid) -> ApiResult<bool> {
+    async fn revoke(&self, user: Uuid, sid: Uuid) -> AuthResult<bool> {
         match self
             .inner
             .ports
@@ -490,7 +453,7 @@ impl AuthService {
 
     /// `POST /auth/logout`: revokes the session of the bearer access token and/or of the refresh
     /// token given. Always 200 (the client forgets its tokens either way).
-    pub async fn logout(&self, access: Option<&str>, refresh: Option<&str>, meta: &RequestMeta) -> ApiResult<Json> {
+    pub async fn logout(&self, access: Option<&str>, refresh: Option<&str>, meta: &RequestMeta) -> AuthResult<Json> {
         let mut targets = Vec::new();
         if let Some(c) = access.and_then(|t| self.inner.tokens.verify(t, TokenKind::Access).ok()) {
             targets.push((c.sub, c.sid));
@@ -507,7 +470,7 @@ impl AuthService {
         Ok(json!({ "status": "logged_out", "message": "Successfully logged out" }))
     }
 
-    async fn live_sessions(&self, user: Uuid) -> ApiResult<Vec<SessionRecord>> {
+    async fn live_sessions(&self, user: Uuid) -> AuthResult<Vec<SessionRecord>> {
         let mut out = Vec::new();
         let mut cursor: Option<Cursor> = None;
         for _ in 0..20 {
@@ -532,7 +495,7 @@ impl AuthService {
     }
 
     /// `GET /auth/sessions`: live sessions, most recently used first.
-    pub async fn sessions(&self, user: &CurrentUser) -> ApiResult<Vec<SessionOut>> {
+    pub async fn sessions(&self, user: &CurrentUser) -> AuthResult<Vec<SessionOut>> {
         let mut list = self.live_sessions(user.id).await?;
         list.sort_by_key(|s| std::cmp::Reverse(s.last_used_at));
         Ok(list
@@ -550,7 +513,7 @@ impl AuthService {
     }
 
     /// `DELETE /auth/sessions/{id}`.
-    pub async fn revoke_session(&self, user: &CurrentUser, sid: Uuid, meta: &RequestMeta) -> ApiResult<Json> {
+    pub async fn revoke_session(&self, user: &CurrentUser, sid: Uuid, meta: &RequestMeta) -> AuthResult<Json> {
         let cond = Condition::Exists.and(Condition::eq("revoked", false));
         match self
             .inner
@@ -560,7 +523,7 @@ impl AuthService {
             .await
         {
             Ok(_) => {}
-            Err(e) if e.is_condition_failure() => return Err(ApiError::NotFound("Session not found".into())),
+            Err(e) if e.is_condition_failure() => return Err(AuthError::SessionNotFound),
             Err(e) => return Err(e.into()),
         }
         self.audit(Some(user.id), events::SESSION_REVOKED, meta, json!({ "session_id": sid })).await;
@@ -568,7 +531,7 @@ impl AuthService {
     }
 
     /// `POST /auth/sessions/revoke-others`: every session but the caller's.
-    pub async fn revoke_other_sessions(&self, user: &CurrentUser, meta: &RequestMeta) -> ApiResult<Json> {
+    pub async fn revoke_other_sessions(&self, user: &CurrentUser, meta: &RequestMeta) -> AuthResult<Json> {
         let mut n = 0;
         for s in self.live_sessions(user.id).await? {
             if s.sid != user.session_id && self.revoke(user.id, s.sid).await? {
@@ -583,7 +546,7 @@ impl AuthService {
 
     /// `POST /auth/forgot-password`: the same answer whether or not the e-mail exists. The message keeps the
     /// words "email sent", which the original's clients look for.
-    pub async fn forgot_password(&self, raw_email: &str, meta: &RequestMeta) -> ApiResult<Json> {
+    pub async fn forgot_password(&self, raw_email: &str, meta: &RequestMeta) -> AuthResult<Json> {
         let answer = json!({
             "status": "email_sent",
             "message": "Password reset email sent if an account exists for this address; its link is valid for one hour"
@@ -613,19 +576,13 @@ impl AuthService {
 
     /// `POST /auth/reset-password`: policy first (a weak password does not burn the token), then the
     /// single-use token is consumed by a conditional delete. All sessions of the user are revoked.
-    pub async fn reset_password(&self, token: &str, new_password: &str, meta: &RequestMeta) -> ApiResult<Json> {
-        rules::check_password_policy(new_password).map_err(bad_request)?;
+    pub async fn reset_password(&self, token: &str, new_password: &str, meta: &RequestMeta) -> AuthResult<Json> {
+        rules::check_password_policy(new_password).map_err(AuthError::WeakPassword)?;
         if token.is_empty() || token.len() > 256 {
-            return Err(bad_request("Invalid or expired reset token"));
+            return Err(AuthError::InvalidResetToken);
         }
-        let consumed = self
-            .consume_mail_token(reset_key(token))
-            .await?
-            .ok_or_else(|| bad_request("Invalid or expired reset token"))?;
-        let user_id = consumed
-            .get_s("user_id")
-            .and_then(|s| s.parse::<Uuid>().ok())
-            .ok_or_else(|| ApiError::NotFound("User not found".into()))?;
+        let consumed = self.consume_mail_token(reset_key(token)).await?.ok_or(AuthError::InvalidResetToken)?;
+        let user_id = consumed.get_s("user_id").and_then(|s| s.parse::<Uuid>().ok()).ok_or(AuthError::UserNotFound)?;
         let user = self.load_user(user_id).await?;
         let hash = self.inner.hasher.hash(new_password).await?;
         let update =
@@ -640,10 +597,10 @@ impl AuthService {
     }
 
     /// Updates an existing user; a user deleted meanwhile is a 404.
-    async fn update_user(&self, user_id: Uuid, update: Update) -> ApiResult<()> {
+    async fn update_user(&self, user_id: Uuid, update: Update) -> AuthResult<()> {
         match self.inner.ports.store.update(&user_key(user_id), update, Some(Condition::Exists)).await {
             Ok(_) => Ok(()),
-            Err(e) if e.is_condition_failure() => Err(ApiError::NotFound("User not found".into())),
+            Err(e) if e.is_condition_failure() => Err(AuthError::UserNotFound),
             Err(e) => Err(e.into()),
         }
     }
@@ -655,7 +612,7 @@ impl AuthService {
         key: fn(&str) -> crate::ports::Key,
         user_id: Uuid,
         lifetime: std::time::Duration,
-    ) -> ApiResult<String> {
+    ) -> AuthResult<String> {
         let token = random_token();
         let ttl = self.now().timestamp() + lifetime.as_secs() as i64;
         let item = Item::new(&key(&token)).with("user_id", user_id.to_string()).with("ttl", ttl);
@@ -665,7 +622,7 @@ impl AuthService {
 
     /// Spends a mailed token: a conditional delete, so it works once. `None`: unknown, expired or
     /// already used.
-    async fn consume_mail_token(&self, key: crate::ports::Key) -> ApiResult<Option<Item>> {
+    async fn consume_mail_token(&self, key: crate::ports::Key) -> AuthResult<Option<Item>> {
         match self.inner.ports.store.delete(&key, Some(Condition::Exists)).await {
             Ok(item) => Ok(item),
             Err(e) if e.is_condition_failure() => Ok(None),
@@ -675,7 +632,7 @@ impl AuthService {
 
     // ---------------------------------------------------------------- e-mail verification
 
-    async fn send_verification(&self, user: &UserRecord) -> ApiResult<()> {
+    async fn send_verification(&self, user: &UserRecord) -> AuthResult<()> {
         let token = self.issue_mail_token(verify_key, user.id, self.inner.config.verify_ttl).await?;
         let link = format!("{}/verify-email?token={token}", self.inner.config.public_url);
         let mail = Email {
@@ -685,12 +642,12 @@ impl AuthService {
                 "Welcome to NusaTrade.\n\nConfirm your e-mail address by opening this link within 48 hours:\n{link}\n\nUntil it is confirmed you can log in but not place orders.\n"
             ),
         };
-        self.inner.ports.mailer.send(&mail).await.map_err(|e| ApiError::Unavailable(e.to_string()))
+        self.inner.ports.mailer.send(&mail).await.map_err(|e| AuthError::MailUnavailable(e.to_string()))
     }
 
     /// `POST /auth/verify-email`.
-    pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> ApiResult<Json> {
-        let invalid = || bad_request("Invalid or expired verification token");
+    pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> AuthResult<Json> {
+        let invalid = || AuthError::InvalidVerificationToken;
         if token.is_empty() || token.len() > 256 {
             return Err(invalid());
         }
@@ -703,10 +660,10 @@ impl AuthService {
     }
 
     /// `POST /auth/verify-email/resend`: at most 3 mails per hour.
-    pub async fn resend_verification(&self, user: &CurrentUser) -> ApiResult<Json> {
+    pub async fn resend_verification(&self, user: &CurrentUser) -> AuthResult<Json> {
         let record = self.load_user(user.id).await?;
         if record.email_verified {
-            return Err(bad_request("Email already verified"));
+            return Err(AuthError::EmailAlreadyVerified);
         }
         let budget = Limit { requests: 3, window: std::time::Duration::from_secs(3600) };
         self.inner.limiter.check(&format!("verify-mail:{}", user.id), budget).await?;
@@ -716,7 +673,7 @@ impl AuthService {
 
     // ---------------------------------------------------------------- profile and settings
 
-    pub async fn me(&self, user: &CurrentUser) -> ApiResult<UserOut> {
+    pub async fn me(&self, user: &CurrentUser) -> AuthResult<UserOut> {
         Ok(UserOut::from(&self.load_user(user.id).await?))
     }
 
@@ -727,7 +684,7 @@ impl AuthService {
         user: &CurrentUser,
         full_name: Option<String>,
         meta: &RequestMeta,
-    ) -> ApiResult<Json> {
+    ) -> AuthResult<Json> {
         if let Some(name) = full_name {
             let update = Update::new().set("full_name", name).set("updated_at", rfc3339(self.now()));
             self.update_user(user.id, update).await?;
@@ -737,7 +694,7 @@ impl AuthService {
         Ok(json!({ "message": "Profile updated successfully", "user": out }))
     }
 
-    pub async fn settings(&self, user: &CurrentUser) -> ApiResult<Map<String, Json>> {
+    pub async fn settings(&self, user: &CurrentUser) -> AuthResult<Map<String, Json>> {
         let record = self.load_user(user.id).await?;
         let mut merged = default_settings();
         merged.extend(record.settings);
@@ -746,7 +703,7 @@ impl AuthService {
 
     /// Shallow merge of `patch` into the stored settings, with an optimistic check on `updated_at`
     /// (retried) so concurrent updates do not lose each other's keys.
-    pub async fn update_settings(&self, user: &CurrentUser, patch: Map<String, Json>) -> ApiResult<Map<String, Json>> {
+    pub async fn update_settings(&self, user: &CurrentUser, patch: Map<String, Json>) -> AuthResult<Map<String, Json>> {
         for _ in 0..5 {
             let record = self.load_user(user.id).await?;
             let mut stored = record.settings.clone();
@@ -764,25 +721,25 @@ impl AuthService {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ApiError::Conflict("Settings were changed concurrently; try again".into()))
+        Err(AuthError::SettingsConflict)
     }
 
     // ---------------------------------------------------------------- TOTP
 
-    pub async fn totp_status(&self, user: &CurrentUser) -> ApiResult<Json> {
+    pub async fn totp_status(&self, user: &CurrentUser) -> AuthResult<Json> {
         Ok(json!({ "enabled": self.load_user(user.id).await?.totp_enabled }))
     }
 
     /// `POST /totp/setup`: a new pending secret (replacing an unverified one).
-    pub async fn totp_setup(&self, user: &CurrentUser, meta: &RequestMeta) -> ApiResult<Json> {
+    pub async fn totp_setup(&self, user: &CurrentUser, meta: &RequestMeta) -> AuthResult<Json> {
         let record = self.load_user(user.id).await?;
-        let already = || bad_request("2FA is already enabled. Disable it first to re-setup.");
+        let already = || AuthError::TotpSetupWhileEnabled;
         if record.totp_enabled {
             return Err(already());
         }
         let secret = totp::new_secret();
         let (uri, qr) = totp::provisioning(&secret, &self.inner.config.totp_issuer, &record.email)
-            .ok_or_else(|| internal("cannot build the TOTP provisioning data"))?;
+            .ok_or_else(|| AuthError::internal("cannot build the TOTP provisioning data"))?;
         let update = Update::new().set("totp_secret", secret.clone()).remove("totp_last_step");
         let cond = Condition::Exists.and(Condition::ne("totp_enabled", true));
         match self.inner.ports.store.update(&user_key(user.id), update, Some(cond)).await {
@@ -795,15 +752,15 @@ impl AuthService {
     }
 
     /// `POST /totp/verify`: the first valid code enables 2FA.
-    pub async fn totp_verify(&self, user: &CurrentUser, code: &str, meta: &RequestMeta) -> ApiResult<Json> {
+    pub async fn totp_verify(&self, user: &CurrentUser, code: &str, meta: &RequestMeta) -> AuthResult<Json> {
         let record = self.load_user(user.id).await?;
         let Some(secret) = record.totp_secret.clone() else {
-            return Err(bad_request("Please setup 2FA first using /totp/setup endpoint"));
+            return Err(AuthError::TotpNotSetUp);
         };
         if record.totp_enabled {
-            return Err(bad_request("2FA is already enabled"));
+            return Err(AuthError::TotpAlreadyEnabled);
         }
-        let wrong = || unauthorized("Invalid TOTP code. Please try again.");
+        let wrong = || AuthError::TotpNotConfirmed;
         let Some(step) = totp::matching_step(&secret, code, self.inner.ports.clock.epoch_seconds()) else {
             self.audit(Some(user.id), events::TOTP_FAILED, meta, json!({ "during": "verify" })).await;
             return Err(wrong());
@@ -829,17 +786,17 @@ impl AuthService {
         password: &str,
         code: &str,
         meta: &RequestMeta,
-    ) -> ApiResult<Json> {
+    ) -> AuthResult<Json> {
         let record = self.load_user(user.id).await?;
         if !record.totp_enabled {
-            return Err(bad_request("2FA is not enabled"));
+            return Err(AuthError::TotpNotEnabled);
         }
         if !self.inner.hasher.verify(password, Some(&record.password_hash)).await? {
-            return Err(unauthorized("Incorrect password"));
+            return Err(AuthError::IncorrectPassword);
         }
         if !self.consume_totp(&record, code).await? {
             self.audit(Some(user.id), events::TOTP_FAILED, meta, json!({ "during": "disable" })).await;
-            return Err(unauthorized("Invalid TOTP code"));
+            return Err(AuthError::InvalidTotpCode);
         }
         let update = Update::new().set("totp_enabled", false).remove("totp_secret").remove("totp_last_step");
         self.inner.ports.store.update(&user_key(user.id), update, Some(Condition::Exists)).await?;
@@ -855,7 +812,7 @@ impl AuthService {
         user: &CurrentUser,
         limit: u32,
         cursor: Option<Cursor>,
-    ) -> ApiResult<(Vec<AuditEntry>, Option<Cursor>)> {
+    ) -> AuthResult<(Vec<AuditEntry>, Option<Cursor>)> {
         Ok(self.inner.audit.list(user.id, limit, cursor).await?)
     }
 }
@@ -863,18 +820,4 @@ impl AuthService {
 /// The stored form of timestamps (what serde writes for `DateTime<Utc>`).
 fn rfc3339(t: DateTime<Utc>) -> String {
     serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_busy_hasher_is_a_retryable_503_not_a_wrong_password() {
-        let e = ApiError::from(HashError::Busy);
-        assert_eq!(e.status().as_u16(), 503);
-        let resp = axum::response::IntoResponse::into_response(e);
-        assert!(resp.headers().contains_key("retry-after"));
-        assert_eq!(ApiError::from(HashError::Failed("x".into())).status().as_u16(), 500);
-    }
 }

@@ -45,7 +45,7 @@ pub fn verify_key(token: &str) -> Key {
 
 /// Tokens sent by mail are stored only as their SHA-256 (hex).
 pub fn token_hash(token: &str) -> String {
-    super::passwords::hex(&Sha256::digest(token.as_bytes()))
+    crate::wire::hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// A 256-bit random token, URL-safe (43 characters, like the original's `token_urlsafe(32)`).

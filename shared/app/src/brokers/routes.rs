@@ -44,17 +44,15 @@ use axum::http::{StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, SecondsFormat, Utc};
-use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::service::{BrokerService, Connection, ConnectionInput, ConnectionStatus};
+use super::service::{BrokerError, BrokerService, Connection, ConnectionInput, ConnectionStatus};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
 use crate::http::{ApiError, ApiJson, ApiResult, FieldError};
 use crate::ports::Ports;
+use crate::wire::{iso, num};
 
 /// `broker_name` when the body has none (the original's default).
 pub const DEFAULT_BROKER_NAME: &str = "MetaTrader 5";
@@ -110,6 +108,21 @@ pub fn router(state: BrokersState, limits: Option<RequestLimits>) -> Router {
     }
     let public = Router::new().route("/brokers/supported-brokers", get(supported_brokers));
     Router::new().nest("/api/v1", routes.merge(public))
+}
+
+/// The status and body of each broker refusal, written once: 404 `"Connection not found"`, 400 at the
+/// connection limit, 503 (generic body, `Retry-After: 1`) when the push service is unreachable, 500 when it
+/// refused the message, and the store's own mapping.
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        match e {
+            BrokerError::NotFound => ApiError::NotFound(e.to_string()),
+            BrokerError::LimitReached(_) => ApiError::BadRequest(e.to_string()),
+            BrokerError::PushUnavailable(m) => ApiError::Unavailable(m),
+            BrokerError::PushInvalid(m) => ApiError::Internal(m),
+            BrokerError::Store(s) => s.into(),
+        }
+    }
 }
 
 // ------------------------------------------------------------------ parsing
@@ -179,14 +192,6 @@ pub fn parse_connection(body: &Map<String, Value>) -> ApiResult<ConnectionInput>
 }
 
 // ------------------------------------------------------------------ responses
-
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn num(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(0.0)
-}
 
 /// The original's `ConnectionResponse`.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -29,11 +29,11 @@ use crate::auth::store::user_pk;
 use crate::connector::registry::account_key;
 use crate::connector::reports::snapshot_key;
 use crate::connector::{AccountSnapshot, Command, ConnectorLink, ConnectorRegistry, PositionsSnapshot};
-use crate::http::ApiError;
 use crate::ports::{
     CancelReason, Clock, Condition, IdGenerator, Item, ItemStore, Ports, Push, PushError, PushOutcome, Query,
     StoreError, TxOp, Update,
 };
+use crate::wire::iso;
 
 /// Most broker connections one user may hold (the original had no limit; the connector creates one per
 /// MT5 account and server, so 50 is far above real use and bounds what a list reads).
@@ -44,8 +44,8 @@ pub const NO_CONNECTOR_MESSAGE: &str = "No active connector. Please connect MT5 
 /// The original's answer to a sync whose request went out.
 pub const SYNC_SENT_MESSAGE: &str = "Sync request sent. Data will be updated via WebSocket.";
 
-/// Why a broker-connection use case refused or failed. Mapped to HTTP once (`From<BrokerError> for
-/// ApiError`).
+/// Why a broker-connection use case refused or failed. Mapped to HTTP once, at the edge
+/// (`From<BrokerError> for ApiError` in [`super::routes`]).
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// Unknown id, or another user's.
@@ -62,18 +62,6 @@ pub enum BrokerError {
     PushInvalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<BrokerError> for ApiError {
-    fn from(e: BrokerError) -> Self {
-        match e {
-            BrokerError::NotFound => ApiError::NotFound(e.to_string()),
-            BrokerError::LimitReached(_) => ApiError::BadRequest(e.to_string()),
-            BrokerError::PushUnavailable(m) => ApiError::Unavailable(m),
-            BrokerError::PushInvalid(m) => ApiError::Internal(m),
-            BrokerError::Store(s) => s.into(),
-        }
-    }
 }
 
 /// Result of the broker use cases.
@@ -135,10 +123,6 @@ pub struct BrokerService {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub registry: ConnectorRegistry,
-}
-
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 impl BrokerService {

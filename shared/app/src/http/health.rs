@@ -25,10 +25,7 @@ pub struct HealthState {
     pub environment: String,
 }
 
-/// The original's timestamp format: naive UTC ISO-8601 with microseconds, no zone suffix.
-pub fn naive_iso(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-}
+pub use crate::wire::naive_iso;
 
 pub fn router(state: HealthState) -> Router {
     let routes = Router::new()

@@ -98,61 +98,6 @@ fn valid_request_id(v: &HeaderValue) -> bool {
     !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
-/// HTTP requests being handled right now in this process.
-static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// How many HTTP requests this process is handling right now (the password hasher's spare slots are used only
-/// while all of them are password checks).
-pub fn requests_in_flight() -> usize {
-    IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// When (ms since [`clock_origin`]) a request that did no password hashing last finished.
-static LAST_OTHER_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn clock_origin() -> Instant {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    *ORIGIN.get_or_init(Instant::now)
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(clock_origin().elapsed().as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-tokio::task_local! {
-    /// Set while a request is handled: whether it hashed a password ([`mark_hashing`]).
-    static HASHED: std::cell::Cell<bool>;
-}
-
-/// Marks the current request as a password-hashing one (called by the hasher; no-op outside a request).
-pub(crate) fn mark_hashing() {
-    let _ = HASHED.try_with(|h| h.set(true));
-}
-
-/// How long ago a request that did no password hashing finished (`None`: none yet).
-pub fn since_other_request() -> Option<Duration> {
-    match LAST_OTHER_MS.load(std::sync::atomic::Ordering::Relaxed) {
-        0 => None,
-        t => Some(Duration::from_millis(now_ms().saturating_sub(t))),
-    }
-}
-
-/// One request counted in [`requests_in_flight`] while it lives.
-pub(crate) struct InFlight;
-
-impl InFlight {
-    pub(crate) fn enter() -> InFlight {
-        IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        InFlight
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 /// The user a request was authenticated as, filled in by the [`CurrentUser`](crate::auth::CurrentUser) extractor
 /// for the access log line.
 #[derive(Clone, Default)]
@@ -164,7 +109,7 @@ pub struct RequestUser(pub Arc<OnceLock<uuid::Uuid>>);
 /// when known) — at `info`, or `warn` for a 5xx.
 async fn envelope(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let _in_flight = InFlight::enter();
+    let _in_flight = crate::load::InFlight::enter();
     let request_id = req
         .headers()
         .get(&X_REQUEST_ID)
@@ -175,15 +120,7 @@ async fn envelope(mut req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let user = RequestUser::default();
     req.extensions_mut().insert(user.clone());
-    let (mut resp, hashed) = HASHED
-        .scope(std::cell::Cell::new(false), async {
-            let resp = next.run(req).await;
-            (resp, HASHED.with(|h| h.get()))
-        })
-        .await;
-    if !hashed {
-        LAST_OTHER_MS.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
-    }
+    let mut resp = crate::load::watch_hashing(next.run(req)).await;
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
         && resp.headers().get(header::CONTENT_TYPE).is_none_or(|v| v != "application/json")
     {
