@@ -1,7 +1,7 @@
 //! What this process is busy with right now: how many requests are in flight, whether the current one hashes a
-//! password, and when a request that did not last finished. The HTTP envelope ([`crate::http::layers`]) feeds
-//! these signals ([`InFlight`], [`watch_hashing`]); the password hasher reads them to decide whether its spare
-//! slots may be used ([`requests_in_flight`], [`since_other_request`]) and marks its callers ([`mark_hashing`]).
+//! password, and when a request that did not last finished. The HTTP envelope (the platform middleware) feeds
+//! these signals (`InFlight`, `watch_hashing`); the password hasher reads them to decide whether its spare
+//! slots may be used ([`requests_in_flight`], [`since_other_request`]) and marks its callers (`mark_hashing`).
 //! Plain process state, no HTTP types, so use cases can read it without depending on the HTTP layer.
 
 use std::sync::OnceLock;

@@ -1,6 +1,5 @@
 //! Why an account use case refused or failed. Each variant says what happened; its text is the message the
-//! client is shown. The HTTP status, body and headers of each are chosen once, at the edge
-//! (`From<AuthError> for ApiError` in [`super::extract`]).
+//! client is shown. The HTTP status, body and headers of each are chosen once, at the edge ([`super::extract`]).
 
 use super::passwords::HashError;
 use crate::ports::StoreError;

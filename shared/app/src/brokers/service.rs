@@ -44,8 +44,8 @@ pub const NO_CONNECTOR_MESSAGE: &str = "No active connector. Please connect MT5 
 /// The original's answer to a sync whose request went out.
 pub const SYNC_SENT_MESSAGE: &str = "Sync request sent. Data will be updated via WebSocket.";
 
-/// Why a broker-connection use case refused or failed. Mapped to HTTP once, at the edge
-/// (`From<BrokerError> for ApiError` in [`super::routes`]).
+/// Why a broker-connection use case refused or failed. Mapped to a status and body once, at the edge
+/// ([`super::routes`]).
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// Unknown id, or another user's.
