@@ -1,6 +1,31 @@
 //! The ML route handlers: parse, call the use case, answer with a view and a status.
 
-use super::*;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::parse::{body_error, model_id, parse_candles, parse_model, parse_train, query_error, symbol, timeframe};
+use super::views::{
+    bot_view, dataset_view, default_view, file_view, json_of, model_view, prediction_view, status_str, status_view,
+    upload_view,
+};
+use super::{MAX_MODEL_PATH, MlState, NEXT_CURSOR_HEADER};
+use crate::auth::CurrentUser;
+use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError, optional_object};
+use crate::ml::auto::{AutoTradingSettings, CycleOutcome, CycleResult, INTERVAL_MINUTES, STALE_AFTER_MINUTES};
+use crate::ml::defaults::{DEFAULT_SYMBOLS, default_symbol};
+use crate::ml::error::MlError;
+use crate::ml::service::{ExecuteInput, PredictCandles};
+use crate::ml::store::{Owner, tf_name};
+use crate::ports::Cursor;
+use crate::trading::fields::{Fields, gt};
+use crate::trading::orders::Delivery;
+use crate::wire::{iso, opt_iso};
 
 // ------------------------------------------------------------------ datasets
 

@@ -37,48 +37,17 @@ mod parse;
 mod views;
 
 use axum::Router;
-use axum::extract::{FromRef, Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::FromRef;
 use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use bytes::Bytes;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use nusatrade_ml::candles::parse_timestamp;
-use nusatrade_ml::metrics::BacktestConfig;
-use nusatrade_ml::models::{ForestParams, GbdtParams, LogisticParams};
-use nusatrade_ml::predict::SignalConfig;
-use nusatrade_ml::split::SplitConfig;
-use nusatrade_ml::{Candle, CandleSeries, LabelSpec, ModelConfig, ModelKind, Timeframe, TrainConfig};
-use rust_decimal::Decimal;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
-use super::artefacts::owner_of;
-use super::auto::{
-    AutoTradingSettings, CycleOutcome, CycleResult, INTERVAL_MINUTES, SETTING_KEYS, STALE_AFTER_MINUTES,
-};
-use super::datasets::{MAX_UPLOAD_BYTES, UploadSummary};
-use super::defaults::{DEFAULT_SYMBOLS, default_symbol};
-use super::error::MlError;
-use super::service::{
-    ActiveBot, EffectiveDefault, ExecuteInput, MAX_REQUEST_CANDLES, MlService, ModelFile, ModelInput, PredictCandles,
-    StoredPrediction, TrainRequest, model_path,
-};
-use super::store::{DatasetRecord, ModelRecord, Owner, TrainingStatus, tf_name};
-use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
-use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError, optional_object};
-use crate::ports::Cursor;
-use crate::trading::fields::{Fields, gt, instrument};
-use crate::trading::orders::Delivery;
-use crate::wire::{iso, opt_iso};
-
+use super::datasets::MAX_UPLOAD_BYTES;
+use super::service::MlService;
+use crate::auth::{Authenticator, RequestLimits, limit_requests};
 use handlers::*;
-use parse::*;
+
 pub use parse::{flat_alias, model_id, parse_config};
 pub use views::model_view;
-use views::*;
 
 /// Largest body of `POST /ml/models/{id}/predict` (candles in the request).
 pub const MAX_PREDICT_BODY_BYTES: usize = 1 << 20;

@@ -1,7 +1,21 @@
 //! Request parsing of the ML routes: path ids, query parameters, model bodies (the training config field by
 //! field, the auto-trading knobs), training and prediction bodies; refusals are 400 or framework-style 422 lists.
 
-use super::*;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use nusatrade_ml::candles::parse_timestamp;
+use nusatrade_ml::metrics::BacktestConfig;
+use nusatrade_ml::models::{ForestParams, GbdtParams, LogisticParams};
+use nusatrade_ml::predict::SignalConfig;
+use nusatrade_ml::split::SplitConfig;
+use nusatrade_ml::{Candle, CandleSeries, LabelSpec, ModelConfig, ModelKind, Timeframe, TrainConfig};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::MAX_NAME;
+use crate::http::{ApiError, ApiResult, FieldError};
+use crate::ml::auto::{AutoTradingSettings, SETTING_KEYS};
+use crate::ml::service::{MAX_REQUEST_CANDLES, ModelInput, TrainRequest};
+use crate::trading::fields::instrument;
 
 /// A path id: 400 with the original's `validate_uuid` wording.
 pub fn model_id(raw: &str) -> ApiResult<Uuid> {

@@ -1,4 +1,12 @@
-use super::*;
+use axum::http::StatusCode;
+use nusatrade_ml::models::{ForestParams, GbdtParams};
+use nusatrade_ml::{ModelConfig, ModelKind, Timeframe};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::parse::{model_id, parse_candles, parse_config, parse_model, parse_train};
+use crate::http::ApiError;
+use crate::ml::service::TrainRequest;
 
 #[test]
 fn configs_are_validated_field_by_field() {

@@ -1,6 +1,12 @@
 //! Response bodies of the ML routes (the contract's `ModelResponse`, `PredictionResponse`, …).
 
-use super::*;
+use serde_json::{Value, json};
+
+use crate::ml::artefacts::owner_of;
+use crate::ml::datasets::UploadSummary;
+use crate::ml::service::{ActiveBot, EffectiveDefault, ModelFile, StoredPrediction, model_path};
+use crate::ml::store::{DatasetRecord, ModelRecord, TrainingStatus, tf_name};
+use crate::wire::{iso, opt_iso};
 
 pub(super) fn json_of(text: &Option<String>) -> Value {
     text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null)

@@ -1,6 +1,13 @@
 //! Activation (one active model per symbol and user) and the dashboard's active bots.
 
-use super::*;
+use chrono::NaiveTime;
+use tracing::info;
+use uuid::Uuid;
+
+use super::{ActiveBot, MAX_ATTEMPTS, MlService, backoff, store_ser};
+use crate::ml::error::{MlError, MlResult};
+use crate::ml::store::*;
+use crate::ports::{Condition, Item, StoreError, TxOp, Update, Value as StoreValue};
 
 impl MlService {
     // ------------------------------------------------------------------ activation

@@ -1,6 +1,19 @@
 //! The system default models (one per default symbol), users' overrides, imports, and the model files.
 
-use super::*;
+use std::sync::atomic::Ordering;
+use std::time::Duration as StdDuration;
+
+use nusatrade_ml::Timeframe;
+use serde_json::json;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::{EffectiveDefault, MlService, ModelFile, json_text, model_path, parse_json};
+use crate::ml::artefacts::owner_of;
+use crate::ml::defaults::{self, DEFAULT_SYMBOLS};
+use crate::ml::error::{MlError, MlResult};
+use crate::ml::store::*;
+use crate::ports::{Condition, Item, TxOp, Update};
 
 impl MlService {
     // ------------------------------------------------------------------ defaults

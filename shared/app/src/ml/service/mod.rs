@@ -10,32 +10,23 @@ mod models;
 mod predictions;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, NaiveTime, Utc};
-use nusatrade_domain::money::Side;
-use nusatrade_domain::order::validate_stops;
-use nusatrade_ml::predict::PredictError;
-use nusatrade_ml::{CandleSeries, Direction, ModelKind, Timeframe, TrainConfig};
+use chrono::{DateTime, Duration, Utc};
+use nusatrade_ml::{CandleSeries, ModelKind, Timeframe, TrainConfig};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::FromPrimitive;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tracing::{info, warn};
+use serde_json::Value;
+use tracing::info;
 use uuid::Uuid;
 
-use super::artefacts::{self, ArtefactStoreError, ModelCache, owner_of};
+use super::artefacts::ModelCache;
 use super::datasets::{Datasets, UploadSummary};
-use super::defaults::{self, DEFAULT_SYMBOLS};
 use super::error::{MlError, MlResult};
 use super::store::*;
-use crate::auth::CurrentUser;
-use crate::ports::{
-    BlobStore, Clock, Condition, Cursor, IdGenerator, Item, ItemStore, Ports, Query, Queue, StoreError, TxOp, Update,
-    Value as StoreValue,
-};
-use crate::trading::orders::{IdempotencyKey, OrderService, PlaceOrder, Placed};
+use crate::ports::{BlobStore, Clock, IdGenerator, ItemStore, Ports, Queue, StoreError, Value as StoreValue};
+use crate::trading::orders::OrderService;
 
 pub use predictions::{order_id_of, predict_candles, predict_tail, prediction_order};
 

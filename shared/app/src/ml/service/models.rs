@@ -1,6 +1,18 @@
 //! Model records: CRUD, the per-user limit, and training requests.
 
-use super::*;
+use std::time::Duration as StdDuration;
+
+use tracing::info;
+use uuid::Uuid;
+
+use super::{
+    MAX_ATTEMPTS, MAX_MODELS_PER_USER, MAX_PREDICTIONS_DELETED, MlService, ModelInput, TrainRequest, backoff,
+    json_text, model_not_found, store_ser,
+};
+use crate::ml::artefacts;
+use crate::ml::error::{MlError, MlResult};
+use crate::ml::store::*;
+use crate::ports::{Condition, Item, Query, StoreError, TxOp, Update, Value as StoreValue};
 
 impl MlService {
     // ------------------------------------------------------------------ models

@@ -1,6 +1,25 @@
 //! Predictions (made, stored, listed) and their execution through the order use case.
 
-use super::*;
+use chrono::{DateTime, Duration, Utc};
+use nusatrade_domain::money::Side;
+use nusatrade_domain::order::validate_stops;
+use nusatrade_ml::predict::PredictError;
+use nusatrade_ml::{CandleSeries, Direction, Timeframe};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::FromPrimitive;
+use serde_json::{Value, json};
+use tracing::warn;
+use uuid::Uuid;
+
+use super::{
+    ExecuteInput, MlService, PREDICT_HISTORY_BARS, PREDICTION_TTL_DAYS, PredictCandles, SOURCE_ML, StoredPrediction,
+};
+use crate::auth::CurrentUser;
+use crate::ml::artefacts::{ArtefactStoreError, owner_of};
+use crate::ml::error::{MlError, MlResult};
+use crate::ml::store::*;
+use crate::ports::{Condition, Cursor, Item, Query, StoreError, Update};
+use crate::trading::orders::{IdempotencyKey, PlaceOrder, Placed};
 
 impl MlService {
     // ------------------------------------------------------------------ predictions
