@@ -19,6 +19,7 @@ pub mod service;
 pub mod store;
 pub mod tokens;
 pub mod totp;
+pub mod views;
 
 pub use audit::{AuditLog, RequestMeta};
 pub use config::{AuthConfig, AuthConfigError, Limit};
@@ -27,5 +28,6 @@ pub use extract::{ClientIp, limit_requests};
 pub use identity::{Authenticator, CurrentUser};
 pub use ratelimit::{Decision, Lockout, RateLimiter, RequestLimits};
 pub use routes::router;
-pub use service::{AuthService, TokenResponse, UserOut};
+pub use service::AuthService;
 pub use tokens::{Claims, TokenError, TokenKind, TokenService};
+pub use views::{TokenResponse, UserOut};

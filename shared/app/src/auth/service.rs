@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use nusatrade_domain::auth as rules;
-use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
@@ -20,80 +19,8 @@ use super::ratelimit::{Decision, Lockout, RateLimiter, RequestLimits};
 use super::store::*;
 use super::tokens::{TokenError, TokenKind, TokenPair, TokenService};
 use super::totp;
+use super::views::{SessionOut, TokenResponse, UserOut, default_settings};
 use crate::ports::{Condition, Cursor, Email, Item, Ports, Query, TxOp, Update, Value};
-use crate::wire::naive_iso;
-
-/// `TokenWithRefresh` of the original (the connector reads `user_id`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub user_id: String,
-    pub token_type: &'static str,
-}
-
-impl TokenResponse {
-    fn from_pair(p: &TokenPair) -> Self {
-        TokenResponse {
-            access_token: p.access_token.clone(),
-            refresh_token: p.refresh_token.clone(),
-            user_id: p.access_claims.sub.to_string(),
-            token_type: "bearer",
-        }
-    }
-}
-
-/// `UserOut` of the original plus `email_verified` and `totp_enabled`. Never a secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct UserOut {
-    pub id: String,
-    pub email: String,
-    pub full_name: Option<String>,
-    pub role: String,
-    pub subscription_tier: String,
-    pub created_at: String,
-    pub email_verified: bool,
-    pub totp_enabled: bool,
-}
-
-impl From<&UserRecord> for UserOut {
-    fn from(u: &UserRecord) -> Self {
-        UserOut {
-            id: u.id.to_string(),
-            email: u.email.clone(),
-            full_name: u.full_name.clone(),
-            role: u.role.clone(),
-            subscription_tier: u.subscription_tier.clone(),
-            created_at: naive_iso(u.created_at),
-            email_verified: u.email_verified,
-            totp_enabled: u.totp_enabled,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SessionOut {
-    pub id: String,
-    pub created_at: String,
-    pub last_used_at: String,
-    pub expires_at: String,
-    pub ip: String,
-    pub user_agent: String,
-    pub current: bool,
-}
-
-/// The original's settings defaults (camelCase keys, string-typed numbers).
-pub fn default_settings() -> Map<String, Json> {
-    let v = json!({
-        "defaultLotSize": "0.1", "maxLotSize": "1.0", "maxOpenPositions": "5", "defaultStopLoss": "50",
-        "defaultTakeProfit": "100", "riskPerTrade": "2", "emailNotifications": true, "tradeAlerts": true,
-        "dailySummary": false, "theme": "dark", "timezone": "Asia/Jakarta", "language": "en",
-    });
-    match v {
-        Json::Object(m) => m,
-        _ => Map::new(),
-    }
-}
 
 #[derive(Clone)]
 pub struct AuthService {
@@ -498,18 +425,7 @@ impl AuthService {
     pub async fn sessions(&self, user: &CurrentUser) -> AuthResult<Vec<SessionOut>> {
         let mut list = self.live_sessions(user.id).await?;
         list.sort_by_key(|s| std::cmp::Reverse(s.last_used_at));
-        Ok(list
-            .into_iter()
-            .map(|s| SessionOut {
-                id: s.sid.to_string(),
-                created_at: naive_iso(s.created_at),
-                last_used_at: naive_iso(s.last_used_at),
-                expires_at: DateTime::from_timestamp(s.ttl, 0).map(naive_iso).unwrap_or_default(),
-                ip: s.ip,
-                user_agent: s.user_agent,
-                current: s.sid == user.session_id,
-            })
-            .collect())
+        Ok(list.into_iter().map(|s| SessionOut::new(s, user.session_id)).collect())
     }
 
     /// `DELETE /auth/sessions/{id}`.
