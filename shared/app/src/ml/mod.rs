@@ -1,7 +1,9 @@
 //! The ML pipeline's application layer (issue #7) on top of `nusatrade_ml`: candle datasets ([`datasets`]),
 //! model records, training jobs on the `ml-train` queue ([`jobs`]), artefacts in the blob store and the warm model
 //! cache ([`artefacts`]), predictions, activation, execution through the order use case, system defaults
-//! ([`defaults`]) — the use cases in [`service`], the store layout in [`store`], the HTTP routes in [`routes`].
+//! ([`defaults`]) — the use cases in [`service`] (their outcomes and [`MlError`]s free of HTTP), the store layout in
+//! [`store`], the HTTP routes in [`routes`] (the one place an [`MlError`] becomes a status and a `{"detail": …}`;
+//! [`docs`] describes them).
 //!
 //! Request flow of a training: `POST /ml/models/{id}/train` writes the job id on the model (`queued`) and puts
 //! `{"kind":"train_model",...}` on the `ml-train` queue, answering 202 at once; the consumer

@@ -123,7 +123,7 @@ impl MlService {
         self.default_record(symbol).await?.ok_or_else(|| MlError::NotFound("No default model".into()))
     }
 
-    /// The completed system default of a symbol, or why there is none yet (404 / 503 while it trains).
+    /// The completed system default of a symbol, or why there is none yet (not found, or busy while it trains).
     pub async fn completed_default(&self, symbol: &'static str) -> MlResult<DefaultRecord> {
         self.ensure_defaults().await?;
         match self.default_record(symbol).await? {

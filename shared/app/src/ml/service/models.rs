@@ -17,7 +17,7 @@ use crate::ports::{Condition, Item, Query, StoreError, TxOp, Update, Value as St
 impl MlService {
     // ------------------------------------------------------------------ models
 
-    /// One model of the user (404 for unknown ids and other users' ids alike).
+    /// One model of the user (not found for unknown ids and other users' ids alike).
     pub async fn get_model(&self, user: Uuid, id: Uuid) -> MlResult<ModelRecord> {
         let item = self.store.get(&model_key(user, id)).await?.ok_or_else(model_not_found)?;
         let record: ModelRecord = item.to_record()?;

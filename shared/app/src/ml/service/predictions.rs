@@ -301,7 +301,7 @@ pub fn predict_candles(
     nusatrade_ml::predict::predict_row(artefact, &row, last, candles.len(), &artefact.header.signal)
 }
 
-/// The order a stored prediction asks for: BUY/SELL (HOLD is 400 "Cannot execute HOLD signal"), the lot checked
+/// The order a stored prediction asks for: BUY/SELL (HOLD is refused: "Cannot execute HOLD signal"), the lot checked
 /// against the instrument, the entry price and SL/TP from the prediction (rounded to the instrument, on the right
 /// sides). `execute` and the auto-trading cycle place it through `OrderService::place`.
 pub fn prediction_order(
