@@ -10,11 +10,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use nusatrade_local::backup_cli;
 use nusatrade_local::gateway::{self, Gateway, GatewayConfig, WsLimits};
 use nusatrade_local::logging::{self, LogFormat};
 use nusatrade_local::platform::LocalPlatform;
-use nusatrade_local::sim;
+use nusatrade_local::{backup_cli, demo};
+use nusatrade_sim as sim;
 
 /// jemalloc instead of glibc's malloc: on the order round trip glibc's allocator took ~17 % of the
 /// gateway's CPU (perf; `malloc_consolidate` on every page-sized buffer the store writer allocates),
@@ -85,7 +85,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(args, started).await.map(|()| true),
-            Command::Connector(args) => sim::cli::run(*args).await.map(|()| true).map_err(anyhow::Error::from),
+            Command::Connector(args) => {
+                sim::cli::run(*args, gateway::shutdown_signal()).await.map(|()| true).map_err(anyhow::Error::from)
+            }
             Command::Backup(args) => backup_cli::backup(args).await.map(|()| true),
             Command::Backups(args) => backup_cli::list(args).await,
             Command::Restore(args) => backup_cli::restore(args).await.map(|()| true),
@@ -151,7 +153,7 @@ async fn serve(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
     let jobs = platform.start_jobs(stop_rx.clone());
     // Operator-supplied candles for the ML default models (NUSATRADE_ML_SEED_DIR), before any request needs them.
     platform.seed_ml().await;
-    let demo = if args.with_sim_connector { Some(sim::demo::spawn(&args.data_dir, addr, stop_rx)?) } else { None };
+    let demo = if args.with_sim_connector { Some(demo::spawn(&args.data_dir, addr, stop_rx)?) } else { None };
     gw.serve(async move {
         gateway::shutdown_signal().await;
         let _ = stop_tx.send(true);

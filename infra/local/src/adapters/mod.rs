@@ -1,6 +1,7 @@
 //! The local adapters: every port of `nusatrade_app::ports` implemented without AWS.
 //!
-//! - [`EmbeddedStore`]: the item store on an embedded ACID database (redb), DynamoDB semantics.
+//! - [`EmbeddedStore`]: the item store on an embedded ACID database (redb), DynamoDB semantics (with its
+//!   write-ahead log, [`wal`]).
 //! - [`FileBlobStore`]: blobs as files under a root directory, written atomically.
 //! - [`LocalQueue`]: in-process queues with visibility timeout, receive count, delay and dead-letter
 //!   queues.
@@ -8,16 +9,13 @@
 //! - [`FileMailer`]: emails written as JSON files.
 
 pub mod blobs;
-mod codec;
 pub mod mailer;
 pub mod push;
 pub mod queue;
 pub mod store;
-pub mod wal;
 
 pub use blobs::FileBlobStore;
 pub use mailer::FileMailer;
 pub use push::{LocalPush, Outbound};
 pub use queue::LocalQueue;
-pub use store::EmbeddedStore;
-pub use wal::WalOptions;
+pub use store::{EmbeddedStore, WalOptions, wal};

@@ -161,12 +161,16 @@ impl ConnectorArgs {
     }
 }
 
-/// Runs the connector until Ctrl-C / SIGTERM (then closes its WebSocket cleanly) or a fatal error.
-pub async fn run(args: ConnectorArgs) -> Result<(), ConnectorError> {
+/// Runs the connector until `shutdown` completes (the command line passes Ctrl-C / SIGTERM; the connector then
+/// closes its WebSocket cleanly) or a fatal error.
+pub async fn run(
+    args: ConnectorArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ConnectorError> {
     let connector = SimConnector::new(args.config()?)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        crate::gateway::shutdown_signal().await;
+        shutdown.await;
         tracing::info!("stopping the connector");
         let _ = stop_tx.send(true);
     });

@@ -24,7 +24,7 @@ use nusatrade_domain::order::Retcode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::sim::paper::Reject;
+use crate::paper::Reject;
 
 /// The longest `--delay-acks`.
 pub const MAX_ACK_DELAY: Duration = Duration::from_secs(600);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use nusatrade_domain::instrument::Symbol;
 
-use crate::sim::feed::{CandleReplay, FeedError, PriceFeed, RandomWalk, Tick};
+use crate::feed::{CandleReplay, FeedError, PriceFeed, RandomWalk, Tick};
 
 /// The longest wait between two batches in [`Pacing::Speed`].
 pub const MAX_REPLAY_GAP: Duration = Duration::from_secs(5);
@@ -135,7 +135,7 @@ impl Market {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::feed::CandleReplay;
+    use crate::feed::CandleReplay;
 
     fn sym(s: &str) -> Symbol {
         Symbol::parse(s).expect("symbol")

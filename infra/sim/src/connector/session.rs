@@ -1,41 +1,12 @@
-//! The simulated MT5 connector (`nusatrade connector`, issue #5): the original desktop connector's session
-//! (contract §3.2.3) against a paper MT5 account instead of a terminal.
-//!
-//! 1. `POST /auth/login` (optionally `POST /auth/register` first) → tokens.
-//! 2. "MT5 login": a [`PaperAccount`] with the configured balance and leverage, priced by a [`Market`]
-//!    (seeded random walk or candle replay) that keeps ticking whether or not the link is up.
-//! 3. `GET /brokers/connections` → the first whose `account_number` and `server` match, else `POST` one.
-//! 4. WebSocket `…/connector/ws?token=…&connection_id=…` → `AUTH` → `WELCOME`; then `MT5_STATUS`,
-//!    `ACCOUNT_UPDATE` and `POSITION_UPDATE`. The server follows `WELCOME` with the commands it sent before a
-//!    reconnect and never saw acknowledged (answered from the de-duplication memory when they were executed),
-//!    `GET_POSITIONS`, `GET_ACCOUNT` and a `PING`.
-//! 5. While connected: `HEARTBEAT` every `heartbeat_interval` (the server's `WELCOME` value unless configured),
-//!    `ACCOUNT_UPDATE` periodically and after every trade, `POSITION_UPDATE` with current prices on ticks
-//!    (throttled) and at once after a stop loss / take profit; server commands go through the [`Engine`].
-//! 6. On close or error: reconnect after `base × 2^(n−1)` capped (the original: 5 s, 60 s, 10 attempts; here
-//!    configurable, unlimited by default). The access token is refreshed before reconnecting when it expires
-//!    within [`REFRESH_MARGIN`] or the handshake answered 401; a refused refresh falls back to a new login. A
-//!    403 (the broker connection is gone) finds or creates the connection again. The paper account and the
-//!    de-duplication memory live in the process, so positions survive reconnects.
-//! 7. With a state file ([`ConnectorConfig::state_file`], [`state`]), they survive restarts too: the file is
-//!    loaded on start and rewritten atomically after every change, before the command's `TRADE_RESULT` leaves.
-//!
-//! Faults for tests and demos ([`faults`], [`ConnectorConfig::faults`]): rejected commands, dropped, duplicated
-//! or delayed `TRADE_RESULT`s (delayed ones wait in the session without holding up other frames) and a link
-//! dropped after every N executed commands, before their acknowledgement.
-
-pub mod api;
-pub mod engine;
-pub mod faults;
-pub mod market;
-pub mod state;
+//! The connector's network side: log in, find the broker connection, run the WebSocket session (heartbeats,
+//! account and position updates, server commands through the [`Engine`], faults on the frames sent) and reconnect
+//! with back-off; the state file is written after every change, before the command's `TRADE_RESULT` leaves.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
@@ -43,7 +14,6 @@ use nusatrade_domain::instrument::Symbol;
 use nusatrade_domain::money::Currency;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
@@ -51,197 +21,17 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, error, info, warn};
 
-pub use self::api::{Api, ApiError, BrokerConnection, Registration, Tokens};
-pub use self::engine::{AccountIdentity, Engine, EngineStats, Reaction, Signal};
-pub use self::faults::{AckPlan, FaultConfig, FaultStats, Faults};
-pub use self::market::{Market, Pacing, PriceSource};
-pub use self::state::{SavedState, StateError, StateFile};
-use super::feed::{FeedError, Tick};
-use super::paper::PaperAccount;
-
-/// Refresh the access token before reconnecting when it expires within this margin.
-pub const REFRESH_MARGIN: TimeDelta = TimeDelta::seconds(120);
-/// The heartbeat interval until the server advertises one (the original's 30 s).
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
-/// How long to wait for `WELCOME` after `AUTH`.
-pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a WebSocket handshake may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest frame sent: the gateway's (and API Gateway's) 32 KB frame limit.
-pub const MAX_FRAME_BYTES: usize = 32 * 1024;
-/// The symbols of the default random walk.
-pub const DEFAULT_SYMBOLS: [&str; 4] = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"];
-/// The default MT5 server name of the paper account.
-pub const DEFAULT_MT5_SERVER: &str = "NusaTrade-Paper";
-/// The broker company of the paper account.
-pub const PAPER_COMPANY: &str = "NusaTrade Paper MT5";
-
-/// Errors that stop the connector.
-#[derive(Debug, Error)]
-pub enum ConnectorError {
-    /// A setting cannot be used.
-    #[error("invalid connector setting: {0}")]
-    Config(String),
-    /// The server URL cannot be used.
-    #[error(transparent)]
-    Url(ApiError),
-    /// The price source cannot be read.
-    #[error("cannot read prices: {0}")]
-    Feed(#[from] FeedError),
-    /// The credentials were refused (bad password, 2FA account, unknown account without `--register`).
-    #[error("login refused: {0}")]
-    Login(ApiError),
-    /// Registration failed for another reason than an existing account.
-    #[error("registration refused: {0}")]
-    Register(ApiError),
-    /// The broker connection could not be found or created.
-    #[error("broker connection: {0}")]
-    BrokerConnection(ApiError),
-    /// The state file cannot be used.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// Too many failed attempts in a row.
-    #[error("gave up after {attempts} failed connection attempts; last error: {last}")]
-    GaveUp {
-        /// Consecutive failed attempts.
-        attempts: u32,
-        /// The last failure.
-        last: String,
-    },
-}
-
-/// Reconnect delays: `base × 2^(attempt−1)`, capped at `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// First delay (the original: 5 s).
-    pub base: Duration,
-    /// Longest delay (the original: 60 s).
-    pub max: Duration,
-    /// Consecutive failed attempts before giving up; 0 = never (the original: 10).
-    pub max_attempts: u32,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { base: Duration::from_secs(5), max: Duration::from_secs(60), max_attempts: 0 }
-    }
-}
-
-impl Backoff {
-    /// The wait before attempt `attempt` (1-based).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(31));
-        self.base.saturating_mul(factor).min(self.max.max(self.base))
-    }
-}
-
-/// Everything the connector needs.
-#[derive(Debug, Clone)]
-pub struct ConnectorConfig {
-    /// API base URL, `http(s)://HOST[:PORT]`.
-    pub server: String,
-    /// WebSocket endpoint; `None`: `ws(s)://HOST[:PORT]/connector/ws` derived from `server`.
-    pub ws_url: Option<String>,
-    /// Account e-mail.
-    pub email: String,
-    /// Account password.
-    pub password: String,
-    /// Register the account first (an existing account is fine).
-    pub register: bool,
-    /// The paper account's MT5 identity.
-    pub identity: AccountIdentity,
-    /// Starting balance (USD).
-    pub balance: Decimal,
-    /// Leverage 1:`leverage`.
-    pub leverage: u32,
-    /// Where prices come from.
-    pub prices: PriceSource,
-    /// How fast they come.
-    pub pacing: Pacing,
-    /// Heartbeat interval; `None`: the server's `WELCOME` value.
-    pub heartbeat: Option<Duration>,
-    /// How often `ACCOUNT_UPDATE` is sent while connected (besides after every trade).
-    pub account_update_every: Duration,
-    /// Minimum gap between two routine `POSITION_UPDATE`s.
-    pub position_update_gap: Duration,
-    /// Reconnect delays.
-    pub reconnect: Backoff,
-    /// Timeout of each HTTP call (the original: 10 s).
-    pub http_timeout: Duration,
-    /// Injected faults (none by default).
-    pub faults: FaultConfig,
-    /// Keep the paper account and the executed commands' results in this file across restarts.
-    pub state_file: Option<PathBuf>,
-    /// An unusable state file is moved to `<file>.corrupt` and a fresh account started, instead of refusing to
-    /// start (the in-process demo does this; the command line refuses).
-    pub set_aside_unusable_state: bool,
-}
-
-impl ConnectorConfig {
-    /// Defaults: a paper account of 10 000 USD at 1:100 whose login is derived from the e-mail
-    /// ([`default_login`]) on [`DEFAULT_MT5_SERVER`], a random walk (seed 1) over [`DEFAULT_SYMBOLS`] ticking every
-    /// second, the server's heartbeat, account updates every 5 s, position updates at most every second,
-    /// reconnects from 5 s up to 60 s.
-    pub fn new(server: &str, email: &str, password: &str) -> ConnectorConfig {
-        let symbols = DEFAULT_SYMBOLS.iter().filter_map(|s| Symbol::parse(s).ok()).collect();
-        ConnectorConfig {
-            server: server.to_owned(),
-            ws_url: None,
-            email: email.to_owned(),
-            password: password.to_owned(),
-            register: false,
-            identity: AccountIdentity {
-                login: default_login(email),
-                server: DEFAULT_MT5_SERVER.to_owned(),
-                company: PAPER_COMPANY.to_owned(),
-            },
-            balance: Decimal::from(10_000),
-            leverage: 100,
-            prices: PriceSource::RandomWalk { seed: 1, symbols },
-            pacing: Pacing::Interval(Duration::from_secs(1)),
-            heartbeat: None,
-            account_update_every: Duration::from_secs(5),
-            position_update_gap: engine::DEFAULT_POSITION_UPDATE_GAP,
-            reconnect: Backoff::default(),
-            http_timeout: Duration::from_secs(10),
-            faults: FaultConfig::default(),
-            state_file: None,
-            set_aside_unusable_state: false,
-        }
-    }
-}
-
-/// A stable 8-digit MT5 login for an e-mail (FNV-1a of the lower-cased address), so a restarted connector
-/// finds its broker connection again.
-pub fn default_login(email: &str) -> u64 {
-    let hash = email
-        .trim()
-        .to_ascii_lowercase()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    10_000_000 + hash % 90_000_000
-}
-
-/// The WebSocket endpoint for `server` (`http` → `ws`, `https` → `wss`, `/connector/ws` appended), or `ws_url`.
-pub fn ws_endpoint(server: &str, ws_url: Option<&str>) -> Result<String, ConnectorError> {
-    if let Some(url) = ws_url {
-        let url = url.trim();
-        return if url.starts_with("ws://") || url.starts_with("wss://") {
-            Ok(url.to_owned())
-        } else {
-            Err(ConnectorError::Config(format!("the WebSocket URL must start with ws:// or wss://, got {url:?}")))
-        };
-    }
-    let base = server.trim().trim_end_matches('/');
-    let ws = if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else {
-        return Err(ConnectorError::Url(ApiError::BadUrl(server.to_owned())));
-    };
-    Ok(format!("{ws}/connector/ws"))
-}
+use super::api::{Api, BrokerConnection, Registration, Tokens};
+use super::engine::{AccountIdentity, Engine, Signal};
+use super::faults::{AckPlan, Faults};
+use super::market::{Market, Pacing};
+use super::state::{StateError, StateFile};
+use super::{
+    ConnectorConfig, ConnectorError, DEFAULT_HEARTBEAT, HANDSHAKE_TIMEOUT, MAX_FRAME_BYTES, REFRESH_MARGIN,
+    WELCOME_TIMEOUT, engine, ws_endpoint,
+};
+use crate::feed::Tick;
+use crate::paper::PaperAccount;
 
 /// Why one connection attempt ended.
 #[derive(Debug)]
@@ -332,7 +122,7 @@ fn restore_engine(file: &StateFile, identity: &AccountIdentity) -> Result<Option
         .map_err(|reason| StateError::Corrupt { path: file.path().to_path_buf(), reason })?;
     let account = engine.account().account();
     info!(
-        path = %file.path().display(), saved_at = %engine::iso(saved_at), positions = engine.account().positions().len(),
+        path = %file.path().display(), saved_at = %engine::iso_millis(saved_at), positions = engine.account().positions().len(),
         balance = %account.balance, leverage = account.leverage,
         "paper account restored from the state file (its balance and leverage, not the flags')"
     );
@@ -628,7 +418,7 @@ impl SimConnector {
     ) -> Ended {
         let closed = |welcomed: bool, reason: String| Ended::Closed { welcomed, reason };
         let auth = json!({"type": "AUTH", "token": access, "client_type": "connector",
-            "timestamp": engine::iso(Utc::now()), "version": concat!("nusatrade-sim/", env!("CARGO_PKG_VERSION"))});
+            "timestamp": engine::iso_millis(Utc::now()), "version": concat!("nusatrade-sim/", env!("CARGO_PKG_VERSION"))});
         if let Err(e) = send(&mut ws, &auth).await {
             return closed(false, e);
         }
@@ -773,7 +563,7 @@ impl SimConnector {
                         return ended(&delayed, closed(welcomed, format!("nothing from the server for {:.0} s", silent.as_secs_f64())));
                     }
                     if welcomed {
-                        let hb = json!({"type": "HEARTBEAT", "timestamp": engine::iso(Utc::now())});
+                        let hb = json!({"type": "HEARTBEAT", "timestamp": engine::iso_millis(Utc::now())});
                         if let Err(e) = send(&mut ws, &hb).await {
                             return ended(&delayed, closed(welcomed, e));
                         }
@@ -852,130 +642,4 @@ async fn drive_market(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_the_base_up_to_the_cap() {
-        let original = Backoff { base: Duration::from_secs(5), max: Duration::from_secs(60), max_attempts: 10 };
-        let delays: Vec<u64> = (1..=6).map(|n| original.delay(n).as_secs()).collect();
-        assert_eq!(delays, [5, 10, 20, 40, 60, 60]);
-        let fast = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2), max_attempts: 0 };
-        assert_eq!(fast.delay(1), Duration::from_millis(100));
-        assert_eq!(fast.delay(4), Duration::from_millis(800));
-        assert_eq!(fast.delay(1000), Duration::from_secs(2), "no overflow");
-    }
-
-    #[test]
-    fn endpoints_and_logins() {
-        assert_eq!(
-            ws_endpoint("http://127.0.0.1:8000/", None).ok().as_deref(),
-            Some("ws://127.0.0.1:8000/connector/ws")
-        );
-        assert_eq!(
-            ws_endpoint("https://api.example.com", None).ok().as_deref(),
-            Some("wss://api.example.com/connector/ws")
-        );
-        assert_eq!(
-            ws_endpoint("https://api.example.com", Some("wss://abc.execute-api.aws.com/prod")).ok().as_deref(),
-            Some("wss://abc.execute-api.aws.com/prod")
-        );
-        assert!(ws_endpoint("example.com", None).is_err());
-        assert!(ws_endpoint("http://x", Some("http://y")).is_err());
-        let login = default_login("Trader@Example.com");
-        assert_eq!(login, default_login(" trader@example.com "), "stable and case-insensitive");
-        assert!((10_000_000..100_000_000).contains(&login));
-        assert_ne!(login, default_login("other@example.com"));
-    }
-
-    #[test]
-    fn settings_are_checked_before_any_network() {
-        let ok = ConnectorConfig::new("http://127.0.0.1:1", "a@b.co", "pw");
-        assert!(SimConnector::new(ok.clone()).is_ok());
-        let mut bad = ok.clone();
-        bad.balance = Decimal::ZERO;
-        assert!(matches!(SimConnector::new(bad), Err(ConnectorError::Config(_))));
-        let mut bad = ok.clone();
-        bad.pacing = Pacing::Speed(0.0);
-        assert!(matches!(SimConnector::new(bad), Err(ConnectorError::Config(_))));
-        let mut bad = ok;
-        bad.server = "localhost:8000".into();
-        assert!(matches!(SimConnector::new(bad), Err(ConnectorError::Url(_))));
-    }
-
-    #[test]
-    fn faults_are_checked_before_any_network() {
-        let mut bad = ConnectorConfig::new("http://127.0.0.1:1", "a@b.co", "pw");
-        bad.faults.drop_acks = 120.0;
-        let e = SimConnector::new(bad).expect_err("out of range");
-        assert!(matches!(&e, ConnectorError::Config(m) if m.contains("--drop-acks")), "{e}");
-    }
-
-    fn with_state(path: &std::path::Path) -> ConnectorConfig {
-        let mut c = ConnectorConfig::new("http://127.0.0.1:1", "a@b.co", "pw");
-        c.state_file = Some(path.to_path_buf());
-        c
-    }
-
-    #[test]
-    fn the_state_file_is_written_at_start_and_restored() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("deeper").join("state.json");
-        let first = SimConnector::new(with_state(&path)).expect("fresh");
-        let saved = StateFile::new(&path).load().expect("readable").expect("written at start");
-        assert_eq!((saved.login, saved.account.balance), (default_login("a@b.co"), Decimal::from(10_000)));
-        // A trade, saved the way the session saves it, survives a new connector on the same file.
-        let engine = first.engine();
-        {
-            let mut e = lock(&engine);
-            let tick = Tick {
-                symbol: Symbol::parse("EURUSD").expect("symbol"),
-                bid: Decimal::new(110_000, 5),
-                ask: Decimal::new(110_015, 5),
-                time: Utc::now(),
-            };
-            e.on_ticks(&[tick], std::time::Instant::now());
-            let cmd = json!({"type": "TRADE_OPEN", "request_id": "r1", "symbol": "EURUSD", "order_type": "BUY",
-                "lot_size": 0.1, "comment": "NT-r1"});
-            assert!(e.handle(&cmd.to_string(), Utc::now()).traded);
-        }
-        let persister = first.state.clone().expect("a persister");
-        assert_eq!(persister.save_changes(&engine).ok(), Some(true));
-        assert_eq!(persister.save_changes(&engine).ok(), Some(false), "nothing new");
-        drop(first);
-        let mut config = with_state(&path);
-        config.balance = Decimal::from(5);
-        let second = SimConnector::new(config).expect("restored");
-        let e = lock(&second.engine);
-        assert_eq!(e.account().positions().len(), 1);
-        assert_eq!(e.account().account().balance, Decimal::from(10_000), "the saved balance, not the flag's");
-        drop(e);
-
-        // Another account's file is refused.
-        let mut other = with_state(&path);
-        other.identity.login = 1;
-        let err = SimConnector::new(other).expect_err("another account").to_string();
-        assert!(err.contains("belongs to MT5 login") && err.contains("--state-file"), "{err}");
-    }
-
-    #[test]
-    fn an_unusable_state_file_stops_the_command_line_and_is_set_aside_by_the_demo() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("state.json");
-        std::fs::write(&path, "{ half a state").expect("write");
-        let err = SimConnector::new(with_state(&path)).expect_err("corrupt").to_string();
-        assert!(err.contains("state.json") && err.contains("not JSON") && err.contains("delete it"), "{err}");
-        assert_eq!(std::fs::read_to_string(&path).ok().as_deref(), Some("{ half a state"), "left untouched");
-        let mut demo = with_state(&path);
-        demo.set_aside_unusable_state = true;
-        let c = SimConnector::new(demo).expect("a fresh account");
-        assert!(lock(&c.engine).account().positions().is_empty());
-        let aside = dir.path().join("state.json.corrupt");
-        assert_eq!(std::fs::read_to_string(aside).ok().as_deref(), Some("{ half a state"));
-        assert!(StateFile::new(&path).load().expect("fresh file").is_some(), "a fresh state written");
-        // A state file that cannot be written stops the connector before it trades.
-        let blocked = dir.path().join("blocked");
-        std::fs::create_dir_all(blocked.join("x")).expect("dir");
-        assert!(matches!(SimConnector::new(with_state(&blocked)), Err(ConnectorError::State(_))));
-    }
-}
+mod tests;

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::sim::paper::AccountSnapshot;
+use crate::paper::AccountSnapshot;
 
 /// The `format` field of a state file.
 pub const STATE_FORMAT: &str = "nusatrade-sim-connector-state";
@@ -211,7 +211,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::sim::paper::PaperAccount;
+    use crate::paper::PaperAccount;
 
     fn state() -> SavedState {
         SavedState {

@@ -22,7 +22,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::connector::{Api, ApiError, Backoff, ConnectorConfig, ConnectorError, Registration, SimConnector};
+use nusatrade_sim::connector::{Api, ApiError, Backoff, ConnectorConfig, ConnectorError, Registration, SimConnector};
+
 use crate::adapters::FileMailer;
 
 /// The demo user's e-mail.
@@ -32,7 +33,7 @@ pub const ENV_DEMO_PASSWORD: &str = "NUSATRADE_DEMO_PASSWORD";
 /// File in the data dir holding the generated demo password.
 pub const DEMO_PASSWORD_FILE: &str = "demo.password";
 /// File in the data dir holding the demo connector's paper account and executed commands
-/// ([`super::connector::state`]), so a restarted `serve --with-sim-connector` keeps the demo positions.
+/// ([`nusatrade_sim::connector::state`]), so a restarted `serve --with-sim-connector` keeps the demo positions.
 pub const DEMO_STATE_FILE: &str = "sim-connector.state.json";
 
 /// Why the demo could not be set up.
