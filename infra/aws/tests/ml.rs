@@ -217,7 +217,7 @@ async fn auto_trading_cycle_lease_index_and_slots_on_dynamodb() {
     consumer.handle(&msg).await.expect("trained");
     ml.activate(user, model.id).await.expect("activate");
     let ws = format!("ws-{}", Uuid::new_v4().simple());
-    orders.registry.register_connector(&ws, user, "auto@example.com", Uuid::new_v4()).await.unwrap();
+    orders.registry().register_connector(&ws, user, "auto@example.com", Uuid::new_v4()).await.unwrap();
 
     // A live lease of another instance: already running.
     let now = chrono::Utc::now().timestamp();

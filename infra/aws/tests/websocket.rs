@@ -7,6 +7,7 @@
 
 mod common;
 
+use nusatrade_app::trading::orders::routes::placed_status;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
@@ -195,7 +196,7 @@ async fn an_order_round_trip_through_api_gateway_events() {
         source: "api",
     };
     let reply = w.orders.place(&user, place, None).await.unwrap();
-    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(placed_status(&reply).as_u16(), 201, "{}", reply.body);
     let id = reply.body["trade"]["id"].as_str().unwrap().to_owned();
     let open = w.frames(&connector).into_iter().find(|f| f["type"] == "TRADE_OPEN").expect("TRADE_OPEN pushed");
     assert_eq!(open["request_id"], id.as_str());

@@ -140,7 +140,7 @@ async fn world(f: &impl StoreFactory) -> (Bench, ReconcileService) {
         truncated: false,
         history: ReportHistory::default(),
     };
-    b.orders.registry.save_positions(b.user.id, s).await.unwrap();
+    b.orders.registry().save_positions(b.user.id, s).await.unwrap();
     (b, svc)
 }
 

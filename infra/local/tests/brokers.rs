@@ -7,6 +7,7 @@
 
 mod common;
 
+use nusatrade_app::trading::orders::routes::placed_status;
 use std::sync::Arc;
 
 use axum::Router;
@@ -560,7 +561,7 @@ async fn delete_closes_the_connector_and_leaves_orders_alone() {
         source: SOURCE_API,
     };
     let reply = orders.place(&w.current(&ana).await, place, None).await.unwrap();
-    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(placed_status(&reply).as_u16(), 201, "{}", reply.body);
     let order_id: Uuid = reply.body["trade"]["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(json_frames(&mut rx)[0]["type"], "TRADE_OPEN");
 

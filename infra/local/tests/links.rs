@@ -78,7 +78,7 @@ fn world_with(limits: LinkLimits, config: TradingConfig) -> World {
     let (connector, browser) = channels_with(auth.authenticator(), orders.clone(), brokers.clone(), limits);
     let hook = Arc::new(Hook::default());
     let connector = Arc::new((*connector).clone().with_snapshot_hook(hook.clone()));
-    let registry = orders.registry.clone();
+    let registry = orders.registry().clone();
     World { auth, orders, brokers, registry, push, clock, connector, browser, hook, _dir: dir }
 }
 
@@ -746,7 +746,7 @@ async fn placeholder_prices_take_the_market_and_positions_follow_the_quotes() {
     fresh.current_price = Some(dec("150.00"));
     fresh.floating_profit = Some(dec("19.33"));
     fresh.updated_at = w.clock.now();
-    w.orders.store.put(fresh.to_item().unwrap(), None).await.unwrap();
+    w.orders.book.store.put(fresh.to_item().unwrap(), None).await.unwrap();
     let page = w.orders.positions(ana.id, &Default::default(), 10, None).await.unwrap();
     assert_eq!((page.items[0].current_price, page.items[0].floating_profit), (Some(dec("150.00")), Some(dec("19.33"))));
 }

@@ -149,7 +149,7 @@ impl World {
     /// Puts a connector of `user` online; returns its WebSocket connection id.
     async fn connector(&self, user: &User) -> String {
         let ws = format!("ws-{}", Uuid::new_v4().simple());
-        self.orders.registry.register_connector(&ws, user.id, &user.email, Uuid::new_v4()).await.unwrap();
+        self.orders.registry().register_connector(&ws, user.id, &user.email, Uuid::new_v4()).await.unwrap();
         ws
     }
 

@@ -26,14 +26,14 @@ use nusatrade_app::connector::outbox::OUTBOX_TTL;
 use nusatrade_app::connector::reports::{
     BrokerDeal, BrokerLookup, BrokerPosition, PositionsSnapshot, ReportHistory, ReportSource,
 };
-use nusatrade_app::connector::{ConnectorRegistry, TradeResult};
+use nusatrade_app::connector::{ConnectorRegistry, Fanout, TradeResult};
 use nusatrade_app::contract::queue::RecordingQueue;
 use nusatrade_app::jobs::QueueConsumer;
 use nusatrade_app::ports::*;
 use nusatrade_app::reconcile::{AckTimeouts, ReconcileConsumer, ReconcileService, ReconcileSettings};
 use nusatrade_app::trading::orders::queries::ListFilter;
 use nusatrade_app::trading::orders::store::{OPEN_ORDERS_ATTR, limits_key};
-use nusatrade_app::trading::orders::{ModifyOrder, OrderRecord, OrderService, PlaceOrder, TradingConfig};
+use nusatrade_app::trading::orders::{ModifyOrder, OrderBook, OrderRecord, OrderService, PlaceOrder, TradingConfig};
 use nusatrade_domain::instrument::lookup;
 use nusatrade_domain::money::{Lots, Side};
 use nusatrade_domain::order::OrderStatus;
@@ -359,15 +359,16 @@ impl World {
         let clock_dyn: Arc<dyn Clock> = clock.clone();
         let queue = Arc::new(RecordingQueue::new(clock_dyn.clone()));
         let settings = ReconcileSettings::default();
-        let orders = OrderService {
-            store: store.clone(),
-            push: Arc::new(WirePush { wire: wire.clone(), clock: clock.clone() }),
-            clock: clock_dyn.clone(),
-            ids: Arc::new(RandomIds),
-            registry: ConnectorRegistry::new(store.clone(), clock_dyn),
-            config: Arc::new(TradingConfig::default()),
-            ack_timeouts: Some(AckTimeouts::new(queue.clone(), settings.ack_timeout)),
-        };
+        let orders = OrderService::with_parts(
+            OrderBook::new(store.clone(), clock_dyn.clone()),
+            Fanout::new(
+                Arc::new(WirePush { wire: wire.clone(), clock: clock.clone() }),
+                ConnectorRegistry::new(store.clone(), clock_dyn),
+            ),
+            Arc::new(RandomIds),
+            TradingConfig::default(),
+        )
+        .with_ack_timeouts(Some(AckTimeouts::new(queue.clone(), settings.ack_timeout)));
         let svc = ReconcileService::new(orders.clone(), queue.clone(), settings);
         let user = CurrentUser {
             id: Uuid::new_v4(),
@@ -379,7 +380,7 @@ impl World {
         };
         let broker = Uuid::new_v4();
         let ws = format!("ws-{}", Uuid::new_v4().simple());
-        orders.registry.register_connector(&ws, user.id, &user.email, broker).await.unwrap();
+        orders.registry().register_connector(&ws, user.id, &user.email, broker).await.unwrap();
         let start = clock.now();
         World {
             clock,
@@ -560,12 +561,12 @@ impl World {
             }
             Op::Snapshot { history } => {
                 let s = self.mt5.snapshot(self.broker, &self.ws, now, self.start, *history);
-                self.orders.registry.save_positions(self.user.id, s).await.unwrap();
+                self.orders.registry().save_positions(self.user.id, s).await.unwrap();
             }
             Op::Reconcile => self.reconcile().await,
             Op::Report { history } => {
                 let s = self.mt5.snapshot(self.broker, &self.ws, now, self.start, *history);
-                self.orders.registry.save_positions(self.user.id, s).await.unwrap();
+                self.orders.registry().save_positions(self.user.id, s).await.unwrap();
                 self.reconcile().await;
             }
         }
@@ -691,7 +692,7 @@ impl World {
         for _ in 0..2 {
             self.clock.advance(Duration::seconds(15));
             let s = self.mt5.snapshot(self.broker, &self.ws, self.now(), self.start, true);
-            self.orders.registry.save_positions(self.user.id, s).await.unwrap();
+            self.orders.registry().save_positions(self.user.id, s).await.unwrap();
             self.reconcile().await;
             self.check().await?;
         }
@@ -739,7 +740,7 @@ async fn run_case(store: Arc<dyn ItemStore>, clock: Arc<ManualClock>, ops: Vec<O
     // Once more: nothing changes.
     w.clock.advance(Duration::seconds(15));
     let s = w.mt5.snapshot(w.broker, &w.ws, w.now(), w.start, true);
-    w.orders.registry.save_positions(w.user.id, s).await.unwrap();
+    w.orders.registry().save_positions(w.user.id, s).await.unwrap();
     let again = w.svc.reconcile_connection(w.user.id, w.broker).await.unwrap();
     prop_assert!(again.applied.is_empty() && again.drift == 0, "a second run changed something: {again:?}");
     Ok(w.cov)

@@ -5,6 +5,7 @@
 //! Commands go to a [`RecordingPush`] that records every frame and answers as told (delivered, gone,
 //! unavailable), standing in for the connector.
 
+use crate::trading::orders::routes::placed_status;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -21,12 +22,12 @@ use uuid::Uuid;
 
 use super::store::StoreFactory;
 use crate::auth::CurrentUser;
-use crate::connector::{AccountSnapshot, ConnectorRegistry, RequestId, TradeResult};
+use crate::connector::{AccountSnapshot, ConnectorRegistry, Fanout, RequestId, TradeResult};
 use crate::ports::{Clock, ItemStore, ManualClock, Push, PushError, PushOutcome, RandomIds};
 use crate::trading::orders::queries::ListFilter;
 use crate::trading::orders::store::{OPEN_ORDERS_ATTR, limits_key};
 use crate::trading::orders::{
-    AckOutcome, IdempotencyKey, ModifyOrder, OrderService, PlaceOrder, TradingConfig, TradingError,
+    AckOutcome, IdempotencyKey, ModifyOrder, OrderBook, OrderService, PlaceOrder, TradingConfig, TradingError,
 };
 
 /// How a [`RecordingPush`] answers posts to a connection.
@@ -106,19 +107,16 @@ impl Bench {
         let push = Arc::new(RecordingPush::default());
         let clock_dyn: Arc<dyn Clock> = clock.clone();
         let registry = ConnectorRegistry::new(store.clone(), clock_dyn.clone());
-        let orders = OrderService {
-            store: store.clone(),
-            push: push.clone(),
-            clock: clock_dyn,
-            ids: Arc::new(RandomIds),
-            registry,
-            config: Arc::new(config),
-            ack_timeouts: None,
-        };
+        let orders = OrderService::with_parts(
+            OrderBook::new(store.clone(), clock_dyn),
+            Fanout::new(push.clone(), registry),
+            Arc::new(RandomIds),
+            config,
+        );
         let user = user(Uuid::new_v4());
         let broker = Uuid::new_v4();
         let ws = format!("ws-{}", Uuid::new_v4().simple());
-        orders.registry.register_connector(&ws, user.id, &user.email, broker).await.unwrap();
+        orders.registry().register_connector(&ws, user.id, &user.email, broker).await.unwrap();
         Bench { orders, push, store, clock, user, broker, ws }
     }
 
@@ -179,7 +177,7 @@ fn order_id(reply_body: &Value) -> Uuid {
 /// Places an order and acks it open; returns its id.
 async fn opened(b: &Bench, symbol: &str, side: Side, lots: &str, price: &str, ticket: u64, fill: &str) -> Uuid {
     let reply = b.orders.place(&b.user, order(symbol, side, lots, price), None).await.unwrap();
-    assert_eq!(reply.status, 201);
+    assert_eq!(placed_status(&reply).as_u16(), 201);
     let id = order_id(&reply.body);
     let out = b.ack(&id.to_string(), true, json!({"ticket": ticket, "price": fill})).await;
     assert!(matches!(out, AckOutcome::Applied(ref o) if o.status == OrderStatus::Open), "{out:?}");
@@ -204,7 +202,7 @@ pub async fn concurrent_placements_respect_the_limit(f: &impl StoreFactory) {
     for t in tasks {
         match t.await.unwrap() {
             Ok(r) => {
-                assert_eq!(r.status, 201);
+                assert_eq!(placed_status(&r).as_u16(), 201);
                 ok += 1;
             }
             Err(TradingError::LimitReached(20)) => {}
@@ -320,12 +318,12 @@ pub async fn acks_apply_once(f: &impl StoreFactory) {
 pub async fn commands_wait_in_the_outbox_until_acked(f: &impl StoreFactory) {
     let b = Bench::new(f, TradingConfig::default()).await;
     let waiting = |b: &Bench| {
-        let (registry, user, broker) = (b.orders.registry.clone(), b.user.id, b.broker);
+        let (registry, user, broker) = (b.orders.registry().clone(), b.user.id, b.broker);
         async move { registry.outbox(user, broker).await.unwrap().into_iter().map(|e| e.request_id).collect::<Vec<_>>() }
     };
     let id = order_id(&b.orders.place(&b.user, order("EURUSD", Side::Buy, "1", "1.1"), None).await.unwrap().body);
     assert_eq!(waiting(&b).await, [id.to_string()], "queued with the pending order");
-    let queued = &b.orders.registry.outbox(b.user.id, b.broker).await.unwrap()[0];
+    let queued = &b.orders.registry().outbox(b.user.id, b.broker).await.unwrap()[0];
     let sent = &b.push.of_type(&b.ws, "TRADE_OPEN")[0];
     assert_eq!(serde_json::from_str::<Value>(&queued.command).unwrap(), *sent, "the frame that was pushed");
 
@@ -375,7 +373,7 @@ pub async fn close_follows_the_acks(f: &impl StoreFactory) {
     let b = Bench::new(f, TradingConfig::default()).await;
     let id = opened(&b, "EURUSD", Side::Buy, "1", "1.1000", 777, "1.1000").await;
     let reply = b.orders.close(&b.user, id, None).await.unwrap();
-    assert_eq!(reply.status, 200);
+    assert_eq!(placed_status(&reply).as_u16(), 200);
     assert_eq!(reply.body["trade"]["status"], "close_pending");
     let cmd = b.push.of_type(&b.ws, "TRADE_CLOSE");
     assert_eq!(cmd.len(), 1);
@@ -384,7 +382,7 @@ pub async fn close_follows_the_acks(f: &impl StoreFactory) {
     assert_eq!(rid.parse::<RequestId>().unwrap(), RequestId::close(id, 2));
     // A repeated close while closing sends nothing.
     let again = b.orders.close(&b.user, id, None).await.unwrap();
-    assert_eq!(again.status, 200);
+    assert_eq!(placed_status(&again).as_u16(), 200);
     assert_eq!(b.push.of_type(&b.ws, "TRADE_CLOSE").len(), 1);
     // Modify while closing is refused.
     let m = b.orders.modify(&b.user, id, ModifyOrder { stop_loss: Some(dec("1.09")), take_profit: None }, None).await;
@@ -445,16 +443,16 @@ pub async fn undeliverable_orders_are_rejected(f: &impl StoreFactory) {
     assert!(matches!(err, Err(TradingError::NotSent(_))), "{err:?}");
     assert_eq!(b.open_orders().await, Decimal::ZERO);
     assert_eq!(b.history_statuses().await, vec![OrderStatus::Rejected]);
-    assert!(b.orders.registry.link(b.user.id, b.broker).await.unwrap().is_none(), "a gone link is removed");
+    assert!(b.orders.registry().link(b.user.id, b.broker).await.unwrap().is_none(), "a gone link is removed");
     // No connector now: refused before anything is written.
     let err = b.orders.place(&b.user, order("XAUUSD", Side::Buy, "0.1", "2050"), key("gone-1", &body)).await;
     assert!(matches!(err, Err(TradingError::ConnectorOffline)), "{err:?}");
     assert_eq!(b.history_statuses().await.len(), 1);
     // The connector comes back: the same key places the order for real.
     let ws2 = "ws-back";
-    b.orders.registry.register_connector(ws2, b.user.id, &b.user.email, b.broker).await.unwrap();
+    b.orders.registry().register_connector(ws2, b.user.id, &b.user.email, b.broker).await.unwrap();
     let ok = b.orders.place(&b.user, order("XAUUSD", Side::Buy, "0.1", "2050"), key("gone-1", &body)).await.unwrap();
-    assert_eq!(ok.status, 201);
+    assert_eq!(placed_status(&ok).as_u16(), 201);
     assert_eq!(b.push.of_type(ws2, "TRADE_OPEN").len(), 1);
 }
 
@@ -464,7 +462,7 @@ pub async fn uncertain_delivery_stays_unknown(f: &impl StoreFactory) {
     let b = Bench::new(f, TradingConfig::default()).await;
     b.push.set_mode(&b.ws, PushMode::Unavailable);
     let r = b.orders.place(&b.user, order("EURUSD", Side::Buy, "1", "1.1"), None).await.unwrap();
-    assert_eq!(r.status, 202);
+    assert_eq!(placed_status(&r).as_u16(), 202);
     assert_eq!(r.body["trade"]["status"], "unknown");
     assert_eq!(b.open_orders().await, Decimal::ONE);
     let id = order_id(&r.body);
@@ -502,7 +500,7 @@ pub async fn margin_verification_and_lists(f: &impl StoreFactory) {
         currency: None,
         reported_at: Utc::now(),
     };
-    b.orders.registry.save_account(b.user.id, &snap).await.unwrap();
+    b.orders.registry().save_account(b.user.id, &snap).await.unwrap();
     // 1 lot EURUSD at 1:100 needs 1 085 USD margin.
     let err = b.orders.place(&b.user, order("EURUSD", Side::Buy, "1", "1.085"), None).await;
     assert!(matches!(err, Err(TradingError::InsufficientMargin { .. })), "{err:?}");

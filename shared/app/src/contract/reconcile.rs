@@ -4,6 +4,7 @@
 //! manual clock. Run on the embedded store (in memory and on disk, `infra/local/tests/reconcile.rs`) and on
 //! DynamoDB (moto, `infra/aws/tests/reconcile.rs`).
 
+use crate::trading::orders::routes::placed_status;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -66,7 +67,7 @@ impl World {
             b.orders.clone().with_ack_timeouts(Some(AckTimeouts::new(queue.clone(), StdDuration::from_secs(30))));
         let svc = ReconcileService::new(b.orders.clone(), queue.clone(), ReconcileSettings::default());
         let browser = format!("browser-{}", Uuid::new_v4().simple());
-        b.orders.registry.register_browser(&browser, b.user.id, &b.user.email).await.unwrap();
+        b.orders.registry().register_browser(&browser, b.user.id, &b.user.email).await.unwrap();
         World { b, queue, svc, browser }
     }
 
@@ -80,7 +81,7 @@ impl World {
 
     async fn place(&self, side: Side) -> OrderRecord {
         let reply = self.b.orders.place(&self.b.user, order("EURUSD", side, "0.1", "1.0850"), None).await.unwrap();
-        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(placed_status(&reply).as_u16(), 201, "{}", reply.body);
         let id = Uuid::try_parse(reply.body["trade"]["id"].as_str().unwrap()).unwrap();
         self.get(id).await
     }
@@ -107,7 +108,7 @@ impl World {
             truncated: false,
             history,
         };
-        self.b.orders.registry.save_positions(self.b.user.id, s).await.unwrap();
+        self.b.orders.registry().save_positions(self.b.user.id, s).await.unwrap();
     }
 
     async fn run(&self) -> crate::reconcile::RunReport {
@@ -400,7 +401,7 @@ pub async fn unusable_snapshots_change_nothing(f: &impl StoreFactory) {
         truncated: false,
         history: ReportHistory::default(),
     };
-    w.b.orders.registry.save_positions(w.b.user.id, s).await.unwrap();
+    w.b.orders.registry().save_positions(w.b.user.id, s).await.unwrap();
     let r = w.run().await;
     assert!(r.outcome.starts_with("skipped: snapshot failed (incomplete"), "{r:?}");
     let after = w.get(o.id).await;
@@ -436,7 +437,7 @@ pub async fn sweeps_fan_out_and_ask_the_connectors(f: &impl StoreFactory) {
     let w = World::new(f, TradingConfig::default()).await;
     // A snapshot indexes the connection and queues a run.
     w.report(vec![], vec![], ReportHistory::default()).await;
-    let stored = w.b.orders.registry.positions(w.b.user.id, w.b.broker).await.unwrap().unwrap();
+    let stored = w.b.orders.registry().positions(w.b.user.id, w.b.broker).await.unwrap().unwrap();
     w.svc.snapshot_stored(w.b.user.id, &stored).await;
     assert!(matches!(w.jobs().as_slice(), [ReconcileJob::Snapshot { .. }]));
 
@@ -464,7 +465,7 @@ pub async fn sweeps_fan_out_and_ask_the_connectors(f: &impl StoreFactory) {
     assert_eq!(w.connector_frames("SYNC_REQUEST").len(), before + 1);
 
     // The connector left: the 5-minute sweep drops the connection from its index, the watch list keeps it.
-    w.b.orders.registry.unregister(&w.b.ws).await.unwrap();
+    w.b.orders.registry().unregister(&w.b.ws).await.unwrap();
     w.svc
         .handle(ReconcileJob::SweepConnections {
             shard: Some(crate::reconcile::store::shard_of(w.b.broker)),
@@ -497,7 +498,7 @@ pub async fn the_hook_queues_a_run_and_redelivery_changes_nothing(f: &impl Store
         truncated: false,
         history: ReportHistory::default(),
     };
-    let stored = w.b.orders.registry.save_positions(w.b.user.id, s).await.unwrap();
+    let stored = w.b.orders.registry().save_positions(w.b.user.id, s).await.unwrap();
     crate::connector::SnapshotHook::positions_snapshot(&hook, w.b.user.id, &stored).await;
     let jobs = w.jobs();
     let [job @ ReconcileJob::Snapshot { .. }] = jobs.as_slice() else { panic!("{jobs:?}") };
