@@ -167,6 +167,20 @@ fn holds(condition: Option<&Condition>, current: Option<&Item>) -> bool {
     condition.is_none_or(|c| eval::condition(c, current))
 }
 
+/// What the operations see of a stored item: nothing once it has expired.
+fn live(raw: Option<&Item>, now: i64) -> Option<&Item> {
+    raw.filter(|i| !i.is_expired(now))
+}
+
+/// The stored item (expired or not: what [`store_item`] replaces), once `condition` holds for the live one.
+fn load_if(t: &Tables<'_>, key: &Key, condition: Option<&Condition>, now: i64) -> Result<Option<Item>, StoreError> {
+    let raw = load_raw(&t.items, key)?;
+    if !holds(condition, live(raw.as_ref(), now)) {
+        return Err(StoreError::ConditionFailed);
+    }
+    Ok(raw)
+}
+
 #[async_trait]
 impl ItemStore for EmbeddedStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
@@ -182,11 +196,7 @@ impl ItemStore for EmbeddedStore {
         let key = validate::item(&item)?;
         let now = self.clock.epoch_seconds();
         self.write(move |t| {
-            let raw = load_raw(&t.items, &key)?;
-            let current = raw.as_ref().filter(|i| !i.is_expired(now));
-            if !holds(condition.as_ref(), current) {
-                return Err(StoreError::ConditionFailed);
-            }
+            let raw = load_if(t, &key, condition.as_ref(), now)?;
             store_item(t, &key, raw.as_ref(), Some(&item))
         })
         .await
@@ -198,12 +208,8 @@ impl ItemStore for EmbeddedStore {
         let key = key.clone();
         let now = self.clock.epoch_seconds();
         self.write(move |t| {
-            let raw = load_raw(&t.items, &key)?;
-            let current = raw.clone().filter(|i| !i.is_expired(now));
-            if !holds(condition.as_ref(), current.as_ref()) {
-                return Err(StoreError::ConditionFailed);
-            }
-            let new = eval::apply_update(current, &key, &update)?;
+            let raw = load_if(t, &key, condition.as_ref(), now)?;
+            let new = eval::apply_update(live(raw.as_ref(), now).cloned(), &key, &update)?;
             store_item(t, &key, raw.as_ref(), Some(&new))?;
             Ok(new)
         })
@@ -215,13 +221,9 @@ impl ItemStore for EmbeddedStore {
         let key = key.clone();
         let now = self.clock.epoch_seconds();
         self.write(move |t| {
-            let raw = load_raw(&t.items, &key)?;
-            let current = raw.clone().filter(|i| !i.is_expired(now));
-            if !holds(condition.as_ref(), current.as_ref()) {
-                return Err(StoreError::ConditionFailed);
-            }
+            let raw = load_if(t, &key, condition.as_ref(), now)?;
             store_item(t, &key, raw.as_ref(), None)?;
-            Ok(current)
+            Ok(live(raw.as_ref(), now).cloned())
         })
         .await
     }
@@ -239,15 +241,15 @@ impl ItemStore for EmbeddedStore {
                     .key()
                     .ok_or_else(|| StoreError::Validation("an item needs string PK and SK attributes".into()))?;
                 let raw = load_raw(&t.items, &key)?;
-                let current = raw.clone().filter(|i| !i.is_expired(now));
-                if !holds(op.condition(), current.as_ref()) {
+                let current = live(raw.as_ref(), now);
+                if !holds(op.condition(), current) {
                     reasons.push(CancelReason::ConditionalCheckFailed);
                     cancelled = true;
                     continue;
                 }
                 let new = match op {
                     TxOp::Put { item, .. } => Some(Some(item.clone())),
-                    TxOp::Update { update, .. } => match eval::apply_update(current, &key, update) {
+                    TxOp::Update { update, .. } => match eval::apply_update(current.cloned(), &key, update) {
                         Ok(it) => Some(Some(it)),
                         Err(StoreError::Validation(m)) => {
                             reasons.push(CancelReason::Other(format!("ValidationError: {m}")));
