@@ -2,7 +2,7 @@
 //! (contract §3.2.3) against a paper MT5 account instead of a terminal.
 //!
 //! 1. `POST /auth/login` (optionally `POST /auth/register` first) → tokens.
-//! 2. "MT5 login": a [`PaperAccount`] with the configured balance and leverage, priced by a [`Market`]
+//! 2. "MT5 login": a [`PaperAccount`](crate::paper::PaperAccount) with the configured balance and leverage, priced by a [`Market`]
 //!    (seeded random walk or candle replay) that keeps ticking whether or not the link is up.
 //! 3. `GET /brokers/connections` → the first whose `account_number` and `server` match, else `POST` one.
 //! 4. WebSocket `…/connector/ws?token=…&connection_id=…` → `AUTH` → `WELCOME`; then `MT5_STATUS`,

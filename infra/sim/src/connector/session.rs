@@ -214,7 +214,7 @@ impl SimConnector {
     }
 
     /// Runs until `shutdown` turns true (closing the WebSocket with 1000) or a fatal error: refused
-    /// credentials, an unreadable price file, or [`Backoff::max_attempts`] failures in a row.
+    /// credentials, an unreadable price file, or [`Backoff::max_attempts`](super::Backoff::max_attempts) failures in a row.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ConnectorError> {
         let market = Market::open(&self.config.prices, self.config.pacing, Utc::now())?;
         let symbols: Vec<&str> = market.symbols().iter().map(Symbol::as_str).collect();

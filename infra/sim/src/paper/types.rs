@@ -146,7 +146,7 @@ pub struct Deal {
     pub comment: String,
 }
 
-/// A position closed by its stop loss or take profit during [`PaperAccount::on_tick`].
+/// A position closed by its stop loss or take profit during [`PaperAccount::on_tick`](super::PaperAccount::on_tick).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClosedPosition {
     /// Position ticket.
@@ -223,8 +223,8 @@ pub struct AccountState {
     pub margin_level: Option<Decimal>,
 }
 
-/// Everything a [`PaperAccount`] is ([`PaperAccount::snapshot`], [`PaperAccount::restore`]): the simulated
-/// connector's state file keeps it across restarts.
+/// Everything a [`PaperAccount`](super::PaperAccount) is ([`snapshot`](super::PaperAccount::snapshot),
+/// [`restore`](super::PaperAccount::restore)): the simulated connector's state file keeps it across restarts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountSnapshot {
     /// Account currency.

@@ -3,7 +3,7 @@
 //!
 //! Layout: one redb file with two tables.
 //! - `items`: key `(PK, SK)` (a redb tuple of `&str`, ordered element by element in byte order, which
-//!   is DynamoDB's order for string keys), value the item in [`codec`]'s binary form.
+//!   is DynamoDB's order for string keys), value the item in `codec`'s binary form.
 //! - `gsi1`: key `(GSI1PK, GSI1SK, PK, SK)`, no value: a sparse index holding the items that have both
 //!   index attributes as strings, kept in sync inside the same write transaction as the item.
 //!
@@ -13,7 +13,7 @@
 //!
 //! Writes use GROUP COMMIT. One dedicated writer thread owns every write: a caller's put, update,
 //! delete, transact_write or purge is sent to it over a channel, with a oneshot for the reply. The
-//! writer takes the first request, drains whatever else is already queued (at most [`MAX_BATCH`]),
+//! writer takes the first request, drains whatever else is already queued (at most `MAX_BATCH`),
 //! and applies them in arrival order inside ONE redb write transaction, each request seeing the writes
 //! of the earlier ones, so conditional writes stay linearizable. A request whose condition or
 //! validation fails changes nothing and gets its own error while the others proceed (a transaction
@@ -42,7 +42,7 @@
 //! the partitions of other segments without decoding them.
 //!
 //! The rooms: [`EmbeddedStore`] and the port's operations here; the layout and the index upkeep in `tables`; the
-//! group-commit writer thread in `writer`; the write-ahead log in [`wal`] and the item encoding in [`codec`];
+//! group-commit writer thread in `writer`; the write-ahead log in [`wal`] and the item encoding in `codec`;
 //! queries and scans in `queries`.
 
 use std::path::Path;

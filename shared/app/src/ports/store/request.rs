@@ -297,7 +297,7 @@ impl Query {
 pub struct Scan {
     /// Which segment, `0..total_segments`.
     pub segment: u32,
-    /// Into how many segments the table is split (1..=[`MAX_SCAN_SEGMENTS`]).
+    /// Into how many segments the table is split (1..=[`MAX_SCAN_SEGMENTS`](super::MAX_SCAN_SEGMENTS)).
     pub total_segments: u32,
     /// Items evaluated per page (1..=[`MAX_QUERY_LIMIT`]); `None` means [`DEFAULT_QUERY_LIMIT`].
     pub limit: Option<u32>,
