@@ -15,8 +15,8 @@ use aws_lambda_events::encodings::Body;
 use common::fake_apigw::FakeApiGw;
 use nusatrade_app::auth::{AuthConfig, AuthService, Authenticator, RequestMeta};
 use nusatrade_app::brokers::service::{BrokerService, ConnectionInput};
-use nusatrade_app::connector::channels::channels;
-use nusatrade_app::connector::router::ChannelRouter;
+use nusatrade_app::channels::connector::channels;
+use nusatrade_app::channels::router::ChannelRouter;
 use nusatrade_app::ports::*;
 use nusatrade_app::trading::orders::{OrderService, PlaceOrder, TradingConfig};
 use nusatrade_aws::websocket::handle;
@@ -242,7 +242,7 @@ async fn a_dashboard_gets_its_connections_status_within_a_second_of_connecting()
     let reconcile = ReconcileService::new(orders, queue.clone(), ReconcileSettings::default());
     let (connector, browser) = channels(w.authn.clone(), w.orders.clone(), w.brokers.clone());
     let browser = Arc::new(
-        nusatrade_app::connector::browser::BrowserChannel::clone(&browser).with_greeter(reconcile.greeter(false)),
+        nusatrade_app::channels::browser::BrowserChannel::clone(&browser).with_greeter(reconcile.greeter(false)),
     );
     let router = ChannelRouter::new(connector, browser);
     let consumer = ReconcileConsumer { service: reconcile };

@@ -3,12 +3,16 @@
 //!
 //! No AWS SDK here. Domain rules live in `nusatrade-domain`; adapters in `infra/`.
 
+pub mod api;
 pub mod auth;
 pub mod backup;
 pub mod brokers;
+pub mod channels;
+pub mod compose;
 pub mod connector;
 pub mod http;
 pub mod jobs;
+pub mod limits;
 pub mod load;
 pub mod ml;
 pub mod ports;

@@ -2,23 +2,19 @@
 //! [`registry`] — which WebSocket connection currently holds a user's broker connection, the user's
 //! browser sockets, the latest account and positions snapshots — [`protocol`] — the commands sent to a
 //! connector and the messages it sends back, parsed once — [`reports`] (positions, deals, account, MT5
-//! status), the [`outbox`] of unacknowledged commands, the per-connection [`limits`], and the two
-//! WebSocket handlers ([`channels`] for connectors, [`browser`] for dashboards, [`router`] for both behind
-//! the single endpoint of an API Gateway stage).
+//! status), the [`outbox`] of unacknowledged commands, the per-connection [`limits`] and the
+//! [`fanout`] to a user's sockets.
 //!
-//! The WebSocket handlers (issue #5) write the registry on `$connect`/`$disconnect` and feed inbound
-//! messages to the use cases; the order use cases (issue #4) read it to find the connector to command.
+//! The WebSocket handlers that feed inbound messages to the use cases live at the edge, in `crate::channels`
+//! (they write the registry on `$connect`/`$disconnect`); the order use cases read it to find the connector to
+//! command. Nothing here imports a feature that uses it.
 
-pub mod browser;
-pub mod channels;
 pub mod fanout;
-pub mod greeting;
 pub mod limits;
 pub mod outbox;
 pub mod protocol;
 pub mod registry;
 pub mod reports;
-pub mod router;
 
 pub use fanout::Fanout;
 pub use limits::{LinkGuard, LinkLimits};

@@ -20,19 +20,7 @@ use super::cors::{self, CorsConfigError, CorsSettings};
 use super::error::ApiError;
 use crate::telemetry;
 
-/// Largest request body any route accepts.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Routes with a larger body limit: `(path prefix, path suffix, limit)` — a path matches when it starts with the
-/// prefix and ends with the suffix.
-pub const LARGE_BODY_ROUTES: &[(&str, &str, usize)] = crate::ml::routes::LARGE_BODY_ROUTES;
-
-/// The body limit of a request path.
-pub fn body_limit(path: &str) -> usize {
-    LARGE_BODY_ROUTES
-        .iter()
-        .find(|(prefix, suffix, _)| path.starts_with(prefix) && path.ends_with(suffix))
-        .map_or(MAX_BODY_BYTES, |(_, _, limit)| *limit)
-}
+pub use crate::limits::{LARGE_BODY_ROUTES, MAX_BODY_BYTES, body_limit};
 
 /// Longest a request may run (API Gateway's integration limit is 29 s).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(28);

@@ -55,7 +55,7 @@ use crate::auth::store::{UserRecord, user_key};
 use crate::jobs::Schedule;
 use crate::ports::store::TTL_ATTR;
 use crate::ports::{CancelReason, Condition, Index, Item, Query, StoreError, TxOp, Update, Value as StoreValue};
-use crate::trading::orders::{IdempotencyKey, TradingError};
+use crate::trading::orders::{Delivery, IdempotencyKey, TradingError};
 
 /// The body of the scheduled cycle message on the `ml-train` queue.
 pub const AUTO_TRADING_BODY: &str = r#"{"kind":"auto_trading_cycle"}"#;
@@ -615,8 +615,8 @@ impl MlService {
             Ok(reply) => {
                 step.executed = true;
                 let outcome =
-                    if reply.status() == 202 { "executed: delivery uncertain (reconciled)" } else { "executed" };
-                info!(model = %id, prediction = %record.id, order = ?order_id_of(&reply), status = reply.status(), "auto-trade placed");
+                    if reply.delivery == Delivery::Uncertain { "executed: delivery uncertain (reconciled)" } else { "executed" };
+                info!(model = %id, prediction = %record.id, order = ?order_id_of(&reply), delivery = reply.delivery.as_str(), "auto-trade placed");
                 self.set_outcome(&pkey, outcome, order_id_of(&reply)).await
             }
             Err(e) => {

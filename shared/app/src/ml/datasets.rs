@@ -28,8 +28,8 @@ use super::store::{
 };
 use crate::ports::{BlobError, BlobStore, Clock, Condition, Item, ItemStore, Query, StoreError};
 
-/// Largest CSV upload (bytes): the Lambda request payload limit (6 MB) leaves room for base64 encoding.
-pub const MAX_UPLOAD_BYTES: usize = 4 << 20;
+/// Largest CSV upload (bytes): `crate::limits`.
+pub use crate::limits::MAX_UPLOAD_BYTES;
 /// Most rows in one upload.
 pub const MAX_UPLOAD_ROWS: usize = 100_000;
 /// Most bars in one dataset (about 23 years of hourly bars).

@@ -7,7 +7,7 @@
 //! | `ask` | `user_id`, `connection_id`, `history_from` | a run that left unresolved orders too recent to compare (delayed until they are old enough) | the connection is asked for MT5's history again (`SYNC_REQUEST`) |
 //! | `sweep_in_flight` | `shard?`, `cursor?` | the schedule, every minute (`{"kind":"sweep_in_flight"}`) | without `shard`: one message per shard; with it: each watched connection of a page is asked for history (`SYNC_REQUEST`) |
 //! | `sweep_connections` | `shard?`, `cursor?` | the schedule, every 5 minutes (`{"kind":"sweep_connections"}`) | the same over the active connections, asked for `GET_POSITIONS` |
-//! | `greet_dashboard` | `connection_id`, `attempt` | the dashboard channel's `$connect` | `CONNECTIONS_STATUS` pushed as soon as the socket is up ([`crate::connector::greeting`]) |
+//! | `greet_dashboard` | `connection_id`, `attempt` | the dashboard channel's `$connect` | `CONNECTIONS_STATUS` pushed as soon as the socket is up ([`crate::channels::greeting`]) |
 //!
 //! Every kind is idempotent under redelivery (conditional writes, requests that may be repeated).
 
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::service::ReconcileService;
-use crate::connector::greeting::Greet;
+use crate::channels::greeting::Greet;
 use crate::jobs::{JobError, QueueConsumer, Schedule};
 use crate::ports::{Cursor, ReceivedMessage};
 

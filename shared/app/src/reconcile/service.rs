@@ -35,7 +35,7 @@ use super::store::{
     ConnectionRun, IndexEntry, IndexKind, SHARDS, WATCH_TTL_DAYS, audit_item, events, index_key, index_pk, run_key,
 };
 use crate::brokers::service::BrokerService;
-use crate::connector::greeting::{self, Greeter};
+use crate::channels::greeting::{self, Greeter};
 use crate::connector::protocol::Command;
 use crate::connector::registry::LINK_TTL;
 use crate::connector::reports::{BrokerPosition, PositionsSnapshot};

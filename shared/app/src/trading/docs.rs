@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
-use super::fields::MAX_STRING;
+use crate::http::fields::MAX_STRING;
 use super::orders::queries::MAX_PAGE;
 use super::orders::IdempotencyKey;
 use super::sizing::{MAX_BALANCE, MAX_CONVERSION_RATE, MAX_LEVERAGE, MAX_PRICE, MAX_SLTP_VALUE};

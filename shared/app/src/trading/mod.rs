@@ -3,7 +3,6 @@
 //! JSON to them and back.
 
 pub mod docs;
-pub(crate) mod fields;
 pub mod orders;
 pub mod sizing;
 

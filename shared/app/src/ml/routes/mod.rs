@@ -41,7 +41,6 @@ use axum::extract::FromRef;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 
-use super::datasets::MAX_UPLOAD_BYTES;
 use super::service::MlService;
 use crate::auth::{Authenticator, RequestLimits, limit_requests};
 use handlers::*;
@@ -49,13 +48,8 @@ use handlers::*;
 pub use parse::{flat_alias, model_id, parse_config};
 pub use views::model_view;
 
-/// Largest body of `POST /ml/models/{id}/predict` (candles in the request).
-pub const MAX_PREDICT_BODY_BYTES: usize = 1 << 20;
-/// Routes accepting more than the platform's default body limit: `(path prefix, path suffix, limit)`.
-pub const LARGE_BODY_ROUTES: &[(&str, &str, usize)] = &[
-    ("/api/v1/ml/datasets", "/api/v1/ml/datasets", MAX_UPLOAD_BYTES),
-    ("/api/v1/ml/models/", "/predict", MAX_PREDICT_BODY_BYTES),
-];
+/// Largest body of `POST /ml/models/{id}/predict` and the routes accepting large bodies (`crate::limits`).
+pub use crate::limits::{LARGE_BODY_ROUTES, MAX_PREDICT_BODY_BYTES};
 /// The response header carrying the next page's cursor.
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 /// Longest model name, in characters.

@@ -53,7 +53,7 @@ impl MlService {
         let artefact =
             self.cache.get_or_load(self.blobs.as_ref(), owner_of(&location, user), &location, &checksum).await?;
         let symbol = symbol
-            .unwrap_or_else(|| crate::trading::fields::instrument(&model.symbol).map(|i| i.symbol).unwrap_or("EURUSD"));
+            .unwrap_or_else(|| nusatrade_domain::instrument::lookup(&model.symbol).map(|i| i.symbol).unwrap_or("EURUSD"));
         let (series_holder, source): (CandlesHolder, Value) = match candles {
             PredictCandles::Given(s) => {
                 let last = s.candles().last().map(|c| c.time);
@@ -92,7 +92,7 @@ impl MlService {
             );
             m.insert("model_version".into(), Value::from(location.version));
             m.insert("candles".into(), source);
-            m.insert("timestamp".into(), Value::from(crate::trading::orders::views::iso(now)));
+            m.insert("timestamp".into(), Value::from(crate::wire::iso(now)));
             if let Some((k, v)) = extra {
                 m.insert(k.to_owned(), v);
             }
@@ -121,7 +121,7 @@ impl MlService {
     }
 
     /// The newest stored candles for a prediction: the user's dataset, else the platform's system dataset.
-    pub(super) async fn stored_candles(
+    async fn stored_candles(
         &self,
         user: Uuid,
         symbol: &str,
@@ -316,7 +316,7 @@ pub fn prediction_order(
         "SELL" => Side::Sell,
         _ => return Err(MlError::Refused("Cannot execute HOLD signal".into())),
     };
-    let instrument = crate::trading::fields::instrument(&record.symbol)
+    let instrument = nusatrade_domain::instrument::lookup(&record.symbol)
         .map_err(|_| MlError::Refused(format!("{} is not a tradable symbol", record.symbol)))?;
     let lots = instrument.validate_lots(lot_size).map_err(|e| {
         use nusatrade_domain::instrument::VolumeError as V;

@@ -26,5 +26,3 @@ pub use error::{TradingError, TradingResult};
 pub use idempotency::IdempotencyKey;
 pub use service::{Delivery, ModifyOrder, OrderService, PlaceOrder, Placed};
 pub use store::OrderRecord;
-#[doc(hidden)]
-pub use service::Placed as Reply;

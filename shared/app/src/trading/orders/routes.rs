@@ -47,7 +47,7 @@ use super::views::{PositionOut, TradeOut};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
 use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError, optional_object};
 use crate::ports::Cursor;
-use crate::trading::fields::{Fields, ge, gt, instrument, num};
+use crate::http::fields::{Fields, ge, gt, instrument, num};
 use crate::trading::sizing::MAX_PRICE;
 
 /// The header carrying an idempotency key.

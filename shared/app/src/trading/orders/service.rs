@@ -110,15 +110,6 @@ pub struct Placed {
 }
 
 impl Placed {
-    /// TEMPORARY (#15, removed once the ML routes map [`Delivery`] themselves): the HTTP status of the outcome.
-    pub fn status(&self) -> u16 {
-        match (self.delivery, self.kind) {
-            (Delivery::Uncertain, _) => 202,
-            (Delivery::Sent, CommandKind::Open) => 201,
-            _ => 200,
-        }
-    }
-
     fn new(order: &OrderRecord, kind: CommandKind, delivery: Delivery, execution: Value) -> Self {
         Placed { order_id: order.id, kind, delivery, body: trade_with_mt5(order, execution) }
     }

@@ -23,8 +23,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use super::channels::connections_status;
-use super::registry::LinkKind;
+use super::connector::connections_status;
+use crate::connector::registry::LinkKind;
 use crate::brokers::service::BrokerService;
 use crate::jobs::JobError;
 use crate::ports::{PushOutcome, Queue};

@@ -28,7 +28,7 @@
 //! * Fan-out to every dashboard of the user ([`OrderService::broadcast`]): `TRADE_RESULT`, `ORDER_UPDATE`,
 //!   `POSITION_UPDATE`, `ACCOUNT_UPDATE`, `MT5_STATUS_UPDATE`, `CONNECTOR_ERROR`, `CONNECTOR_DISCONNECTED`,
 //!   `CONNECTIONS_STATUS`.
-//! * A message over 128 KB or a flood beyond the per-connection rate closes the socket ([`super::limits`]).
+//! * A message over 128 KB or a flood beyond the per-connection rate closes the socket ([`crate::connector::limits`]).
 
 use std::sync::Arc;
 
@@ -40,15 +40,15 @@ use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::channels::{connections_status, contact, error_reply, refuse, reject};
+use super::connector::{connections_status, contact, error_reply, refuse, reject};
 use super::greeting::Greeter;
-use super::limits::{Admission, LinkGuard, LinkLimits};
-use super::registry::{ConnectorRegistry, WsConnection};
+use crate::connector::limits::{Admission, LinkGuard, LinkLimits};
+use crate::connector::registry::{ConnectorRegistry, WsConnection};
 use crate::auth::store::{SessionRecord, UserRecord, session_key, user_key};
 use crate::auth::{Authenticator, CurrentUser};
 use crate::brokers::service::BrokerService;
 use crate::http::{ApiError, FieldError};
-use crate::trading::fields::{Fields, gt};
+use crate::http::fields::{Fields, gt};
 use crate::trading::orders::routes::parse_order;
 use crate::trading::orders::store::SOURCE_WEBSOCKET;
 use crate::trading::orders::routes::placed_status;

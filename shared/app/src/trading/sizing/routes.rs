@@ -38,7 +38,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::fields::{Fields, fmt_dec, ge, gt, instrument, num, unprocessable};
+use crate::http::fields::{Fields, fmt_dec, ge, gt, instrument, num, unprocessable};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
 use crate::http::{ApiError, ApiJson, ApiResult};
 
@@ -423,4 +423,5 @@ pub fn risk_profiles_json() -> Value {
 }
 
 #[cfg(test)]
+#[path = "tests.rs"]
 mod tests;

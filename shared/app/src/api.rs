@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::openapi::*;
+use crate::http::openapi::*;
 
 /// The health group's operations (mounted twice, as the original did).
 fn health_operations() -> Vec<Op> {

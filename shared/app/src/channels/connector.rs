@@ -9,7 +9,7 @@
 //!
 //! **First contact.** API Gateway cannot post from `$connect`, so what the original sent on accept goes out
 //! on the connection's first message (the `AUTH` the original connector always sends, or anything else):
-//! `WELCOME` (with `heartbeat_interval`), then the [outbox](super::outbox) — trade commands sent before a
+//! `WELCOME` (with `heartbeat_interval`), then the [outbox](crate::connector::outbox) — trade commands sent before a
 //! reconnect and not acknowledged yet, in order — then a full re-sync (`GET_POSITIONS`, `GET_ACCOUNT`); the
 //! user's dashboards get a fresh `CONNECTIONS_STATUS`. "First" is decided by a conditional write on the
 //! connection record, so it happens once whichever function instance gets the message. These frames are
@@ -35,7 +35,7 @@
 //! [`PING_EVERY`], a `PING` goes to the connector; its `PONG` gives the round-trip latency. Quotes implied by
 //! positions are written at most every [`QUOTE_WRITE_GAP`] per symbol.
 //!
-//! **Limits**: a message over 128 KB or a flood beyond the per-connection rate ([`super::limits`]) gets an
+//! **Limits**: a message over 128 KB or a flood beyond the per-connection rate ([`crate::connector::limits`]) gets an
 //! `ERROR` and the connection is closed through the Push port.
 //!
 //! Messages from a connection only ever touch its own user's data: the user comes from the connection
@@ -52,14 +52,14 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::limits::{Admission, LinkGuard, LinkLimits, PerConnection};
-use super::outbox::{MAX_RESENDS, OutboxEntry};
-use super::fanout::Fanout;
-use super::protocol::{Command, ConnectorMessage, TradeResult};
-use super::registry::{
+use crate::connector::limits::{Admission, LinkGuard, LinkLimits, PerConnection};
+use crate::connector::outbox::{MAX_RESENDS, OutboxEntry};
+use crate::connector::fanout::Fanout;
+use crate::connector::protocol::{Command, ConnectorMessage, TradeResult};
+use crate::connector::registry::{
     AccountSnapshot, ConnectorRegistry, LinkHealth, PING_SENT_ATTR, Quote, WsConnection, health_update,
 };
-use super::reports::{
+use crate::connector::reports::{
     AccountReport, LogSnapshots, Mt5Status, PositionUpdate, PositionsReport, PositionsSnapshot, SnapshotHook, quotes,
 };
 use crate::auth::Authenticator;
@@ -452,7 +452,7 @@ impl ConnectorChannel {
     }
 
     /// Writes the quotes the positions imply, at most every [`QUOTE_WRITE_GAP`] per symbol.
-    async fn quotes(&self, conn: &WsConnection, positions: &[super::reports::BrokerPosition], now: DateTime<Utc>) {
+    async fn quotes(&self, conn: &WsConnection, positions: &[crate::connector::reports::BrokerPosition], now: DateTime<Utc>) {
         for q in quotes(positions) {
             let due = self.memo.with(&conn.ws_connection_id, now, LinkMemo::default, |m| {
                 let due = m.quotes_written.get(q.symbol).is_none_or(|t| now - *t >= QUOTE_WRITE_GAP);
@@ -637,7 +637,7 @@ impl ConnectorChannel {
         }
         let parsed = ConnectorMessage::parse(&msg.body);
         if let Err(e) = &parsed
-            && !matches!(e, super::protocol::ProtocolError::Invalid { .. })
+            && !matches!(e, crate::connector::protocol::ProtocolError::Invalid { .. })
         {
             return Some(e.reply());
         }

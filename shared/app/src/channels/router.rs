@@ -16,8 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tracing::warn;
 
-use super::channels::{BrowserChannel, ConnectorChannel};
-use super::registry::{ConnectorRegistry, LinkKind, WsConnection};
+use super::connector::{BrowserChannel, ConnectorChannel};
+use crate::connector::registry::{ConnectorRegistry, LinkKind, WsConnection};
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
 
 /// The query parameter that marks a connector at `$connect`.
