@@ -23,7 +23,7 @@ use crate::ml::error::MlError;
 use crate::ml::service::{ExecuteInput, PredictCandles};
 use crate::ml::store::{Owner, tf_name};
 use crate::ports::Cursor;
-use crate::trading::fields::{Fields, gt};
+use crate::http::fields::{Fields, gt};
 use crate::trading::orders::Delivery;
 use crate::wire::{iso, opt_iso};
 

@@ -94,7 +94,7 @@ impl MlService {
 
     /// Puts an `ACTIVE#<SYMBOL>` item written before the auto-trading index existed into it (activating an
     /// active model again does it).
-    pub(super) async fn index_active(&self, user: Uuid, symbol: &str, id: Uuid) -> MlResult<()> {
+    async fn index_active(&self, user: Uuid, symbol: &str, id: Uuid) -> MlResult<()> {
         let key = active_key(user, symbol);
         if let Some(item) = self.store.get(&key).await?
             && item.get_s("GSI1PK").is_none()

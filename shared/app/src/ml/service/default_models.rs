@@ -50,7 +50,7 @@ impl MlService {
 
     /// Queues a (re)training of a symbol's default: conditional on the record as read, so concurrent callers
     /// queue one job.
-    pub(super) async fn queue_default(&self, symbol: &'static str, current: Option<&DefaultRecord>) -> MlResult<bool> {
+    async fn queue_default(&self, symbol: &'static str, current: Option<&DefaultRecord>) -> MlResult<bool> {
         let now = self.clock.now();
         let job_id = self.ids.uuid();
         let mut record = match current {

@@ -56,7 +56,7 @@ impl MlService {
         Ok(self.all_models(user).await?.into_iter().skip(skip).take(limit).collect())
     }
 
-    pub(super) fn check_strategy(strategy: Option<Uuid>) -> MlResult<()> {
+    fn check_strategy(strategy: Option<Uuid>) -> MlResult<()> {
         // No strategies exist on this platform (the strategies routes are not part of it): any id is unknown.
         match strategy {
             Some(_) => Err(MlError::NotFound("Strategy not found".into())),
@@ -229,7 +229,7 @@ impl MlService {
         Ok(())
     }
 
-    pub(super) async fn delete_predictions(&self, user: Uuid, model: Uuid) -> MlResult<usize> {
+    async fn delete_predictions(&self, user: Uuid, model: Uuid) -> MlResult<usize> {
         let mut deleted = 0;
         while deleted < MAX_PREDICTIONS_DELETED {
             let page = self
