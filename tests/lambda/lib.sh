@@ -7,6 +7,12 @@
 #                       NUSATRADE_MOTO_ENDPOINT; fails loudly if it does not answer within 30 s.
 #                       It is moto_server with DynamoDB requests serialised (see moto_server.py)
 #   nt_kill PID...      stop processes this script started (their process groups), quietly
+#   nt_size_table WORK PATTERN
+#                       print the Markdown table of every template function's binary (PATTERN with {lid} and
+#                       {binary} replaced: `target/release/{binary}`, `$OUT/{lid}/bootstrap`): stripped size in bytes
+#                       and MB, zipped as Lambda stores it, init time to the first /runtime/invocation/next
+#                       (init_time.py, median of 5 starts) with the template's environment on moto
+#                       ($NUSATRADE_MOTO_ENDPOINT; nt_start_moto first). WORK holds the environment files.
 #
 # Processes are started in their own process group (setsid) so that nt_kill also stops their
 # children, and only those.
@@ -100,5 +106,26 @@ nt_kill() {
         for ((i = 0; i < 25; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
         kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
+    done
+}
+
+nt_size_table() {
+    local work="$1" pattern="$2" py="$NT_VENV/bin/python" lid binary boot sizes med lo hi
+    printf '\n| function | stripped bytes | stripped | zipped | init to first /next (median, min–max of 5) |\n'
+    printf '|---|---|---|---|---|\n'
+    "$py" "$NT_LIB_DIR/lambdatool.py" functions "$NT_REPO_ROOT/template.yaml" | while IFS=$'\t' read -r lid binary _; do
+        boot="${pattern//\{lid\}/$lid}"
+        boot="${boot//\{binary\}/$binary}"
+        [[ -x "$boot" ]] || nt_die "$lid: $boot was not built"
+        "$py" "$NT_LIB_DIR/lambdatool.py" provision "$NT_REPO_ROOT/template.yaml" "$NUSATRADE_MOTO_ENDPOINT" \
+            "init$$-$lid" "$lid" >"$work/$lid.env" 2>/dev/null
+        echo "NUSATRADE_AWS_ENDPOINT=$NUSATRADE_MOTO_ENDPOINT" >>"$work/$lid.env"
+        sizes=$("$py" -c 'import io,os,sys,zipfile
+b=io.BytesIO()
+with zipfile.ZipFile(b,"w",zipfile.ZIP_DEFLATED,compresslevel=9) as z: z.write(sys.argv[1],"bootstrap")
+n=os.path.getsize(sys.argv[1])
+print(f"{n:,} | {n/1e6:.1f} MB | {len(b.getvalue())/1e6:.1f} MB")' "$boot")
+        read -r _ med lo hi < <("$py" "$NT_LIB_DIR/init_time.py" "$work/$lid.env" "$boot" 5)
+        printf '| %s | %s | %s ms (%s–%s) |\n' "$binary" "$sizes" "$med" "$lo" "$hi"
     done
 }

@@ -5,6 +5,8 @@
 #      artefacts, against moto);
 #   2. a table of each function's bootstrap size (stripped, and zipped as Lambda stores it) and its init time to
 #      the first /runtime/invocation/next (tests/lambda/init_time.py, a stand-in Runtime API; median of 5 starts).
+#      tests/lambda/sizes.sh prints the same table for plain `cargo build --release` binaries (minutes, not half
+#      an hour).
 #
 #   tests/lambda/sam-build.sh [BUILD_DIR]      (default: target/sam-build; takes 30–40 min on 2 cores)
 #   NUSATRADE_SAM_REUSE=1 tests/lambda/sam-build.sh   checks and measures the artefacts already in BUILD_DIR
@@ -46,18 +48,4 @@ fi
 nt_start_moto "$WORK"
 NUSATRADE_SAM_BUILD_DIR="$OUT" bash tests/lambda/run-events.sh
 
-PY="$NT_VENV/bin/python"
-printf '\n| function | bootstrap (stripped) | zipped | init to first /next (median, min–max of 5) |\n|---|---|---|---|\n'
-"$PY" tests/lambda/lambdatool.py functions template.yaml | while IFS=$'\t' read -r lid binary _pkg _mem _timeout; do
-    boot="$OUT/$lid/bootstrap"
-    [[ -x "$boot" ]] || nt_die "$lid: $boot was not built"
-    "$PY" tests/lambda/lambdatool.py provision template.yaml "$NUSATRADE_MOTO_ENDPOINT" "init$$-$lid" "$lid" \
-        >"$WORK/$lid.env" 2>/dev/null
-    echo "NUSATRADE_AWS_ENDPOINT=$NUSATRADE_MOTO_ENDPOINT" >>"$WORK/$lid.env"
-    sizes=$("$PY" -c 'import io,os,sys,zipfile
-b=io.BytesIO()
-with zipfile.ZipFile(b,"w",zipfile.ZIP_DEFLATED,compresslevel=9) as z: z.write(sys.argv[1],"bootstrap")
-print(f"{os.path.getsize(sys.argv[1])/1e6:.1f} MB | {len(b.getvalue())/1e6:.1f} MB")' "$boot")
-    read -r _ med lo hi < <("$PY" tests/lambda/init_time.py "$WORK/$lid.env" "$boot" 5)
-    printf '| %s | %s | %s ms (%s–%s) |\n' "$binary" "$sizes" "$med" "$lo" "$hi"
-done
+nt_size_table "$WORK" "$OUT/{lid}/bootstrap"

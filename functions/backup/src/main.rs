@@ -4,34 +4,18 @@
 //! has its manifest is not taken again); an SQS event source with `ReportBatchItemFailures`, a failed backup is
 //! retried and after 5 receives parked in the alarmed dead-letter queue.
 //!
-//! Wiring only: logging, the AWS adapters (DynamoDB scan, S3), built once per execution environment, and
-//! `NUSATRADE_BACKUP_SEGMENTS` (parallel scan segments per backup, default 4). The use case lives in
-//! `nusatrade_app::backup`.
+//! Wiring only: logging, the AWS adapters it uses (DynamoDB scan, S3), built once per execution environment, and
+//! the backup settings (`BackupOptions::from_env`: `NUSATRADE_BACKUP_SEGMENTS`, parallel scan segments per backup,
+//! default 4). The use case lives in `nusatrade_app::backup`.
 
 use std::sync::Arc;
 
-use nusatrade_app::backup::service::MAX_BACKUP_SEGMENTS;
 use nusatrade_app::backup::{BackupJob, BackupOptions, BackupService};
 
-/// Parallel scan segments per backup unless a message names its own.
-const ENV_SEGMENTS: &str = "NUSATRADE_BACKUP_SEGMENTS";
-
-fn segments() -> Result<u32, String> {
-    match std::env::var(ENV_SEGMENTS) {
-        Err(_) => Ok(BackupOptions::default().segments),
-        Ok(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_BACKUP_SEGMENTS).contains(n))
-            .ok_or_else(|| format!("{ENV_SEGMENTS}={v:?}: expected 1..={MAX_BACKUP_SEGMENTS}")),
-    }
-}
-
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    let ports = nusatrade_aws::runtime::init("backup").await?;
-    let options = BackupOptions { segments: segments()?, ..BackupOptions::default() };
+async fn main() -> Result<(), nusatrade_aws::runtime::Error> {
+    let ports = nusatrade_aws::runtime::init("backup", |p| p.store().blobs()).await?;
+    let options = BackupOptions::from_env()?;
     tracing::info!(segments = options.segments, "backup function initialised");
     let job = BackupJob::new(BackupService::from_ports(&ports), options);
     nusatrade_aws::jobs::run(Arc::new(job)).await

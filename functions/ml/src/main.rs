@@ -1,6 +1,6 @@
 //! Lambda entry point for the ML routes (`/api/v1/ml/*` and `/api/v1/ml-models/*`).
 //!
-//! Wiring only: logging, the auth, trading and ML settings and the AWS adapters (DynamoDB for models,
+//! Wiring only: logging, the auth, trading and ML settings and the AWS adapters it uses (DynamoDB for models,
 //! predictions and datasets' metadata; S3 for candles and model artefacts; SQS to queue training jobs on
 //! `ml-train`; the API Gateway Management API for the commands `execute` sends to connectors) built once per
 //! execution environment, and the shared router served through `lambda_http`. Decoded models stay in a
@@ -8,22 +8,22 @@
 //! function loads a model once. Training runs in the `ml-train` function.
 
 use nusatrade_app::auth::AuthConfig;
-use nusatrade_app::ml::{self, MlConfig, MlService, MlState, ModelCache};
-use nusatrade_app::trading::orders::{OrderService, TradingConfig};
-use nusatrade_app::trading::{self};
+use nusatrade_app::compose;
+use nusatrade_app::ml::{self, MlConfig, MlState, ModelCache};
+use nusatrade_app::trading::{self, orders::TradingConfig};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), nusatrade_aws::runtime::Error> {
     // Init phase: runs once per execution environment, outside the request path.
-    let ports = nusatrade_aws::runtime::init("ml").await?;
+    let ports = nusatrade_aws::runtime::init("ml", |p| p.store().blobs().queue().push()).await?;
     let auth = AuthConfig::from_env()?;
     let trading_config = TradingConfig::from_env()?;
     let config = MlConfig::from_env()?;
     tracing::info!(?config, "ml function initialised");
-    let orders = OrderService::new(&ports, trading_config);
+    let orders = compose::orders(&ports, trading_config);
     let state = MlState {
         auth: trading::authenticator(&auth, &ports),
-        ml: MlService::new(&ports, Some(orders), config, ModelCache::from_env()),
+        ml: compose::ml(&ports, Some(orders), config, ModelCache::from_env()),
     };
-    lambda_http::run(nusatrade_aws::runtime::http_app(ml::router(state, None))?).await
+    nusatrade_aws::runtime::serve(ml::router(state, None)).await
 }

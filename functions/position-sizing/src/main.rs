@@ -1,8 +1,8 @@
 //! Lambda entry point for the position-sizing routes (`POST /api/v1/trading/position-size/calculate`,
 //! `POST /api/v1/trading/calculate-sl-tp`, `GET /api/v1/trading/risk-profiles`).
 //!
-//! Wiring only: logging, the auth settings (for token verification) and the AWS adapters built once
-//! per execution environment, and the shared router served through `lambda_http`. The routes live in
+//! Wiring only: logging, the auth settings (for token verification) and the AWS adapter it uses (DynamoDB) built
+//! once per execution environment, and the shared router served through `lambda_http`. The routes live in
 //! `nusatrade_app::trading::sizing`.
 //!
 //! Callers are authenticated like every other route: the bearer access token is verified with
@@ -14,11 +14,10 @@ use nusatrade_app::auth::AuthConfig;
 use nusatrade_app::trading::{self, sizing};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), nusatrade_aws::runtime::Error> {
     // Init phase: runs once per execution environment, outside the request path.
-    let ports = nusatrade_aws::runtime::init("position-sizing").await?;
+    let ports = nusatrade_aws::runtime::init("position-sizing", |p| p.store()).await?;
     let config = AuthConfig::from_env()?;
     tracing::info!(?config, "position-sizing function initialised");
-    let router = nusatrade_aws::runtime::http_app(sizing::router(trading::authenticator(&config, &ports), None))?;
-    lambda_http::run(router).await
+    nusatrade_aws::runtime::serve(sizing::router(trading::authenticator(&config, &ports), None)).await
 }

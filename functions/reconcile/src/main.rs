@@ -3,21 +3,21 @@
 //! `ReportBatchItemFailures`: only the failed records are retried, and after 5 receives a message is parked in the
 //! alarmed dead-letter queue.
 //!
-//! Wiring only: logging, the trading and reconciliation settings and the AWS adapters (DynamoDB, SQS for sweep
-//! fan-out, the API Gateway Management API for snapshot requests to connectors and `ORDER_UPDATE`s to dashboards),
-//! built once per execution environment. The use cases live in `nusatrade_app::reconcile`.
+//! Wiring only: logging, the trading and reconciliation settings and the AWS adapters it uses (DynamoDB, SQS for
+//! sweep fan-out, the API Gateway Management API for snapshot requests to connectors and `ORDER_UPDATE`s to
+//! dashboards), built once per execution environment. The use cases live in `nusatrade_app::reconcile`.
 
 use std::sync::Arc;
 
-use nusatrade_app::reconcile::{ReconcileConsumer, ReconcileService, ReconcileSettings};
-use nusatrade_app::trading::orders::{OrderService, TradingConfig};
+use nusatrade_app::compose::Trading;
+use nusatrade_app::reconcile::{ReconcileConsumer, ReconcileSettings};
+use nusatrade_app::trading::orders::TradingConfig;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    let ports = nusatrade_aws::runtime::init("reconcile").await?;
+async fn main() -> Result<(), nusatrade_aws::runtime::Error> {
+    let ports = nusatrade_aws::runtime::init("reconcile", |p| p.store().queue().push()).await?;
     let settings = ReconcileSettings::from_env()?;
-    let orders = OrderService::new(&ports, TradingConfig::from_env()?);
     tracing::info!(?settings, "reconcile function initialised");
-    let service = ReconcileService::new(orders, ports.queue.clone(), settings);
+    let Trading { reconcile: service, .. } = Trading::new(&ports, TradingConfig::from_env()?, settings);
     nusatrade_aws::jobs::run(Arc::new(ReconcileConsumer { service })).await
 }

@@ -5,6 +5,6 @@
 //! per execution environment; the handlers live in `nusatrade_app::connector`.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> Result<(), nusatrade_aws::runtime::Error> {
     nusatrade_aws::websocket::run_channels("ws-disconnect").await
 }

@@ -1,11 +1,11 @@
 //! [`Push`] through the API Gateway Management API (`PostToConnection` / `DeleteConnection`).
 
 use async_trait::async_trait;
-use aws_config::SdkConfig;
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_apigatewaymanagement::operation::delete_connection::DeleteConnectionError;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_types::SdkConfig;
 use bytes::Bytes;
 use nusatrade_app::ports::push::validate_post;
 use nusatrade_app::ports::{Push, PushError, PushOutcome};

@@ -1,4 +1,5 @@
-//! Settings from the environment, the one shared [`SdkConfig`], and [`build_ports`].
+//! Settings from the environment, the one shared [`SdkConfig`], and the ports built from them ([`PortsBuilder`]:
+//! only the adapters a function names; [`build_ports`]: all of them).
 //!
 //! Environment (all optional; a port whose setting is missing answers "unavailable: X is not set"):
 //! - `NUSATRADE_TABLE`: the DynamoDB table.
@@ -10,7 +11,8 @@
 //!   (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`).
 //! - `NUSATRADE_MAIL_FROM`: the SES sender address.
 //! - `NUSATRADE_AWS_ENDPOINT`: one endpoint for every AWS service (an emulator such as moto). The
-//!   standard `AWS_ENDPOINT_URL` works too (natively, through aws-config); this one wins over it.
+//!   standard `AWS_ENDPOINT_URL` works too; this one wins over it.
+//! - The region and credentials as Lambda sets them ([`load_sdk_config`]).
 //!
 //! With an endpoint override (either variable), S3 uses path-style addressing, and — for emulators
 //! only — a missing region defaults to `us-east-1` and missing credentials to static test ones.
@@ -18,12 +20,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_dynamodb::config::{Credentials, Region};
-use nusatrade_app::ports::{Clock, Ports, RandomIds, SystemClock};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use nusatrade_app::ports::{Ports, RandomIds, SystemClock};
 
 use crate::unconfigured::Unconfigured;
-use crate::{ApiGwPush, DynamoStore, S3Blobs, SesMailer, SqsQueue};
 
 pub const ENV_TABLE: &str = "NUSATRADE_TABLE";
 pub const ENV_BUCKET: &str = "NUSATRADE_BUCKET";
@@ -147,85 +151,196 @@ fn url(var: &str, v: String) -> Result<String, ConfigError> {
     }
 }
 
-fn env_set(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|v| !v.is_empty())
-}
-
 fn emulator_credentials() -> Credentials {
     Credentials::new("test", "test", None, None, "nusatrade-emulator")
 }
 
-/// Loads the shared SDK configuration once (region, credentials, retries from the environment as
-/// usual; `NUSATRADE_AWS_ENDPOINT` as the endpoint of every service when set).
+/// The value of a set, non-empty environment variable.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The credentials Lambda hands a function: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
+fn env_credentials() -> Option<Credentials> {
+    let id = env_value("AWS_ACCESS_KEY_ID")?;
+    let secret = env_value("AWS_SECRET_ACCESS_KEY")?;
+    Some(Credentials::new(id, secret, env_value("AWS_SESSION_TOKEN"), None, "Environment"))
+}
+
+fn sdk_config(region: Option<String>, credentials: Option<Credentials>, endpoint: Option<&str>) -> SdkConfig {
+    let mut builder = SdkConfig::builder().behavior_version(BehaviorVersion::latest()).region(region.map(Region::new));
+    if let Some(credentials) = credentials {
+        builder = builder.credentials_provider(SharedCredentialsProvider::new(credentials));
+    }
+    if let Some(ep) = endpoint {
+        builder = builder.endpoint_url(ep);
+    }
+    // HTTPS client, retries (standard, 3 attempts), timeouts, sleep and time source: the SDK clients' defaults for
+    // the behaviour version.
+    builder.build()
+}
+
+/// Loads the shared SDK configuration once, from the environment as Lambda sets it: the region (`AWS_REGION`, else
+/// `AWS_DEFAULT_REGION`), the execution role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), and `NUSATRADE_AWS_ENDPOINT` (else `AWS_ENDPOINT_URL`) as the endpoint of every service.
+///
+/// No provider chains (profiles, SSO, IMDS, container or web-identity credentials): a function needs none, and
+/// leaving them out keeps aws-config's STS, SSO and IMDS clients out of every binary.
 pub async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(ep) = &settings.endpoint {
-        loader = loader.endpoint_url(ep);
+    let env_endpoint = if settings.env_endpoint { env_value(ENV_AWS_ENDPOINT_URL) } else { None };
+    let endpoint = settings.endpoint.clone().or(env_endpoint);
+    let mut region = env_value("AWS_REGION").or_else(|| env_value("AWS_DEFAULT_REGION"));
+    let mut credentials = env_credentials();
+    if endpoint.is_some() {
+        region = region.or_else(|| Some(EMULATOR_REGION.to_owned()));
+        credentials = credentials.or_else(|| Some(emulator_credentials()));
     }
-    if settings.endpoint_override() {
-        if !env_set("AWS_REGION") && !env_set("AWS_DEFAULT_REGION") {
-            loader = loader.region(Region::new(EMULATOR_REGION));
-        }
-        if !env_set("AWS_ACCESS_KEY_ID") && !env_set("AWS_PROFILE") {
-            loader = loader.credentials_provider(emulator_credentials());
-        }
-    }
-    loader.load().await
+    sdk_config(region, credentials, endpoint.as_deref())
 }
 
 /// An SDK configuration for an emulator at `endpoint` (moto): region `us-east-1`, static test
 /// credentials, nothing read from the environment's AWS settings.
 pub async fn sdk_config_for_endpoint(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new(EMULATOR_REGION))
-        .credentials_provider(emulator_credentials())
-        .load()
-        .await
+    sdk_config(Some(EMULATOR_REGION.to_owned()), Some(emulator_credentials()), Some(endpoint))
 }
 
 /// The S3 client for `sdk`: path-style addressing when an endpoint override is set (emulators).
+#[cfg(feature = "s3")]
 pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build();
     aws_sdk_s3::Client::from_conf(conf)
 }
 
 /// The API Gateway Management client for a WebSocket API's endpoint (stage path included).
+#[cfg(feature = "apigw")]
 pub fn apigw_client(sdk: &SdkConfig, ws_endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
     let conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk).endpoint_url(ws_endpoint).build();
     aws_sdk_apigatewaymanagement::Client::from_conf(conf)
 }
 
+/// The ports of one function: each adapter the function names is built from the one SDK configuration; every
+/// other port answers "unavailable" (so a function links only the SDK clients it calls — each adapter method
+/// exists only with its cargo feature). A named port whose setting is missing answers
+/// "unavailable: <VAR> is not set" (queues: unknown queue).
+///
+/// ```ignore
+/// let ports = PortsBuilder::new(&sdk, &settings).store().push().queue().build();
+/// ```
+pub struct PortsBuilder<'a> {
+    sdk: &'a SdkConfig,
+    settings: &'a AwsSettings,
+    ports: Ports,
+    missing: Vec<&'static str>,
+}
+
+impl<'a> PortsBuilder<'a> {
+    /// No adapter yet: every port answers "unavailable: not used by this function".
+    pub fn new(sdk: &'a SdkConfig, settings: &'a AwsSettings) -> Self {
+        let unused = Arc::new(Unconfigured::Unused);
+        let ports = Ports {
+            store: unused.clone(),
+            blobs: unused.clone(),
+            queue: unused.clone(),
+            push: unused.clone(),
+            mailer: unused,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+        };
+        PortsBuilder { sdk, settings, ports, missing: Vec::new() }
+    }
+
+    /// The settings the named ports need but that are not set (for a start-up log line).
+    pub fn missing(&self) -> &[&'static str] {
+        &self.missing
+    }
+
+    /// The SDK configuration the adapters are built from.
+    pub fn sdk(&self) -> &'a SdkConfig {
+        self.sdk
+    }
+
+    /// The settings the adapters are built from.
+    pub fn settings(&self) -> &'a AwsSettings {
+        self.settings
+    }
+
+    /// A named port whose setting is missing: noted, and answering "<var> is not set".
+    #[cfg(any(feature = "dynamodb", feature = "s3", feature = "apigw", feature = "ses"))]
+    fn unset(missing: &mut Vec<&'static str>, var: &'static str) -> Arc<Unconfigured> {
+        missing.push(var);
+        Arc::new(Unconfigured::Missing(var))
+    }
+
+    /// The item store: DynamoDB (`NUSATRADE_TABLE`).
+    #[cfg(feature = "dynamodb")]
+    pub fn store(mut self) -> Self {
+        self.ports.store = match &self.settings.table {
+            Some(table) => Arc::new(crate::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(self.sdk),
+                table.clone(),
+                self.ports.clock.clone(),
+            )),
+            None => Self::unset(&mut self.missing, ENV_TABLE),
+        };
+        self
+    }
+
+    /// The blob store: S3 (`NUSATRADE_BUCKET`).
+    #[cfg(feature = "s3")]
+    pub fn blobs(mut self) -> Self {
+        self.ports.blobs = match &self.settings.bucket {
+            Some(bucket) => Arc::new(crate::S3Blobs::new(s3_client(self.sdk), bucket.clone())),
+            None => Self::unset(&mut self.missing, ENV_BUCKET),
+        };
+        self
+    }
+
+    /// The work queues: SQS (`NUSATRADE_QUEUE_URL_<NAME>`; a queue without its URL is unknown).
+    #[cfg(feature = "sqs")]
+    pub fn queue(mut self) -> Self {
+        let client = aws_sdk_sqs::Client::new(self.sdk);
+        self.ports.queue = Arc::new(crate::SqsQueue::new(client, self.settings.queue_urls.clone()));
+        self
+    }
+
+    /// Pushes to WebSocket connections: the API Gateway Management API (`NUSATRADE_WS_ENDPOINT`; without it, the
+    /// endpoint override when there is one: moto serves the Management API at its root).
+    #[cfg(feature = "apigw")]
+    pub fn push(mut self) -> Self {
+        let ws_endpoint = self.settings.ws_endpoint.as_deref().or(self.sdk.endpoint_url());
+        self.ports.push = match ws_endpoint {
+            Some(ep) => Arc::new(crate::ApiGwPush::new(apigw_client(self.sdk, ep))),
+            None => Self::unset(&mut self.missing, ENV_WS_ENDPOINT),
+        };
+        self
+    }
+
+    /// Mail: SES v2 (`NUSATRADE_MAIL_FROM`).
+    #[cfg(feature = "ses")]
+    pub fn mailer(mut self) -> Self {
+        self.ports.mailer = match &self.settings.mail_from {
+            Some(from) => Arc::new(crate::SesMailer::new(aws_sdk_sesv2::Client::new(self.sdk), from.clone())),
+            None => Self::unset(&mut self.missing, ENV_MAIL_FROM),
+        };
+        self
+    }
+
+    pub fn build(self) -> Ports {
+        self.ports
+    }
+}
+
 /// Loads the SDK configuration once and builds every port from it.
+#[cfg(all(feature = "dynamodb", feature = "s3", feature = "sqs", feature = "apigw", feature = "ses"))]
 pub async fn build_ports(settings: &AwsSettings) -> Ports {
     let sdk = load_sdk_config(settings).await;
     build_ports_from(&sdk, settings)
 }
 
-/// Builds every port from one SDK configuration. A port whose setting is missing answers every call
-/// with "unavailable: <VAR> is not set" (queues: unknown queue). Without `NUSATRADE_WS_ENDPOINT`,
-/// pushes go to the endpoint override when there is one (moto serves the Management API at its root).
+/// Builds every port from one SDK configuration (see [`PortsBuilder`] for what a missing setting does).
+#[cfg(all(feature = "dynamodb", feature = "s3", feature = "sqs", feature = "apigw", feature = "ses"))]
 pub fn build_ports_from(sdk: &SdkConfig, settings: &AwsSettings) -> Ports {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store: Arc<dyn nusatrade_app::ports::ItemStore> = match &settings.table {
-        Some(table) => Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table.clone(), clock.clone())),
-        None => Arc::new(Unconfigured(ENV_TABLE)),
-    };
-    let blobs: Arc<dyn nusatrade_app::ports::BlobStore> = match &settings.bucket {
-        Some(bucket) => Arc::new(S3Blobs::new(s3_client(sdk), bucket.clone())),
-        None => Arc::new(Unconfigured(ENV_BUCKET)),
-    };
-    let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.queue_urls.clone()));
-    let ws_endpoint = settings.ws_endpoint.as_deref().or(sdk.endpoint_url());
-    let push: Arc<dyn nusatrade_app::ports::Push> = match ws_endpoint {
-        Some(ep) => Arc::new(ApiGwPush::new(apigw_client(sdk, ep))),
-        None => Arc::new(Unconfigured(ENV_WS_ENDPOINT)),
-    };
-    let mailer: Arc<dyn nusatrade_app::ports::Mailer> = match &settings.mail_from {
-        Some(from) => Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), from.clone())),
-        None => Arc::new(Unconfigured(ENV_MAIL_FROM)),
-    };
-    Ports { store, blobs, queue, push, mailer, clock, ids: Arc::new(RandomIds) }
+    PortsBuilder::new(sdk, settings).store().blobs().queue().push().mailer().build()
 }
 
 #[cfg(test)]

@@ -1,20 +1,31 @@
-//! Stand-in for a port whose setting is missing: every call fails with "<VAR> is not set", so a
-//! function that never uses the port starts fine and one that does gets a clear error.
+//! Stand-in for a port whose setting is missing (every call fails with "<VAR> is not set", so a function that never
+//! uses the port starts fine and one that does gets a clear error), or that the function does not build at all
+//! ([`crate::config::PortsBuilder`]: its SDK is not linked).
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use nusatrade_app::ports::{
     BlobError, BlobInfo, BlobKey, BlobStore, Condition, Email, Item, ItemStore, Key, MailError, Mailer, Page, Push,
-    PushError, PushOutcome, Query, Scan, StoreError, TxOp, Update,
+    PushError, PushOutcome, Query, Queue, QueueError, ReceivedMessage, Scan, StoreError, TxOp, Update,
 };
 
-/// The name of the missing environment variable.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Unconfigured(pub &'static str);
+pub(crate) enum Unconfigured {
+    /// The port's setting (this environment variable) is not set.
+    #[cfg_attr(not(any(feature = "dynamodb", feature = "s3", feature = "apigw", feature = "ses")), allow(dead_code))]
+    Missing(&'static str),
+    /// The function does not use the port (its adapter is not built).
+    Unused,
+}
 
 impl Unconfigured {
     fn message(&self) -> String {
-        format!("{} is not set", self.0)
+        match self {
+            Unconfigured::Missing(var) => format!("{var} is not set"),
+            Unconfigured::Unused => "not used by this function".to_owned(),
+        }
     }
 }
 
@@ -76,5 +87,18 @@ impl Push for Unconfigured {
 impl Mailer for Unconfigured {
     async fn send(&self, _: &Email) -> Result<(), MailError> {
         Err(MailError::Unavailable(self.message()))
+    }
+}
+
+#[async_trait]
+impl Queue for Unconfigured {
+    async fn send(&self, _: &str, _: &str, _: Duration) -> Result<String, QueueError> {
+        Err(QueueError::Unavailable(self.message()))
+    }
+    async fn receive(&self, _: &str, _: u32, _: Duration, _: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
+        Err(QueueError::Unavailable(self.message()))
+    }
+    async fn delete(&self, _: &str, _: &str) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable(self.message()))
     }
 }

@@ -18,15 +18,12 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use lambda_runtime::{LambdaEvent, service_fn};
-use nusatrade_app::auth::AuthConfig;
-use nusatrade_app::brokers::service::BrokerService;
-use nusatrade_app::connector::browser::BrowserChannel;
-use nusatrade_app::connector::channels::{ConnectorChannel, channels};
-use nusatrade_app::connector::router::ChannelRouter;
-use nusatrade_app::reconcile::{ReconcileHook, ReconcileService, ReconcileSettings};
-use nusatrade_app::trading;
-use nusatrade_app::trading::orders::{OrderService, TradingConfig};
 use nusatrade_app::ws::{ConnectDecision, ConnectRequest, InboundMessage, MAX_MESSAGE_BYTES, WsHandler, select_route};
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "apigw"))]
+use nusatrade_app::{
+    auth::AuthConfig, compose::Trading, channels::router::ChannelRouter, reconcile::ReconcileSettings,
+    trading::orders::TradingConfig,
+};
 use tracing::warn;
 
 /// Answers one API Gateway WebSocket event with `handler`.
@@ -108,23 +105,18 @@ pub async fn run(handler: Arc<dyn WsHandler>) -> Result<(), lambda_runtime::Erro
     .await
 }
 
-/// A WebSocket function: the AWS ports, the auth and trading settings from the environment (once per
-/// execution environment), both channels behind one [`ChannelRouter`], served on the Lambda runtime.
+/// A WebSocket function: the ports it uses (DynamoDB, SQS for the reconcile queue, the API Gateway Management API),
+/// the auth, trading and reconciliation settings from the environment (once per execution environment), both
+/// channels ([`nusatrade_app::compose::Trading::channels`]) behind one [`ChannelRouter`], served on the Lambda
+/// runtime.
+#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "apigw"))]
 pub async fn run_channels(function: &str) -> Result<(), lambda_runtime::Error> {
-    let ports = crate::runtime::init(function).await?;
+    let ports = crate::runtime::init(function, |p| p.store().queue().push()).await?;
     let auth = AuthConfig::from_env()?;
-    let config = TradingConfig::from_env()?;
-    let settings = ReconcileSettings::from_env()?;
-    let orders = OrderService::new(&ports, config);
-    // Positions snapshots trigger reconciliation (queued to the reconcile function); prices move trailing stops.
-    let reconcile = ReconcileService::new(orders.clone(), ports.queue.clone(), settings);
-    let greeter = reconcile.greeter(false);
-    let hook = Arc::new(ReconcileHook::new(reconcile));
-    let (connector, browser) = channels(trading::authenticator(&auth, &ports), orders, BrokerService::new(&ports));
-    let connector = Arc::new(ConnectorChannel::clone(&connector).with_snapshot_hook(hook));
+    let trading = Trading::new(&ports, TradingConfig::from_env()?, ReconcileSettings::from_env()?);
     // `$connect` cannot post: the dashboard's CONNECTIONS_STATUS is queued to the reconcile function, which pushes
     // it as soon as the connection exists.
-    let browser = Arc::new(BrowserChannel::clone(&browser).with_greeter(greeter));
+    let (connector, browser) = trading.channels(nusatrade_app::trading::authenticator(&auth, &ports), &ports, false);
     tracing::info!(function, "WebSocket function initialised");
     run(Arc::new(ChannelRouter::new(connector, browser))).await
 }

@@ -1,5 +1,6 @@
-//! The local platform: every port built from one data directory, and the HTTP routers of every
-//! function group merged into one app — the same router constructors the Lambda functions call.
+//! The local platform: every port built from one data directory, the use cases wired as the Lambda functions wire
+//! them (`nusatrade_app::compose`), and the HTTP routers of every function group merged into one app — the same
+//! router constructors the Lambda functions call. The gateway (`crate::gateway`) serves it as its [`Upstream`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,20 +10,19 @@ use axum::Router;
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
 use nusatrade_app::backup::{self, BackupJob, BackupOptions, BackupService};
 use nusatrade_app::brokers;
-use nusatrade_app::connector::browser::BrowserChannel;
-use nusatrade_app::connector::channels;
-use nusatrade_app::connector::router::ChannelRouter;
+use nusatrade_app::compose::{self, Trading};
+use nusatrade_app::channels::router::ChannelRouter;
 use nusatrade_app::http::cors::{CorsConfigError, CorsSettings};
-use nusatrade_app::http::{health, layers};
+use nusatrade_app::http::layers;
 use nusatrade_app::jobs::{QueueConsumer, Schedule};
 use nusatrade_app::ml::{self, MlConfig, MlService, MlTrainConsumer, ModelCache};
 use nusatrade_app::ports::{Clock, Ports, RandomIds, SystemClock};
-use nusatrade_app::reconcile::{self, ReconcileConsumer, ReconcileHook, ReconcileService, ReconcileSettings};
-use nusatrade_app::trading::orders::{self, OrderService, TradingConfig};
+use nusatrade_app::reconcile::{self, ReconcileConsumer, ReconcileService, ReconcileSettings};
+use nusatrade_app::trading::orders::{OrderService, TradingConfig};
 use nusatrade_app::trading::sizing;
 
 use crate::adapters::{EmbeddedStore, FileBlobStore, FileMailer, LocalPush, LocalQueue};
-use crate::gateway::WsApis;
+use crate::gateway::{Upstream, WsApis};
 
 /// The work queues the platform uses, with their maximum receive count before the dead-letter
 /// queue (the same numbers as template.yaml's redrive policies).
@@ -140,11 +140,11 @@ impl LocalPlatform {
             .map_err(|source| PlatformError::Store { dir: dir.clone(), source })?;
         let auth = AuthService::with_counter_store(local_auth_config(&dir)?, ports.clone(), Arc::new(counters))
             .map_err(|e| PlatformError::Auth(e.to_string()))?;
-        let orders = OrderService::new(&ports, TradingConfig::from_env().map_err(PlatformError::Trading)?);
+        let trading_config = TradingConfig::from_env().map_err(PlatformError::Trading)?;
         let settings = ReconcileSettings::from_env().map_err(PlatformError::Reconcile)?;
-        let reconcile = ReconcileService::new(orders.clone(), ports.queue.clone(), settings);
+        let Trading { orders, reconcile } = Trading::new(&ports, trading_config, settings);
         let ml_config = MlConfig::from_env().map_err(PlatformError::Ml)?;
-        let ml = MlService::new(&ports, Some(orders.clone()), ml_config, ModelCache::from_env());
+        let ml = compose::ml(&ports, Some(orders.clone()), ml_config, ModelCache::from_env());
         let cors = CorsSettings::from_env()?;
         Ok(LocalPlatform {
             ports,
@@ -198,25 +198,20 @@ impl LocalPlatform {
         tasks
     }
 
+    /// The order use cases and reconciliation, as [`compose::Trading`].
+    fn trading(&self) -> Trading {
+        Trading { orders: self.orders.clone(), reconcile: self.reconcile.clone() }
+    }
+
     /// Every function group's router, merged, with the shared middleware.
     pub fn http_router(&self) -> Router {
-        let health = health::router(health::HealthState {
-            store: self.ports.store.clone(),
-            clock: self.ports.clock.clone(),
-            started: self.started,
-            environment: "local".into(),
-        });
+        // The health function's routes (health, info, the API description).
+        let health = compose::routes::health(&self.ports, self.started, "local".into());
         let limits = Some(self.auth.request_limits());
         let authn = self.auth.authenticator();
         let sizing = sizing::router(authn.clone(), limits.clone());
-        let orders = orders::routes::router(
-            orders::routes::OrdersState { auth: authn.clone(), orders: self.orders.clone() },
-            limits.clone(),
-        );
-        let monitor = reconcile::routes::router(
-            reconcile::routes::MonitorState { auth: authn.clone(), reconcile: self.reconcile.clone() },
-            limits.clone(),
-        );
+        // The orders function's routes (orders, position monitor).
+        let trading = compose::routes::trading(authn.clone(), &self.trading(), limits.clone());
         let ml_routes = ml::router(ml::MlState { auth: authn.clone(), ml: self.ml.clone() }, limits.clone());
         let brokers = brokers::routes::router(brokers::routes::BrokersState::new(authn, &self.ports), limits);
         layers::platform_with(
@@ -224,11 +219,9 @@ impl LocalPlatform {
                 .merge(health)
                 .merge(auth::router(self.auth.clone()))
                 .merge(sizing)
-                .merge(orders)
-                .merge(monitor)
+                .merge(trading)
                 .merge(ml_routes)
-                .merge(brokers)
-                .merge(nusatrade_app::http::api::router()),
+                .merge(brokers),
             &self.cors,
         )
     }
@@ -242,16 +235,21 @@ impl LocalPlatform {
 
     /// The connector and browser WebSocket APIs, over the same order service as the HTTP routes.
     pub fn ws_apis(&self) -> WsApis {
-        let brokers = brokers::service::BrokerService::new(&self.ports);
-        let (connector, client) = channels::channels(self.auth.authenticator(), self.orders.clone(), brokers);
-        // Positions snapshots trigger reconciliation (queued to the local `reconcile` worker); prices move trailing
-        // stops — as `nusatrade_aws::websocket::run_channels` wires it.
-        let hook = Arc::new(ReconcileHook::new(self.reconcile.clone()));
-        let connector = Arc::new(channels::ConnectorChannel::clone(&connector).with_snapshot_hook(hook));
-        // A dashboard's CONNECTIONS_STATUS at once: the local push buffers posts to a socket being accepted, so
-        // `$connect` greets directly (in AWS the greeting goes through the reconcile queue).
-        let client = Arc::new(BrowserChannel::clone(&client).with_greeter(self.reconcile.greeter(true)));
+        // As `nusatrade_aws::websocket::run_channels` wires them, but a dashboard's CONNECTIONS_STATUS is sent at
+        // once: the local push buffers posts to a socket being accepted, so `$connect` greets directly (in AWS the
+        // greeting goes through the reconcile queue).
+        let (connector, client) = self.trading().channels(self.auth.authenticator(), &self.ports, true);
         let stage = Arc::new(ChannelRouter::new(connector.clone(), client.clone()));
         WsApis { connector, client, stage }
+    }
+}
+
+impl Upstream for LocalPlatform {
+    fn http_router(&self) -> Router {
+        LocalPlatform::http_router(self)
+    }
+
+    fn push_registry(&self) -> Arc<LocalPush> {
+        self.push.clone()
     }
 }

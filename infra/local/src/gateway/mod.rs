@@ -14,14 +14,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use self::ws::WsLimits;
-use crate::platform::LocalPlatform;
+use crate::adapters::LocalPush;
 
 /// Path of the connector WebSocket API.
 pub const CONNECTOR_PATH: &str = "/connector/ws";
 /// Path of the browser (dashboard) WebSocket API.
 pub const CLIENT_PATH: &str = "/connector/client";
 /// Path of the endpoint that serves both channels, as the API Gateway stage URL does in AWS (connectors
-/// tell themselves apart with `connection_id`; see `nusatrade_app::connector::router`).
+/// tell themselves apart with `connection_id`; see `nusatrade_app::channels::router`).
 pub const STAGE_PATH: &str = "/ws";
 
 #[derive(Clone)]
@@ -51,12 +51,22 @@ impl Default for WsApis {
     }
 }
 
+/// What the gateway stands in front of (the local platform, `crate::platform`): the HTTP routers it serves and the
+/// push registry its sockets attach to.
+pub trait Upstream {
+    /// Every function group's router, merged, with the shared middleware.
+    fn http_router(&self) -> Router;
+    /// The registry the WebSocket endpoints register their sockets with (the push port's adapter).
+    fn push_registry(&self) -> Arc<LocalPush>;
+}
+
 /// Builds the full gateway app: HTTP routers plus the WebSocket APIs.
-pub fn app(platform: &LocalPlatform, apis: WsApis, limits: WsLimits, shutdown: watch::Receiver<bool>) -> Router {
-    let connector = ws::endpoint(CONNECTOR_PATH, apis.connector, platform.push.clone(), limits, shutdown.clone());
-    let client = ws::endpoint(CLIENT_PATH, apis.client, platform.push.clone(), limits, shutdown.clone());
-    let stage = ws::endpoint(STAGE_PATH, apis.stage, platform.push.clone(), limits, shutdown);
-    Router::new().merge(connector).merge(client).merge(stage).merge(platform.http_router())
+pub fn app(upstream: &impl Upstream, apis: WsApis, limits: WsLimits, shutdown: watch::Receiver<bool>) -> Router {
+    let push = upstream.push_registry();
+    let connector = ws::endpoint(CONNECTOR_PATH, apis.connector, push.clone(), limits, shutdown.clone());
+    let client = ws::endpoint(CLIENT_PATH, apis.client, push.clone(), limits, shutdown.clone());
+    let stage = ws::endpoint(STAGE_PATH, apis.stage, push, limits, shutdown);
+    Router::new().merge(connector).merge(client).merge(stage).merge(upstream.http_router())
 }
 
 /// A bound, not yet running gateway (so callers learn the real port before serving).
@@ -67,10 +77,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub async fn bind(platform: &LocalPlatform, apis: WsApis, config: &GatewayConfig) -> std::io::Result<Self> {
+    pub async fn bind(upstream: &impl Upstream, apis: WsApis, config: &GatewayConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.addr).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let mut app = app(platform, apis, config.ws_limits, shutdown_rx);
+        let mut app = app(upstream, apis, config.ws_limits, shutdown_rx);
         if let Some(handle) = &config.metrics {
             app = app.merge(crate::metrics::router(handle.clone()));
         }

@@ -112,6 +112,30 @@ impl Default for BackupOptions {
     }
 }
 
+/// Parallel scan segments per backup unless a message names its own (the `backup` function's setting).
+pub const ENV_SEGMENTS: &str = "NUSATRADE_BACKUP_SEGMENTS";
+
+impl BackupOptions {
+    /// The defaults with `NUSATRADE_BACKUP_SEGMENTS` (1..=[`MAX_BACKUP_SEGMENTS`], default [`DEFAULT_SEGMENTS`]).
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_segments_var(std::env::var(ENV_SEGMENTS).ok().as_deref())
+    }
+
+    /// The defaults with the segments setting's value, when set.
+    pub fn from_segments_var(value: Option<&str>) -> Result<Self, String> {
+        let mut options = BackupOptions::default();
+        if let Some(v) = value {
+            options.segments = v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_BACKUP_SEGMENTS).contains(n))
+                .ok_or_else(|| format!("{ENV_SEGMENTS}={v:?}: expected 1..={MAX_BACKUP_SEGMENTS}"))?;
+        }
+        Ok(options)
+    }
+}
+
 /// How to restore.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RestoreOptions {
@@ -689,6 +713,22 @@ async fn put_with_retries(store: &dyn ItemStore, batch: Vec<Item>) -> Result<(),
                 attempt += 1;
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_come_from_the_environment() {
+        assert_eq!(BackupOptions::from_segments_var(None).unwrap(), BackupOptions::default());
+        assert_eq!(BackupOptions::from_segments_var(Some(" 8 ")).unwrap().segments, 8);
+        assert_eq!(BackupOptions::from_segments_var(Some("256")).unwrap().segments, MAX_BACKUP_SEGMENTS);
+        for bad in ["0", "257", "four", ""] {
+            let e = BackupOptions::from_segments_var(Some(bad)).unwrap_err();
+            assert!(e.starts_with("NUSATRADE_BACKUP_SEGMENTS="), "{e}");
         }
     }
 }
