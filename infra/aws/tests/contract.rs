@@ -62,7 +62,7 @@ mod blob {
 struct DynamoAndS3;
 
 #[async_trait]
-impl nusatrade_app::contract::backup::BackupFactory for DynamoAndS3 {
+impl nusatrade_app::suites::backup::BackupFactory for DynamoAndS3 {
     async fn store(&self, clock: Arc<dyn Clock>) -> Arc<dyn ItemStore> {
         Dynamo.store(clock).await
     }

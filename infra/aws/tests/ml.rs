@@ -156,7 +156,7 @@ async fn auto_trading_cycle_lease_index_and_slots_on_dynamodb() {
     use std::sync::Arc;
 
     use nusatrade_app::auth::{AuthConfig, AuthService, RequestMeta};
-    use nusatrade_app::contract::orders::RecordingPush;
+    use nusatrade_app::suites::orders::RecordingPush;
     use nusatrade_app::ml::auto::{SCHEDULED_BUDGET, utc_day};
     use nusatrade_app::ml::store::{PredictionRecord, auto_lease_key, prediction_key};
     use nusatrade_app::ml::{AutoTradingSettings, CycleOrigin, CycleOutcome};

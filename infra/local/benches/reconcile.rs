@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{Duration, TimeDelta, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use nusatrade_app::connector::reports::{BrokerPosition, PositionsSnapshot, ReportHistory, ReportSource};
-use nusatrade_app::contract::orders::Bench;
+use nusatrade_app::suites::orders::Bench;
 use nusatrade_app::contract::queue::RecordingQueue;
 use nusatrade_app::contract::store::StoreFactory;
 use nusatrade_app::ports::{Clock, ItemStore};

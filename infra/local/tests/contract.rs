@@ -91,7 +91,7 @@ mod embedded_on_disk {
 /// Backups of the embedded store (on disk) into file blobs, restored into fresh data dirs.
 mod embedded_backups {
     use super::*;
-    use nusatrade_app::contract::backup::BackupFactory;
+    use nusatrade_app::suites::backup::BackupFactory;
 
     /// Temporary directories live as long as the test.
     struct Dirs(Mutex<Vec<tempfile::TempDir>>);

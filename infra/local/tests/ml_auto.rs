@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use nusatrade_app::auth::{AuthConfig, AuthService, RequestMeta};
-use nusatrade_app::contract::orders::RecordingPush;
+use nusatrade_app::suites::orders::RecordingPush;
 use nusatrade_app::http::layers;
 use nusatrade_app::jobs::QueueConsumer;
 use nusatrade_app::ml::auto::{SCHEDULED_BUDGET, utc_day};

@@ -1,4 +1,4 @@
-//! Reconciliation, ack timeouts and trailing stops (issue #6; `nusatrade_app::contract::reconcile`) over the real
+//! Reconciliation, ack timeouts and trailing stops (issue #6; `nusatrade_app::suites::reconcile`) over the real
 //! order use cases on the embedded store, in memory and on disk.
 
 use std::sync::Arc;

@@ -24,3 +24,5 @@ pub mod ws;
 
 #[cfg(feature = "contract-tests")]
 pub mod contract;
+#[cfg(feature = "contract-tests")]
+pub mod suites;

@@ -1,4 +1,4 @@
-//! The port contract suites: written once, run against every adapter (the embedded/local ones in
+//! The port contract suites (the use-case suites that run over every store are in `crate::suites`): written once, run against every adapter (the embedded/local ones in
 //! `infra/local/tests/contract.rs`, the AWS ones on moto in `infra/aws/tests/contract.rs`), so the
 //! laptop runtime and production cannot drift.
 //!
@@ -12,24 +12,21 @@
 //! nusatrade_app::item_store_contract!(Embedded);
 //! ```
 
-pub mod backup;
 pub mod blob;
 pub mod mail;
-pub mod orders;
 pub mod push;
 pub mod queue;
-pub mod reconcile;
 pub mod store;
 
 /// Expands to one multi-threaded tokio test per case of a suite module.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __contract_cases {
-    ($factory:expr, $suite:ident, [$($case:ident),* $(,)?]) => {
+    ($factory:expr, $module:ident :: $suite:ident, [$($case:ident),* $(,)?]) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                $crate::contract::$suite::$case(&$factory).await;
+                $crate::$module::$suite::$case(&$factory).await;
             }
         )*
     };
@@ -41,7 +38,7 @@ macro_rules! item_store_contract {
     ($factory:expr) => {
         $crate::__contract_cases!(
             $factory,
-            store,
+            contract::store,
             [
                 put_get_round_trip,
                 put_conditions,
@@ -73,77 +70,14 @@ macro_rules! item_store_contract {
     };
 }
 
-/// The order use cases on a store adapter. `$factory` implements [`store::StoreFactory`].
-#[macro_export]
-macro_rules! orders_contract {
-    ($factory:expr) => {
-        $crate::__contract_cases!(
-            $factory,
-            orders,
-            [
-                concurrent_placements_respect_the_limit,
-                idempotency_key_sends_once,
-                acks_apply_once,
-                failure_ack_rejects_and_releases,
-                close_follows_the_acks,
-                modify_follows_the_acks,
-                undeliverable_orders_are_rejected,
-                uncertain_delivery_stays_unknown,
-                margin_verification_and_lists,
-                commands_wait_in_the_outbox_until_acked,
-            ]
-        );
-    };
-}
 
-/// Reconciliation, ack timeouts and trailing stops over the order use cases on a store adapter. `$factory`
-/// implements [`store::StoreFactory`].
-#[macro_export]
-macro_rules! reconcile_contract {
-    ($factory:expr) => {
-        $crate::__contract_cases!(
-            $factory,
-            reconcile,
-            [
-                timeout_makes_unknown_then_the_snapshot_opens_with_the_real_fill,
-                an_ack_in_time_makes_the_timeout_a_no_op,
-                absence_from_a_covering_history_rejects_and_releases,
-                open_absent_is_checked_then_closed_externally,
-                manual_trades_are_adopted_once_and_count_against_the_limit,
-                unusable_snapshots_change_nothing,
-                books_follow_mt5_stops,
-                sweeps_fan_out_and_ask_the_connectors,
-                the_hook_queues_a_run_and_redelivery_changes_nothing,
-                trailing_stops_move_protectively_at_most_every_15_seconds,
-                position_monitor_status_and_sync,
-            ]
-        );
-    };
-}
 
-/// Backup and restore on a store + blob store pair. `$factory` implements [`backup::BackupFactory`].
-#[macro_export]
-macro_rules! backup_contract {
-    ($factory:expr) => {
-        $crate::__contract_cases!(
-            $factory,
-            backup,
-            [
-                backup_then_restore_gives_an_identical_item_set,
-                corrupted_files_are_detected_before_anything_is_written,
-                incomplete_backups_are_never_restored,
-                non_empty_target_is_refused_unless_forced,
-                redelivered_backup_message_is_idempotent,
-            ]
-        );
-    };
-}
 
 /// The blob store contract. `$factory` implements [`blob::BlobFactory`].
 #[macro_export]
 macro_rules! blob_store_contract {
     ($factory:expr) => {
-        $crate::__contract_cases!($factory, blob, [put_get_delete, get_refuses_oversize, list_by_prefix,]);
+        $crate::__contract_cases!($factory, contract::blob, [put_get_delete, get_refuses_oversize, list_by_prefix,]);
     };
 }
 
@@ -153,7 +87,7 @@ macro_rules! queue_contract {
     ($factory:expr) => {
         $crate::__contract_cases!(
             $factory,
-            queue,
+            contract::queue,
             [
                 send_receive_delete,
                 visibility_timeout_redelivers_with_count,
@@ -172,7 +106,7 @@ macro_rules! push_contract {
     ($factory:expr) => {
         $crate::__contract_cases!(
             $factory,
-            push,
+            contract::push,
             [
                 post_to_live_connection_is_delivered,
                 post_to_gone_connection_is_gone,
@@ -187,7 +121,7 @@ macro_rules! push_contract {
 #[macro_export]
 macro_rules! mailer_contract {
     ($factory:expr) => {
-        $crate::__contract_cases!($factory, mail, [sends_a_valid_message, refuses_invalid_messages,]);
+        $crate::__contract_cases!($factory, contract::mail, [sends_a_valid_message, refuses_invalid_messages,]);
     };
 }
 

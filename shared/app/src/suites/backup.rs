@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::{Duration, Utc};
 use rust_decimal::Decimal;
 
-use super::unique;
+use crate::contract::unique;
 use crate::backup::{
     BackupError, BackupId, BackupJob, BackupOptions, BackupRequest, BackupSchedule, BackupService, BackupStatus,
     DAILY_BACKUP_BODY, Manifest, Phase, Progress, ProgressFn, RestoreOptions, no_progress,

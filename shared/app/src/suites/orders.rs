@@ -20,7 +20,7 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::store::StoreFactory;
+use crate::contract::store::StoreFactory;
 use crate::auth::CurrentUser;
 use crate::connector::{AccountSnapshot, ConnectorRegistry, Fanout, RequestId, TradeResult};
 use crate::ports::{Clock, ItemStore, ManualClock, Push, PushError, PushOutcome, RandomIds};

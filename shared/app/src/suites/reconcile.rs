@@ -17,9 +17,9 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::orders::{Bench, PushMode, dec, order};
-use super::queue::RecordingQueue;
-use super::store::StoreFactory;
+use crate::suites::orders::{Bench, PushMode, dec, order};
+use crate::contract::queue::RecordingQueue;
+use crate::contract::store::StoreFactory;
 use crate::connector::reports::{
     BrokerDeal, BrokerLookup, BrokerPosition, PositionsSnapshot, ReportHistory, ReportSource,
 };
