@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use chrono::SecondsFormat;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -71,7 +70,7 @@ impl AuditLog {
         let Some(user) = user else { return };
         let now = self.clock.now();
         let id = self.ids.uuid();
-        let at = now.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let at = crate::wire::iso(now);
         let key = Key::new(format!("USER#{user}"), format!("{AUDIT_PREFIX}{at}#{id}"));
         let details = Value::from_json(details).unwrap_or(Value::Null);
         let item = Item::new(&key)

@@ -46,7 +46,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -85,7 +85,7 @@ pub const QUOTE_WRITE_GAP: Duration = Duration::seconds(5);
 pub const MAX_RELAY_POSITIONS: usize = 200;
 
 pub(crate) fn now_iso() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+    crate::wire::iso(Utc::now())
 }
 
 pub use crate::wire::iso;

@@ -23,7 +23,7 @@
 //!   dropped. An entry lives [`OUTBOX_TTL`] and is resent at most [`MAX_RESENDS`] times: an old market order
 //!   must not fill minutes later — what is still unresolved then is reconciliation's.
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -124,7 +124,7 @@ impl ConnectorRegistry {
         let key = outbox_key(user, entry.broker_connection_id, &entry.request_id);
         let update = Update::new()
             .add("resends", 1)
-            .set("last_resent_at", self.clock.now().to_rfc3339_opts(SecondsFormat::Micros, true));
+            .set("last_resent_at", crate::wire::iso(self.clock.now()));
         match self.store.update(&key, update, Some(crate::ports::Condition::Exists)).await {
             Ok(item) => Ok(item.get_n("resends").and_then(|n| u32::try_from(n).ok())),
             Err(e) if e.is_condition_failure() => Ok(None),

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use nusatrade_domain::money::Currency;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -136,7 +136,7 @@ pub struct Quote {
 pub const PING_SENT_ATTR: &str = "ping_sent_at";
 
 fn iso(t: DateTime<Utc>) -> Value {
-    Value::from(t.to_rfc3339_opts(SecondsFormat::Micros, true))
+    Value::from(crate::wire::iso(t))
 }
 
 /// The update writing the given (`Some`) health fields; `None` when there are none.

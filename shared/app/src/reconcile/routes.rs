@@ -49,7 +49,7 @@ async fn status(user: CurrentUser, State(s): State<MonitorState>) -> ApiResult<a
     let st = s.reconcile.status(user.id).await?;
     let last = st.connections.iter().filter_map(|c| c.run.last_run_at).max();
     let sum = |f: fn(&super::service::ConnectionStatus) -> u64| st.connections.iter().map(f).sum::<u64>();
-    let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let iso = crate::wire::iso;
     Ok(axum::Json(json!({
         "is_running": true,
         "last_sync": last.map(iso),

@@ -2,7 +2,7 @@
 //! the fields the dashboard expects and the original lacked (`stop_loss`/`take_profit` on positions) and
 //! the ones this backend adds (`status`, `client_order_id`, `ticket`, ...). Decimals are JSON numbers.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use nusatrade_domain::order::OrderStatus;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -17,10 +17,7 @@ fn opt(d: Option<Decimal>) -> Option<f64> {
     d.map(num)
 }
 
-/// The original's datetime form (ISO 8601, microseconds, `Z`).
-pub fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+pub use crate::wire::iso;
 
 fn opt_time(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(iso)
