@@ -16,6 +16,8 @@ pub mod cli;
 pub mod connector;
 pub mod feed;
 pub mod paper;
+#[cfg(test)]
+mod testing;
 
 pub use feed::{
     Candle, CandleReplay, FeedError, FeedSource, PriceFeed, RandomWalk, RowProblem, Spread, Spreads, Tick,

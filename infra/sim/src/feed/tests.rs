@@ -1,13 +1,7 @@
-use super::*;
 use chrono::Timelike;
 
-fn d(s: &str) -> Decimal {
-    Decimal::from_str_exact(s).expect("test decimal")
-}
-
-fn sym(s: &str) -> Symbol {
-    Symbol::parse(s).expect("catalogue symbol")
-}
+use super::*;
+use crate::testing::{d, sym};
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2024-01-02T00:00:00Z").expect("time").to_utc()

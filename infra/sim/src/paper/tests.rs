@@ -2,14 +2,7 @@ use chrono::TimeDelta;
 use proptest::prelude::*;
 
 use super::*;
-
-fn d(s: &str) -> Decimal {
-    Decimal::from_str_exact(s).expect("test decimal")
-}
-
-fn sym(s: &str) -> Symbol {
-    Symbol::parse(s).expect("catalogue symbol")
-}
+use crate::testing::{d, sym};
 
 fn at(minutes: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2024-01-02T10:00:00Z").expect("time").to_utc() + TimeDelta::minutes(minutes)

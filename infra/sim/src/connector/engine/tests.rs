@@ -4,10 +4,7 @@ use nusatrade_domain::money::Currency;
 use nusatrade_domain::order::Retcode;
 
 use super::*;
-
-fn d(s: &str) -> Decimal {
-    Decimal::from_str_exact(s).expect("test decimal")
-}
+use crate::testing::d;
 
 fn at(second: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000 + second, 0).expect("time")
