@@ -35,7 +35,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use nusatrade_domain::instrument::lookup;
 use nusatrade_domain::money::Side;
-use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -47,13 +46,11 @@ use crate::connector::registry::{ConnectorRegistry, WsConnection};
 use crate::auth::store::{SessionRecord, UserRecord, session_key, user_key};
 use crate::auth::{Authenticator, CurrentUser};
 use crate::brokers::service::BrokerService;
-use crate::http::{ApiError, FieldError};
-use crate::http::fields::{Fields, gt};
+use crate::http::ApiError;
 use crate::trading::orders::routes::parse_order;
 use crate::trading::orders::store::SOURCE_WEBSOCKET;
-use crate::trading::orders::routes::placed_status;
-use crate::trading::orders::{IdempotencyKey, ModifyOrder, OrderService, Placed};
-use crate::trading::sizing::MAX_PRICE;
+use crate::trading::orders::routes::{parse_modify, placed_status};
+use crate::trading::orders::{IdempotencyKey, OrderService, Placed};
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
 
 /// `/connector/client`.
@@ -189,19 +186,8 @@ impl BrowserChannel {
             }
             "MODIFY" => {
                 let id = order_id(m)?;
-                let mut f = Fields::new(m);
-                let stop_loss = f.number_or("stop_loss", gt(Decimal::ZERO, MAX_PRICE), None);
-                let take_profit = f.number_or("take_profit", gt(Decimal::ZERO, MAX_PRICE), None);
-                f.finish()?;
-                if stop_loss.is_none() && take_profit.is_none() {
-                    return Err(ApiError::Unprocessable(vec![FieldError::new(
-                        "missing",
-                        &["body"],
-                        "Provide stop_loss and/or take_profit",
-                        Value::Null,
-                    )]));
-                }
-                Ok(self.orders.modify(&user, id, ModifyOrder { stop_loss, take_profit }, idem).await?)
+                let change = parse_modify(m)?;
+                Ok(self.orders.modify(&user, id, change, idem).await?)
             }
             _ => {
                 let body = self.order_body(conn, action, m).await?;

@@ -307,7 +307,14 @@ async fn modify(
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Response> {
     let id = order_id(&id)?;
-    let mut f = Fields::new(&body);
+    let change = parse_modify(&body)?;
+    let idem = idempotency(header_key(&headers)?, format!("PUT /trading/orders/{id}/modify"), &body)?;
+    Ok(reply(s.orders.modify(&user, id, change, idem).await?))
+}
+
+/// Parses an SL/TP change (REST `PUT …/modify` and the dashboard socket's `MODIFY`): positive prices, at least one.
+pub fn parse_modify(body: &Map<String, Value>) -> ApiResult<ModifyOrder> {
+    let mut f = Fields::new(body);
     let stop_loss = f.number_or("stop_loss", gt(Decimal::ZERO, MAX_PRICE), None);
     let take_profit = f.number_or("take_profit", gt(Decimal::ZERO, MAX_PRICE), None);
     f.finish()?;
@@ -319,8 +326,7 @@ async fn modify(
             Value::Null,
         )]));
     }
-    let idem = idempotency(header_key(&headers)?, format!("PUT /trading/orders/{id}/modify"), &body)?;
-    Ok(reply(s.orders.modify(&user, id, ModifyOrder { stop_loss, take_profit }, idem).await?))
+    Ok(ModifyOrder { stop_loss, take_profit })
 }
 
 async fn trailing_stop(
