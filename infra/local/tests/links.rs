@@ -210,7 +210,7 @@ async fn first_contact_welcomes_resyncs_probes_and_tells_the_dashboards() {
     assert_eq!(w.connector_says(&c, json!({"type": "PONG", "timestamp": "x"})).await, None);
     let st = w.status(&ana, broker).await;
     assert_eq!(st["latency_ms"], 250, "{st}");
-    assert_eq!(st["last_message_at"], nusatrade_app::channels::connector::iso(w.clock.now()));
+    assert_eq!(st["last_message_at"], nusatrade_app::wire::iso(w.clock.now()));
     assert!(ping_sent < w.clock.now());
     // an unsolicited PONG measures nothing
     w.later(5_000);
@@ -235,7 +235,7 @@ async fn health_writes_are_throttled_and_latency_is_measured_across_instances() 
     let broker = w.connection(&ana).await;
     let (mut c, _) = w.online(&ana, broker, "c-1").await;
     let t0 = w.clock.now();
-    let iso = nusatrade_app::channels::connector::iso;
+    let iso = nusatrade_app::wire::iso;
     assert_eq!(w.status(&ana, broker).await["last_message_at"], iso(t0));
 
     // within the 5 s gap nothing is written; the heartbeat waits in memory

@@ -39,17 +39,17 @@ use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::connector::{connections_status, contact, error_reply, refuse, reject};
+use super::common::{connections_status, contact, error_reply, refuse, reject};
 use super::greeting::Greeter;
-use crate::connector::limits::{Admission, LinkGuard, LinkLimits};
-use crate::connector::registry::{ConnectorRegistry, WsConnection};
 use crate::auth::store::{SessionRecord, UserRecord, session_key, user_key};
 use crate::auth::{Authenticator, CurrentUser};
 use crate::brokers::service::BrokerService;
+use crate::connector::limits::{Admission, LinkGuard, LinkLimits};
+use crate::connector::registry::{ConnectorRegistry, WsConnection};
 use crate::http::ApiError;
 use crate::trading::orders::routes::parse_order;
-use crate::trading::orders::store::SOURCE_WEBSOCKET;
 use crate::trading::orders::routes::{parse_modify, placed_status};
+use crate::trading::orders::store::SOURCE_WEBSOCKET;
 use crate::trading::orders::{IdempotencyKey, OrderService, Placed};
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
 

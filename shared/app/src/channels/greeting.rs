@@ -23,9 +23,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use super::connector::connections_status;
-use crate::connector::registry::LinkKind;
+use super::common::connections_status;
 use crate::brokers::service::BrokerService;
+use crate::connector::registry::LinkKind;
 use crate::jobs::JobError;
 use crate::ports::{PushOutcome, Queue};
 

@@ -5,6 +5,7 @@
 //! connector registry, protocol, outbox and fan-out they use are `crate::connector`'s.
 
 pub mod browser;
+pub(crate) mod common;
 pub mod connector;
 pub mod greeting;
 pub mod router;

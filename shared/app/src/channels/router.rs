@@ -16,7 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tracing::warn;
 
-use super::connector::{BrowserChannel, ConnectorChannel};
+use super::browser::BrowserChannel;
+use super::connector::ConnectorChannel;
 use crate::connector::registry::{ConnectorRegistry, LinkKind, WsConnection};
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
 

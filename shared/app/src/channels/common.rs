@@ -1,0 +1,104 @@
+//! What both WebSocket channels share: the first-contact check of a socket, `ERROR` replies, `$connect` refusals,
+//! closing a socket over its limits, and the dashboards' `CONNECTIONS_STATUS`.
+
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::{Value, json};
+use tracing::warn;
+use uuid::Uuid;
+
+use crate::brokers::service::BrokerService;
+use crate::connector::fanout::Fanout;
+use crate::connector::limits::{Admission, LinkLimits};
+use crate::connector::registry::{ConnectorRegistry, WsConnection};
+use crate::wire::iso;
+use crate::ws::ConnectDecision;
+
+pub(crate) fn now_iso() -> String {
+    crate::wire::iso(Utc::now())
+}
+
+pub(crate) fn error_reply(msg: &str) -> Option<String> {
+    Some(json!({"type": "ERROR", "error": msg}).to_string())
+}
+
+/// The connection record of the socket a message arrived on (`known` when the caller has read it already) and
+/// whether this is its first message — decided once, by [`ConnectorRegistry::mark_greeted`]'s conditional
+/// write. `Err` holds the ERROR reply for an unknown socket or an unavailable store.
+pub(crate) async fn contact(
+    registry: &ConnectorRegistry,
+    ws: &str,
+    known: Option<Option<WsConnection>>,
+) -> Result<(WsConnection, bool), Option<String>> {
+    let looked_up = match known {
+        Some(record) => Ok(record),
+        None => registry.connection(ws).await,
+    };
+    let conn = match looked_up {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(error_reply("Unknown connection: reconnect")),
+        Err(e) => {
+            warn!(ws, error = %e, "message on a socket: store unavailable");
+            return Err(error_reply("Service unavailable"));
+        }
+    };
+    let first = conn.greeted_at.is_none()
+        && match registry.mark_greeted(ws).await {
+            Ok(first) => first,
+            Err(e) => {
+                warn!(ws, error = %e, "could not mark the first contact");
+                false
+            }
+        };
+    Ok((conn, first))
+}
+
+pub(crate) fn reject(status: u16, reason: &str) -> ConnectDecision {
+    ConnectDecision::Reject { status, reason: reason.into() }
+}
+
+/// Answers a message over the limits with an `ERROR`, then closes the connection.
+pub(crate) async fn refuse(fanout: &Fanout, ws: &str, admission: Admission, limits: &LinkLimits) {
+    let error = match admission {
+        Admission::TooLarge { bytes } => {
+            format!("Message of {bytes} bytes exceeds the {} byte limit: connection closed", limits.max_message_bytes)
+        }
+        _ => format!(
+            "Too many messages (more than {} per second, bursts of {}): connection closed",
+            limits.messages_per_second, limits.burst
+        ),
+    };
+    warn!(ws, %error, "closing a WebSocket connection over its limits");
+    let _ = fanout.push.post(ws, Bytes::from(json!({"type": "ERROR", "error": error}).to_string())).await;
+    if let Err(e) = fanout.push.close(ws).await {
+        warn!(ws, error = %e, "could not close the connection");
+    }
+}
+
+/// `CONNECTIONS_STATUS`: the user's broker connections a connector holds now (the original's shape,
+/// `{connection_id, mt5_connected, broker_name}`, plus account number, server and link times).
+pub async fn connections_status(brokers: &BrokerService, user: Uuid) -> Value {
+    let list = match brokers.list(user).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "could not list the broker connections");
+            Vec::new()
+        }
+    };
+    let connections: Vec<Value> = list
+        .iter()
+        .filter_map(|c| {
+            let l = c.link.as_ref()?;
+            Some(json!({
+                "connection_id": c.record.id,
+                "mt5_connected": l.health.mt5_connected,
+                "broker_name": c.record.broker_name,
+                "account_number": c.record.account_number,
+                "server": c.record.server,
+                "connected_since": iso(l.connected_at),
+                "last_message_at": l.health.last_message_at.map(iso),
+            }))
+        })
+        .collect();
+    json!({"type": "CONNECTIONS_STATUS", "connections": connections, "timestamp": now_iso()})
+}
