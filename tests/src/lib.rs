@@ -151,31 +151,60 @@ pub const TEST_ENV: &[(&str, &str)] = &[
 
 /// Registers a user and returns its access token.
 pub async fn register(gw: &Gateway, email: &str) -> anyhow::Result<String> {
-    let r = http()
-        .post(gw.url("/api/v1/auth/register"))
-        .json(&serde_json::json!({"email": email, "password": "Str0ng!pass", "full_name": "E2E"}))
-        .send()
-        .await?;
-    if r.status() != 201 {
-        bail!("register {email}: {} {}", r.status(), r.text().await.unwrap_or_default());
-    }
-    let b: serde_json::Value = r.json().await?;
+    let body = serde_json::json!({"email": email, "password": "Str0ng!pass", "full_name": "E2E"});
+    let b = post_created(gw, "/api/v1/auth/register", None, body, &format!("register {email}")).await?;
     Ok(b["access_token"].as_str().context("access_token")?.to_owned())
 }
 
 /// Creates a broker connection (as the connector does after its MT5 login) and returns its id.
 pub async fn broker_connection(gw: &Gateway, token: &str) -> anyhow::Result<String> {
-    let r = http()
-        .post(gw.url("/api/v1/brokers/connections"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"broker_name": "Paper Broker", "account_number": "1234567", "server": "Paper-Demo"}))
-        .send()
-        .await?;
-    if r.status() != 201 {
-        bail!("create broker connection: {} {}", r.status(), r.text().await.unwrap_or_default());
-    }
-    let b: serde_json::Value = r.json().await?;
+    let body = serde_json::json!({"broker_name": "Paper Broker", "account_number": "1234567", "server": "Paper-Demo"});
+    let b = post_created(gw, "/api/v1/brokers/connections", Some(token), body, "create broker connection").await?;
     Ok(b["id"].as_str().context("id")?.to_owned())
+}
+
+/// A registered user with a broker connection: its access token and the connection's id.
+pub async fn trader(gw: &Gateway, email: &str) -> anyhow::Result<(String, String)> {
+    let token = register(gw, email).await?;
+    let conn = broker_connection(gw, &token).await?;
+    Ok((token, conn))
+}
+
+/// [`trader`] with its scripted connector online (acknowledging trade commands).
+pub async fn online_trader(gw: &Gateway, email: &str) -> anyhow::Result<(String, String, TestConnector)> {
+    let (token, conn) = trader(gw, email).await?;
+    let connector = TestConnector::connect(gw, &token, &conn).await?;
+    Ok((token, conn, connector))
+}
+
+/// A client WebSocket of the tests.
+pub type WsClient = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A dashboard's WebSocket (`/connector/client`) with `token`.
+pub async fn dashboard(gw: &Gateway, token: &str) -> WsClient {
+    let (ws, _) =
+        tokio_tungstenite::connect_async(gw.ws_url(&format!("/connector/client?token={token}"))).await.unwrap();
+    ws
+}
+
+/// POSTs `body` (with `token` as the bearer when given) and returns the JSON answer of a 201; any other status is
+/// an error that starts with `what`.
+async fn post_created(
+    gw: &Gateway,
+    path: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+    what: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let mut req = http().post(gw.url(path)).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await?;
+    if r.status() != 201 {
+        bail!("{what}: {} {}", r.status(), r.text().await.unwrap_or_default());
+    }
+    Ok(r.json().await?)
 }
 
 /// A scripted MT5 connector on the real WebSocket: answers `TRADE_OPEN` / `TRADE_CLOSE` /
@@ -378,6 +407,14 @@ pub async fn send(
     body: Option<serde_json::Value>,
 ) -> (reqwest::StatusCode, serde_json::Value) {
     send_with(gw, method, path, token, body, None).await
+}
+
+/// Places an order over HTTP, expecting 201: the answer and the order's id.
+pub async fn place(gw: &Gateway, token: &str, order: serde_json::Value) -> (serde_json::Value, String) {
+    let (s, placed) = send(gw, "POST", "/api/v1/trading/orders", token, Some(order)).await;
+    assert_eq!(s, 201, "{placed}");
+    let id = placed["trade"]["id"].as_str().expect("the order's id").to_owned();
+    (placed, id)
 }
 
 /// The item with `id` and `status` in the JSON array a list route (`positions`, `history`) returns.

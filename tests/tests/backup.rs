@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use nusatrade_tests::{Gateway, TEST_ENV, binary, broker_connection, http, register, send};
+use nusatrade_tests::{Gateway, TEST_ENV, binary, http, send, trader};
 use serde_json::json;
 
 async fn nusatrade(args: &[&str]) -> Output {
@@ -17,6 +17,20 @@ async fn nusatrade(args: &[&str]) -> Output {
         .output()
         .await
         .expect("run nusatrade")
+}
+
+/// `nusatrade args`, which must succeed.
+async fn succeeds(args: &[&str]) -> Output {
+    let out = nusatrade(args).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    out
+}
+
+/// `nusatrade args`, which must fail saying `why` on stderr.
+async fn refused(args: &[&str], why: &str) {
+    let out = nusatrade(args).await;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -40,20 +54,16 @@ async fn login(gw: &Gateway, email: &str) -> reqwest::Response {
 async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     // A gateway writes some data, then stops.
     let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
-    let token = register(&gw, "backup-e2e@example.com").await.unwrap();
-    let conn = broker_connection(&gw, &token).await.unwrap();
+    let (token, conn) = trader(&gw, "backup-e2e@example.com").await.unwrap();
     let (s, _) = send(&gw, "GET", "/api/v1/auth/me", &token, None).await;
     assert_eq!(s, 200);
     // While the gateway holds the data dir, the CLI says so instead of failing obscurely.
     let source = gw.data_dir.path().join("data");
-    let busy = nusatrade(&["backup", "--data-dir", path(&source)]).await;
-    assert!(!busy.status.success());
-    assert!(text(&busy.stderr).contains("nusatrade serve"), "{}", text(&busy.stderr));
+    refused(&["backup", "--data-dir", path(&source)], "nusatrade serve").await;
     let source_dir = gw.stop().await.unwrap();
 
     // Back up: the id on stdout.
-    let out = nusatrade(&["backup", "--data-dir", path(&source), "--segments", "3"]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = succeeds(&["backup", "--data-dir", path(&source), "--segments", "3"]).await;
     let id = text(&out.stdout).trim().to_owned();
     assert!(id.len() > 17 && id.as_bytes()[8] == b'T', "backup id on stdout: {id:?}");
     assert!(text(&out.stderr).contains("complete"), "{}", text(&out.stderr));
@@ -67,24 +77,20 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     assert!(manifest["item_count"].as_u64().unwrap() >= 3, "user, e-mail index, session, connection: {manifest}");
 
     // Listed, and it verifies.
-    let out = nusatrade(&["backups", "--data-dir", path(&source), "--verify"]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = succeeds(&["backups", "--data-dir", path(&source), "--verify"]).await;
     let listing = text(&out.stdout);
     assert!(listing.contains(&id) && listing.contains("complete") && listing.contains("verified"), "{listing}");
 
     // Restore into a new data dir.
     let target_dir = tempfile::tempdir().unwrap();
     let target = target_dir.path().join("data");
-    let out = nusatrade(&["restore", &id, "--data-dir", path(&target), "--from", path(&source)]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = succeeds(&["restore", &id, "--data-dir", path(&target), "--from", path(&source)]).await;
     let report = text(&out.stdout);
     assert!(report.contains("count verified exactly"), "{report}");
     assert!(report.contains(&format!("{} items written", manifest["item_count"])), "{report}");
 
     // Once more into the same (now non-empty) data dir: refused.
-    let out = nusatrade(&["restore", &id, "--data-dir", path(&target), "--from", path(&source)]).await;
-    assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("not empty"), "{}", text(&out.stderr));
+    refused(&["restore", &id, "--data-dir", path(&target), "--from", path(&source)], "not empty").await;
 
     // Serve the restored data dir: the user logs in, their connection is there.
     let restored = Gateway::start_in(target_dir, &[], TEST_ENV).await.unwrap();
@@ -116,13 +122,10 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     assert!(text(&out.stdout).contains("DOES NOT VERIFY"), "{}", text(&out.stdout));
     let other = tempfile::tempdir().unwrap();
     let other_data = other.path().join("data");
-    let out = nusatrade(&["restore", &id, "--data-dir", path(&other_data), "--from", path(&source)]).await;
-    assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("SHA-256"), "{}", text(&out.stderr));
+    refused(&["restore", &id, "--data-dir", path(&other_data), "--from", path(&source)], "SHA-256").await;
     std::fs::write(&segment, &original).unwrap();
     // Nothing was written: the same target takes the restore once the file is repaired.
-    let out = nusatrade(&["restore", &id, "--data-dir", path(&other_data), "--from", path(&source)]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeds(&["restore", &id, "--data-dir", path(&other_data), "--from", path(&source)]).await;
 
     // Without its manifest a backup is incomplete: listed as such, never restored.
     std::fs::remove_file(backup_dir.join("manifest.json")).unwrap();
@@ -130,9 +133,7 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     assert!(text(&out.stdout).contains("incomplete"), "{}", text(&out.stdout));
     let fresh = tempfile::tempdir().unwrap();
     let fresh_data = fresh.path().join("data");
-    let out = nusatrade(&["restore", &id, "--data-dir", path(&fresh_data), "--from", path(&source)]).await;
-    assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("incomplete"), "{}", text(&out.stderr));
+    refused(&["restore", &id, "--data-dir", path(&fresh_data), "--from", path(&source)], "incomplete").await;
     assert!(!fresh_data.exists(), "nothing created for a backup that cannot be restored");
     drop(source_dir);
 }

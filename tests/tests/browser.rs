@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
-use nusatrade_tests::{Gateway, TEST_ENV, TestConnector, broker_connection, register, send};
+use nusatrade_tests::{Gateway, TEST_ENV, online_trader, place};
 use serde_json::json;
 
 fn chromium() -> Option<PathBuf> {
@@ -98,15 +98,11 @@ async fn a_listed_origin_may_call_the_api_and_read_the_cursor_and_another_is_blo
     let listed = format!("http://127.0.0.1:{listed_port}");
     let env = [TEST_ENV, &[("NUSATRADE_CORS_ORIGINS", listed.as_str())]].concat();
     let gw = Gateway::start_with_env(&[], &env).await.unwrap();
-    let token = register(&gw, "browser@example.com").await.unwrap();
+    let (token, _, connector) = online_trader(&gw, "browser@example.com").await.unwrap();
     // Two orders, so the history has a second page.
-    let conn_id = broker_connection(&gw, &token).await.unwrap();
-    let connector = TestConnector::connect(&gw, &token, &conn_id).await.unwrap();
     connector.set_price("EURUSD", 1.1);
     for _ in 0..2 {
-        let order = json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.1, "price": 1.1});
-        let (s, b) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(order)).await;
-        assert_eq!(s, 201, "{b}");
+        place(&gw, &token, json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.1, "price": 1.1})).await;
     }
 
     // The listed origin: its page reads the answer and the cursor header.

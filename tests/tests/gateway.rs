@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use nusatrade_tests::{Gateway, TEST_ENV, broker_connection, http, register};
+use nusatrade_tests::{Gateway, TEST_ENV, broker_connection, http, register, trader};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::StatusCode};
 
@@ -64,8 +64,7 @@ async fn client_url(gw: &Gateway) -> String {
 /// A connector URL with a real token and broker connection, the token repeated as the original
 /// connector does.
 async fn connector_url(gw: &Gateway, email: &str) -> String {
-    let token = register(gw, email).await.unwrap();
-    let conn = broker_connection(gw, &token).await.unwrap();
+    let (token, conn) = trader(gw, email).await.unwrap();
     gw.ws_url(&format!("/connector/ws?token={token}&connection_id={conn}&token={token}"))
 }
 

@@ -7,22 +7,15 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use nusatrade_tests::{
-    Gateway, TEST_ENV, TestConnector, broker_connection, eventually, find_listed, next_of, register, send,
+    Gateway, TEST_ENV, TestConnector, WsClient, dashboard, eventually, find_listed, next_of, online_trader, place,
+    register, send, trader,
 };
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn dashboard(gw: &Gateway, token: &str) -> Socket {
-    let (ws, _) =
-        tokio_tungstenite::connect_async(gw.ws_url(&format!("/connector/client?token={token}"))).await.unwrap();
-    ws
-}
-
-async fn next_json(ws: &mut Socket) -> Value {
+async fn next_json(ws: &mut WsClient) -> Value {
     loop {
         match tokio::time::timeout(WAIT, ws.next()).await.expect("a frame within the wait").unwrap().unwrap() {
             Message::Text(t) => return serde_json::from_str(&t).unwrap(),
@@ -31,7 +24,7 @@ async fn next_json(ws: &mut Socket) -> Value {
     }
 }
 
-async fn say(ws: &mut Socket, v: Value) {
+async fn say(ws: &mut WsClient, v: Value) {
     ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
 
@@ -44,8 +37,7 @@ async fn status(gw: &Gateway, token: &str, conn: &str) -> Value {
 #[tokio::test]
 async fn reports_become_status_and_reach_the_dashboards() {
     let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
-    let token = register(&gw, "links@example.com").await.unwrap();
-    let conn = broker_connection(&gw, &token).await.unwrap();
+    let (token, conn) = trader(&gw, "links@example.com").await.unwrap();
 
     // A dashboard gets the connections at once, unasked (the original dashboard's first PING comes after 30 s):
     // none online yet. It is sent once: asking again answers, the first message adds no second one.
@@ -124,9 +116,7 @@ async fn reports_become_status_and_reach_the_dashboards() {
 #[tokio::test]
 async fn dashboard_trade_commands_follow_the_order_rules() {
     let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
-    let token = register(&gw, "dash-trader@example.com").await.unwrap();
-    let conn = broker_connection(&gw, &token).await.unwrap();
-    let connector = TestConnector::connect(&gw, &token, &conn).await.unwrap();
+    let (token, _conn, connector) = online_trader(&gw, "dash-trader@example.com").await.unwrap();
     connector.set_price("EURUSD", 1.1003);
     let mut dash = dashboard(&gw, &token).await;
 
@@ -179,9 +169,7 @@ async fn dashboard_trade_commands_over_the_limit_are_refused() {
     let mut env = TEST_ENV.to_vec();
     env.push(("NUSATRADE_MAX_OPEN_POSITIONS", "1"));
     let gw = Gateway::start_with_env(&[], &env).await.unwrap();
-    let token = register(&gw, "limit-dash@example.com").await.unwrap();
-    let conn = broker_connection(&gw, &token).await.unwrap();
-    let connector = TestConnector::connect(&gw, &token, &conn).await.unwrap();
+    let (token, _conn, connector) = online_trader(&gw, "limit-dash@example.com").await.unwrap();
     connector.set_price("EURUSD", 1.1);
     let mut dash = dashboard(&gw, &token).await;
     let buy = |id: &str| {
@@ -202,15 +190,12 @@ async fn dashboard_trade_commands_over_the_limit_are_refused() {
 #[tokio::test]
 async fn a_command_in_flight_when_the_connector_dies_is_resent_once_after_it_reconnects() {
     let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
-    let token = register(&gw, "reconnect@example.com").await.unwrap();
-    let conn = broker_connection(&gw, &token).await.unwrap();
+    let (token, conn) = trader(&gw, "reconnect@example.com").await.unwrap();
 
     // The connector receives the command and dies before acknowledging it.
     let first = TestConnector::connect_with(&gw, "/connector/ws", &token, &conn, false).await.unwrap();
     let order = json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.1, "price": 1.1});
-    let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(order)).await;
-    assert_eq!(s, 201, "{placed}");
-    let id = placed["trade"]["id"].as_str().unwrap().to_owned();
+    let (_, id) = place(&gw, &token, order).await;
     eventually(WAIT, || async { (!first.commands("TRADE_OPEN").await.is_empty()).then_some(()) }).await.unwrap();
     first.kill();
     eventually(WAIT, || async {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nusatrade_tests::{
-    Gateway, TEST_ENV, TestConnector, broker_connection, eventually, find_listed, http, register, send, send_with,
+    Gateway, TEST_ENV, TestConnector, WsClient, broker_connection, dashboard, eventually, find_listed, http,
+    online_trader, place, register, send, send_with, trader,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -21,18 +22,10 @@ async fn round_trip(
     (symbol, lots, open, close): (&str, f64, f64, f64),
 ) -> Value {
     conn.set_price(symbol, open);
-    let (s, placed) = send(
-        gw,
-        "POST",
-        "/api/v1/trading/orders",
-        token,
-        Some(json!({"symbol": symbol, "order_type": "BUY", "lot_size": lots, "price": open})),
-    )
-    .await;
-    assert_eq!(s, 201, "{placed}");
+    let (placed, id) =
+        place(gw, token, json!({"symbol": symbol, "order_type": "BUY", "lot_size": lots, "price": open})).await;
     assert_eq!(placed["trade"]["status"], "pending", "written pending before any ack");
     assert_eq!(placed["mt5_execution"]["success"], true);
-    let id = placed["trade"]["id"].as_str().unwrap().to_owned();
     assert_eq!(placed["mt5_execution"]["request_id"], id.as_str());
 
     let pos = eventually(Duration::from_secs(5), || find_listed(gw, token, "/api/v1/trading/positions", &id, "open"))
@@ -72,8 +65,7 @@ async fn orders_follow_the_connector_acks_end_to_end() {
     let conn_id = broker_connection(&gw, &token).await.unwrap();
     let connector = TestConnector::connect(&gw, &token, &conn_id).await.unwrap();
     // A dashboard listening for updates.
-    let (mut browser, _) =
-        tokio_tungstenite::connect_async(gw.ws_url(&format!("/connector/client?token={token}"))).await.unwrap();
+    let mut browser = dashboard(&gw, &token).await;
 
     let eur = round_trip(&gw, &token, &connector, ("EURUSD", 1.0, 1.10000, 1.10500)).await;
     assert_eq!(eur["profit"], 500.0, "1 lot EURUSD +50 pips");
@@ -124,9 +116,7 @@ async fn orders_follow_the_connector_acks_end_to_end() {
 #[tokio::test]
 async fn idempotency_validation_modify_and_pagination_over_http() {
     let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
-    let token = register(&gw, "careful@example.com").await.unwrap();
-    let conn_id = broker_connection(&gw, &token).await.unwrap();
-    let connector = TestConnector::connect(&gw, &token, &conn_id).await.unwrap();
+    let (token, _, connector) = online_trader(&gw, "careful@example.com").await.unwrap();
     connector.set_price("GBPUSD", 1.265);
 
     // The same Idempotency-Key twice: one command, the same answer.
@@ -268,8 +258,7 @@ async fn one_endpoint_serves_connectors_and_dashboards() {
     use futures::SinkExt;
 
     let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
-    let token = register(&gw, "stage@example.com").await.unwrap();
-    let conn_id = broker_connection(&gw, &token).await.unwrap();
+    let (token, conn_id) = trader(&gw, "stage@example.com").await.unwrap();
 
     // A connector on /ws gets WELCOME for its AUTH (connector channel).
     let connector = TestConnector::connect_with(&gw, "/ws", &token, &conn_id, true).await.unwrap();
@@ -299,9 +288,7 @@ async fn one_endpoint_serves_connectors_and_dashboards() {
     assert!(tokio_tungstenite::connect_async(gw.ws_url("/ws?token=not-a-token")).await.is_err());
 
     let body = json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.1, "price": 1.1});
-    let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(body)).await;
-    assert_eq!(s, 201, "{placed}");
-    let id = placed["trade"]["id"].as_str().unwrap().to_owned();
+    let (_, id) = place(&gw, &token, body).await;
     let update = loop {
         let v = next_json(&mut browser).await;
         if v["type"] == "ORDER_UPDATE" && v["order"]["status"] == "open" {
@@ -313,9 +300,7 @@ async fn one_endpoint_serves_connectors_and_dashboards() {
 }
 
 /// The next JSON text frame (5 s at most).
-async fn next_json(
-    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-) -> Value {
+async fn next_json(ws: &mut WsClient) -> Value {
     loop {
         let msg =
             tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame in time").unwrap().unwrap();
@@ -380,9 +365,7 @@ fn sample(samples: &[(String, f64)], series: &str) -> f64 {
 #[tokio::test]
 async fn metrics_move_with_orders_and_hold_no_user_data() {
     let gw = Gateway::start_with_env(&[], TEST_ENV).await.unwrap();
-    let token = register(&gw, "metrics-trader@example.com").await.unwrap();
-    let conn_id = broker_connection(&gw, &token).await.unwrap();
-    let conn = TestConnector::connect(&gw, &token, &conn_id).await.unwrap();
+    let (token, conn_id, conn) = online_trader(&gw, "metrics-trader@example.com").await.unwrap();
     let before = prometheus_samples(&metrics_text(&gw).await);
     round_trip(&gw, &token, &conn, ("EURUSD", 0.1, 1.1, 1.101)).await;
     let text = eventually(Duration::from_secs(5), || async {

@@ -15,7 +15,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use nusatrade_tests::{
-    Gateway, TEST_ENV, TestConnector, binary, broker_connection, eventually, find_listed, next_of, register, send,
+    Gateway, TEST_ENV, TestConnector, binary, dashboard, eventually, find_listed, next_of, place, register, send,
+    trader,
 };
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -34,19 +35,27 @@ async fn order(gw: &Gateway, token: &str, id: &str) -> Value {
     o
 }
 
+/// The positions in a JSON list as (ticket, `label`, open price), by ticket.
+fn fills(list: &Value, label: impl Fn(&Value) -> String) -> Vec<(u64, String, f64)> {
+    let mut fills: Vec<(u64, String, f64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["ticket"].as_u64().unwrap(), label(p), p["open_price"].as_f64().unwrap()))
+        .collect();
+    fills.sort_by_key(|p| p.0);
+    fills
+}
+
 #[tokio::test]
 async fn an_unacknowledged_order_turns_unknown_and_mt5_evidence_opens_it() {
     let gw = Gateway::start_with_env(&[], &env()).await.unwrap();
-    let token = register(&gw, "unacked@example.com").await.unwrap();
-    let conn = broker_connection(&gw, &token).await.unwrap();
+    let (token, conn) = trader(&gw, "unacked@example.com").await.unwrap();
     let connector = TestConnector::connect_with(&gw, "/connector/ws", &token, &conn, false).await.unwrap();
-    let (mut dash, _) =
-        tokio_tungstenite::connect_async(gw.ws_url(&format!("/connector/client?token={token}"))).await.unwrap();
+    let mut dash = dashboard(&gw, &token).await;
 
     let body = json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.1, "price": 1.085});
-    let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(body)).await;
-    assert_eq!(s, 201, "{placed}");
-    let id = placed["trade"]["id"].as_str().unwrap().to_owned();
+    let (placed, id) = place(&gw, &token, body).await;
     let comment = placed["trade"]["client_order_id"].as_str().unwrap().to_owned();
 
     // No ack within a second: unknown (never failed), and the connector is asked for MT5's history.
@@ -211,34 +220,10 @@ async fn with_dropped_duplicated_acks_and_broken_links_the_books_equal_the_paper
     })
     .await
     .unwrap();
-    let mut mt5: Vec<(u64, String, f64)> = st["positions_snapshot"]["positions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["ticket"].as_u64().unwrap(),
-                p["comment"].as_str().unwrap_or_default().to_owned(),
-                p["open_price"].as_f64().unwrap(),
-            )
-        })
-        .collect();
+    let mt5 = fills(&st["positions_snapshot"]["positions"], |p| p["comment"].as_str().unwrap_or_default().to_owned());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, positions) = send(&gw, "GET", "/api/v1/trading/positions?limit=200", &token, None).await;
-    let mut books: Vec<(u64, String, f64)> = positions
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["ticket"].as_u64().unwrap(),
-                p["client_order_id"].as_str().unwrap().to_owned(),
-                p["open_price"].as_f64().unwrap(),
-            )
-        })
-        .collect();
-    mt5.sort_by_key(|p| p.0);
-    books.sort_by_key(|p| p.0);
+    let books = fills(&positions, |p| p["client_order_id"].as_str().unwrap().to_owned());
     assert_eq!(books, mt5, "our books equal MT5 (tickets, comments, fill prices)");
     assert_eq!(books.len(), opened.len(), "none lost, none doubled");
     for id in &opened {
