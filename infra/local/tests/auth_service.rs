@@ -2,15 +2,18 @@
 //! reuse detection, the lock-out window, the rate limiter under concurrency, TOTP replay, password
 //! reset, and state shared by two service instances (as two Lambda instances share one table).
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration};
+use chrono::Duration;
+use common::{PW, SECRET, meta};
 use nusatrade_app::auth::config::Limit;
-use nusatrade_app::auth::{AuthConfig, AuthError, AuthService, CurrentUser, Decision, RateLimiter, RequestMeta, totp};
+use nusatrade_app::auth::{AuthConfig, AuthError, AuthService, CurrentUser, Decision, RateLimiter, totp};
 use nusatrade_app::http::ApiError;
 use nusatrade_app::ports::*;
-use nusatrade_local::adapters::{EmbeddedStore, FileBlobStore, LocalPush, LocalQueue};
+use nusatrade_local::adapters::EmbeddedStore;
 
 #[derive(Default)]
 struct Outbox(Mutex<Vec<Email>>);
@@ -41,11 +44,8 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-const SECRET: &str = "test-secret-test-secret-test-secret!";
-const PW: &str = "Str0ng!pass";
-
 fn world() -> World {
-    let clock = Arc::new(ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).unwrap()));
+    let clock = common::clock();
     let store: Arc<dyn ItemStore> = Arc::new(EmbeddedStore::temporary(clock.clone()).unwrap());
     world_on(store, clock)
 }
@@ -53,21 +53,9 @@ fn world() -> World {
 fn world_on(store: Arc<dyn ItemStore>, clock: Arc<ManualClock>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Arc::new(Outbox::default());
-    let ports = Ports {
-        store,
-        blobs: Arc::new(FileBlobStore::new(dir.path().join("blobs"))),
-        queue: Arc::new(LocalQueue::new(clock.clone())),
-        push: Arc::new(LocalPush::new()),
-        mailer: outbox.clone(),
-        clock: clock.clone(),
-        ids: Arc::new(RandomIds),
-    };
+    let ports = Ports { store, mailer: outbox.clone(), ..common::ports(dir.path(), clock.clone()) };
     let svc = AuthService::new(AuthConfig::for_tests(SECRET), ports.clone()).unwrap();
     World { svc, clock, outbox, ports, _dir: dir }
-}
-
-fn meta() -> RequestMeta {
-    RequestMeta { ip: "10.0.0.1".into(), user_agent: "tests".into() }
 }
 
 async fn user(w: &World, access: &str) -> Result<CurrentUser, AuthError> {

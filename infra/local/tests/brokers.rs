@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::{PW, User, meta};
+
 use nusatrade_app::trading::orders::routes::placed_status;
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::DateTime;
-use nusatrade_app::auth::{AuthConfig, AuthService, CurrentUser, RequestMeta};
+use nusatrade_app::auth::{AuthService, CurrentUser};
 use nusatrade_app::brokers::routes::{BrokersState, SUPPORTED_BROKERS, router};
 use nusatrade_app::brokers::service::{
     BrokerService, MAX_CONNECTIONS_PER_USER, NO_CONNECTOR_MESSAGE, SYNC_SENT_MESSAGE,
@@ -33,9 +35,6 @@ use tokio::sync::mpsc;
 use tower::ServiceExt;
 use uuid::Uuid;
 
-const SECRET: &str = "test-secret-test-secret-test-secret!";
-const PW: &str = "Str0ng!pass";
-
 struct World {
     app: Router,
     auth: AuthService,
@@ -47,21 +46,8 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-/// A registered user: id, e-mail and access token.
-struct User {
-    id: Uuid,
-    email: String,
-    token: String,
-}
-
 fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).unwrap()));
-    let push = Arc::new(LocalPush::new());
-    let ports = Ports { push: push.clone(), ..common::ports(dir.path(), clock.clone()) };
-    let mut config = AuthConfig::for_tests(SECRET);
-    config.require_email_verification = false;
-    let auth = AuthService::new(config, ports.clone()).unwrap();
+    let common::Base { dir, clock, push, ports, auth } = common::base();
     let state = BrokersState::new(auth.authenticator(), &ports);
     let app = layers::platform(router(state.clone(), None));
     let registry = ConnectorRegistry::new(ports.store.clone(), ports.clock.clone());
@@ -70,15 +56,12 @@ fn world() -> World {
 
 impl World {
     async fn user(&self, email: &str) -> User {
-        let meta = RequestMeta { ip: "10.0.0.1".into(), user_agent: "tests".into() };
-        let (out, pair) = self.auth.register(email, PW, None, &meta).await.unwrap();
-        User { id: out.id.parse().unwrap(), email: email.into(), token: pair.access_token }
+        common::register(&self.auth, email).await
     }
 
     /// The same user with a fresh access token.
     async fn login(&self, u: &User) -> User {
-        let meta = RequestMeta { ip: "10.0.0.1".into(), user_agent: "tests".into() };
-        let t = self.auth.login(&u.email, PW, &meta).await.unwrap();
+        let t = self.auth.login(&u.email, PW, &meta()).await.unwrap();
         User { id: u.id, email: u.email.clone(), token: t.access_token }
     }
 

@@ -11,11 +11,13 @@
 
 mod common;
 
+use common::User;
+
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration};
-use nusatrade_app::auth::{AuthConfig, AuthService, CurrentUser, RequestMeta};
+use chrono::Duration;
+use nusatrade_app::auth::{AuthService, CurrentUser};
 use nusatrade_app::brokers::routes::StatusResponse;
 use nusatrade_app::brokers::service::{BrokerService, ConnectionInput};
 use nusatrade_app::channels::browser::BrowserChannel;
@@ -23,7 +25,8 @@ use nusatrade_app::channels::connector::{ConnectorChannel, channels_with};
 use nusatrade_app::connector::outbox::MAX_RESENDS;
 use nusatrade_app::connector::{ConnectorRegistry, LinkLimits, PositionsSnapshot, SnapshotHook};
 use nusatrade_app::ports::*;
-use nusatrade_app::trading::orders::{OrderService, TradingConfig};
+use nusatrade_app::trading::orders::routes::parse_order;
+use nusatrade_app::trading::orders::{OrderService, PlaceOrder, TradingConfig};
 use nusatrade_app::ws::{ConnectDecision, ConnectRequest, InboundMessage, MAX_MESSAGE_BYTES, WsHandler};
 use nusatrade_domain::order::OrderStatus;
 use nusatrade_local::adapters::LocalPush;
@@ -31,9 +34,6 @@ use nusatrade_local::adapters::push::Outbound;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use uuid::Uuid;
-
-const SECRET: &str = "test-secret-test-secret-test-secret!";
-const PW: &str = "Str0ng!pass";
 
 /// Records the snapshots handed to reconciliation.
 #[derive(Default)]
@@ -59,20 +59,8 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-struct User {
-    id: Uuid,
-    email: String,
-    token: String,
-}
-
 fn world_with(limits: LinkLimits, config: TradingConfig) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).unwrap()));
-    let push = Arc::new(LocalPush::new());
-    let ports = Ports { push: push.clone(), ..common::ports(dir.path(), clock.clone()) };
-    let mut auth_config = AuthConfig::for_tests(SECRET);
-    auth_config.require_email_verification = false;
-    let auth = AuthService::new(auth_config, ports.clone()).unwrap();
+    let common::Base { dir, clock, push, ports, auth } = common::base();
     let orders = OrderService::new(&ports, config);
     let brokers = BrokerService::new(&ports);
     let (connector, browser) = channels_with(auth.authenticator(), orders.clone(), brokers.clone(), limits);
@@ -112,9 +100,20 @@ fn types(frames: &[Value]) -> Vec<String> {
 
 impl World {
     async fn user(&self, email: &str) -> User {
-        let meta = RequestMeta { ip: "10.0.0.1".into(), user_agent: "tests".into() };
-        let (out, pair) = self.auth.register(email, PW, None, &meta).await.unwrap();
-        User { id: out.id.parse().unwrap(), email: email.into(), token: pair.access_token }
+        common::register(&self.auth, email).await
+    }
+
+    /// A registered user with a broker connection.
+    async fn user_with_connection(&self, email: &str) -> (User, Uuid) {
+        let u = self.user(email).await;
+        let broker = self.connection(&u).await;
+        (u, broker)
+    }
+
+    /// Places `order` for `user`; the order's id.
+    async fn place(&self, user: &CurrentUser, order: PlaceOrder) -> String {
+        let placed = self.orders.place(user, order, None).await.unwrap();
+        placed.body["trade"]["id"].as_str().unwrap().to_owned()
     }
 
     async fn current(&self, u: &User) -> CurrentUser {
@@ -177,15 +176,16 @@ impl World {
     }
 }
 
-fn place_body(symbol: &str, side: &str, price: f64) -> Value {
-    json!({"symbol": symbol, "order_type": side, "lot_size": 0.1, "price": price})
+/// A 0.1 lot order as the REST route reads it.
+fn order(symbol: &str, side: &str, price: f64) -> PlaceOrder {
+    let body = json!({"symbol": symbol, "order_type": side, "lot_size": 0.1, "price": price});
+    parse_order(body.as_object().unwrap()).unwrap()
 }
 
 #[tokio::test]
 async fn first_contact_welcomes_resyncs_probes_and_tells_the_dashboards() {
     let w = world();
-    let ana = w.user("ana@example.com").await;
-    let broker = w.connection(&ana).await;
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
     let mut dash = w.browser(&ana, "b-1").await;
     let (mut c, frames) = w.online(&ana, broker, "c-1").await;
     assert_eq!(types(&frames), ["WELCOME", "GET_POSITIONS", "GET_ACCOUNT", "PING"], "{frames:?}");
@@ -231,8 +231,7 @@ async fn first_contact_welcomes_resyncs_probes_and_tells_the_dashboards() {
 #[tokio::test]
 async fn health_writes_are_throttled_and_latency_is_measured_across_instances() {
     let w = world();
-    let ana = w.user("ana@example.com").await;
-    let broker = w.connection(&ana).await;
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
     let (mut c, _) = w.online(&ana, broker, "c-1").await;
     let t0 = w.clock.now();
     let iso = nusatrade_app::wire::iso;
@@ -270,8 +269,7 @@ async fn health_writes_are_throttled_and_latency_is_measured_across_instances() 
 #[tokio::test]
 async fn positions_reports_become_the_snapshot_quotes_and_health() {
     let w = world();
-    let ana = w.user("ana@example.com").await;
-    let broker = w.connection(&ana).await;
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
     let (c, _) = w.online(&ana, broker, "c-1").await;
     let mut dash = w.browser(&ana, "b-1").await;
 
@@ -295,10 +293,7 @@ async fn positions_reports_become_the_snapshot_quotes_and_health() {
     // the bid from the buy, the ask from the sell: the price check of the next order uses it
     let q = w.registry.quote(ana.id, "EURUSD", Duration::minutes(1)).await.unwrap().unwrap();
     assert_eq!((q.bid.to_string(), q.ask.to_string()), ("1.2".into(), "1.2002".into()));
-    let far =
-        nusatrade_app::trading::orders::routes::parse_order(place_body("EURUSD", "BUY", 1.5).as_object().unwrap())
-            .unwrap();
-    let e = w.orders.place(&w.current(&ana).await, far, None).await.unwrap_err();
+    let e = w.orders.place(&w.current(&ana).await, order("EURUSD", "BUY", 1.5), None).await.unwrap_err();
     assert!(e.to_string().contains("outside reasonable range"), "{e}");
 
     // the status shows it, with the health of the link
@@ -406,18 +401,14 @@ async fn position_updates_and_mt5_status_reach_every_dashboard() {
 #[tokio::test]
 async fn unacknowledged_commands_are_resent_once_per_reconnect_in_order() {
     let w = world();
-    let ana = w.user("ana@example.com").await;
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
     let user = w.current(&ana).await;
-    let broker = w.connection(&ana).await;
     let (mut c1, _) = w.online(&ana, broker, "c-1").await;
 
     // two orders go out; the socket drops before any ack
-    let parse = |b: Value| nusatrade_app::trading::orders::routes::parse_order(b.as_object().unwrap()).unwrap();
-    let first = w.orders.place(&user, parse(place_body("EURUSD", "BUY", 1.1)), None).await.unwrap();
+    let first = w.place(&user, order("EURUSD", "BUY", 1.1)).await;
     w.later(1);
-    let second = w.orders.place(&user, parse(place_body("GBPUSD", "SELL", 1.25)), None).await.unwrap();
-    let ids: Vec<String> =
-        [&first, &second].iter().map(|r| r.body["trade"]["id"].as_str().unwrap().to_owned()).collect();
+    let ids = [first, w.place(&user, order("GBPUSD", "SELL", 1.25)).await];
     let sent = c1.drain();
     assert_eq!(types(&sent), ["TRADE_OPEN", "TRADE_OPEN"]);
     assert_eq!(w.registry.outbox(ana.id, broker).await.unwrap().len(), 2);
@@ -453,13 +444,10 @@ async fn unacknowledged_commands_are_resent_once_per_reconnect_in_order() {
 #[tokio::test]
 async fn stale_expired_and_endlessly_resent_entries_are_dropped() {
     let w = world();
-    let ana = w.user("ana@example.com").await;
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
     let user = w.current(&ana).await;
-    let broker = w.connection(&ana).await;
     let (mut c1, _) = w.online(&ana, broker, "c-1").await;
-    let parse = |b: Value| nusatrade_app::trading::orders::routes::parse_order(b.as_object().unwrap()).unwrap();
-    let placed = w.orders.place(&user, parse(place_body("EURUSD", "BUY", 1.1)), None).await.unwrap();
-    let id = placed.body["trade"]["id"].as_str().unwrap().to_owned();
+    let id = w.place(&user, order("EURUSD", "BUY", 1.1)).await;
     assert_eq!(types(&c1.drain()), ["TRADE_OPEN"]);
 
     // An entry whose order no longer waits for it (the ack raced the entry's write) is not resent.
@@ -496,8 +484,7 @@ async fn stale_expired_and_endlessly_resent_entries_are_dropped() {
 
     // A command never acknowledged is resent at most MAX_RESENDS times, then left to reconciliation.
     let (mut c, _) = w.online(&ana, broker, "c-3").await;
-    let placed = w.orders.place(&user, parse(place_body("EURUSD", "SELL", 1.1)), None).await.unwrap();
-    let id = placed.body["trade"]["id"].as_str().unwrap().to_owned();
+    let id = w.place(&user, order("EURUSD", "SELL", 1.1)).await;
     assert_eq!(types(&c.drain()), ["TRADE_OPEN"]);
     w.connector.disconnect("c-3").await;
     let mut resent = 0;
@@ -513,26 +500,22 @@ async fn stale_expired_and_endlessly_resent_entries_are_dropped() {
 
     // Entries expire: an old command is not resent minutes later.
     let (mut c, _) = w.online(&ana, broker, "c-old").await;
-    let placed = w.orders.place(&user, parse(place_body("EURUSD", "BUY", 1.1)), None).await.unwrap();
+    let id = w.place(&user, order("EURUSD", "BUY", 1.1)).await;
     assert_eq!(types(&c.drain()), ["TRADE_OPEN"]);
     w.connector.disconnect("c-old").await;
     w.clock.advance(nusatrade_app::connector::outbox::OUTBOX_TTL + Duration::seconds(1));
     let (_, frames) = w.online(&ana, broker, "c-new").await;
-    let id = placed.body["trade"]["id"].as_str().unwrap();
-    assert!(!frames.iter().any(|f| f["request_id"] == id), "{frames:?}");
+    assert!(!frames.iter().any(|f| f["request_id"] == id.as_str()), "{frames:?}");
 }
 
 #[tokio::test]
 async fn a_command_that_never_left_is_not_kept() {
     let w = world();
-    let ana = w.user("ana@example.com").await;
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
     let user = w.current(&ana).await;
-    let broker = w.connection(&ana).await;
     // A link whose socket is gone (no push registration): the push answers 410.
     w.registry.register_connector("ghost", ana.id, &ana.email, broker).await.unwrap();
-    let body = place_body("EURUSD", "BUY", 1.1);
-    let order = nusatrade_app::trading::orders::routes::parse_order(body.as_object().unwrap()).unwrap();
-    let e = w.orders.place(&user, order, None).await.unwrap_err();
+    let e = w.orders.place(&user, order("EURUSD", "BUY", 1.1), None).await.unwrap_err();
     assert!(e.to_string().contains("Connector is not online"), "{e}");
     assert!(w.registry.outbox(ana.id, broker).await.unwrap().is_empty());
     assert!(w.registry.connection("ghost").await.unwrap().is_none(), "the gone connection's record is removed");
@@ -542,8 +525,7 @@ async fn a_command_that_never_left_is_not_kept() {
 async fn browser_trade_commands_go_through_the_order_rules() {
     let config = TradingConfig { max_open_positions: 2, ..TradingConfig::default() };
     let w = world_with(LinkLimits::default(), config);
-    let ana = w.user("ana@example.com").await;
-    let broker = w.connection(&ana).await;
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
     let (mut c, _) = w.online(&ana, broker, "c-1").await;
     let mut dash = w.browser(&ana, "b-1").await;
 
@@ -645,9 +627,8 @@ async fn browser_trade_commands_go_through_the_order_rules() {
     assert!(c.drain().is_empty());
 
     // a revoked session cannot trade through its open socket: 401 and the socket is closed
-    let meta = RequestMeta { ip: "10.0.0.1".into(), user_agent: "tests".into() };
     let cu = w.current(&ana).await;
-    w.auth.revoke_session(&cu, cu.session_id, &meta).await.unwrap();
+    w.auth.revoke_session(&cu, cu.session_id, &common::meta()).await.unwrap();
     dash.drain();
     let r = w.browser_says(&dash, json!({"type": "SEND_TRADE_COMMAND", "action": "CLOSE", "order_id": id})).await;
     assert_eq!(r.unwrap()["status"], 401);
@@ -661,8 +642,7 @@ async fn floods_and_oversized_messages_close_the_connection() {
         LinkLimits { messages_per_second: 10.0, burst: 5, ..LinkLimits::default() },
         TradingConfig::default(),
     );
-    let ana = w.user("ana@example.com").await;
-    let broker = w.connection(&ana).await;
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
     let (mut c, _) = w.online(&ana, broker, "c-1").await; // one message (AUTH) used
 
     // 4 more at the same instant pass; the 6th closes the connector
@@ -700,15 +680,14 @@ async fn placeholder_prices_take_the_market_and_positions_follow_the_quotes() {
     use nusatrade_app::connector::registry::Quote;
     use rust_decimal::Decimal;
     let w = world();
-    let ana = w.user("ana@example.com").await;
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
     let user = w.current(&ana).await;
-    let broker = w.connection(&ana).await;
     let (mut c, _) = w.online(&ana, broker, "c-1").await;
     let dec = |s: &str| s.parse::<Decimal>().unwrap();
     let quote =
         |bid: &str, ask: &str| Quote { symbol: "USDJPY".into(), bid: dec(bid), ask: dec(ask), time: w.clock.now() };
     w.registry.save_quote(ana.id, &quote("149.70", "149.72")).await.unwrap();
-    let parse = |b: Value| nusatrade_app::trading::orders::routes::parse_order(b.as_object().unwrap());
+    let parse = |b: Value| parse_order(b.as_object().unwrap());
 
     // 1.0 with stops that only make sense at the market: accepted, the ask is its reference
     let body = json!({"symbol": "USDJPY", "order_type": "BUY", "lot_size": 0.1, "price": 1.0,
@@ -721,7 +700,7 @@ async fn placeholder_prices_take_the_market_and_positions_follow_the_quotes() {
     let e = w.orders.place(&user, parse(wrong).unwrap(), None).await.unwrap_err();
     assert!(e.to_string().contains("Stop loss for BUY order must be below entry price"), "{e}");
     // any other far price is a real price far from the market: refused, as before
-    let e = w.orders.place(&user, parse(place_body("USDJPY", "BUY", 1.5)).unwrap(), None).await.unwrap_err();
+    let e = w.orders.place(&user, order("USDJPY", "BUY", 1.5), None).await.unwrap_err();
     assert!(e.to_string().contains("outside reasonable range"), "{e}");
 
     // filled at 149.71; no price of its own in the books yet: the list marks it to the quote (the bid closes a buy)

@@ -55,6 +55,26 @@ async fn start(handler: Arc<Recorder>) -> (LocalPlatform, String, tempfile::Temp
     (platform, base, dir)
 }
 
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A recording gateway with one connector socket accepted on `/connector/ws`: the recorder, the platform, the
+/// socket, its connection id and the platform's dir.
+async fn one_connector() -> (Arc<Recorder>, LocalPlatform, Socket, String, tempfile::TempDir) {
+    let rec = Arc::new(Recorder::default());
+    let (platform, base, dir) = start(rec.clone()).await;
+    let (ws, _) = tokio_tungstenite::connect_async(format!("{base}/connector/ws?token=good")).await.unwrap();
+    let id = rec.connected.lock().unwrap()[0].connection_id.clone();
+    (rec, platform, ws, id, dir)
+}
+
+/// The next frame is a close with code 1000.
+async fn expect_normal_close(ws: &mut Socket) {
+    match ws.next().await {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1000),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
 async fn eventually(mut f: impl FnMut() -> bool) {
     for _ in 0..100 {
         if f() {
@@ -117,24 +137,15 @@ async fn routing_push_and_disconnect_follow_api_gateway() {
 
 #[tokio::test]
 async fn server_side_close_disconnects_the_client() {
-    let rec = Arc::new(Recorder::default());
-    let (platform, base, _d) = start(rec.clone()).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{base}/connector/ws?token=good")).await.unwrap();
-    let id = rec.connected.lock().unwrap()[0].connection_id.clone();
+    let (rec, platform, mut ws, id, _d) = one_connector().await;
     platform.ports.push.close(&id).await.unwrap();
-    match ws.next().await {
-        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1000),
-        other => panic!("expected a close frame, got {other:?}"),
-    }
+    expect_normal_close(&mut ws).await;
     eventually(|| rec.disconnected.lock().unwrap().len() == 1).await;
 }
 
 #[tokio::test]
 async fn queued_pushes_arrive_in_order_before_a_queued_close() {
-    let rec = Arc::new(Recorder::default());
-    let (platform, base, _d) = start(rec.clone()).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{base}/connector/ws?token=good")).await.unwrap();
-    let id = rec.connected.lock().unwrap()[0].connection_id.clone();
+    let (_rec, platform, mut ws, id, _d) = one_connector().await;
     // Queued back to back (the socket task sends what is queued in one write), then the close.
     for n in 0..5 {
         let body = bytes::Bytes::from(format!(r#"{{"type":"UPDATE","n":{n}}}"#));
@@ -147,8 +158,5 @@ async fn queued_pushes_arrive_in_order_before_a_queued_close() {
             other => panic!("expected update {n}, got {other:?}"),
         }
     }
-    match ws.next().await {
-        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1000),
-        other => panic!("expected a close frame, got {other:?}"),
-    }
+    expect_normal_close(&mut ws).await;
 }
