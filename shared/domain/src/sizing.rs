@@ -349,44 +349,37 @@ pub struct RiskProfile {
 impl RiskProfile {
     /// The built-in profile of that name, with the values of contract §4.5.
     pub fn builtin(name: RiskProfileName) -> RiskProfile {
-        let trailing = |trailing_type, activation, distance, atr_mult, breakeven| TrailingStopSettings {
-            enabled: true,
-            trailing_type,
-            activation_pips: dec(activation, 0),
-            trail_distance_pips: dec(distance, 0),
-            atr_multiplier: atr_mult,
-            breakeven_enabled: true,
-            breakeven_pips: dec(breakeven, 0),
-            ..TrailingStopSettings::default()
-        };
+        // All three: an ATR-based stop, a risk:reward target, the trailing stop and breakeven on.
+        let profile =
+            |sl_atr, rr, risk, max_lots, trailing_type, activation, distance, atr_multiplier, breakeven| RiskProfile {
+                sl_type: SlType::AtrBased,
+                sl_value: sl_atr,
+                tp_type: TpType::RiskReward,
+                tp_value: rr,
+                risk_per_trade_percent: risk,
+                max_position_size: max_lots,
+                trailing_stop: TrailingStopSettings {
+                    enabled: true,
+                    trailing_type,
+                    activation_pips: dec(activation, 0),
+                    trail_distance_pips: dec(distance, 0),
+                    atr_multiplier,
+                    breakeven_enabled: true,
+                    breakeven_pips: dec(breakeven, 0),
+                    ..TrailingStopSettings::default()
+                },
+            };
+        let (atr, fixed) = (TrailingType::AtrBased, TrailingType::FixedPips);
         match name {
-            RiskProfileName::Conservative => RiskProfile {
-                sl_type: SlType::AtrBased,
-                sl_value: dec(25, 1),
-                tp_type: TpType::RiskReward,
-                tp_value: dec(15, 1),
-                risk_per_trade_percent: dec(10, 1),
-                max_position_size: dec(5, 2),
-                trailing_stop: trailing(TrailingType::AtrBased, 30, 15, dec(20, 1), 20),
-            },
-            RiskProfileName::Moderate => RiskProfile {
-                sl_type: SlType::AtrBased,
-                sl_value: dec(20, 1),
-                tp_type: TpType::RiskReward,
-                tp_value: dec(20, 1),
-                risk_per_trade_percent: dec(20, 1),
-                max_position_size: dec(1, 1),
-                trailing_stop: trailing(TrailingType::AtrBased, 20, 15, dec(15, 1), 15),
-            },
-            RiskProfileName::Aggressive => RiskProfile {
-                sl_type: SlType::AtrBased,
-                sl_value: dec(15, 1),
-                tp_type: TpType::RiskReward,
-                tp_value: dec(30, 1),
-                risk_per_trade_percent: dec(30, 1),
-                max_position_size: dec(2, 1),
-                trailing_stop: trailing(TrailingType::FixedPips, 10, 10, dec(15, 1), 10),
-            },
+            RiskProfileName::Conservative => {
+                profile(dec(25, 1), dec(15, 1), dec(10, 1), dec(5, 2), atr, 30, 15, dec(20, 1), 20)
+            }
+            RiskProfileName::Moderate => {
+                profile(dec(20, 1), dec(20, 1), dec(20, 1), dec(1, 1), atr, 20, 15, dec(15, 1), 15)
+            }
+            RiskProfileName::Aggressive => {
+                profile(dec(15, 1), dec(30, 1), dec(30, 1), dec(2, 1), fixed, 10, 10, dec(15, 1), 10)
+            }
         }
     }
 }

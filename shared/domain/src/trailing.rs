@@ -342,112 +342,52 @@ mod tests {
             TrailingStopSettings,
             Option<(&'a str, StopReason)>,
         );
+        use Side::{Buy, Sell};
+        let trailed = |p| Some((p, StopReason::Trailing));
+        let to_breakeven = |p| Some((p, StopReason::Breakeven));
         let no_be = fixed("20", "15", None);
         let be = fixed("20", "15", Some("15"));
         let cases: &[Case] = &[
             // EURUSD BUY 1.10000, +10 pips: below activation and no breakeven.
-            ("buy below activation", "EURUSD", Side::Buy, "1.10000", "1.10100", Some("1.09800"), no_be, None),
+            ("buy below activation", "EURUSD", Buy, "1.10000", "1.10100", Some("1.09800"), no_be, None),
             // +30 pips: candidate 1.10300 − 15 pips = 1.10150 > entry and > SL.
-            (
-                "buy trails",
-                "EURUSD",
-                Side::Buy,
-                "1.10000",
-                "1.10300",
-                Some("1.09800"),
-                no_be,
-                Some(("1.10150", StopReason::Trailing)),
-            ),
+            ("buy trails", "EURUSD", Buy, "1.10000", "1.10300", Some("1.09800"), no_be, trailed("1.10150")),
             // +30 pips but SL already 1.10200 (better than 1.10150): no move against the position.
-            ("buy never loosens", "EURUSD", Side::Buy, "1.10000", "1.10300", Some("1.10200"), no_be, None),
+            ("buy never loosens", "EURUSD", Buy, "1.10000", "1.10300", Some("1.10200"), no_be, None),
             // +20 pips exactly: activation reached, candidate 1.10050 (> entry).
-            (
-                "buy at activation",
-                "EURUSD",
-                Side::Buy,
-                "1.10000",
-                "1.10200",
-                None,
-                no_be,
-                Some(("1.10050", StopReason::Trailing)),
-            ),
+            ("buy at activation", "EURUSD", Buy, "1.10000", "1.10200", None, no_be, trailed("1.10050")),
             // +16 pips with breakeven at 15: SL → entry + 2 pips = 1.10020.
-            (
-                "buy breakeven",
-                "EURUSD",
-                Side::Buy,
-                "1.10000",
-                "1.10160",
-                Some("1.09800"),
-                be,
-                Some(("1.10020", StopReason::Breakeven)),
-            ),
+            ("buy breakeven", "EURUSD", Buy, "1.10000", "1.10160", Some("1.09800"), be, to_breakeven("1.10020")),
             // Breakeven candidate 1.10020 does not improve SL 1.10050 → trailing evaluated: 1.10400 − 15 = 1.10250.
             (
                 "buy breakeven not improving falls to trailing",
                 "EURUSD",
-                Side::Buy,
+                Buy,
                 "1.10000",
                 "1.10400",
                 Some("1.10050"),
                 be,
-                Some(("1.10250", StopReason::Trailing)),
+                trailed("1.10250"),
             ),
             // SELL EURUSD 1.10000 at 1.09700 (+30 pips): 1.09700 + 15 pips = 1.09850 < SL 1.10200.
-            (
-                "sell trails",
-                "EURUSD",
-                Side::Sell,
-                "1.10000",
-                "1.09700",
-                Some("1.10200"),
-                no_be,
-                Some(("1.09850", StopReason::Trailing)),
-            ),
+            ("sell trails", "EURUSD", Sell, "1.10000", "1.09700", Some("1.10200"), no_be, trailed("1.09850")),
             // SELL losing: price above entry.
-            ("sell losing", "EURUSD", Side::Sell, "1.10000", "1.10300", Some("1.10500"), be, None),
+            ("sell losing", "EURUSD", Sell, "1.10000", "1.10300", Some("1.10500"), be, None),
             // SELL breakeven: +15 pips → entry − 2 pips = 1.09980.
-            (
-                "sell breakeven",
-                "EURUSD",
-                Side::Sell,
-                "1.10000",
-                "1.09850",
-                None,
-                be,
-                Some(("1.09980", StopReason::Breakeven)),
-            ),
+            ("sell breakeven", "EURUSD", Sell, "1.10000", "1.09850", None, be, to_breakeven("1.09980")),
             // USDJPY BUY 150.000, +30 pips = 150.300 (pip 0.01): 150.300 − 0.150 = 150.150.
-            (
-                "jpy pips",
-                "USDJPY",
-                Side::Buy,
-                "150.000",
-                "150.300",
-                Some("149.500"),
-                no_be,
-                Some(("150.150", StopReason::Trailing)),
-            ),
+            ("jpy pips", "USDJPY", Buy, "150.000", "150.300", Some("149.500"), no_be, trailed("150.150")),
             // USDJPY +0.0030 is 0.3 pips, not 30: the original's 0.0001 pip would have trailed here.
-            ("jpy not fooled by 4-digit pips", "USDJPY", Side::Buy, "150.000", "150.003", Some("149.500"), no_be, None),
+            ("jpy not fooled by 4-digit pips", "USDJPY", Buy, "150.000", "150.003", Some("149.500"), no_be, None),
             // XAUUSD BUY 2050.00 with pip 0.01: +25 pips = 2050.25 → 2050.25 − 0.15 = 2050.10.
-            (
-                "gold pips",
-                "XAUUSD",
-                Side::Buy,
-                "2050.00",
-                "2050.25",
-                None,
-                no_be,
-                Some(("2050.10", StopReason::Trailing)),
-            ),
+            ("gold pips", "XAUUSD", Buy, "2050.00", "2050.25", None, no_be, trailed("2050.10")),
             // Trail distance wider than the profit: candidate 1.10300 − 50 pips = 1.09800 < entry → not applied.
-            ("trail never below entry", "EURUSD", Side::Buy, "1.10000", "1.10300", None, fixed("20", "50", None), None),
+            ("trail never below entry", "EURUSD", Buy, "1.10000", "1.10300", None, fixed("20", "50", None), None),
             // Breakeven threshold 0 with a 2-pip lock at +1 pip: entry + 2 pips would be above the price → refused.
             (
                 "breakeven never through the price",
                 "EURUSD",
-                Side::Buy,
+                Buy,
                 "1.10000",
                 "1.10010",
                 None,
@@ -455,16 +395,7 @@ mod tests {
                 None,
             ),
             // Disabled entirely.
-            (
-                "disabled",
-                "EURUSD",
-                Side::Buy,
-                "1.10000",
-                "1.11000",
-                Some("1.09000"),
-                TrailingStopSettings::disabled(),
-                None,
-            ),
+            ("disabled", "EURUSD", Buy, "1.10000", "1.11000", Some("1.09000"), TrailingStopSettings::disabled(), None),
         ];
         for (label, sym, side, entry, price, sl, settings, want) in cases {
             let i = lookup(sym).unwrap();
