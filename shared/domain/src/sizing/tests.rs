@@ -465,103 +465,103 @@ fn margin_cases() {
 
 #[test]
 fn sl_tp_cases() {
+    /// (stop loss, take profit, SL pips, TP pips, risk:reward)
     type Want = Result<(&'static str, &'static str, &'static str, &'static str, &'static str), SizingError>;
-    let req = |side, entry: &str, sl_type, sl_value: &str, tp_type, tp_value: &str, atr: Option<&str>| SlTpRequest {
-        side,
-        entry_price: d(entry),
-        sl_type,
-        sl_value: d(sl_value),
-        tp_type,
-        tp_value: d(tp_value),
-        atr: atr.map(d),
-    };
-    let cases: Vec<(&str, &str, SlTpRequest, Want)> = vec![
+    struct Case(&'static str, &'static str, SlTpRequest);
+    impl Case {
+        fn ok(
+            self,
+            sl: &'static str,
+            tp: &'static str,
+            sl_pips: &'static str,
+            tp_pips: &'static str,
+            rr: &'static str,
+        ) -> (Self, Want) {
+            (self, Ok((sl, tp, sl_pips, tp_pips, rr)))
+        }
+        fn err(self, e: SizingError) -> (Self, Want) {
+            (self, Err(e))
+        }
+    }
+    /// `label`, the symbol, and the request: side, entry, (SL method, value), (TP method, value), ATR.
+    fn case(
+        label: &'static str,
+        symbol: &'static str,
+        side: Side,
+        entry: &str,
+        (sl_type, sl_value): (SlType, &str),
+        (tp_type, tp_value): (TpType, &str),
+        atr: Option<&str>,
+    ) -> Case {
+        let req = SlTpRequest {
+            side,
+            entry_price: d(entry),
+            sl_type,
+            sl_value: d(sl_value),
+            tp_type,
+            tp_value: d(tp_value),
+            atr: atr.map(d),
+        };
+        Case(label, symbol, req)
+    }
+    use Side::{Buy, Sell};
+    use SlType as Sl;
+    use TpType as Tp;
+    let cases = [
         // 20 pips → SL 1.09800; RR 2 → 40 pips → TP 1.10400.
-        (
-            "EURUSD buy fixed + rr",
-            "EURUSD",
-            req(Side::Buy, "1.10000", SlType::FixedPips, "20", TpType::RiskReward, "2", None),
-            Ok(("1.09800", "1.10400", "20.0", "40.0", "2.00")),
-        ),
+        case("EURUSD buy fixed + rr", "EURUSD", Buy, "1.10000", (Sl::FixedPips, "20"), (Tp::RiskReward, "2"), None)
+            .ok("1.09800", "1.10400", "20.0", "40.0", "2.00"),
         // USDJPY pips are 0.01: SELL 30 pips → 150.300; fixed TP 60 → 149.400.
-        (
-            "USDJPY sell fixed",
-            "USDJPY",
-            req(Side::Sell, "150.000", SlType::FixedPips, "30", TpType::FixedPips, "60", None),
-            Ok(("150.300", "149.400", "30.0", "60.0", "2.00")),
-        ),
+        case("USDJPY sell fixed", "USDJPY", Sell, "150.000", (Sl::FixedPips, "30"), (Tp::FixedPips, "60"), None)
+            .ok("150.300", "149.400", "30.0", "60.0", "2.00"),
         // ATR 7.5 × 2 = 15.00 → 2035.00; RR 2 → 30.00 → 2080.00; pips of 0.01.
-        (
-            "XAUUSD buy atr + rr",
-            "XAUUSD",
-            req(Side::Buy, "2050.00", SlType::AtrBased, "2", TpType::RiskReward, "2", Some("7.5")),
-            Ok(("2035.00", "2080.00", "1500.0", "3000.0", "2.00")),
-        ),
+        case("XAUUSD buy atr + rr", "XAUUSD", Buy, "2050.00", (Sl::AtrBased, "2"), (Tp::RiskReward, "2"), Some("7.5"))
+            .ok("2035.00", "2080.00", "1500.0", "3000.0", "2.00"),
         // No ATR: SL 50 pips, TP (atr_based) 100 pips — the dashboard's case.
-        (
-            "EURUSD atr fallbacks",
-            "EURUSD",
-            req(Side::Buy, "1.10000", SlType::AtrBased, "2", TpType::AtrBased, "2", None),
-            Ok(("1.09500", "1.11000", "50.0", "100.0", "2.00")),
-        ),
+        case("EURUSD atr fallbacks", "EURUSD", Buy, "1.10000", (Sl::AtrBased, "2"), (Tp::AtrBased, "2"), None)
+            .ok("1.09500", "1.11000", "50.0", "100.0", "2.00"),
         // ATR 0 counts as missing.
-        (
-            "USDJPY atr zero",
-            "USDJPY",
-            req(Side::Sell, "150.000", SlType::AtrBased, "2", TpType::RiskReward, "1", Some("0")),
-            Ok(("150.500", "149.500", "50.0", "50.0", "1.00")),
-        ),
+        case("USDJPY atr zero", "USDJPY", Sell, "150.000", (Sl::AtrBased, "2"), (Tp::RiskReward, "1"), Some("0"))
+            .ok("150.500", "149.500", "50.0", "50.0", "1.00"),
         // 1 % of 42 000 = 420 → SELL SL 42 420.00; RR 1.5 → 630 → TP 41 370.00; BTC pip = 1.
-        (
-            "BTCUSD sell percentage",
-            "BTCUSD",
-            req(Side::Sell, "42000", SlType::Percentage, "1", TpType::RiskReward, "1.5", None),
-            Ok(("42420.00", "41370.00", "420.0", "630.0", "1.50")),
-        ),
+        case("BTCUSD sell percentage", "BTCUSD", Sell, "42000", (Sl::Percentage, "1"), (Tp::RiskReward, "1.5"), None)
+            .ok("42420.00", "41370.00", "420.0", "630.0", "1.50"),
         // ATR 0.000123 × 1.5 = 0.0001845 → 1.10003 − 0.0001845 = 1.0998455 → 5 digits: 1.09985; gap 0.00018 =
         // 1.8 pips; RR 2 on the rounded gap → 0.00036 → 1.10039.
-        (
+        case(
             "EURUSD rounding to digits",
             "EURUSD",
-            req(Side::Buy, "1.10003", SlType::AtrBased, "1.5", TpType::RiskReward, "2", Some("0.000123")),
-            Ok(("1.09985", "1.10039", "1.8", "3.6", "2.00")),
-        ),
+            Buy,
+            "1.10003",
+            (Sl::AtrBased, "1.5"),
+            (Tp::RiskReward, "2"),
+            Some("0.000123"),
+        )
+        .ok("1.09985", "1.10039", "1.8", "3.6", "2.00"),
         // 0.1 % of 150.123 = 0.150123 → 149.972877 → 3 digits 149.973; gap 0.150 = 15 pips; TP 25 pips 150.373;
         // ratio 25 / 15 = 1.67.
-        (
+        case(
             "USDJPY rounding to 3 digits",
             "USDJPY",
-            req(Side::Buy, "150.123", SlType::Percentage, "0.1", TpType::FixedPips, "25", None),
-            Ok(("149.973", "150.373", "15.0", "25.0", "1.67")),
-        ),
+            Buy,
+            "150.123",
+            (Sl::Percentage, "0.1"),
+            (Tp::FixedPips, "25"),
+            None,
+        )
+        .ok("149.973", "150.373", "15.0", "25.0", "1.67"),
         // A zero SL distance: ratio 0.
-        (
-            "zero SL distance",
-            "EURUSD",
-            req(Side::Buy, "1.1", SlType::FixedPips, "0", TpType::FixedPips, "10", None),
-            Ok(("1.10000", "1.10100", "0.0", "10.0", "0")),
-        ),
+        case("zero SL distance", "EURUSD", Buy, "1.1", (Sl::FixedPips, "0"), (Tp::FixedPips, "10"), None)
+            .ok("1.10000", "1.10100", "0.0", "10.0", "0"),
         // SELL TP 2 000 pips × 0.001 = 2.000 below 1.000: not a price.
-        (
-            "negative take profit",
-            "XAGUSD",
-            req(Side::Sell, "1.000", SlType::FixedPips, "10", TpType::FixedPips, "2000", None),
-            Err(SizingError::NonPositivePrice("take_profit")),
-        ),
-        (
-            "negative sl_value",
-            "EURUSD",
-            req(Side::Buy, "1.1", SlType::FixedPips, "-1", TpType::FixedPips, "10", None),
-            Err(SizingError::Negative("sl_value")),
-        ),
-        (
-            "zero entry",
-            "EURUSD",
-            req(Side::Buy, "0", SlType::FixedPips, "1", TpType::FixedPips, "10", None),
-            Err(SizingError::InvalidEntry),
-        ),
+        case("negative take profit", "XAGUSD", Sell, "1.000", (Sl::FixedPips, "10"), (Tp::FixedPips, "2000"), None)
+            .err(SizingError::NonPositivePrice("take_profit")),
+        case("negative sl_value", "EURUSD", Buy, "1.1", (Sl::FixedPips, "-1"), (Tp::FixedPips, "10"), None)
+            .err(SizingError::Negative("sl_value")),
+        case("zero entry", "EURUSD", Buy, "0", (Sl::FixedPips, "1"), (Tp::FixedPips, "10"), None)
+            .err(SizingError::InvalidEntry),
     ];
-    for (label, sym, r, want) in cases {
+    for (Case(label, sym, r), want) in cases {
         let got = calculate_sl_tp(lookup(sym).unwrap(), &r)
             .map(|s| (s.stop_loss, s.take_profit, s.sl_distance_pips, s.tp_distance_pips, s.risk_reward_ratio));
         let want = want.map(|(a, b, c, e, f)| (d(a), d(b), d(c), d(e), d(f)));
