@@ -32,23 +32,29 @@ async fn list(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String
     out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
 }
 
+/// A fresh table, bucket and `ml-train` queue pair on moto, and the settings that name them (the logical queue
+/// `ml-train` is the test's own queue).
+async fn ml_settings(sdk: &aws_config::SdkConfig) -> AwsSettings {
+    let table = unique("nusatrade");
+    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(sdk), &table).await.expect("table");
+    let bucket = unique("nusatrade");
+    S3Blobs::create_bucket(&s3_client(sdk), &bucket).await.expect("bucket");
+    let queue_name = unique("ml-train");
+    let (url, dlq_url) =
+        SqsQueue::create_queue_pair(&aws_sdk_sqs::Client::new(sdk), &queue_name, 5).await.expect("queues");
+    let mut settings = AwsSettings::for_endpoint(moto_endpoint());
+    settings.table = Some(table);
+    settings.bucket = Some(bucket);
+    settings.queue_urls.insert(ML_TRAIN_QUEUE.into(), url);
+    settings.queue_urls.insert(dlq_name(ML_TRAIN_QUEUE), dlq_url);
+    settings
+}
+
 #[tokio::test]
 async fn artefacts_on_s3_jobs_through_sqs_and_tampering_refused() {
     let sdk = sdk().await;
-    let table = unique("nusatrade");
-    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await.expect("table");
-    let bucket = unique("nusatrade");
-    let s3 = s3_client(&sdk);
-    S3Blobs::create_bucket(&s3, &bucket).await.expect("bucket");
-    let queue_name = unique("ml-train");
-    let (url, dlq_url) =
-        SqsQueue::create_queue_pair(&aws_sdk_sqs::Client::new(&sdk), &queue_name, 5).await.expect("queues");
-    let mut settings = AwsSettings::for_endpoint(moto_endpoint());
-    settings.table = Some(table);
-    settings.bucket = Some(bucket.clone());
-    // The logical queue `ml-train` is this test's own queue.
-    settings.queue_urls.insert(ML_TRAIN_QUEUE.into(), url);
-    settings.queue_urls.insert(dlq_name(ML_TRAIN_QUEUE), dlq_url);
+    let settings = ml_settings(&sdk).await;
+    let (s3, bucket) = (s3_client(&sdk), settings.bucket.clone().unwrap());
     let ports = build_ports_from(&sdk, &settings);
     let ml = MlService::new(&ports, None, MlConfig::default(), ModelCache::new(4));
     let consumer = MlTrainConsumer::new(ml.clone());
@@ -156,27 +162,16 @@ async fn auto_trading_cycle_lease_index_and_slots_on_dynamodb() {
     use std::sync::Arc;
 
     use nusatrade_app::auth::{AuthConfig, AuthService, RequestMeta};
-    use nusatrade_app::suites::orders::RecordingPush;
     use nusatrade_app::ml::auto::{SCHEDULED_BUDGET, utc_day};
     use nusatrade_app::ml::store::{PredictionRecord, auto_lease_key, prediction_key};
     use nusatrade_app::ml::{AutoTradingSettings, CycleOrigin, CycleOutcome};
     use nusatrade_app::ports::store::TTL_ATTR;
     use nusatrade_app::ports::{Condition, Item, Query, Update};
+    use nusatrade_app::suites::orders::RecordingPush;
     use nusatrade_app::trading::orders::{OrderService, TradingConfig};
 
     let sdk = sdk().await;
-    let table = unique("nusatrade");
-    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await.expect("table");
-    let bucket = unique("nusatrade");
-    S3Blobs::create_bucket(&s3_client(&sdk), &bucket).await.expect("bucket");
-    let queue_name = unique("ml-train");
-    let (url, dlq_url) =
-        SqsQueue::create_queue_pair(&aws_sdk_sqs::Client::new(&sdk), &queue_name, 5).await.expect("queues");
-    let mut settings = AwsSettings::for_endpoint(moto_endpoint());
-    settings.table = Some(table);
-    settings.bucket = Some(bucket);
-    settings.queue_urls.insert(ML_TRAIN_QUEUE.into(), url);
-    settings.queue_urls.insert(dlq_name(ML_TRAIN_QUEUE), dlq_url);
+    let settings = ml_settings(&sdk).await;
     let mut ports = build_ports_from(&sdk, &settings);
     let push = Arc::new(RecordingPush::default());
     ports.push = push.clone();
