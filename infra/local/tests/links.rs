@@ -26,7 +26,7 @@ use nusatrade_app::connector::outbox::MAX_RESENDS;
 use nusatrade_app::connector::{ConnectorRegistry, LinkLimits, PositionsSnapshot, SnapshotHook};
 use nusatrade_app::ports::*;
 use nusatrade_app::trading::orders::routes::parse_order;
-use nusatrade_app::trading::orders::{OrderService, PlaceOrder, TradingConfig};
+use nusatrade_app::trading::orders::{OrderRecord, OrderService, PlaceOrder, TradingConfig};
 use nusatrade_app::ws::{ConnectDecision, ConnectRequest, InboundMessage, MAX_MESSAGE_BYTES, WsHandler};
 use nusatrade_domain::order::OrderStatus;
 use nusatrade_local::adapters::LocalPush;
@@ -108,6 +108,18 @@ impl World {
         let u = self.user(email).await;
         let broker = self.connection(&u).await;
         (u, broker)
+    }
+
+    /// `ana@example.com` with a broker connection and its connector online (`c-1`, first contact drained).
+    async fn ana_online(&self) -> (User, Uuid, Socket) {
+        let (ana, broker) = self.user_with_connection("ana@example.com").await;
+        let (c, _) = self.online(&ana, broker, "c-1").await;
+        (ana, broker, c)
+    }
+
+    /// The order `id` of `u`.
+    async fn order_of(&self, u: &User, id: &str) -> OrderRecord {
+        self.orders.get(u.id, id.parse().unwrap()).await.unwrap()
     }
 
     /// Places `order` for `user`; the order's id.
@@ -231,8 +243,7 @@ async fn first_contact_welcomes_resyncs_probes_and_tells_the_dashboards() {
 #[tokio::test]
 async fn health_writes_are_throttled_and_latency_is_measured_across_instances() {
     let w = world();
-    let (ana, broker) = w.user_with_connection("ana@example.com").await;
-    let (mut c, _) = w.online(&ana, broker, "c-1").await;
+    let (ana, broker, mut c) = w.ana_online().await;
     let t0 = w.clock.now();
     let iso = nusatrade_app::wire::iso;
     assert_eq!(w.status(&ana, broker).await["last_message_at"], iso(t0));
@@ -269,8 +280,7 @@ async fn health_writes_are_throttled_and_latency_is_measured_across_instances() 
 #[tokio::test]
 async fn positions_reports_become_the_snapshot_quotes_and_health() {
     let w = world();
-    let (ana, broker) = w.user_with_connection("ana@example.com").await;
-    let (c, _) = w.online(&ana, broker, "c-1").await;
+    let (ana, broker, c) = w.ana_online().await;
     let mut dash = w.browser(&ana, "b-1").await;
 
     // the original connector's answer to GET_POSITIONS, plus the simulated one's fields; an unreadable entry
@@ -401,9 +411,8 @@ async fn position_updates_and_mt5_status_reach_every_dashboard() {
 #[tokio::test]
 async fn unacknowledged_commands_are_resent_once_per_reconnect_in_order() {
     let w = world();
-    let (ana, broker) = w.user_with_connection("ana@example.com").await;
+    let (ana, broker, mut c1) = w.ana_online().await;
     let user = w.current(&ana).await;
-    let (mut c1, _) = w.online(&ana, broker, "c-1").await;
 
     // two orders go out; the socket drops before any ack
     let first = w.place(&user, order("EURUSD", "BUY", 1.1)).await;
@@ -422,7 +431,7 @@ async fn unacknowledged_commands_are_resent_once_per_reconnect_in_order() {
     // the first is acknowledged (its entry goes); the link drops again
     let ack = json!({"type": "TRADE_RESULT", "request_id": ids[0], "success": true, "ticket": 555, "price": 1.1});
     w.connector_says(&c2, ack).await;
-    assert_eq!(w.orders.get(ana.id, ids[0].parse().unwrap()).await.unwrap().status, OrderStatus::Open);
+    assert_eq!(w.order_of(&ana, &ids[0]).await.status, OrderStatus::Open);
     let left: Vec<String> =
         w.registry.outbox(ana.id, broker).await.unwrap().into_iter().map(|e| e.request_id).collect();
     assert_eq!(left, [ids[1].clone()]);
@@ -435,7 +444,7 @@ async fn unacknowledged_commands_are_resent_once_per_reconnect_in_order() {
     let nack =
         json!({"type": "TRADE_RESULT", "request_id": ids[1], "success": false, "ticket": 0, "error": "No money"});
     w.connector_says(&c3, nack).await;
-    assert_eq!(w.orders.get(ana.id, ids[1].parse().unwrap()).await.unwrap().status, OrderStatus::Rejected);
+    assert_eq!(w.order_of(&ana, &ids[1]).await.status, OrderStatus::Rejected);
     w.connector.disconnect("c-3").await;
     let (_, frames) = w.online(&ana, broker, "c-4").await;
     assert_eq!(types(&frames), ["WELCOME", "GET_POSITIONS", "GET_ACCOUNT", "PING"]);
@@ -444,9 +453,8 @@ async fn unacknowledged_commands_are_resent_once_per_reconnect_in_order() {
 #[tokio::test]
 async fn stale_expired_and_endlessly_resent_entries_are_dropped() {
     let w = world();
-    let (ana, broker) = w.user_with_connection("ana@example.com").await;
+    let (ana, broker, mut c1) = w.ana_online().await;
     let user = w.current(&ana).await;
-    let (mut c1, _) = w.online(&ana, broker, "c-1").await;
     let id = w.place(&user, order("EURUSD", "BUY", 1.1)).await;
     assert_eq!(types(&c1.drain()), ["TRADE_OPEN"]);
 
@@ -463,7 +471,7 @@ async fn stale_expired_and_endlessly_resent_entries_are_dropped() {
         .unwrap();
     let stale = {
         // the same TRADE_OPEN, queued (again) after its ack
-        let order = w.orders.get(ana.id, id.parse().unwrap()).await.unwrap();
+        let order = w.order_of(&ana, &id).await;
         nusatrade_app::connector::Command::TradeOpen {
             request_id: id.clone(),
             symbol: order.symbol.clone(),
@@ -496,7 +504,7 @@ async fn stale_expired_and_endlessly_resent_entries_are_dropped() {
     }
     assert_eq!(resent, MAX_RESENDS as usize);
     assert!(w.registry.outbox(ana.id, broker).await.unwrap().is_empty());
-    assert_eq!(w.orders.get(ana.id, id.parse().unwrap()).await.unwrap().status, OrderStatus::Pending, "untouched");
+    assert_eq!(w.order_of(&ana, &id).await.status, OrderStatus::Pending, "untouched");
 
     // Entries expire: an old command is not resent minutes later.
     let (mut c, _) = w.online(&ana, broker, "c-old").await;
@@ -525,8 +533,7 @@ async fn a_command_that_never_left_is_not_kept() {
 async fn browser_trade_commands_go_through_the_order_rules() {
     let config = TradingConfig { max_open_positions: 2, ..TradingConfig::default() };
     let w = world_with(LinkLimits::default(), config);
-    let (ana, broker) = w.user_with_connection("ana@example.com").await;
-    let (mut c, _) = w.online(&ana, broker, "c-1").await;
+    let (ana, broker, mut c) = w.ana_online().await;
     let mut dash = w.browser(&ana, "b-1").await;
 
     // first contact: CONNECTIONS_STATUS, then the answer, both pushed
@@ -562,7 +569,7 @@ async fn browser_trade_commands_go_through_the_order_rules() {
     assert_eq!(r["trade"]["requested_price"], 1.1002, "bought at the last ask");
     assert_eq!((&r["trade"]["source"], &r["mt5_execution"]["success"]), (&json!("websocket"), &json!(true)));
     let id = r["trade"]["id"].as_str().unwrap().to_owned();
-    let order = w.orders.get(ana.id, id.parse().unwrap()).await.unwrap();
+    let order = w.order_of(&ana, &id).await;
     assert_eq!((order.source.as_str(), order.status), ("websocket", OrderStatus::Pending));
     let cmds = c.drain();
     assert_eq!(types(&cmds), ["TRADE_OPEN"]);
@@ -642,8 +649,7 @@ async fn floods_and_oversized_messages_close_the_connection() {
         LinkLimits { messages_per_second: 10.0, burst: 5, ..LinkLimits::default() },
         TradingConfig::default(),
     );
-    let (ana, broker) = w.user_with_connection("ana@example.com").await;
-    let (mut c, _) = w.online(&ana, broker, "c-1").await; // one message (AUTH) used
+    let (ana, _, mut c) = w.ana_online().await; // one message (AUTH) used
 
     // 4 more at the same instant pass; the 6th closes the connector
     for _ in 0..4 {
@@ -680,9 +686,8 @@ async fn placeholder_prices_take_the_market_and_positions_follow_the_quotes() {
     use nusatrade_app::connector::registry::Quote;
     use rust_decimal::Decimal;
     let w = world();
-    let (ana, broker) = w.user_with_connection("ana@example.com").await;
+    let (ana, _, mut c) = w.ana_online().await;
     let user = w.current(&ana).await;
-    let (mut c, _) = w.online(&ana, broker, "c-1").await;
     let dec = |s: &str| s.parse::<Decimal>().unwrap();
     let quote =
         |bid: &str, ask: &str| Quote { symbol: "USDJPY".into(), bid: dec(bid), ask: dec(ask), time: w.clock.now() };
