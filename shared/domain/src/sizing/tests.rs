@@ -17,6 +17,41 @@ struct Case {
     want: Result<(&'static str, &'static str, &'static str, &'static str, &'static str, bool), SizingError>,
 }
 
+impl Case {
+    fn ok(
+        self,
+        lots: &'static str,
+        risk: &'static str,
+        pips: &'static str,
+        at: &'static str,
+        pv: &'static str,
+        capped: bool,
+    ) -> Case {
+        Case { want: Ok((lots, risk, pips, at, pv, capped)), ..self }
+    }
+
+    fn err(self, e: SizingError) -> Case {
+        Case { want: Err(e), ..self }
+    }
+}
+
+/// A case without its expectation (see [`Case::ok`], [`Case::err`]): `balance` in `account`, `risk` percent,
+/// `entry`, `stop`, and the quote → account `rate` when given.
+#[allow(clippy::too_many_arguments)]
+fn case(
+    label: &'static str,
+    symbol: &'static str,
+    account: Currency,
+    balance: &'static str,
+    risk: &'static str,
+    entry: &'static str,
+    stop: StopLoss,
+    rate: Option<&'static str>,
+) -> Case {
+    // `want` until `ok` or `err` sets it.
+    Case { label, symbol, account, balance, risk, entry, stop, rate, want: Err(SizingError::InvalidEntry) }
+}
+
 fn sl(p: &str) -> StopLoss {
     StopLoss::Price(d(p))
 }
@@ -30,353 +65,99 @@ fn cases() -> Vec<Case> {
     vec![
         // 1. 10 000 × 1% = 100 USD; 1.1000 − 1.0950 = 0.0050 = 50 pips; loss/lot = 0.005 × 100 000 = 500 USD;
         //    100 / 500 = 0.20.
-        Case {
-            label: "EURUSD, USD account, 50 pips",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "1.1000",
-            stop: sl("1.0950"),
-            rate: None,
-            want: Ok(("0.2", "100", "50", "100.00", "10", false)),
-        },
+        case("EURUSD, USD account, 50 pips", "EURUSD", USD, "10000", "1", "1.1000", sl("1.0950"), None)
+            .ok("0.2", "100", "50", "100.00", "10", false),
         // 2. 10 000 × 2.9% = 290; 100 pips → loss/lot 1 000; 290 / 1 000 = 0.29 exactly.
         //    Naive f64: 1.1 − 1.09 = 0.010000000000000009 → 100.00000000000009 pips → 0.28999999999999976 lots →
         //    floor to 0.01 = 0.28, one step less (see `naive_float_rounding_loses_a_step`).
-        Case {
-            label: "EURUSD, exact 0.29 that f64 floors to 0.28",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "10000",
-            risk: "2.9",
-            entry: "1.1000",
-            stop: sl("1.0900"),
-            rate: None,
-            want: Ok(("0.29", "290", "100", "290.00", "10", false)),
-        },
+        case("EURUSD, exact 0.29 that f64 floors to 0.28", "EURUSD", USD, "10000", "2.9", "1.1000", sl("1.0900"), None)
+            .ok("0.29", "290", "100", "290.00", "10", false),
         // 3. 5 000 × 2% = 100; 1.2650 − 1.2610 = 40 pips → loss/lot 400; 100 / 400 = 0.25.
-        Case {
-            label: "GBPUSD, USD account",
-            symbol: "GBPUSD",
-            account: USD,
-            balance: "5000",
-            risk: "2",
-            entry: "1.2650",
-            stop: sl("1.2610"),
-            rate: None,
-            want: Ok(("0.25", "100", "40", "100.00", "10", false)),
-        },
+        case("GBPUSD, USD account", "GBPUSD", USD, "5000", "2", "1.2650", sl("1.2610"), None)
+            .ok("0.25", "100", "40", "100.00", "10", false),
         // 4. 100 / (30 pips × 10) = 0.3333… → rounded DOWN to 0.33 (never up); risk at size 0.33 × 300 = 99.
-        Case {
-            label: "EURUSD, non-terminating quotient",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "1.1000",
-            stop: sl("1.0970"),
-            rate: None,
-            want: Ok(("0.33", "100", "30", "99.00", "10", false)),
-        },
+        case("EURUSD, non-terminating quotient", "EURUSD", USD, "10000", "1", "1.1000", sl("1.0970"), None)
+            .ok("0.33", "100", "30", "99.00", "10", false),
         // 5. USDJPY, USD account (= base): JPY→USD = 1/150. 150.00 − 149.50 = 0.50 = 50 pips (pip 0.01);
         //    loss/lot = 0.5 × 100 000 = 50 000 JPY = 333.33 USD; lots = 100 × 150 / 50 000 = 0.30 exactly.
         //    (With a rounded reciprocal 1/150 = 0.0066666…67 the quotient is 0.2999…98 → 0.29: the exact fraction
         //    matters.) Pip value = 1 000 JPY / 150 = 6.6667 USD.
-        Case {
-            label: "USDJPY, USD account, derived rate",
-            symbol: "USDJPY",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "150.00",
-            stop: sl("149.50"),
-            rate: None,
-            want: Ok(("0.3", "100", "50", "100.00", "6.6667", false)),
-        },
+        case("USDJPY, USD account, derived rate", "USDJPY", USD, "10000", "1", "150.00", sl("149.50"), None)
+            .ok("0.3", "100", "50", "100.00", "6.6667", false),
         // 6. USDJPY, EUR account, JPY→EUR 0.0062: 150 − 149 = 1.00 = 100 pips; loss/lot = 100 000 JPY × 0.0062 =
         //    620 EUR; 100 / 620 = 0.1612… → 0.16; risk at size 0.16 × 620 = 99.20. Pip value 1 000 × 0.0062 = 6.2.
-        Case {
-            label: "USDJPY, EUR account, explicit rate",
-            symbol: "USDJPY",
-            account: EUR,
-            balance: "10000",
-            risk: "1",
-            entry: "150.00",
-            stop: sl("149.00"),
-            rate: Some("0.0062"),
-            want: Ok(("0.16", "100", "100", "99.20", "6.2", false)),
-        },
+        case("USDJPY, EUR account, explicit rate", "USDJPY", EUR, "10000", "1", "150.00", sl("149.00"), Some("0.0062"))
+            .ok("0.16", "100", "100", "99.20", "6.2", false),
         // 7. EURUSD, EUR account (= base): USD→EUR = 1/1.1. loss/lot = 500 USD / 1.1 = 454.54 EUR;
         //    lots = 100 × 1.1 / 500 = 0.22 exactly; risk at size = 0.22 × 500 / 1.1 = 100. Pip value 10/1.1 = 9.0909.
-        Case {
-            label: "EURUSD, EUR account, derived rate",
-            symbol: "EURUSD",
-            account: EUR,
-            balance: "10000",
-            risk: "1",
-            entry: "1.1000",
-            stop: sl("1.0950"),
-            rate: None,
-            want: Ok(("0.22", "100", "50", "100.00", "9.0909", false)),
-        },
+        case("EURUSD, EUR account, derived rate", "EURUSD", EUR, "10000", "1", "1.1000", sl("1.0950"), None)
+            .ok("0.22", "100", "50", "100.00", "9.0909", false),
         // 8. EURUSD, EUR account, USD→EUR 0.92: 10 000 × 2% = 200; 50 pips → 500 USD × 0.92 = 460 EUR/lot;
         //    200 / 460 = 0.4347… → 0.43; 0.43 × 460 = 197.80.
-        Case {
-            label: "EURUSD, EUR account, explicit rate",
-            symbol: "EURUSD",
-            account: EUR,
-            balance: "10000",
-            risk: "2",
-            entry: "1.0850",
-            stop: sl("1.0800"),
-            rate: Some("0.92"),
-            want: Ok(("0.43", "200", "50", "197.80", "9.2", false)),
-        },
+        case("EURUSD, EUR account, explicit rate", "EURUSD", EUR, "10000", "2", "1.0850", sl("1.0800"), Some("0.92"))
+            .ok("0.43", "200", "50", "197.80", "9.2", false),
         // 9. XAUUSD: 2050.00 − 2040.00 = 10.00 = 1 000 pips (pip 0.01); loss/lot = 10 × 100 oz = 1 000 USD;
         //    100 / 1 000 = 0.10. Pip value 0.01 × 100 = 1 USD. (The original: 1 000 pips × $10 → 0.01 lot.)
-        Case {
-            label: "XAUUSD, USD account",
-            symbol: "XAUUSD",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "2050.00",
-            stop: sl("2040.00"),
-            rate: None,
-            want: Ok(("0.1", "100", "1000", "100.00", "1", false)),
-        },
+        case("XAUUSD, USD account", "XAUUSD", USD, "10000", "1", "2050.00", sl("2040.00"), None)
+            .ok("0.1", "100", "1000", "100.00", "1", false),
         // 10. XAUUSD, EUR account, USD→EUR 0.92: 5 000 × 1.5% = 75; 14.50 = 1 450 pips; loss/lot = 1 450 USD ×
         //     0.92 = 1 334 EUR; 75 / 1 334 = 0.0562… → 0.05; 0.05 × 1 334 = 66.70.
-        Case {
-            label: "XAUUSD, EUR account",
-            symbol: "XAUUSD",
-            account: EUR,
-            balance: "5000",
-            risk: "1.5",
-            entry: "2050.00",
-            stop: sl("2035.50"),
-            rate: Some("0.92"),
-            want: Ok(("0.05", "75", "1450", "66.70", "0.92", false)),
-        },
+        case("XAUUSD, EUR account", "XAUUSD", EUR, "5000", "1.5", "2050.00", sl("2035.50"), Some("0.92"))
+            .ok("0.05", "75", "1450", "66.70", "0.92", false),
         // 11. EURGBP cross, USD account, GBP→USD 1.25: 30 pips; loss/lot = 300 GBP × 1.25 = 375 USD;
         //     100 / 375 = 0.2666… → 0.26; 0.26 × 375 = 97.50. Pip value 10 GBP × 1.25 = 12.5 USD.
-        Case {
-            label: "EURGBP cross, USD account",
-            symbol: "EURGBP",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "0.8500",
-            stop: sl("0.8470"),
-            rate: Some("1.25"),
-            want: Ok(("0.26", "100", "30", "97.50", "12.5", false)),
-        },
+        case("EURGBP cross, USD account", "EURGBP", USD, "10000", "1", "0.8500", sl("0.8470"), Some("1.25"))
+            .ok("0.26", "100", "30", "97.50", "12.5", false),
         // 12. GBPJPY cross, USD account, JPY→USD 0.0067: 20 000 × 0.5% = 100; 0.80 = 80 pips; loss/lot = 80 000 JPY
         //     × 0.0067 = 536 USD; 100 / 536 = 0.1865… → 0.18; 0.18 × 536 = 96.48. Pip value 1 000 × 0.0067 = 6.7.
-        Case {
-            label: "GBPJPY cross, USD account",
-            symbol: "GBPJPY",
-            account: USD,
-            balance: "20000",
-            risk: "0.5",
-            entry: "190.00",
-            stop: sl("189.20"),
-            rate: Some("0.0067"),
-            want: Ok(("0.18", "100", "80", "96.48", "6.7", false)),
-        },
+        case("GBPJPY cross, USD account", "GBPJPY", USD, "20000", "0.5", "190.00", sl("189.20"), Some("0.0067"))
+            .ok("0.18", "100", "80", "96.48", "6.7", false),
         // 13. EURJPY, EUR account (= base): JPY→EUR = 1/160; 80 pips; loss/lot = 80 000 JPY / 160 = 500 EUR;
         //     lots = 100 × 160 / 80 000 = 0.20. Pip value 1 000 / 160 = 6.25 EUR.
-        Case {
-            label: "EURJPY, EUR account, derived rate",
-            symbol: "EURJPY",
-            account: EUR,
-            balance: "10000",
-            risk: "1",
-            entry: "160.00",
-            stop: sl("159.20"),
-            rate: None,
-            want: Ok(("0.2", "100", "80", "100.00", "6.25", false)),
-        },
+        case("EURJPY, EUR account, derived rate", "EURJPY", EUR, "10000", "1", "160.00", sl("159.20"), None)
+            .ok("0.2", "100", "80", "100.00", "6.25", false),
         // 14. USDCHF SELL (SL above), USD account: CHF→USD = 1/0.885; 50 pips; loss/lot = 500 CHF / 0.885 =
         //     564.97 USD; lots = 100 × 0.885 / 500 = 0.177 → 0.17; risk at size 85 / 0.885 = 96.045… → 96.05.
         //     Pip value 10 / 0.885 = 11.2994.
-        Case {
-            label: "USDCHF short, USD account",
-            symbol: "USDCHF",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "0.8850",
-            stop: sl("0.8900"),
-            rate: None,
-            want: Ok(("0.17", "100", "50", "96.05", "11.2994", false)),
-        },
+        case("USDCHF short, USD account", "USDCHF", USD, "10000", "1", "0.8850", sl("0.8900"), None)
+            .ok("0.17", "100", "50", "96.05", "11.2994", false),
         // 15. XAGUSD: 24.500 − 24.300 = 0.200 = 200 pips (pip 0.001); loss/lot = 0.2 × 5 000 oz = 1 000; 0.10.
-        Case {
-            label: "XAGUSD, USD account",
-            symbol: "XAGUSD",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "24.500",
-            stop: sl("24.300"),
-            rate: None,
-            want: Ok(("0.1", "100", "200", "100.00", "5", false)),
-        },
+        case("XAGUSD, USD account", "XAGUSD", USD, "10000", "1", "24.500", sl("24.300"), None)
+            .ok("0.1", "100", "200", "100.00", "5", false),
         // 16. BTCUSD: 10 000 × 2% = 200; 1 000 USD move = 1 000 pips (pip 1); loss/lot = 1 000 × 1 BTC; 0.20.
-        Case {
-            label: "BTCUSD, USD account",
-            symbol: "BTCUSD",
-            account: USD,
-            balance: "10000",
-            risk: "2",
-            entry: "42000.00",
-            stop: sl("41000.00"),
-            rate: None,
-            want: Ok(("0.2", "200", "1000", "200.00", "1", false)),
-        },
+        case("BTCUSD, USD account", "BTCUSD", USD, "10000", "2", "42000.00", sl("41000.00"), None)
+            .ok("0.2", "200", "1000", "200.00", "1", false),
         // 17. US30: 100 points; loss/lot = 100 × 1 = 100 USD; 100 / 100 = 1.0 (step 0.1).
-        Case {
-            label: "US30 index",
-            symbol: "US30",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "39000.0",
-            stop: sl("38900.0"),
-            rate: None,
-            want: Ok(("1", "100", "100", "100.00", "1", false)),
-        },
+        case("US30 index", "US30", USD, "10000", "1", "39000.0", sl("38900.0"), None)
+            .ok("1", "100", "100", "100.00", "1", false),
         // 18. GER40 in EUR: 10 000 × 0.5% = 50; 70 points → 70 EUR/lot; 50 / 70 = 0.714… → 0.7 (step 0.1); 49.00.
-        Case {
-            label: "GER40 index, step 0.1",
-            symbol: "GER40",
-            account: EUR,
-            balance: "10000",
-            risk: "0.5",
-            entry: "18000",
-            stop: sl("17930"),
-            rate: None,
-            want: Ok(("0.7", "50", "70", "49.00", "1", false)),
-        },
+        case("GER40 index, step 0.1", "GER40", EUR, "10000", "0.5", "18000", sl("17930"), None)
+            .ok("0.7", "50", "70", "49.00", "1", false),
         // 19. 1 000 000 × 5% = 50 000; 10 pips → 100/lot; 500 lots → capped at 10; risk at size 10 × 100 = 1 000.
-        Case {
-            label: "capped at max volume",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "1000000",
-            risk: "5",
-            entry: "1.1000",
-            stop: sl("1.0990"),
-            rate: None,
-            want: Ok(("10", "50000", "10", "1000.00", "10", true)),
-        },
+        case("capped at max volume", "EURUSD", USD, "1000000", "5", "1.1000", sl("1.0990"), None)
+            .ok("10", "50000", "10", "1000.00", "10", true),
         // 20. 100 × 0.5% = 0.50; 100 pips → 1 000/lot; 0.0005 lots < 0.01 minimum → refused (the original clamped up
         //     to 0.01 and risked 10 instead of 0.50).
-        Case {
-            label: "budget below minimum volume",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "100",
-            risk: "0.5",
-            entry: "1.1000",
-            stop: sl("1.0900"),
-            rate: None,
-            want: Err(SizingError::Volume(VolumeError::BelowMinimum { lots: d("0.0005"), min: d("0.01") })),
-        },
+        case("budget below minimum volume", "EURUSD", USD, "100", "0.5", "1.1000", sl("1.0900"), None)
+            .err(SizingError::Volume(VolumeError::BelowMinimum { lots: d("0.0005"), min: d("0.01") })),
         // 21. entry == SL → 422, never a division by zero.
-        Case {
-            label: "entry equals stop loss",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "1.1000",
-            stop: sl("1.1000"),
-            rate: None,
-            want: Err(SizingError::EntryEqualsStopLoss),
-        },
+        case("entry equals stop loss", "EURUSD", USD, "10000", "1", "1.1000", sl("1.1000"), None)
+            .err(SizingError::EntryEqualsStopLoss),
         // 22. Stop given in pips: 25 pips × 0.0001 = 0.0025 → 250/lot; 100 / 250 = 0.40.
-        Case {
-            label: "stop in pips",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "1.1000",
-            stop: StopLoss::Pips(d("25")),
-            rate: None,
-            want: Ok(("0.4", "100", "25", "100.00", "10", false)),
-        },
+        case("stop in pips", "EURUSD", USD, "10000", "1", "1.1000", StopLoss::Pips(d("25")), None)
+            .ok("0.4", "100", "25", "100.00", "10", false),
         // 23. USDJPY 3-digit prices: 150.000 − 149.250 = 0.750 = 75 pips; 75 000 JPY / 150 = 500 USD; 0.20.
-        Case {
-            label: "USDJPY 3-digit prices",
-            symbol: "USDJPY",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "150.000",
-            stop: sl("149.250"),
-            rate: None,
-            want: Ok(("0.2", "100", "75", "100.00", "6.6667", false)),
-        },
+        case("USDJPY 3-digit prices", "USDJPY", USD, "10000", "1", "150.000", sl("149.250"), None)
+            .ok("0.2", "100", "75", "100.00", "6.6667", false),
         // 24. A cross with an unrelated account currency and no rate: refused, never assumed 1.
-        Case {
-            label: "cross without a rate",
-            symbol: "EURGBP",
-            account: USD,
-            balance: "10000",
-            risk: "1",
-            entry: "0.8500",
-            stop: sl("0.8470"),
-            rate: None,
-            want: Err(SizingError::Money(MoneyError::RateRequired { from: Currency::GBP, to: USD })),
-        },
-        Case {
-            label: "risk above 10%",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "10000",
-            risk: "10.5",
-            entry: "1.1",
-            stop: sl("1.09"),
-            rate: None,
-            want: Err(SizingError::InvalidRiskPercent),
-        },
-        Case {
-            label: "zero balance",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "0",
-            risk: "1",
-            entry: "1.1",
-            stop: sl("1.09"),
-            rate: None,
-            want: Err(SizingError::InvalidBalance),
-        },
-        Case {
-            label: "negative stop",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "1000",
-            risk: "1",
-            entry: "1.1",
-            stop: sl("-1"),
-            rate: None,
-            want: Err(SizingError::InvalidStopLoss),
-        },
-        Case {
-            label: "USD account with a rate other than 1",
-            symbol: "EURUSD",
-            account: USD,
-            balance: "1000",
-            risk: "1",
-            entry: "1.1",
-            stop: sl("1.09"),
-            rate: Some("1.1"),
-            want: Err(SizingError::Money(MoneyError::InconsistentRate { from: USD, to: USD, rate: d("1.1") })),
-        },
+        case("cross without a rate", "EURGBP", USD, "10000", "1", "0.8500", sl("0.8470"), None)
+            .err(SizingError::Money(MoneyError::RateRequired { from: Currency::GBP, to: USD })),
+        case("risk above 10%", "EURUSD", USD, "10000", "10.5", "1.1", sl("1.09"), None)
+            .err(SizingError::InvalidRiskPercent),
+        case("zero balance", "EURUSD", USD, "0", "1", "1.1", sl("1.09"), None).err(SizingError::InvalidBalance),
+        case("negative stop", "EURUSD", USD, "1000", "1", "1.1", sl("-1"), None).err(SizingError::InvalidStopLoss),
+        case("USD account with a rate other than 1", "EURUSD", USD, "1000", "1", "1.1", sl("1.09"), Some("1.1"))
+            .err(SizingError::Money(MoneyError::InconsistentRate { from: USD, to: USD, rate: d("1.1") })),
     ]
 }
 
