@@ -28,26 +28,21 @@ fn health_operations() -> Vec<Op> {
         ops.push(mount(
             Op::get(path("/health"), "health", "Liveness with version")
                 .public()
-                .ok(object(json!({"status": string(), "timestamp": datetime(), "version": string()}), &["status"])),
+                .ok(record(json!({"status": string(), "timestamp": datetime(), "version": string()}))),
         ));
         ops.push(mount(
-            Op::get(path("/health/detailed"), "health", "Health of the store, with latency and uptime").public().ok(
-                object(
-                    json!({"status": string(), "timestamp": datetime(), "uptime_seconds": integer(),
-                    "components": {"type": "object"}}),
-                    &["status", "components"],
-                ),
-            ),
+            Op::get(path("/health/detailed"), "health", "Health of the store, with latency and uptime")
+                .public()
+                .ok(record(json!({"status": string(), "timestamp": datetime(), "uptime_seconds": integer(),
+                    "components": {"type": "object"}}))),
         ));
         ops.push(mount(
             Op::get(path("/health/ready"), "health", "Readiness (503 when the store is unreachable)")
                 .public()
-                .ok(object(json!({"ready": boolean()}), &["ready"])),
+                .ok(record(json!({"ready": boolean()}))),
         ));
         ops.push(mount(
-            Op::get(path("/health/live"), "health", "Liveness")
-                .public()
-                .ok(object(json!({"alive": boolean()}), &["alive"])),
+            Op::get(path("/health/live"), "health", "Liveness").public().ok(record(json!({"alive": boolean()}))),
         ));
         ops.push(mount(Op::get(path("/info"), "health", "Name, version and environment").public().ok(object(
             json!({"name": string(), "version": string(), "environment": string(), "api_version": string()}),
@@ -55,9 +50,7 @@ fn health_operations() -> Vec<Op> {
         ))));
     }
     ops.push(
-        Op::get(OPENAPI_PATH, "meta", "This OpenAPI 3.1 document")
-            .public()
-            .ok(object(json!({"openapi": string()}), &["openapi"])),
+        Op::get(OPENAPI_PATH, "meta", "This OpenAPI 3.1 document").public().ok(record(json!({"openapi": string()}))),
     );
     ops
 }

@@ -153,7 +153,7 @@ fn status_message() -> Value {
 }
 
 fn totp_enabled() -> Value {
-    object(json!({"enabled": boolean()}), &["enabled"])
+    record(json!({"enabled": boolean()}))
 }
 
 /// `{"detail": "..."}`, for the errors the shared ones leave out: 401/403 of public routes (added only with a
@@ -252,7 +252,7 @@ pub fn operations() -> Vec<Op> {
             .not_found(true),
         Op::post("/api/v1/auth/verify-email/resend", "auth", "Mail the verification link again")
             .describe("At most 3 mails an hour (429). An already verified e-mail is a 400.")
-            .ok(object(json!({"status": string()}), &["status"]))
+            .ok(record(json!({"status": string()})))
             .respond(400, "The e-mail is already verified", error()),
         // -------------------------------------------------------------- profile, settings, activity
         Op::get("/api/v1/auth/me", "auth", "The caller's account").ok(user_out()),
@@ -317,7 +317,7 @@ pub fn operations() -> Vec<Op> {
             .respond(400, "2FA is already enabled", error()),
         Op::post("/api/v1/totp/verify", "totp", "Enable 2FA with a first code")
             .describe("400 without a pending setup or when already enabled; 401 for a wrong code.")
-            .body(object(json!({"token": totp_code()}), &["token"]))
+            .body(record(json!({"token": totp_code()})))
             .ok(totp_enabled()),
         Op::post("/api/v1/totp/disable", "totp", "Disable 2FA")
             .describe("Needs the password and a fresh code (401 otherwise); 400 when 2FA is not enabled.")

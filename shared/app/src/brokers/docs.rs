@@ -28,102 +28,62 @@ fn connection_in() -> Value {
 
 /// `ConnectionResponse`.
 fn connection_out() -> Value {
-    object(
-        json!({
-            "id": uuid(),
-            "broker_name": string(),
-            "account_number": nullable(string()),
-            "server": nullable(string()),
-            "is_active": boolean(),
-            "last_connected_at": nullable(datetime()),
-            "created_at": datetime(),
-        }),
-        &["id", "broker_name", "account_number", "server", "is_active", "last_connected_at", "created_at"],
-    )
+    record(json!({
+        "id": uuid(),
+        "broker_name": string(),
+        "account_number": nullable(string()),
+        "server": nullable(string()),
+        "is_active": boolean(),
+        "last_connected_at": nullable(datetime()),
+        "created_at": datetime(),
+    }))
 }
 
 /// `StatusResponse`.
 fn status_out() -> Value {
-    let account = object(
-        json!({
-            "balance": number(),
-            "equity": number(),
-            "margin": number(),
-            "free_margin": number(),
-            "profit": number(),
-            "leverage": nullable(integer()),
-            "currency": nullable(string()),
-        }),
-        &["balance", "equity", "margin", "free_margin", "profit", "leverage", "currency"],
-    );
-    let position = object(
-        json!({
-            "ticket": integer(),
-            "symbol": string(),
-            "order_type": nullable(one_of(&["BUY", "SELL"])),
-            "volume": number(),
-            "open_price": nullable(number()),
-            "current_price": nullable(number()),
-            "stop_loss": nullable(number()),
-            "take_profit": nullable(number()),
-            "profit": nullable(number()),
-            "comment": nullable(string()),
-        }),
-        &[
-            "ticket",
-            "symbol",
-            "order_type",
-            "volume",
-            "open_price",
-            "current_price",
-            "stop_loss",
-            "take_profit",
-            "profit",
-            "comment",
-        ],
-    );
-    let snapshot = object(
-        json!({
-            "received_at": datetime(),
-            "source": one_of(&["positions", "sync_response"]),
-            "complete": boolean(),
-            "count": integer(),
-            "positions": array(position),
-        }),
-        &["received_at", "source", "complete", "count", "positions"],
-    );
-    object(
-        json!({
-            "id": uuid(),
-            "status": one_of(&["online", "offline"]),
-            "is_connected": boolean(),
-            "connected_since": nullable(datetime()),
-            "last_heartbeat": nullable(datetime()),
-            "last_message_at": nullable(datetime()),
-            "latency_ms": nullable(integer()),
-            "mt5_connected": nullable(boolean()),
-            "account_info": nullable(account),
-            "account_updated_at": nullable(datetime()),
-            "positions_synced": nullable(integer()),
-            "positions_synced_at": nullable(datetime()),
-            "positions_snapshot": nullable(snapshot),
-        }),
-        &[
-            "id",
-            "status",
-            "is_connected",
-            "connected_since",
-            "last_heartbeat",
-            "last_message_at",
-            "latency_ms",
-            "mt5_connected",
-            "account_info",
-            "account_updated_at",
-            "positions_synced",
-            "positions_synced_at",
-            "positions_snapshot",
-        ],
-    )
+    let account = record(json!({
+        "balance": number(),
+        "equity": number(),
+        "margin": number(),
+        "free_margin": number(),
+        "profit": number(),
+        "leverage": nullable(integer()),
+        "currency": nullable(string()),
+    }));
+    let position = record(json!({
+        "ticket": integer(),
+        "symbol": string(),
+        "order_type": nullable(one_of(&["BUY", "SELL"])),
+        "volume": number(),
+        "open_price": nullable(number()),
+        "current_price": nullable(number()),
+        "stop_loss": nullable(number()),
+        "take_profit": nullable(number()),
+        "profit": nullable(number()),
+        "comment": nullable(string()),
+    }));
+    let snapshot = record(json!({
+        "received_at": datetime(),
+        "source": one_of(&["positions", "sync_response"]),
+        "complete": boolean(),
+        "count": integer(),
+        "positions": array(position),
+    }));
+    record(json!({
+        "id": uuid(),
+        "status": one_of(&["online", "offline"]),
+        "is_connected": boolean(),
+        "connected_since": nullable(datetime()),
+        "last_heartbeat": nullable(datetime()),
+        "last_message_at": nullable(datetime()),
+        "latency_ms": nullable(integer()),
+        "mt5_connected": nullable(boolean()),
+        "account_info": nullable(account),
+        "account_updated_at": nullable(datetime()),
+        "positions_synced": nullable(integer()),
+        "positions_synced_at": nullable(datetime()),
+        "positions_snapshot": nullable(snapshot),
+    }))
 }
 
 const ID_RULES: &str = "`id`: the broker connection UUID (400 when malformed, 404 when unknown or another user's).";
@@ -153,7 +113,7 @@ pub fn operations() -> Vec<Op> {
             .ok(connection_out()),
         Op::delete("/api/v1/brokers/connections/{id}", TAG, "Delete a broker connection")
             .describe("Closes the live connector, if any; orders keep their reference to the connection.")
-            .ok(object(json!({"deleted": uuid()}), &["deleted"])),
+            .ok(record(json!({"deleted": uuid()}))),
         Op::get("/api/v1/brokers/connections/{id}/status", TAG, "Live status of a broker connection")
             .describe(
                 "The link fields are null while offline (`mt5_connected` is false then); `last_heartbeat`, \
@@ -167,16 +127,13 @@ pub fn operations() -> Vec<Op> {
                 "Sends SYNC_REQUEST, GET_POSITIONS and GET_ACCOUNT to the live connector (no body). `synced` is \
                  false when no connector is online; `positions_count`: open positions in its last report.",
             )
-            .ok(object(
-                json!({
-                    "id": uuid(),
-                    "synced": boolean(),
-                    "positions_count": integer(),
-                    "trades_synced": integer(),
-                    "message": string(),
-                }),
-                &["id", "synced", "positions_count", "trades_synced", "message"],
-            )),
+            .ok(record(json!({
+                "id": uuid(),
+                "synced": boolean(),
+                "positions_count": integer(),
+                "trades_synced": integer(),
+                "message": string(),
+            }))),
         Op::post("/api/v1/brokers/connections/{id}/disconnect", TAG, "Disconnect the live connector")
             .describe("Closes the connector's WebSocket, if any (no body).")
             .ok(object(json!({"id": uuid(), "status": one_of(&["disconnected"])}), &["id", "status"])),

@@ -189,6 +189,13 @@ pub fn object(properties: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": properties, "required": required})
 }
 
+/// An object whose properties are all required (a response shape: every field is always present).
+pub fn record(properties: Value) -> Value {
+    let required: Vec<&str> =
+        properties.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    object(properties.clone(), &required)
+}
+
 /// An array of `items`.
 pub fn array(items: Value) -> Value {
     json!({"type": "array", "items": items})

@@ -30,76 +30,49 @@ fn described(mut schema: Value, description: &str) -> Value {
 
 /// A training job's progress (`training_progress` / `progress`), null when none was recorded.
 fn progress() -> Value {
-    nullable(object(
-        json!({
-            "stage": described(string(), "queued, loading, training, …, completed, failed"),
-            "fraction": number(),
-            "updated_at": nullable(datetime()),
-            "attempt": integer(),
-        }),
-        &["stage", "fraction", "updated_at", "attempt"],
-    ))
+    nullable(record(json!({
+        "stage": described(string(), "queued, loading, training, …, completed, failed"),
+        "fraction": number(),
+        "updated_at": nullable(datetime()),
+        "attempt": integer(),
+    })))
 }
 
 /// `ModelResponse` (`model_view`).
 fn model() -> Value {
-    object(
-        json!({
-            "id": uuid(),
-            "name": string(),
-            "model_type": described(
-                string(),
-                "The family: gradient_boosting, random_forest or logistic_regression",
-            ),
-            "symbol": string(),
-            "timeframe": timeframe(),
-            "strategy_id": nullable(uuid()),
-            "strategy_name": described(nullable(string()), "Always null (no strategies on this platform)"),
-            "is_active": boolean(),
-            "is_pretrained": described(boolean(), "True for an imported default model"),
-            "performance_metrics": described(
-                nullable(json!({"type": "object"})),
-                "The flat performance summary (accuracy, precision, recall, f1_score, win_rate, profit_factor, \
-                 total_trades, sharpe_ratio, max_drawdown, total_return, …), fractions; null until trained",
-            ),
-            "training_status": json!({"type": "string", "enum": ["idle", "training", "completed", "failed"]}),
-            "training_error": nullable(string()),
-            "training_started_at": nullable(datetime()),
-            "training_completed_at": nullable(datetime()),
-            "training_progress": progress(),
-            "version": described(nullable(integer()), "The artefact version predictions use; null until trained"),
-            "config": described(
-                nullable(json!({"type": "object"})),
-                "The validated training config (model, label, split, signal, backtest) with the auto-trading \
-                 knobs (confidence_threshold, max_trades_per_day, cooldown_minutes, lot_size)",
-            ),
-            "data_source": described(nullable(json!({"type": "object"})), "What the artefact was trained on"),
-            "created_at": datetime(),
-            "updated_at": datetime(),
-        }),
-        &[
-            "id",
-            "name",
-            "model_type",
-            "symbol",
-            "timeframe",
-            "strategy_id",
-            "strategy_name",
-            "is_active",
-            "is_pretrained",
-            "performance_metrics",
-            "training_status",
-            "training_error",
-            "training_started_at",
-            "training_completed_at",
-            "training_progress",
-            "version",
-            "config",
-            "data_source",
-            "created_at",
-            "updated_at",
-        ],
-    )
+    record(json!({
+        "id": uuid(),
+        "name": string(),
+        "model_type": described(
+            string(),
+            "The family: gradient_boosting, random_forest or logistic_regression",
+        ),
+        "symbol": string(),
+        "timeframe": timeframe(),
+        "strategy_id": nullable(uuid()),
+        "strategy_name": described(nullable(string()), "Always null (no strategies on this platform)"),
+        "is_active": boolean(),
+        "is_pretrained": described(boolean(), "True for an imported default model"),
+        "performance_metrics": described(
+            nullable(json!({"type": "object"})),
+            "The flat performance summary (accuracy, precision, recall, f1_score, win_rate, profit_factor, \
+             total_trades, sharpe_ratio, max_drawdown, total_return, …), fractions; null until trained",
+        ),
+        "training_status": json!({"type": "string", "enum": ["idle", "training", "completed", "failed"]}),
+        "training_error": nullable(string()),
+        "training_started_at": nullable(datetime()),
+        "training_completed_at": nullable(datetime()),
+        "training_progress": progress(),
+        "version": described(nullable(integer()), "The artefact version predictions use; null until trained"),
+        "config": described(
+            nullable(json!({"type": "object"})),
+            "The validated training config (model, label, split, signal, backtest) with the auto-trading \
+             knobs (confidence_threshold, max_trades_per_day, cooldown_minutes, lot_size)",
+        ),
+        "data_source": described(nullable(json!({"type": "object"})), "What the artefact was trained on"),
+        "created_at": datetime(),
+        "updated_at": datetime(),
+    }))
 }
 
 /// The stored prediction object (§6.6 plus this backend's fields).
@@ -142,19 +115,16 @@ fn prediction_object() -> Value {
 
 /// `PredictionResponse` (`prediction_view`).
 fn prediction() -> Value {
-    object(
-        json!({
-            "id": uuid(),
-            "model_id": uuid(),
-            "symbol": string(),
-            "prediction": prediction_object(),
-            "confidence": number(),
-            "strategy_rules": described(nullable(json!({"type": "object"})), "Always null"),
-            "executed_order_id": nullable(uuid()),
-            "created_at": datetime(),
-        }),
-        &["id", "model_id", "symbol", "prediction", "confidence", "strategy_rules", "executed_order_id", "created_at"],
-    )
+    record(json!({
+        "id": uuid(),
+        "model_id": uuid(),
+        "symbol": string(),
+        "prediction": prediction_object(),
+        "confidence": number(),
+        "strategy_rules": described(nullable(json!({"type": "object"})), "Always null"),
+        "executed_order_id": nullable(uuid()),
+        "created_at": datetime(),
+    }))
 }
 
 /// `dataset_view` properties.
@@ -218,20 +188,17 @@ fn default_model() -> Value {
 
 /// `file_view`.
 fn model_file() -> Value {
-    object(
-        json!({
-            "model_id": uuid(),
-            "model_path": string(),
-            "symbol": string(),
-            "file_size": integer(),
-            "created_at": datetime(),
-            "metadata": any_object(
-                "system_default, model_type, version and, for the system default, performance_metrics and \
-                 data_source; for the user's models name and current",
-            ),
-        }),
-        &["model_id", "model_path", "symbol", "file_size", "created_at", "metadata"],
-    )
+    record(json!({
+        "model_id": uuid(),
+        "model_path": string(),
+        "symbol": string(),
+        "file_size": integer(),
+        "created_at": datetime(),
+        "metadata": any_object(
+            "system_default, model_type, version and, for the system default, performance_metrics and \
+             data_source; for the user's models name and current",
+        ),
+    }))
 }
 
 /// `bot_view`.
@@ -274,28 +241,16 @@ fn bot() -> Value {
 
 /// `cycle_view`: a cycle's summary as the caller sees it.
 fn cycle() -> Value {
-    object(
-        json!({
-            "started_at": datetime(),
-            "models_checked": integer(),
-            "predictions_generated": integer(),
-            "trades_executed": integer(),
-            "errors": described(array(string()), "The caller's own error lines and the cycle's"),
-            "completed_at": datetime(),
-            "origin": json!({"type": "string", "enum": ["schedule", "trigger"]}),
-            "run_id": uuid(),
-        }),
-        &[
-            "started_at",
-            "models_checked",
-            "predictions_generated",
-            "trades_executed",
-            "errors",
-            "completed_at",
-            "origin",
-            "run_id",
-        ],
-    )
+    record(json!({
+        "started_at": datetime(),
+        "models_checked": integer(),
+        "predictions_generated": integer(),
+        "trades_executed": integer(),
+        "errors": described(array(string()), "The caller's own error lines and the cycle's"),
+        "completed_at": datetime(),
+        "origin": json!({"type": "string", "enum": ["schedule", "trigger"]}),
+        "run_id": uuid(),
+    }))
 }
 
 /// `TradeOut` as the order use case answers it.
@@ -426,7 +381,7 @@ pub fn operations() -> Vec<Op> {
         Op::delete("/api/v1/ml/datasets/{symbol}/{timeframe}", ML, "Delete a candle dataset")
             .describe("`symbol`: a catalogue symbol (400 otherwise); `timeframe`: M1 … W1 (422 otherwise).")
             .query("scope", scope(), SCOPE)
-            .ok(object(json!({"deleted": described(string(), "SYMBOL/TF, e.g. EURUSD/H1")}), &["deleted"])),
+            .ok(record(json!({"deleted": described(string(), "SYMBOL/TF, e.g. EURUSD/H1")}))),
         // ---------------------------------------------------------------- models
         Op::get("/api/v1/ml/models", ML, "List the caller's models (oldest first)")
             .query("skip", json!({"type": "integer", "minimum": 0, "maximum": 100_000}), "Models to skip (default 0)")
@@ -454,7 +409,7 @@ pub fn operations() -> Vec<Op> {
             .body(model_body())
             .ok(model()),
         Op::delete("/api/v1/ml/models/{id}", ML, "Delete a model, its predictions and artefacts")
-            .ok(object(json!({"deleted": uuid()}), &["deleted"])),
+            .ok(record(json!({"deleted": uuid()}))),
         Op::post("/api/v1/ml/models/{id}/train", ML, "Queue a training job")
             .describe(
                 "Queues the job on the ml-train queue and answers 202 at once; poll the status URL. 400 for an \
@@ -475,8 +430,7 @@ pub fn operations() -> Vec<Op> {
             .respond(
                 202,
                 "Training queued",
-                Some(object(
-                    json!({
+                Some(record(json!({
                         "id": uuid(),
                         "status": json!({"type": "string", "enum": ["queued"]}),
                         "training_status": described(string(), "`training` (a queued job reports training)"),
@@ -484,9 +438,7 @@ pub fn operations() -> Vec<Op> {
                         "message": string(),
                         "status_url": string(),
                         "training_completed_at": described(nullable(datetime()), "Always null here"),
-                    }),
-                    &["id", "status", "training_status", "job_id", "message", "status_url", "training_completed_at"],
-                )),
+                    }))),
             ),
         Op::get("/api/v1/ml/models/{id}/status", ML, "Training status, progress and metrics").ok(object(
             json!({
@@ -550,25 +502,19 @@ pub fn operations() -> Vec<Op> {
             .paginated(200),
         Op::post("/api/v1/ml/models/{id}/activate", ML, "Activate a model for live trading")
             .describe("One active model per symbol: the previous one is deactivated. 400 for an untrained model.")
-            .ok(object(
-                json!({
+            .ok(record(json!({
                     "id": uuid(),
                     "status": json!({"type": "string", "enum": ["active"]}),
                     "is_active": boolean(),
                     "symbol": string(),
                     "message": string(),
-                }),
-                &["id", "status", "is_active", "symbol", "message"],
-            )),
-        Op::post("/api/v1/ml/models/{id}/deactivate", ML, "Deactivate a model").ok(object(
-            json!({
+                }))),
+        Op::post("/api/v1/ml/models/{id}/deactivate", ML, "Deactivate a model").ok(record(json!({
                 "id": uuid(),
                 "status": json!({"type": "string", "enum": ["inactive"]}),
                 "is_active": boolean(),
                 "message": string(),
-            }),
-            &["id", "status", "is_active", "message"],
-        )),
+            }))),
         Op::post("/api/v1/ml/models/{id}/execute", ML, "Place a stored prediction's order")
             .describe(
                 "Places the BUY/SELL order of one of the model's stored predictions through the order use case \
@@ -634,8 +580,7 @@ pub fn operations() -> Vec<Op> {
                             "default_lot_size",
                         ],
                     ),
-                    "models": array(object(
-                        json!({
+                    "models": array(record(json!({
                             "id": uuid(),
                             "name": string(),
                             "symbol": string(),
@@ -645,19 +590,7 @@ pub fn operations() -> Vec<Op> {
                             "max_trades_per_day": integer(),
                             "cooldown_minutes": integer(),
                             "lot_size": number(),
-                        }),
-                        &[
-                            "id",
-                            "name",
-                            "symbol",
-                            "predictions_today",
-                            "trades_today",
-                            "confidence_threshold",
-                            "max_trades_per_day",
-                            "cooldown_minutes",
-                            "lot_size",
-                        ],
-                    )),
+                        }))),
                 }),
                 &[
                     "scheduler_running",
@@ -710,15 +643,12 @@ pub fn operations() -> Vec<Op> {
             )),
         Op::get("/api/v1/ml-models/models/{symbol}", ML_MODELS, "Model artefacts usable for a symbol")
             .describe("`symbol`: a catalogue symbol (400 otherwise).")
-            .ok(object(
-                json!({
+            .ok(record(json!({
                     "symbol": string(),
                     "models": array(model_file()),
                     "system_default": nullable(default_model()),
                     "user_default": described(nullable(default_model()), "The effective default (override or system)"),
-                }),
-                &["symbol", "models", "system_default", "user_default"],
-            )),
+                }))),
         Op::get("/api/v1/ml-models/defaults", ML_MODELS, "The effective default model per default symbol")
             .describe("An object keyed by XAUUSD, EURUSD and BTCUSD; a symbol without a trained default is absent.")
             .ok(object(
@@ -740,13 +670,10 @@ pub fn operations() -> Vec<Op> {
                 "`model_id` and `model_path` must name one of the caller's trained models of the symbol (or the \
                  system default, which removes the override) as /ml-models/models lists them; 404 otherwise.",
             )
-            .body(object(
-                json!({
+            .body(record(json!({
                     "model_path": json!({"type": "string", "minLength": 1, "maxLength": 300}),
                     "model_id": json!({"type": "string", "minLength": 1, "maxLength": 300}),
-                }),
-                &["model_path", "model_id"],
-            ))
+                })))
             .ok(default_model()),
         Op::delete("/api/v1/ml-models/defaults/{symbol}", ML_MODELS, "Remove the caller's override of a symbol")
             .describe("404 when there is no override.")
@@ -759,14 +686,11 @@ pub fn operations() -> Vec<Op> {
             .respond(
                 202,
                 "Training queued",
-                Some(object(
-                    json!({
+                Some(record(json!({
                         "symbol": string(),
                         "status": json!({"type": "string", "enum": ["queued"]}),
                         "job_id": nullable(uuid()),
-                    }),
-                    &["symbol", "status", "job_id"],
-                )),
+                    }))),
             )
             .respond(409, "The default model changed meanwhile; retry", Some(reference("Error"))),
     ]

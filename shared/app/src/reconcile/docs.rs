@@ -9,38 +9,21 @@ const TAG: &str = "trading";
 
 /// One broker connection's entry of the status (`ConnectionStatus::to_json`).
 fn connection_status() -> serde_json::Value {
-    object(
-        json!({
-            "connection_id": uuid(),
-            "online": boolean(),
-            "last_run": nullable(datetime()),
-            "last_snapshot": nullable(datetime()),
-            "outcome": nullable(string()),
-            "drift_found": integer(),
-            "actions_taken": integer(),
-            "conflicts": integer(),
-            "unresolved_orders": integer(),
-            "snapshot_positions": nullable(integer()),
-            "runs_total": integer(),
-            "drift_total": integer(),
-            "actions_total": integer(),
-        }),
-        &[
-            "connection_id",
-            "online",
-            "last_run",
-            "last_snapshot",
-            "outcome",
-            "drift_found",
-            "actions_taken",
-            "conflicts",
-            "unresolved_orders",
-            "snapshot_positions",
-            "runs_total",
-            "drift_total",
-            "actions_total",
-        ],
-    )
+    record(json!({
+        "connection_id": uuid(),
+        "online": boolean(),
+        "last_run": nullable(datetime()),
+        "last_snapshot": nullable(datetime()),
+        "outcome": nullable(string()),
+        "drift_found": integer(),
+        "actions_taken": integer(),
+        "conflicts": integer(),
+        "unresolved_orders": integer(),
+        "snapshot_positions": nullable(integer()),
+        "runs_total": integer(),
+        "drift_total": integer(),
+        "actions_total": integer(),
+    }))
 }
 
 /// This group's operations.
@@ -54,45 +37,28 @@ pub fn operations() -> Vec<Op> {
                  `unresolved_orders` add up the last run of each connection, `connections` details each broker \
                  connection that is online or was reconciled. `is_running` is always true.",
             )
-            .ok(object(
-                json!({
-                    "is_running": boolean(),
-                    "last_sync": nullable(datetime()),
-                    "managed_connections": integer(),
-                    "total_positions": integer(),
-                    "position_cache_size": integer(),
-                    "last_run": nullable(datetime()),
-                    "drift_found": integer(),
-                    "actions_taken": integer(),
-                    "unresolved_orders": integer(),
-                    "connections": array(connection_status()),
-                }),
-                &[
-                    "is_running",
-                    "last_sync",
-                    "managed_connections",
-                    "total_positions",
-                    "position_cache_size",
-                    "last_run",
-                    "drift_found",
-                    "actions_taken",
-                    "unresolved_orders",
-                    "connections",
-                ],
-            )),
+            .ok(record(json!({
+                "is_running": boolean(),
+                "last_sync": nullable(datetime()),
+                "managed_connections": integer(),
+                "total_positions": integer(),
+                "position_cache_size": integer(),
+                "last_run": nullable(datetime()),
+                "drift_found": integer(),
+                "actions_taken": integer(),
+                "unresolved_orders": integer(),
+                "connections": array(connection_status()),
+            }))),
         Op::post("/api/v1/trading/position-monitor/sync", TAG, "Ask every online connector for its positions")
             .describe(
                 "Sends `GET_POSITIONS` to each of the caller's online connectors (no body); each answer is \
                  reconciled when it arrives. `connection_ids`: the broker connections the request reached.",
             )
-            .ok(object(
-                json!({
-                    "status": one_of_status(),
-                    "connections_synced": integer(),
-                    "connection_ids": array(uuid()),
-                }),
-                &["status", "connections_synced", "connection_ids"],
-            )),
+            .ok(record(json!({
+                "status": one_of_status(),
+                "connections_synced": integer(),
+                "connection_ids": array(uuid()),
+            }))),
     ]
 }
 

@@ -7,10 +7,10 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
-use crate::http::fields::MAX_STRING;
-use super::orders::queries::MAX_PAGE;
 use super::orders::IdempotencyKey;
+use super::orders::queries::MAX_PAGE;
 use super::sizing::{MAX_BALANCE, MAX_CONVERSION_RATE, MAX_LEVERAGE, MAX_PRICE, MAX_SLTP_VALUE};
+use crate::http::fields::MAX_STRING;
 use crate::http::openapi::*;
 
 const TAG: &str = "trading";
@@ -100,122 +100,65 @@ fn trailing_in() -> Value {
 
 /// `TrailingOut`: stored trailing-stop settings (`type` and `trailing_type` carry the same value).
 fn trailing_out() -> Value {
-    object(
-        json!({
-            "enabled": boolean(),
-            "type": trailing_type(),
-            "trailing_type": trailing_type(),
-            "activation_pips": number(),
-            "trail_distance_pips": number(),
-            "atr_multiplier": number(),
-            "percentage": number(),
-            "breakeven_enabled": boolean(),
-            "breakeven_pips": number(),
-            "lock_profit_pips": number(),
-        }),
-        &[
-            "enabled",
-            "type",
-            "trailing_type",
-            "activation_pips",
-            "trail_distance_pips",
-            "atr_multiplier",
-            "percentage",
-            "breakeven_enabled",
-            "breakeven_pips",
-            "lock_profit_pips",
-        ],
-    )
+    record(json!({
+        "enabled": boolean(),
+        "type": trailing_type(),
+        "trailing_type": trailing_type(),
+        "activation_pips": number(),
+        "trail_distance_pips": number(),
+        "atr_multiplier": number(),
+        "percentage": number(),
+        "breakeven_enabled": boolean(),
+        "breakeven_pips": number(),
+        "lock_profit_pips": number(),
+    }))
 }
 
 /// `TradeOut` (`trading/orders/views.rs`), also what the ML routes' executions answer.
 pub(crate) fn trade_out() -> Value {
-    object(
-        json!({
-            "id": uuid(),
-            "symbol": string(),
-            "trade_type": side(),
-            "lot_size": number(),
-            "open_price": number(),
-            "close_price": nullable(number()),
-            "profit": nullable(number()),
-            "open_time": nullable(datetime()),
-            "close_time": nullable(datetime()),
-            "stop_loss": nullable(number()),
-            "take_profit": nullable(number()),
-            "status": order_status(),
-            "client_order_id": string(),
-            "ticket": nullable(integer()),
-            "connection_id": nullable(uuid()),
-            "requested_price": number(),
-            "source": string(),
-            "error": nullable(string()),
-            "created_at": datetime(),
-            "updated_at": datetime(),
-        }),
-        &[
-            "id",
-            "symbol",
-            "trade_type",
-            "lot_size",
-            "open_price",
-            "close_price",
-            "profit",
-            "open_time",
-            "close_time",
-            "stop_loss",
-            "take_profit",
-            "status",
-            "client_order_id",
-            "ticket",
-            "connection_id",
-            "requested_price",
-            "source",
-            "error",
-            "created_at",
-            "updated_at",
-        ],
-    )
+    record(json!({
+        "id": uuid(),
+        "symbol": string(),
+        "trade_type": side(),
+        "lot_size": number(),
+        "open_price": number(),
+        "close_price": nullable(number()),
+        "profit": nullable(number()),
+        "open_time": nullable(datetime()),
+        "close_time": nullable(datetime()),
+        "stop_loss": nullable(number()),
+        "take_profit": nullable(number()),
+        "status": order_status(),
+        "client_order_id": string(),
+        "ticket": nullable(integer()),
+        "connection_id": nullable(uuid()),
+        "requested_price": number(),
+        "source": string(),
+        "error": nullable(string()),
+        "created_at": datetime(),
+        "updated_at": datetime(),
+    }))
 }
 
 /// `PositionOut` (`trading/orders/views.rs`).
 fn position_out() -> Value {
-    object(
-        json!({
-            "id": uuid(),
-            "symbol": string(),
-            "trade_type": side(),
-            "lot_size": number(),
-            "open_price": number(),
-            "current_price": nullable(number()),
-            "profit": nullable(number()),
-            "open_time": nullable(datetime()),
-            "stop_loss": nullable(number()),
-            "take_profit": nullable(number()),
-            "status": order_status(),
-            "client_order_id": string(),
-            "ticket": nullable(integer()),
-            "connection_id": nullable(uuid()),
-            "trailing_stop": nullable(trailing_out()),
-        }),
-        &[
-            "id",
-            "symbol",
-            "trade_type",
-            "lot_size",
-            "open_price",
-            "current_price",
-            "profit",
-            "open_time",
-            "stop_loss",
-            "take_profit",
-            "status",
-            "client_order_id",
-            "ticket",
-            "connection_id",
-            "trailing_stop",
-        ],
-    )
+    record(json!({
+        "id": uuid(),
+        "symbol": string(),
+        "trade_type": side(),
+        "lot_size": number(),
+        "open_price": number(),
+        "current_price": nullable(number()),
+        "profit": nullable(number()),
+        "open_time": nullable(datetime()),
+        "stop_loss": nullable(number()),
+        "take_profit": nullable(number()),
+        "status": order_status(),
+        "client_order_id": string(),
+        "ticket": nullable(integer()),
+        "connection_id": nullable(uuid()),
+        "trailing_stop": nullable(trailing_out()),
+    }))
 }
 
 /// `{trade: TradeOut, mt5_execution}` (`trade_with_mt5`). `connection`: the schema of
@@ -353,30 +296,17 @@ fn order_ops() -> Vec<Op> {
                  from the connectors' account reports (without any: 10 000 plus the realised P/L). `win_rate` is \
                  a percentage of the closed trades.",
             )
-            .ok(object(
-                json!({
-                    "balance": number(),
-                    "equity": number(),
-                    "open_positions": integer(),
-                    "today_pnl": number(),
-                    "total_pnl": number(),
-                    "unrealized_pnl": number(),
-                    "total_trades": integer(),
-                    "win_rate": number(),
-                    "has_live_connection": boolean(),
-                }),
-                &[
-                    "balance",
-                    "equity",
-                    "open_positions",
-                    "today_pnl",
-                    "total_pnl",
-                    "unrealized_pnl",
-                    "total_trades",
-                    "win_rate",
-                    "has_live_connection",
-                ],
-            )),
+            .ok(record(json!({
+                "balance": number(),
+                "equity": number(),
+                "open_positions": integer(),
+                "today_pnl": number(),
+                "total_pnl": number(),
+                "unrealized_pnl": number(),
+                "total_trades": integer(),
+                "win_rate": number(),
+                "has_live_connection": boolean(),
+            }))),
         Op::get("/api/v1/trading/signals", TAG, "Trading signals (always empty)")
             .public()
             .describe("The original's route: always an empty list.")
@@ -389,18 +319,15 @@ fn sizing_ops() -> Vec<Op> {
     let sltp_value = || nullable(non_negative(limit(MAX_SLTP_VALUE)));
     let sl_type = || one_of(&["fixed_pips", "atr_based", "percentage"]);
     let tp_type = || one_of(&["fixed_pips", "risk_reward", "atr_based"]);
-    let risk_profile = object(
-        json!({
-            "sl_type": sl_type(),
-            "sl_value": number(),
-            "tp_type": tp_type(),
-            "tp_value": number(),
-            "risk_per_trade_percent": number(),
-            "max_position_size": number(),
-            "trailing_stop": trailing_out(),
-        }),
-        &["sl_type", "sl_value", "tp_type", "tp_value", "risk_per_trade_percent", "max_position_size", "trailing_stop"],
-    );
+    let risk_profile = record(json!({
+        "sl_type": sl_type(),
+        "sl_value": number(),
+        "tp_type": tp_type(),
+        "tp_value": number(),
+        "risk_per_trade_percent": number(),
+        "max_position_size": number(),
+        "trailing_stop": trailing_out(),
+    }));
     vec![
         Op::post("/api/v1/trading/position-size/calculate", TAG, "Position size for a risk budget")
             .describe(
@@ -425,34 +352,19 @@ fn sizing_ops() -> Vec<Op> {
                 }),
                 &["symbol", "account_balance", "risk_percent", "entry_price", "stop_loss"],
             ))
-            .ok(object(
-                json!({
-                    "lot_size": number(),
-                    "risk_amount": number(),
-                    "stop_loss_pips": number(),
-                    "margin_required": number(),
-                    "symbol": string(),
-                    "account_currency": string(),
-                    "leverage": number(),
-                    "pip_value": number(),
-                    "pip_value_per_lot": number(),
-                    "risk_at_size": number(),
-                    "capped": boolean(),
-                }),
-                &[
-                    "lot_size",
-                    "risk_amount",
-                    "stop_loss_pips",
-                    "margin_required",
-                    "symbol",
-                    "account_currency",
-                    "leverage",
-                    "pip_value",
-                    "pip_value_per_lot",
-                    "risk_at_size",
-                    "capped",
-                ],
-            )),
+            .ok(record(json!({
+                "lot_size": number(),
+                "risk_amount": number(),
+                "stop_loss_pips": number(),
+                "margin_required": number(),
+                "symbol": string(),
+                "account_currency": string(),
+                "leverage": number(),
+                "pip_value": number(),
+                "pip_value_per_lot": number(),
+                "risk_at_size": number(),
+                "capped": boolean(),
+            }))),
         Op::post("/api/v1/trading/calculate-sl-tp", TAG, "Stop loss and take profit for an entry")
             .describe(
                 "SL/TP prices for an entry. `sl_type`: `fixed_pips`, `atr_based` (default) or `percentage`; \
@@ -473,17 +385,14 @@ fn sizing_ops() -> Vec<Op> {
                 }),
                 &["symbol", "direction", "entry_price"],
             ))
-            .ok(object(
-                json!({
-                    "stop_loss": number(),
-                    "take_profit": number(),
-                    "sl_distance_pips": number(),
-                    "tp_distance_pips": number(),
-                    "risk_reward_ratio": number(),
-                    "symbol": string(),
-                }),
-                &["stop_loss", "take_profit", "sl_distance_pips", "tp_distance_pips", "risk_reward_ratio", "symbol"],
-            )),
+            .ok(record(json!({
+                "stop_loss": number(),
+                "take_profit": number(),
+                "sl_distance_pips": number(),
+                "tp_distance_pips": number(),
+                "risk_reward_ratio": number(),
+                "symbol": string(),
+            }))),
         Op::get("/api/v1/trading/risk-profiles", TAG, "The built-in risk profiles").ok(object(
             json!({"profiles": object(
                 json!({
