@@ -272,25 +272,26 @@ impl Action {
 
     /// The guard of the conditional write (`None`: no write, or an insert).
     pub fn expected(&self) -> Option<OrderState> {
-        match self {
-            Action::ResolveOpen { expected, .. }
-            | Action::ResolveRejected { expected, .. }
-            | Action::CloseExternally { expected, .. }
-            | Action::FollowMt5 { expected, .. } => Some(*expected),
-            _ => None,
-        }
+        self.transition().map(|(expected, _)| expected)
     }
 
     /// The state written (for an adoption: EXTERNAL, version 0, the position's ticket).
     pub fn target(&self) -> Option<OrderState> {
         match self {
-            Action::ResolveOpen { to, .. }
-            | Action::ResolveRejected { to, .. }
-            | Action::CloseExternally { to, .. }
-            | Action::FollowMt5 { to, .. } => Some(*to),
             Action::AdoptExternal { position, .. } => {
                 Some(OrderState { status: OrderStatus::External, version: 0, ticket: Some(position.ticket) })
             }
+            _ => self.transition().map(|(_, to)| to),
+        }
+    }
+
+    /// The guarded update of the actions that move an existing order: (expected, written).
+    fn transition(&self) -> Option<(OrderState, OrderState)> {
+        match self {
+            Action::ResolveOpen { expected, to, .. }
+            | Action::ResolveRejected { expected, to, .. }
+            | Action::CloseExternally { expected, to, .. }
+            | Action::FollowMt5 { expected, to, .. } => Some((*expected, *to)),
             _ => None,
         }
     }
