@@ -25,6 +25,11 @@ fn eurusd_csv() -> Option<Vec<u8>> {
     }
 }
 
+/// Executes prediction `body` of model `id` (`POST /api/v1/ml/models/{id}/execute`).
+async fn execute(gw: &Gateway, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
+    send(gw, "POST", &format!("/api/v1/ml/models/{id}/execute"), token, Some(body)).await
+}
+
 async fn upload(gw: &Gateway, token: &str, query: &str, csv: Vec<u8>) -> (StatusCode, Value) {
     let r = http()
         .post(gw.url(&format!("/api/v1/ml/datasets?{query}")))
@@ -202,9 +207,7 @@ async fn upload_train_predict_activate_execute_delete() {
     assert_eq!((s.as_u16(), bots["active_count"].as_u64()), (200, Some(1)));
     assert_eq!(bots["total_signals_today"], 3);
     let pid = predictions[2]["id"].as_str().unwrap().to_owned();
-    let (s, e) =
-        send(&gw, "POST", &format!("/api/v1/ml/models/{id}/execute"), &token, Some(json!({"prediction_id": pid})))
-            .await;
+    let (s, e) = execute(&gw, &token, &id, json!({"prediction_id": pid})).await;
     assert_eq!(
         (s.as_u16(), e["detail"].as_str()),
         (503, Some("MT5 connector is not online. Please ensure the connector is running."))
@@ -212,14 +215,7 @@ async fn upload_train_predict_activate_execute_delete() {
     let conn_id = broker_connection(&gw, &token).await.unwrap();
     let connector = TestConnector::connect(&gw, &token, &conn_id).await.unwrap();
     connector.set_acks(false);
-    let (s, e) = send(
-        &gw,
-        "POST",
-        &format!("/api/v1/ml/models/{id}/execute"),
-        &token,
-        Some(json!({"prediction_id": pid, "lot_size": 0.1})),
-    )
-    .await;
+    let (s, e) = execute(&gw, &token, &id, json!({"prediction_id": pid, "lot_size": 0.1})).await;
     assert_eq!(s, 200, "{e}");
     assert_eq!(e["success"], true);
     assert_eq!(e["trade"]["status"], "pending", "written PENDING before any ack: {e}");
@@ -234,14 +230,7 @@ async fn upload_train_predict_activate_execute_delete() {
     let (s, order) = send(&gw, "GET", &format!("/api/v1/trading/orders/{order_id}"), &token, None).await;
     assert_eq!((s.as_u16(), order["status"].as_str()), (200, Some("pending")));
     // The same prediction again: the first reply, no second order.
-    let (s, again) = send(
-        &gw,
-        "POST",
-        &format!("/api/v1/ml/models/{id}/execute"),
-        &token,
-        Some(json!({"prediction_id": pid, "lot_size": 0.1})),
-    )
-    .await;
+    let (s, again) = execute(&gw, &token, &id, json!({"prediction_id": pid, "lot_size": 0.1})).await;
     assert_eq!((s.as_u16(), again["trade_id"].as_str()), (200, Some(order_id.as_str())));
     assert_eq!(connector.commands("TRADE_OPEN").await.len(), 1);
 

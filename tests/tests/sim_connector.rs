@@ -133,13 +133,10 @@ async fn paper_fills_flow_through_the_real_gateway_and_survive_reconnects() {
 
     // BUY 1 lot, requested at 1.1: the paper account fills at its ask.
     let order = json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 1.0, "price": 1.1});
-    let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(order)).await;
-    assert_eq!(s, 201, "{placed}");
-    let id = placed["trade"]["id"].as_str().unwrap().to_owned();
-    let open =
-        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
+    let id = place_order(&gw, &token, order).await;
+    let open = listed(&gw, &token, "positions", &id, "open")
+        .await
+        .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
     assert_eq!(open["open_price"], 1.10015, "the paper fill at the ask, not the requested 1.1");
     let ticket = open["ticket"].as_u64().unwrap();
     assert!(ticket >= 100_000_001, "a paper MT5 ticket: {open}");
@@ -188,12 +185,10 @@ async fn paper_fills_flow_through_the_real_gateway_and_survive_reconnects() {
     assert!(!connector.log().contains("the server answered ERROR"), "every report is understood: {}", connector.log());
 
     // Close: the paper bid and the paper profit (1 lot × −1.5 pips of spread).
-    let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), &token, Some(json!({}))).await;
-    assert_eq!(s, 200, "{b}");
-    let closed =
-        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/history", &id, "closed"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
+    close(&gw, &token, &id).await;
+    let closed = listed(&gw, &token, "history", &id, "closed")
+        .await
+        .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
     assert_eq!((&closed["close_price"], &closed["profit"]), (&json!(1.1), &json!(-15.0)), "{closed}");
     assert_eq!(closed["ticket"], ticket, "the position opened before the reconnect");
 
@@ -208,14 +203,8 @@ async fn paper_fills_flow_through_the_real_gateway_and_survive_reconnects() {
 
     // An order the paper broker refuses (no XAUUSD prices in this replay) is rejected with MT5's retcode.
     let gold = json!({"symbol": "XAUUSD", "order_type": "BUY", "lot_size": 0.1, "price": 2000.0});
-    let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(gold)).await;
-    assert_eq!(s, 201, "{placed}");
-    let gold_id = placed["trade"]["id"].as_str().unwrap().to_owned();
-    let rejected = eventually(Duration::from_secs(10), || {
-        find_listed(&gw, &token, "/api/v1/trading/history", &gold_id, "rejected")
-    })
-    .await
-    .unwrap();
+    let gold_id = place_order(&gw, &token, gold).await;
+    let rejected = listed(&gw, &token, "history", &gold_id, "rejected").await.unwrap();
     assert_eq!(rejected["error"], "No prices for XAUUSD", "{rejected}");
 
     // Its session revoked and its link dropped, the connector's token is refused at the handshake: the refresh is
@@ -269,22 +258,15 @@ async fn serve_with_sim_connector_lets_the_demo_user_trade() {
     assert_eq!(conn["server"], "NusaTrade-Paper");
 
     let order = json!({"symbol": "EURUSD", "order_type": "SELL", "lot_size": 0.1, "price": 1.085});
-    let (s, placed) = send(&gw, "POST", "/api/v1/trading/orders", &token, Some(order)).await;
-    assert_eq!(s, 201, "{placed}");
-    let id = placed["trade"]["id"].as_str().unwrap().to_owned();
-    let open =
-        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}; gateway log:\n{}", gw.log()));
+    let id = place_order(&gw, &token, order).await;
+    let open = listed(&gw, &token, "positions", &id, "open")
+        .await
+        .unwrap_or_else(|e| panic!("{e}; gateway log:\n{}", gw.log()));
     let price = open["open_price"].as_f64().unwrap();
     assert!((1.0..1.2).contains(&price), "a random-walk EURUSD fill: {open}");
     assert!(open["ticket"].as_u64().unwrap() >= 100_000_001);
-    let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), &token, Some(json!({}))).await;
-    assert_eq!(s, 200, "{b}");
-    let closed =
-        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/history", &id, "closed"))
-            .await
-            .unwrap();
+    close(&gw, &token, &id).await;
+    let closed = listed(&gw, &token, "history", &id, "closed").await.unwrap();
     assert!(closed["profit"].is_number(), "{closed}");
     // The demo connector keeps its paper account in the data dir.
     let state: Value = serde_json::from_slice(
@@ -323,10 +305,26 @@ async fn trader(
 
 /// Places a market order (EURUSD BUY `lots`); returns its id.
 async fn place(gw: &Gateway, token: &str, lots: f64) -> String {
-    let order = json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": lots, "price": 1.1});
+    place_order(gw, token, json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": lots, "price": 1.1})).await
+}
+
+/// Places `order` (201 expected); returns its id.
+async fn place_order(gw: &Gateway, token: &str, order: Value) -> String {
     let (s, placed) = send(gw, "POST", "/api/v1/trading/orders", token, Some(order)).await;
     assert_eq!(s, 201, "{placed}");
     placed["trade"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Order `id` with `status` in the `/api/v1/trading/{list}` list, waited for up to 10 s.
+async fn listed(gw: &Gateway, token: &str, list: &str, id: &str, status: &str) -> anyhow::Result<Value> {
+    let path = format!("/api/v1/trading/{list}");
+    eventually(Duration::from_secs(10), || find_listed(gw, token, &path, id, status)).await
+}
+
+/// Closes order `id` (200 expected).
+async fn close(gw: &Gateway, token: &str, id: &str) {
+    let (s, b) = send(gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), token, Some(json!({}))).await;
+    assert_eq!(s, 200, "{b}");
 }
 
 /// An order by id.
@@ -386,11 +384,9 @@ async fn injected_rejections_end_orders_rejected_with_their_mt5_retcode() {
         assert_eq!(result["success"], false, "{result}");
         let code = result["retcode"].as_u64().unwrap();
         let (_, text) = messages.iter().find(|(c, _)| *c == code).unwrap_or_else(|| panic!("retcode {code}"));
-        let rejected = eventually(Duration::from_secs(10), || {
-            find_listed(&gw, &token, "/api/v1/trading/history", &id, "rejected")
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
+        let rejected = listed(&gw, &token, "history", &id, "rejected")
+            .await
+            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
         assert_eq!(rejected["error"], *text, "{rejected}");
         assert!(rejected["ticket"].is_null(), "never filled: {rejected}");
     }
@@ -437,17 +433,13 @@ async fn duplicated_and_delayed_acks_open_each_order_once() {
         assert_eq!(order(&gw, &token, id).await["status"], "pending", "its ack is still held back");
     }
     for id in &ids {
-        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/positions", id, "open"))
+        listed(&gw, &token, "positions", id, "open")
             .await
             .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", connector.log()));
     }
     // Close one: also acknowledged twice, closed once.
-    let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{}/close", ids[0]), &token, Some(json!({}))).await;
-    assert_eq!(s, 200, "{b}");
-    let closed =
-        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/history", &ids[0], "closed"))
-            .await
-            .unwrap();
+    close(&gw, &token, &ids[0]).await;
+    let closed = listed(&gw, &token, "history", &ids[0], "closed").await.unwrap();
     assert_eq!(closed["profit"], -1.5, "0.1 lot × the 1.5-pip spread, once: {closed}");
     // Every ack arrived twice; each order is listed once.
     let log = connector.log();
@@ -482,8 +474,7 @@ async fn a_link_dropped_after_every_command_still_fills_each_order_once() {
         connector.online(n + 2).await.unwrap();
     }
     assert_eq!(tickets, [100_000_001, 100_000_002, 100_000_003], "one fill per order");
-    let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{}/close", ids[1]), &token, Some(json!({}))).await;
-    assert_eq!(s, 200, "{b}");
+    close(&gw, &token, &ids[1]).await;
     let closed =
         eventually(Duration::from_secs(15), || find_listed(&gw, &token, "/api/v1/trading/history", &ids[1], "closed"))
             .await
@@ -541,10 +532,9 @@ async fn a_restarted_connector_keeps_its_positions_and_answers_resends_from_its_
     // The second process, on the same file: the server resends the command, answered from the file.
     let mut second = start("second", &[]).await;
     second.online(1).await.unwrap();
-    let open =
-        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", second.log()));
+    let open = listed(&gw, &token, "positions", &id, "open")
+        .await
+        .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", second.log()));
     assert_eq!((&open["ticket"], &open["open_price"]), (&json!(100_000_001), &json!(1.10015)), "{open}");
     let log = second.log();
     assert!(log.contains("paper account restored from the state file"), "{log}");
@@ -552,10 +542,7 @@ async fn a_restarted_connector_keeps_its_positions_and_answers_resends_from_its_
     assert!(!log.contains("TRADE_OPEN filled"), "not executed twice: {log}");
     // The ticket counter carries on.
     let id2 = place(&gw, &token, 0.2).await;
-    let open2 =
-        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/positions", &id2, "open"))
-            .await
-            .unwrap();
+    let open2 = listed(&gw, &token, "positions", &id2, "open").await.unwrap();
     assert_eq!(open2["ticket"], 100_000_002);
     let status = second.terminate().await;
     assert!(status.success(), "{status}");
@@ -576,11 +563,9 @@ async fn a_restarted_connector_keeps_its_positions_and_answers_resends_from_its_
     tickets.sort_unstable();
     assert_eq!(tickets, [100_000_001, 100_000_002], "{st}");
     // And it can close one (its paper account holds it).
-    let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), &token, Some(json!({}))).await;
-    assert_eq!(s, 200, "{b}");
-    let closed =
-        eventually(Duration::from_secs(10), || find_listed(&gw, &token, "/api/v1/trading/history", &id, "closed"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", third.log()));
+    close(&gw, &token, &id).await;
+    let closed = listed(&gw, &token, "history", &id, "closed")
+        .await
+        .unwrap_or_else(|e| panic!("{e}; connector log:\n{}", third.log()));
     assert_eq!(closed["profit"], -1.5, "{closed}");
 }

@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use bytes::Bytes;
 use chrono::DateTime;
-use nusatrade_app::auth::{AuthConfig, AuthService, CurrentUser, RequestMeta};
+use nusatrade_app::auth::{AuthConfig, AuthService, CurrentUser};
 use nusatrade_app::http::layers;
 use nusatrade_app::jobs::QueueConsumer;
 use nusatrade_app::ml::artefacts::{self, ArtefactStoreError};
@@ -35,8 +35,6 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
 
-const SECRET: &str = "test-secret-test-secret-test-secret!";
-const PW: &str = "Str0ng!pass";
 const VIS: Duration = Duration::from_secs(60);
 
 struct World {
@@ -64,7 +62,7 @@ fn world() -> World {
         queue: Arc::new(LocalQueue::new(clock.clone()).with_queue(ML_TRAIN_QUEUE, 5)),
         ..common::ports(dir.path(), clock.clone())
     };
-    let mut config = AuthConfig::for_tests(SECRET);
+    let mut config = AuthConfig::for_tests(common::SECRET);
     config.require_email_verification = false;
     let auth = AuthService::new(config, ports.clone()).unwrap();
     let orders = OrderService::new(&ports, TradingConfig::default());
@@ -73,6 +71,15 @@ fn world() -> World {
     let app = layers::platform(router(MlState { auth: auth.authenticator(), ml: ml.clone() }, None));
     let consumer = MlTrainConsumer::new(ml.clone());
     World { app, auth, ml, consumer, clock, ports, blob_root, _dir: dir }
+}
+
+/// A world, a user with a 1,500-bar EURUSD H1 dataset, and their model `name` trained.
+async fn with_trained(email: &str, name: &str) -> (World, User, Uuid) {
+    let w = world();
+    let u = w.user(email).await;
+    w.upload(&u, csv(1_500)).await;
+    let id = w.trained(&u, name).await;
+    (w, u, id)
 }
 
 /// A CSV of `bars` generated hourly EURUSD-like candles ending at the test clock.
@@ -88,10 +95,9 @@ fn small_model(name: &str) -> Value {
 
 impl World {
     async fn user(&self, email: &str) -> User {
-        let meta = RequestMeta { ip: "10.0.0.1".into(), user_agent: "tests".into() };
-        let (out, pair) = self.auth.register(email, PW, None, &meta).await.unwrap();
-        let current = self.auth.authenticator().authenticate(&pair.access_token).await.unwrap();
-        User { id: out.id.parse().unwrap(), token: pair.access_token, current }
+        let common::User { id, token, .. } = common::register(&self.auth, email).await;
+        let current = self.auth.authenticator().authenticate(&token).await.unwrap();
+        User { id, token, current }
     }
 
     async fn call_raw(&self, method: &str, path: &str, token: &str, body: Body, ctype: &str) -> (StatusCode, Value) {
@@ -457,10 +463,7 @@ async fn bad_training_data_is_a_failed_status_not_a_panic() {
 
 #[tokio::test]
 async fn predictions_use_the_warm_model_are_stored_and_paginated() {
-    let w = world();
-    let u = w.user("pred@example.com").await;
-    w.upload(&u, csv(1_500)).await;
-    let id = w.trained(&u, "pred").await;
+    let (w, u, id) = with_trained("pred@example.com", "pred").await;
     let (_, before_misses) = (w.ml.cache.stats().1, w.ml.cache.stats().2);
     let mut ids = Vec::new();
     for _ in 0..5 {
@@ -546,10 +549,7 @@ async fn predictions_use_the_warm_model_are_stored_and_paginated() {
 
 #[tokio::test]
 async fn tampered_or_swapped_artefacts_are_refused() {
-    let w = world();
-    let u = w.user("tamper@example.com").await;
-    w.upload(&u, csv(1_500)).await;
-    let a = w.trained(&u, "a").await;
+    let (w, u, a) = with_trained("tamper@example.com", "a").await;
     // Another configuration: the same one trains to the same bytes whenever the two fits take the same
     // milliseconds (the artefact records `fit_millis`), and a swap of identical bytes is no swap.
     let mut other_model = small_model("b");
@@ -584,11 +584,8 @@ async fn tampered_or_swapped_artefacts_are_refused() {
 
 #[tokio::test]
 async fn deleting_a_model_deletes_its_artefacts_and_predictions_and_ids_are_scoped() {
-    let w = world();
-    let u = w.user("del@example.com").await;
+    let (w, u, id) = with_trained("del@example.com", "del").await;
     let other = w.user("other@example.com").await;
-    w.upload(&u, csv(1_500)).await;
-    let id = w.trained(&u, "del").await;
     w.call("POST", &format!("/api/v1/ml/models/{id}/train"), &u.token, None).await;
     w.drain().await;
     for _ in 0..3 {
@@ -645,10 +642,7 @@ async fn deleting_a_model_deletes_its_artefacts_and_predictions_and_ids_are_scop
 
 #[tokio::test]
 async fn one_active_model_per_symbol_under_concurrency() {
-    let w = world();
-    let u = w.user("act@example.com").await;
-    w.upload(&u, csv(1_500)).await;
-    let a = w.trained(&u, "a").await;
+    let (w, u, a) = with_trained("act@example.com", "a").await;
     let b = w.trained(&u, "b").await;
     let c = w.trained(&u, "c").await;
     let futs = (0..30).map(|i| {
@@ -694,10 +688,7 @@ async fn one_active_model_per_symbol_under_concurrency() {
 
 #[tokio::test]
 async fn execute_goes_through_the_order_rules() {
-    let w = world();
-    let u = w.user("exec@example.com").await;
-    w.upload(&u, csv(1_500)).await;
-    let id = w.trained(&u, "exec").await;
+    let (w, u, id) = with_trained("exec@example.com", "exec").await;
     // A HOLD prediction cannot be executed; an unknown one is 404; bad ids 400; bad lots 422/400.
     let p = w.ml.predict(u.id, id, None, PredictCandles::Stored).await.unwrap();
     let hold = w

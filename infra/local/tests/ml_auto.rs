@@ -16,8 +16,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use nusatrade_app::auth::{AuthConfig, AuthService, RequestMeta};
-use nusatrade_app::suites::orders::RecordingPush;
+use common::User;
+use nusatrade_app::auth::{AuthConfig, AuthService};
 use nusatrade_app::http::layers;
 use nusatrade_app::jobs::QueueConsumer;
 use nusatrade_app::ml::auto::{SCHEDULED_BUDGET, utc_day};
@@ -29,13 +29,13 @@ use nusatrade_app::ml::{
 };
 use nusatrade_app::ports::store::TTL_ATTR;
 use nusatrade_app::ports::*;
+use nusatrade_app::suites::orders::RecordingPush;
 use nusatrade_app::trading::orders::{OrderService, TradingConfig};
 use nusatrade_local::adapters::LocalQueue;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
 
-const SECRET: &str = "test-secret-test-secret-test-secret!";
 const VIS: Duration = Duration::from_secs(60);
 
 struct World {
@@ -48,12 +48,6 @@ struct World {
     ports: Ports,
     push: Arc<RecordingPush>,
     _dir: tempfile::TempDir,
-}
-
-struct User {
-    id: Uuid,
-    email: String,
-    token: String,
 }
 
 /// 22:00 UTC: the next UTC day is two hours away.
@@ -70,7 +64,7 @@ fn world() -> World {
         push: push.clone(),
         ..common::ports(dir.path(), clock.clone())
     };
-    let mut config = AuthConfig::for_tests(SECRET);
+    let mut config = AuthConfig::for_tests(common::SECRET);
     config.require_email_verification = false;
     let auth = AuthService::new(config, ports.clone()).unwrap();
     let orders = OrderService::new(&ports, TradingConfig::default());
@@ -91,9 +85,7 @@ fn csv(bars: usize) -> String {
 
 impl World {
     async fn user(&self, email: &str) -> User {
-        let meta = RequestMeta { ip: "10.0.0.1".into(), user_agent: "tests".into() };
-        let (out, pair) = self.auth.register(email, "Str0ng!pass", None, &meta).await.unwrap();
-        User { id: out.id.parse().unwrap(), email: email.into(), token: pair.access_token }
+        common::register(&self.auth, email).await
     }
 
     async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {

@@ -309,6 +309,18 @@ pub fn true_range(high: &[f64], low: &[f64], close: &[f64]) -> Vec<f64> {
     (0..close.len()).map(|i| if i == 0 { f64::NAN } else { tr(high[i], low[i], close[i - 1]) }).collect()
 }
 
+/// Wilder's directional movement of a bar from the high's rise `up` and the low's fall `down`: `(+DM, −DM)`,
+/// the larger move when positive, the other zero.
+pub(crate) fn directional_movement(up: f64, down: f64) -> (f64, f64) {
+    if down > 0.0 && up < down {
+        (0.0, down)
+    } else if up > 0.0 && up > down {
+        (up, 0.0)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
 fn tr(high: f64, low: f64, prev_close: f64) -> f64 {
     (high - low).max((high - prev_close).abs()).max((low - prev_close).abs())
 }
@@ -360,15 +372,7 @@ pub fn dmi(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Dmi {
     let mut dx_sum = 0.0;
     let mut prev_adx = f64::NAN;
     for i in 1..n {
-        let up = high[i] - high[i - 1];
-        let down = low[i - 1] - low[i];
-        let (pdm, mdm) = if down > 0.0 && up < down {
-            (0.0, down)
-        } else if up > 0.0 && up > down {
-            (up, 0.0)
-        } else {
-            (0.0, 0.0)
-        };
+        let (pdm, mdm) = directional_movement(high[i] - high[i - 1], low[i - 1] - low[i]);
         let tr = tr(high[i], low[i], close[i - 1]);
         if i < period {
             s_plus += pdm;

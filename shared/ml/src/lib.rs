@@ -13,6 +13,7 @@
 //! | [`artefact`] | versioned, self-describing, checksummed JSON artefact |
 //! | [`train`] | candles + config → artefact, with progress |
 //! | [`predict`] | artefact + latest candles → BUY/SELL/HOLD with confidence, probabilities, entry, SL/TP |
+//! | [`rng`] | SplitMix64, a seedable generator for generated series and synthetic bars |
 
 pub mod artefact;
 pub mod candles;
@@ -22,6 +23,7 @@ pub mod labels;
 pub mod metrics;
 pub mod models;
 pub mod predict;
+pub mod rng;
 pub mod split;
 pub mod train;
 
@@ -31,4 +33,5 @@ pub use models::{ModelConfig, ModelKind, TrainedModel};
 
 pub use artefact::{Artefact, ArtefactError, ArtefactHeader, Decoded, Encoding};
 pub use predict::{Direction, Prediction, SignalConfig, predict};
+pub use rng::SplitMix64;
 pub use train::{Stage, TrainConfig, TrainError, TrainMeta, train};

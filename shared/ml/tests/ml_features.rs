@@ -76,23 +76,8 @@ fn eurusd_features() -> Option<&'static FeatureMatrix> {
     DATA.get_or_init(|| eurusd().map(compute)).as_ref()
 }
 
-/// Tiny deterministic generator (SplitMix64) for synthetic bars.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The deterministic generator for synthetic bars.
+use nusatrade_ml::SplitMix64 as Rng;
 
 /// A random valid bar at `time` opening at `open`; sometimes flat or with zero volume.
 fn random_bar(rng: &mut Rng, time: DateTime<Utc>, open: f64) -> Candle {

@@ -150,6 +150,30 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest this code writes for `files` (in segment order): its format and versions, the sums.
+    pub fn new(
+        backup_id: BackupId,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        total_segments: u32,
+        files: Vec<SegmentFile>,
+    ) -> Self {
+        Manifest {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            backup_id,
+            table_schema_version: TABLE_SCHEMA_VERSION,
+            item_format: ITEM_FORMAT.into(),
+            compression: COMPRESSION.into(),
+            started_at,
+            finished_at,
+            total_segments,
+            item_count: files.iter().map(|f| f.items).sum(),
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            files,
+        }
+    }
+
     /// Checks that the manifest is one this code can restore and is consistent with itself: the id it
     /// was read under, supported versions, one file per segment under the backup's own keys, sums.
     pub fn check(&self, id: &BackupId) -> Result<(), String> {
@@ -442,28 +466,18 @@ mod tests {
 
     fn manifest(id: &BackupId) -> Manifest {
         let t = Utc::now();
-        Manifest {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
-            backup_id: id.clone(),
-            table_schema_version: TABLE_SCHEMA_VERSION,
-            item_format: ITEM_FORMAT.into(),
-            compression: COMPRESSION.into(),
-            started_at: t,
-            finished_at: t,
-            total_segments: 2,
-            item_count: 3,
-            bytes: 30,
-            files: (0..2)
-                .map(|s| SegmentFile {
-                    segment: s,
-                    key: id.segment_key(s),
-                    items: u64::from(s) + 1,
-                    bytes: 10 * (u64::from(s) + 1),
-                    sha256: sha256_hex(b""),
-                })
-                .collect(),
-        }
+        let files = (0..2)
+            .map(|s| SegmentFile {
+                segment: s,
+                key: id.segment_key(s),
+                items: u64::from(s) + 1,
+                bytes: 10 * (u64::from(s) + 1),
+                sha256: sha256_hex(b""),
+            })
+            .collect();
+        let m = Manifest::new(id.clone(), t, t, 2, files);
+        assert_eq!((m.item_count, m.bytes), (3, 30), "the sums over the files");
+        m
     }
 
     #[test]

@@ -13,11 +13,8 @@ use flate2::write::GzEncoder;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use super::format::{
-    self, BACKUP_PREFIX, BackupId, COMPRESSION, FORMAT, FORMAT_VERSION, ITEM_FORMAT, MAX_MANIFEST_BYTES, Manifest,
-    SegmentFile,
-};
-use crate::ports::store::{MAX_BATCH_WRITE_ITEMS, MAX_QUERY_LIMIT, TABLE_SCHEMA_VERSION};
+use super::format::{self, BACKUP_PREFIX, BackupId, MAX_MANIFEST_BYTES, Manifest, SegmentFile};
+use crate::ports::store::{MAX_BATCH_WRITE_ITEMS, MAX_QUERY_LIMIT};
 use crate::ports::{BlobError, BlobKey, BlobStore, Clock, IdGenerator, Item, ItemStore, Ports, Scan, StoreError};
 
 /// Segments a backup is split into unless told otherwise.
@@ -271,20 +268,7 @@ impl BackupService {
             files.push(joined.map_err(|e| BackupError::Internal(format!("a segment task failed: {e}")))??);
         }
         files.sort_by_key(|f| f.segment);
-        let manifest = Manifest {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
-            backup_id: id.clone(),
-            table_schema_version: TABLE_SCHEMA_VERSION,
-            item_format: ITEM_FORMAT.into(),
-            compression: COMPRESSION.into(),
-            started_at,
-            finished_at: self.clock.now(),
-            total_segments: options.segments,
-            item_count: files.iter().map(|f| f.items).sum(),
-            bytes: files.iter().map(|f| f.bytes).sum(),
-            files,
-        };
+        let manifest = Manifest::new(id.clone(), started_at, self.clock.now(), options.segments, files);
         manifest.check(&id).map_err(BackupError::Internal)?;
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Internal(e.to_string()))?;
         self.blobs.put(&BlobKey::new(id.manifest_key())?, Bytes::from(json), "application/json").await?;

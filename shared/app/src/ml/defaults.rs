@@ -63,19 +63,12 @@ pub fn default_config(symbol: &str) -> TrainConfig {
 }
 
 /// SplitMix64: small, seedable, good enough for a demo price path.
-struct SplitMix(u64);
+struct SplitMix(nusatrade_ml::SplitMix64);
 
 impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
     /// Uniform in (0, 1).
     fn unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        ((self.0.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
     /// Standard normal (Box–Muller).
     fn normal(&mut self) -> f64 {
@@ -90,7 +83,7 @@ impl SplitMix {
 pub fn generated_series(symbol: &str, bars: usize, end: DateTime<Utc>) -> CandleSeries {
     let (price0, sigma, _) = profile(symbol);
     let seed = symbol.bytes().fold(0xC0FF_EE00_u64, |h, b| h.rotate_left(7) ^ u64::from(b));
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix(nusatrade_ml::SplitMix64(seed));
     let end = end.duration_trunc(Duration::hours(1)).unwrap_or(end);
     let start = end - Duration::hours(bars as i64 - 1);
     let mut price = price0;

@@ -193,6 +193,26 @@ impl MlTrainConsumer {
         }
     }
 
+    /// Writes the trained artefact: its `(checksum, size)`, or `None` once an artefact the store refuses has failed
+    /// the job (final); a blob store failure releases the lease for a retry.
+    async fn write_artefact(
+        &self,
+        t: &Target,
+        owner: Owner,
+        model: Uuid,
+        version: u32,
+        artefact: &Artefact,
+    ) -> Result<Option<(String, u64)>, JobError> {
+        match artefacts::write(self.ml.blobs.as_ref(), owner, model, version, artefact).await {
+            Ok(x) => Ok(Some(x)),
+            Err(artefacts::ArtefactStoreError::Artefact(e)) => self.fail(t, &e.to_string()).await.map(|()| None),
+            Err(e) => {
+                self.release(t).await;
+                Err(unavailable(e))
+            }
+        }
+    }
+
     /// Marks the job failed (bad data or config): a final state, not retried.
     async fn fail(&self, t: &Target, error: &str) -> Result<(), JobError> {
         let now = self.now();
@@ -347,13 +367,8 @@ impl MlTrainConsumer {
         };
         self.progress(&t, "saving", 0.96).await;
         let owner = Owner::User(user);
-        let (checksum, size) = match artefacts::write(self.ml.blobs.as_ref(), owner, model, version, &artefact).await {
-            Ok(x) => x,
-            Err(artefacts::ArtefactStoreError::Artefact(e)) => return self.fail(&t, &e.to_string()).await,
-            Err(e) => {
-                self.release(&t).await;
-                return Err(unavailable(e));
-            }
+        let Some((checksum, size)) = self.write_artefact(&t, owner, model, version, &artefact).await? else {
+            return Ok(());
         };
         let now = self.now();
         let mut versions = record.versions.clone();
@@ -481,15 +496,11 @@ impl MlTrainConsumer {
             Ok(a) => a,
             Err(message) => return self.fail(&t, &message).await,
         };
-        let (checksum, size) =
-            match artefacts::write(self.ml.blobs.as_ref(), Owner::System, record.model_id, version, &artefact).await {
-                Ok(x) => x,
-                Err(artefacts::ArtefactStoreError::Artefact(e)) => return self.fail(&t, &e.to_string()).await,
-                Err(e) => {
-                    self.release(&t).await;
-                    return Err(unavailable(e));
-                }
-            };
+        let Some((checksum, size)) =
+            self.write_artefact(&t, Owner::System, record.model_id, version, &artefact).await?
+        else {
+            return Ok(());
+        };
         let now = self.now();
         let update = (|| -> Result<Update, StoreError> {
             Ok(Update::new()

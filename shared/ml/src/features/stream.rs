@@ -176,15 +176,7 @@ impl Dmi {
     fn push(&mut self, i: usize, prev: &Candle, c: &Candle) {
         let period = self.period;
         let p = period as f64;
-        let up = c.high - prev.high;
-        let down = prev.low - c.low;
-        let (pdm, mdm) = if down > 0.0 && up < down {
-            (0.0, down)
-        } else if up > 0.0 && up > down {
-            (up, 0.0)
-        } else {
-            (0.0, 0.0)
-        };
+        let (pdm, mdm) = crate::indicators::directional_movement(c.high - prev.high, prev.low - c.low);
         let tr = true_range(prev, c);
         if i < period {
             self.s_plus += pdm;
@@ -559,22 +551,9 @@ mod tests {
     use crate::features::{FeatureSpec, NAMES, WARMUP_BARS, compute, last_row, training_matrix};
     use chrono::TimeZone;
 
-    /// SplitMix64.
-    struct Rng(u64);
-
-    impl Rng {
-        fn unit(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
-
     /// A random walk with flat bars, zero volumes, repeated closes and gaps, to reach the degenerate branches.
     fn synthetic(seed: u64, n: usize) -> CandleSeries {
-        let mut rng = Rng(seed);
+        let mut rng = crate::SplitMix64(seed);
         let mut t = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
         let mut price = 1.1;
         let mut bars = Vec::with_capacity(n);

@@ -131,23 +131,27 @@ pub fn fit(
         return Err(ModelError::MissingClass(missing));
     }
     progress(0.0);
+    let data = Data { x, y, n_features, n_classes };
     let model = match config {
-        ModelConfig::GradientBoosting(p) => fit_gbdt(p, x, y, n_features, n_classes, progress)?,
-        ModelConfig::RandomForest(p) => fit_forest(p, x, y, n_features, n_classes, progress)?,
-        ModelConfig::LogisticRegression(p) => fit_logistic(p, x, y, n_features, n_classes)?,
+        ModelConfig::GradientBoosting(p) => fit_gbdt(p, data, progress)?,
+        ModelConfig::RandomForest(p) => fit_forest(p, data, progress)?,
+        ModelConfig::LogisticRegression(p) => fit_logistic(p, data)?,
     };
     progress(1.0);
     Ok(model)
 }
 
-fn fit_gbdt(
-    p: &GbdtParams,
-    x: &[f64],
-    y: &[usize],
+/// Training data [`fit`] has checked: row-major `x` (`y.len() × n_features`), class indices `y < n_classes`.
+#[derive(Clone, Copy)]
+struct Data<'a> {
+    x: &'a [f64],
+    y: &'a [usize],
     n_features: usize,
     n_classes: usize,
-    progress: &mut dyn FnMut(f64),
-) -> Result<TrainedModel, ModelError> {
+}
+
+fn fit_gbdt(p: &GbdtParams, data: Data<'_>, progress: &mut dyn FnMut(f64)) -> Result<TrainedModel, ModelError> {
+    let Data { x, y, n_features, n_classes } = data;
     let rows = y.len();
     // forust takes column-major data.
     let mut columns = vec![0.0; x.len()];
@@ -184,14 +188,8 @@ fn fit_gbdt(
 /// Trees are trained in chunks of this many, so progress can be reported.
 const FOREST_CHUNK: u16 = 10;
 
-fn fit_forest(
-    p: &ForestParams,
-    x: &[f64],
-    y: &[usize],
-    n_features: usize,
-    n_classes: usize,
-    progress: &mut dyn FnMut(f64),
-) -> Result<TrainedModel, ModelError> {
+fn fit_forest(p: &ForestParams, data: Data<'_>, progress: &mut dyn FnMut(f64)) -> Result<TrainedModel, ModelError> {
+    let Data { x, y, n_features, n_classes } = data;
     let err = lib_err("smartcore");
     let matrix = DenseMatrix::new(y.len(), n_features, x.to_vec(), false).map_err(|e| err(e.to_string()))?;
     let labels: Vec<u32> = y.iter().map(|&c| c as u32).collect();
@@ -225,13 +223,8 @@ fn forest_trees(forest: &RandomForestClassifier<f64, u32, DenseMatrix<f64>, Vec<
     serde_json::from_value(trees).map_err(|e| e.to_string())
 }
 
-fn fit_logistic(
-    p: &LogisticParams,
-    x: &[f64],
-    y: &[usize],
-    n_features: usize,
-    n_classes: usize,
-) -> Result<TrainedModel, ModelError> {
+fn fit_logistic(p: &LogisticParams, data: Data<'_>) -> Result<TrainedModel, ModelError> {
+    let Data { x, y, n_features, n_classes } = data;
     use linfa::prelude::*;
     let rows = y.len();
     let mut mean = vec![0.0; n_features];
