@@ -11,6 +11,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod jwt_crypto;
 pub mod pages;
 pub mod passwords;
 pub mod ratelimit;

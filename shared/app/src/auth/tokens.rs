@@ -72,6 +72,7 @@ struct Inner {
 
 impl TokenService {
     pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        super::jwt_crypto::install();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         // expiry is checked below against the clock port; presence of every claim by the typed struct
