@@ -21,7 +21,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use nusatrade_app::ws::{ConnectDecision, ConnectRequest, InboundMessage, MAX_MESSAGE_BYTES, WsHandler, select_route};
 #[cfg(all(feature = "dynamodb", feature = "sqs", feature = "apigw"))]
 use nusatrade_app::{
-    auth::AuthConfig, compose::Trading, channels::router::ChannelRouter, reconcile::ReconcileSettings,
+    auth::AuthConfig, channels::router::ChannelRouter, compose::Trading, reconcile::ReconcileSettings,
     trading::orders::TradingConfig,
 };
 use tracing::warn;

@@ -122,9 +122,7 @@ impl ConnectorRegistry {
     /// Counts a resend of an entry; returns the new count (`None` when the entry is gone meanwhile).
     pub async fn outbox_resent(&self, user: Uuid, entry: &OutboxEntry) -> Result<Option<u32>, StoreError> {
         let key = outbox_key(user, entry.broker_connection_id, &entry.request_id);
-        let update = Update::new()
-            .add("resends", 1)
-            .set("last_resent_at", crate::wire::iso(self.clock.now()));
+        let update = Update::new().add("resends", 1).set("last_resent_at", crate::wire::iso(self.clock.now()));
         match self.store.update(&key, update, Some(crate::ports::Condition::Exists)).await {
             Ok(item) => Ok(item.get_n("resends").and_then(|n| u32::try_from(n).ok())),
             Err(e) if e.is_condition_failure() => Ok(None),

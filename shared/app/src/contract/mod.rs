@@ -70,9 +70,6 @@ macro_rules! item_store_contract {
     };
 }
 
-
-
-
 /// The blob store contract. `$factory` implements [`blob::BlobFactory`].
 #[macro_export]
 macro_rules! blob_store_contract {

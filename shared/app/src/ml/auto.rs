@@ -441,8 +441,11 @@ impl MlService {
         match placed {
             Ok(reply) => {
                 step.executed = true;
-                let outcome =
-                    if reply.delivery == Delivery::Uncertain { "executed: delivery uncertain (reconciled)" } else { "executed" };
+                let outcome = if reply.delivery == Delivery::Uncertain {
+                    "executed: delivery uncertain (reconciled)"
+                } else {
+                    "executed"
+                };
                 info!(model = %id, prediction = %record.id, order = ?order_id_of(&reply), delivery = reply.delivery.as_str(), "auto-trade placed");
                 self.set_outcome(&pkey, outcome, order_id_of(&reply)).await
             }

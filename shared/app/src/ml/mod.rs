@@ -28,7 +28,7 @@ pub mod store;
 
 pub use artefacts::ModelCache;
 pub use auto::{AUTO_TRADING_BODY, AUTO_TRADING_SCHEDULE, AutoTradingSettings, CycleOrigin, CycleOutcome, CycleResult};
+pub use error::{MlError, MlResult};
 pub use jobs::{MlTrainConsumer, TrainJob};
 pub use routes::{MlState, router};
-pub use error::{MlError, MlResult};
 pub use service::{MAX_MODELS_PER_USER, ML_TRAIN_QUEUE, MlConfig, MlService};

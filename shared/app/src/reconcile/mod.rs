@@ -22,9 +22,9 @@ pub mod service;
 pub mod store;
 pub mod trailing;
 
+pub use crate::trading::orders::timeouts::AckTimeouts;
 pub use config::ReconcileSettings;
 pub use hook::ReconcileHook;
 pub use jobs::{QUEUE, ReconcileConsumer, ReconcileJob, SCHEDULES};
 pub use service::{Ask, ReconcileService, RunReport};
-pub use crate::trading::orders::timeouts::AckTimeouts;
 pub use trailing::TrailingDriver;

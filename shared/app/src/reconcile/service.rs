@@ -41,11 +41,11 @@ use crate::connector::registry::LINK_TTL;
 use crate::connector::reports::{BrokerPosition, PositionsSnapshot};
 use crate::connector::{CommandKind, RequestId};
 use crate::jobs::JobError;
-use crate::wire::iso;
 use crate::ports::queue::MAX_DELAY;
 use crate::ports::{Cursor, Item, Query, Queue, StoreError, Update};
 use crate::trading::orders::book::{Step, Written};
 use crate::trading::orders::{AckOutcome, OrderRecord, OrderService, TradingError};
+use crate::wire::iso;
 
 /// Where adopted positions come from (the order's `source`).
 pub const SOURCE_EXTERNAL: &str = "mt5_external";

@@ -10,11 +10,11 @@ use bytes::Bytes;
 use chrono::{Duration, Utc};
 use rust_decimal::Decimal;
 
-use crate::contract::unique;
 use crate::backup::{
     BackupError, BackupId, BackupJob, BackupOptions, BackupRequest, BackupSchedule, BackupService, BackupStatus,
     DAILY_BACKUP_BODY, Manifest, Phase, Progress, ProgressFn, RestoreOptions, no_progress,
 };
+use crate::contract::unique;
 use crate::jobs::{JobError, QueueConsumer};
 use crate::ports::store::{MAX_BATCH_WRITE_ITEMS, TTL_ATTR};
 use crate::ports::*;

@@ -20,9 +20,9 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::contract::store::StoreFactory;
 use crate::auth::CurrentUser;
 use crate::connector::{AccountSnapshot, ConnectorRegistry, Fanout, RequestId, TradeResult};
+use crate::contract::store::StoreFactory;
 use crate::ports::{Clock, ItemStore, ManualClock, Push, PushError, PushOutcome, RandomIds};
 use crate::trading::orders::queries::ListFilter;
 use crate::trading::orders::store::{OPEN_ORDERS_ATTR, limits_key};

@@ -17,18 +17,18 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::suites::orders::{Bench, PushMode, dec, order};
-use crate::contract::queue::RecordingQueue;
-use crate::contract::store::StoreFactory;
 use crate::connector::reports::{
     BrokerDeal, BrokerLookup, BrokerPosition, PositionsSnapshot, ReportHistory, ReportSource,
 };
+use crate::contract::queue::RecordingQueue;
+use crate::contract::store::StoreFactory;
 use crate::jobs::QueueConsumer;
 use crate::ports::*;
 use crate::reconcile::store::{IndexKind, SHARDS, index_key, run_key, trail_key};
 use crate::reconcile::{
     AckTimeouts, ReconcileConsumer, ReconcileHook, ReconcileJob, ReconcileService, ReconcileSettings,
 };
+use crate::suites::orders::{Bench, PushMode, dec, order};
 use crate::trading::orders::store::{OPEN_ORDERS_ATTR, limits_key, stats_key};
 use crate::trading::orders::{OrderRecord, TradingConfig, TradingError};
 

@@ -60,9 +60,8 @@ fn unusable_entries_are_skipped_not_guessed() {
 
 #[test]
 fn long_reports_are_capped_and_flagged() {
-    let many: Vec<Value> = (1..=MAX_REPORT_POSITIONS as u64 + 5)
-        .map(|t| json!({"ticket": t, "symbol": "EURUSD", "volume": 1}))
-        .collect();
+    let many: Vec<Value> =
+        (1..=MAX_REPORT_POSITIONS as u64 + 5).map(|t| json!({"ticket": t, "symbol": "EURUSD", "volume": 1})).collect();
     let r = PositionUpdate::parse(&obj(json!({ "positions": many }))).unwrap();
     assert_eq!((r.positions.len(), r.truncated), (MAX_REPORT_POSITIONS, true));
     let relay = r.relay(Uuid::nil(), 10);
@@ -135,10 +134,8 @@ fn sync_response_history_window_orders_and_lookups() {
 #[test]
 fn quotes_come_from_the_closing_side_and_catalogue_symbols() {
     let p = |sym: &str, side: &str, price: f64| {
-        BrokerPosition::parse(
-            &json!({"ticket": 1, "symbol": sym, "type": side, "volume": 1, "price_current": price}),
-        )
-        .unwrap()
+        BrokerPosition::parse(&json!({"ticket": 1, "symbol": sym, "type": side, "volume": 1, "price_current": price}))
+            .unwrap()
     };
     let q = quotes(&[
         p("EURUSD.m", "BUY", 1.1),

@@ -16,6 +16,7 @@ use super::views::{
 };
 use super::{MAX_MODEL_PATH, MlState, NEXT_CURSOR_HEADER};
 use crate::auth::CurrentUser;
+use crate::http::fields::{Fields, gt};
 use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError, optional_object};
 use crate::ml::auto::{AutoTradingSettings, CycleOutcome, CycleResult, INTERVAL_MINUTES, STALE_AFTER_MINUTES};
 use crate::ml::defaults::{DEFAULT_SYMBOLS, default_symbol};
@@ -23,7 +24,6 @@ use crate::ml::error::MlError;
 use crate::ml::service::{ExecuteInput, PredictCandles};
 use crate::ml::store::{Owner, tf_name};
 use crate::ports::Cursor;
-use crate::http::fields::{Fields, gt};
 use crate::trading::orders::Delivery;
 use crate::wire::{iso, opt_iso};
 

@@ -12,10 +12,10 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::MAX_NAME;
+use crate::http::fields::instrument;
 use crate::http::{ApiError, ApiResult, FieldError};
 use crate::ml::auto::{AutoTradingSettings, SETTING_KEYS};
 use crate::ml::service::{MAX_REQUEST_CANDLES, ModelInput, TrainRequest};
-use crate::http::fields::instrument;
 
 /// A path id: 400 with the original's `validate_uuid` wording.
 pub fn model_id(raw: &str) -> ApiResult<Uuid> {

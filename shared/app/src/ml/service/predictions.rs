@@ -52,8 +52,9 @@ impl MlService {
         };
         let artefact =
             self.cache.get_or_load(self.blobs.as_ref(), owner_of(&location, user), &location, &checksum).await?;
-        let symbol = symbol
-            .unwrap_or_else(|| nusatrade_domain::instrument::lookup(&model.symbol).map(|i| i.symbol).unwrap_or("EURUSD"));
+        let symbol = symbol.unwrap_or_else(|| {
+            nusatrade_domain::instrument::lookup(&model.symbol).map(|i| i.symbol).unwrap_or("EURUSD")
+        });
         let (series_holder, source): (CandlesHolder, Value) = match candles {
             PredictCandles::Given(s) => {
                 let last = s.candles().last().map(|c| c.time);
@@ -121,12 +122,7 @@ impl MlService {
     }
 
     /// The newest stored candles for a prediction: the user's dataset, else the platform's system dataset.
-    async fn stored_candles(
-        &self,
-        user: Uuid,
-        symbol: &str,
-        tf: Timeframe,
-    ) -> MlResult<(CandlesHolder, Value)> {
+    async fn stored_candles(&self, user: Uuid, symbol: &str, tf: Timeframe) -> MlResult<(CandlesHolder, Value)> {
         for (owner, kind) in [(Owner::User(user), "user_dataset"), (Owner::System, "system_dataset")] {
             if let Some(tail) = self.datasets.tail(owner, symbol, tf, PREDICT_HISTORY_BARS).await? {
                 let source = json!({"kind": kind, "origin": tail.record.source, "last_bar": tail.record.last,

@@ -120,7 +120,8 @@ impl OrderBook {
         claim: Option<TxOp>,
         command: &Command,
     ) -> Result<Reserved, StoreError> {
-        let broker = order.broker_connection_id.ok_or_else(|| StoreError::Validation("order without connection".into()))?;
+        let broker =
+            order.broker_connection_id.ok_or_else(|| StoreError::Validation("order without connection".into()))?;
         let mut ops = vec![
             TxOp::Put { item: order.to_item()?, condition: Some(Condition::NotExists) },
             TxOp::Update {
@@ -160,17 +161,22 @@ impl OrderBook {
         claim: Option<TxOp>,
         command: &Command,
     ) -> Result<Reserved, StoreError> {
-        let broker = after.broker_connection_id.ok_or_else(|| StoreError::Validation("order without connection".into()))?;
+        let broker =
+            after.broker_connection_id.ok_or_else(|| StoreError::Validation("order without connection".into()))?;
         let mut ops = vec![TxOp::Put { item: after.to_item()?, condition: Some(before.unchanged()) }];
         let claimed = claim.is_some();
         ops.extend(claim);
         ops.push(outbox_put_op(after.user_id, broker, command, after.updated_at)?);
         match self.store.transact_write(ops).await {
             Ok(()) => Ok(Reserved::Yes),
-            Err(StoreError::TransactionCanceled(r)) if claimed && r.get(1) == Some(&CancelReason::ConditionalCheckFailed) => {
+            Err(StoreError::TransactionCanceled(r))
+                if claimed && r.get(1) == Some(&CancelReason::ConditionalCheckFailed) =>
+            {
                 Ok(Reserved::KeyTaken)
             }
-            Err(e) if e.is_condition_failure() || matches!(e, StoreError::TransactionCanceled(_)) => Ok(Reserved::Retry),
+            Err(e) if e.is_condition_failure() || matches!(e, StoreError::TransactionCanceled(_)) => {
+                Ok(Reserved::Retry)
+            }
             Err(e) => Err(e),
         }
     }

@@ -36,19 +36,19 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::queries::{DEFAULT_HISTORY_PAGE, DEFAULT_POSITIONS_PAGE, ListFilter, MAX_PAGE, OrderPage};
 use super::error::TradingError;
 use super::idempotency::IdempotencyKey;
+use super::queries::{DEFAULT_HISTORY_PAGE, DEFAULT_POSITIONS_PAGE, ListFilter, MAX_PAGE, OrderPage};
 use super::service::{Delivery, ModifyOrder, OrderService, PlaceOrder, Placed};
-use crate::connector::CommandKind;
-use nusatrade_domain::order::Refused;
 use super::store::SOURCE_API;
 use super::views::{PositionOut, TradeOut};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
+use crate::connector::CommandKind;
+use crate::http::fields::{Fields, ge, gt, instrument, num};
 use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError, optional_object};
 use crate::ports::Cursor;
-use crate::http::fields::{Fields, ge, gt, instrument, num};
 use crate::trading::sizing::MAX_PRICE;
+use nusatrade_domain::order::Refused;
 
 /// The header carrying an idempotency key.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -130,7 +130,6 @@ impl From<TradingError> for ApiError {
         }
     }
 }
-
 
 fn order_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::try_parse(raw).map_err(|_| ApiError::BadRequest("Invalid order_id format. Must be a valid UUID.".into()))

@@ -40,10 +40,8 @@ use super::store::OrderRecord;
 use super::timeouts::AckTimeouts;
 use super::views::{order_update, trade_with_mt5};
 use crate::auth::CurrentUser;
-use crate::connector::{
-    AccountSnapshot, Command, CommandKind, ConnectorLink, ConnectorRegistry, Fanout, RequestId,
-};
-use crate::ports::{IdGenerator, Clock, PushError, PushOutcome};
+use crate::connector::{AccountSnapshot, Command, CommandKind, ConnectorLink, ConnectorRegistry, Fanout, RequestId};
+use crate::ports::{Clock, IdGenerator, PushError, PushOutcome};
 use crate::telemetry;
 use crate::wire::num;
 
@@ -604,4 +602,3 @@ fn validate_modify(order: &OrderRecord, c: &ModifyOrder) -> TradingResult<()> {
     rules::validate_stops(order.side, reference, c.stop_loss, c.take_profit)
         .map_err(|e| TradingError::Invalid(e.to_string()))
 }
-

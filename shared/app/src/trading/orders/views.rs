@@ -10,8 +10,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::store::OrderRecord;
-use crate::wire::num;
 use crate::trading::sizing::TrailingOut;
+use crate::wire::num;
 
 fn opt(d: Option<Decimal>) -> Option<f64> {
     d.map(num)

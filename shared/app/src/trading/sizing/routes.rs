@@ -38,8 +38,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::http::fields::{Fields, fmt_dec, ge, gt, instrument, num, unprocessable};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
+use crate::http::fields::{Fields, fmt_dec, ge, gt, instrument, num, unprocessable};
 use crate::http::{ApiError, ApiJson, ApiResult};
 
 // ------------------------------------------------------------------ limits
