@@ -152,6 +152,17 @@ impl World {
         n
     }
 
+    /// Requests training of model `id` (with `body`) and runs the queued jobs, whatever the answer.
+    async fn retrain(&self, user: &User, id: Uuid, body: Option<Value>) {
+        self.call("POST", &format!("/api/v1/ml/models/{id}/train"), &user.token, body).await;
+        self.drain().await;
+    }
+
+    /// The status route's body for model `id`.
+    async fn status(&self, user: &User, id: Uuid) -> Value {
+        self.call("GET", &format!("/api/v1/ml/models/{id}/status"), &user.token, None).await.1
+    }
+
     async fn model(&self, user: &User, id: Uuid) -> ModelRecord {
         self.ml.get_model(user.id, id).await.unwrap()
     }
@@ -346,7 +357,7 @@ async fn training_is_a_job_with_progress_metrics_and_a_versioned_artefact() {
     w.ports.queue.delete(ML_TRAIN_QUEUE, &m.receipt).await.unwrap();
     assert!(stages.len() >= 2, "several stages were visible: {stages:?}");
 
-    let (_, st) = w.call("GET", &format!("/api/v1/ml/models/{id}/status"), &u.token, None).await;
+    let st = w.status(&u, id).await;
     assert_eq!(st["training_status"], "completed", "{st}");
     assert_eq!(st["progress"]["stage"], "done");
     assert_eq!(st["progress"]["fraction"], 1.0);
@@ -437,27 +448,23 @@ async fn bad_training_data_is_a_failed_status_not_a_panic() {
     let u = w.user("few@example.com").await;
     // No dataset at all.
     let id = w.create(&u, small_model("none")).await;
-    w.call("POST", &format!("/api/v1/ml/models/{id}/train"), &u.token, None).await;
-    w.drain().await;
-    let (_, st) = w.call("GET", &format!("/api/v1/ml/models/{id}/status"), &u.token, None).await;
+    w.retrain(&u, id, None).await;
+    let st = w.status(&u, id).await;
     assert_eq!(st["training_status"], "failed");
     assert!(st["training_error"].as_str().unwrap().contains("No candles stored for EURUSD H1"), "{st}");
     // Too few bars.
     w.upload(&u, csv(300)).await;
-    w.call("POST", &format!("/api/v1/ml/models/{id}/train"), &u.token, None).await;
-    w.drain().await;
-    let (_, st) = w.call("GET", &format!("/api/v1/ml/models/{id}/status"), &u.token, None).await;
+    w.retrain(&u, id, None).await;
+    let st = w.status(&u, id).await;
     assert_eq!(st["training_status"], "failed");
     assert!(st["training_error"].as_str().unwrap().contains("not enough data"), "{st}");
     // A date window outside the data: failed too, with the reason.
     w.upload(&u, csv(1_500)).await;
     let body = json!({"start_date": "2001-01-01", "end_date": "2001-06-01"});
-    w.call("POST", &format!("/api/v1/ml/models/{id}/train"), &u.token, Some(body)).await;
-    w.drain().await;
+    w.retrain(&u, id, Some(body)).await;
     assert_eq!(w.model(&u, id).await.training_status, TrainingStatus::Failed);
     // Then a good run recovers.
-    w.call("POST", &format!("/api/v1/ml/models/{id}/train"), &u.token, None).await;
-    w.drain().await;
+    w.retrain(&u, id, None).await;
     assert_eq!(w.model(&u, id).await.training_status, TrainingStatus::Completed);
 }
 
@@ -586,8 +593,7 @@ async fn tampered_or_swapped_artefacts_are_refused() {
 async fn deleting_a_model_deletes_its_artefacts_and_predictions_and_ids_are_scoped() {
     let (w, u, id) = with_trained("del@example.com", "del").await;
     let other = w.user("other@example.com").await;
-    w.call("POST", &format!("/api/v1/ml/models/{id}/train"), &u.token, None).await;
-    w.drain().await;
+    w.retrain(&u, id, None).await;
     for _ in 0..3 {
         assert_eq!(w.call("POST", &format!("/api/v1/ml/models/{id}/predict"), &u.token, None).await.0, StatusCode::OK);
     }

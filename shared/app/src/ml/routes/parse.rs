@@ -26,6 +26,23 @@ pub(super) fn query_error(field: &str, msg: impl Into<String>, input: &str) -> A
     ApiError::Unprocessable(vec![FieldError::new("value_error", &["query", field], msg, Value::from(input))])
 }
 
+/// `parse(raw)` when `raw` names a known value; otherwise an `enum` error for the body `field` (`msg`, with the
+/// raw input) in `errors`. `None` stays `None`: a missing field was reported already.
+fn one_of<T>(
+    field: &str,
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+    msg: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    let raw = raw?;
+    let parsed = parse(raw);
+    if parsed.is_none() {
+        errors.push(body_error(field, "enum", msg, Value::from(raw)));
+    }
+    parsed
+}
+
 pub(super) fn body_error(field: &str, kind: &str, msg: impl Into<String>, input: Value) -> FieldError {
     FieldError::new(kind, &["body", field], msg, input)
 }
@@ -305,30 +322,20 @@ pub(super) fn parse_model(body: &Map<String, Value>) -> ApiResult<ModelInput> {
     let model_type = text("model_type", "random_forest", &mut errors);
     let symbol_raw = text("symbol", "EURUSD", &mut errors);
     let tf_raw = text("timeframe", "H1", &mut errors);
-    let kind = model_type.as_deref().and_then(|t| {
-        let k = ModelKind::from_model_type(t);
-        if k.is_none() {
-            errors.push(body_error(
-                "model_type",
-                "enum",
-                "model_type must be one of gradient_boosting, xgboost, random_forest, logistic_regression",
-                Value::from(t),
-            ));
-        }
-        k
-    });
-    let tf = tf_raw.as_deref().and_then(|t| {
-        let tf = Timeframe::parse(t.trim());
-        if tf.is_none() {
-            errors.push(body_error(
-                "timeframe",
-                "enum",
-                "Input should be one of M1, M5, M15, M30, H1, H4, D1, W1",
-                Value::from(t),
-            ));
-        }
-        tf
-    });
+    let kind = one_of(
+        "model_type",
+        model_type.as_deref(),
+        ModelKind::from_model_type,
+        "model_type must be one of gradient_boosting, xgboost, random_forest, logistic_regression",
+        &mut errors,
+    );
+    let tf = one_of(
+        "timeframe",
+        tf_raw.as_deref(),
+        |t| Timeframe::parse(t.trim()),
+        "Input should be one of M1, M5, M15, M30, H1, H4, D1, W1",
+        &mut errors,
+    );
     let strategy = match body.get("strategy_id") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Uuid::try_parse(s.trim())
