@@ -163,6 +163,19 @@ impl World {
         self.call("GET", &format!("/api/v1/ml/models/{id}/status"), &user.token, None).await.1
     }
 
+    /// The user's stored EURUSD H1 series.
+    async fn eurusd(&self, user: &User) -> CandleSeries {
+        let owner = Owner::User(user.id);
+        self.ml.datasets.load(owner, "EURUSD", nusatrade_ml::Timeframe::H1, None, None).await.unwrap().unwrap().1
+    }
+
+    /// The blob files under the user's datasets, and the chunks their EURUSD H1 record names.
+    async fn dataset_files(&self, user: &User) -> (usize, usize) {
+        let owner = Owner::User(user.id);
+        let record = self.ml.datasets.get(owner, "EURUSD", nusatrade_ml::Timeframe::H1).await.unwrap().unwrap();
+        (self.blob_files(&format!("datasets/{}", user.id)).len(), record.chunks.len())
+    }
+
     async fn model(&self, user: &User, id: Uuid) -> ModelRecord {
         self.ml.get_model(user.id, id).await.unwrap()
     }
@@ -217,17 +230,12 @@ async fn datasets_upload_merge_by_range_and_refuse_bad_csv_with_the_line() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["symbol"], "EURUSD");
     assert_eq!(list[0]["source"], "upload");
-    let (_, series) =
-        w.ml.datasets
-            .load(Owner::User(u.id), "EURUSD", nusatrade_ml::Timeframe::H1, None, None)
-            .await
-            .unwrap()
-            .unwrap();
+    let series = w.eurusd(&u).await;
     let expected = nusatrade_ml::candles::parse_csv(full.as_bytes(), &Default::default()).unwrap();
     assert_eq!(series, expected, "the merged dataset is the whole series");
     // Stray chunks are not left behind: the blob files are exactly the chunks the record names.
-    let record = w.ml.datasets.get(Owner::User(u.id), "EURUSD", nusatrade_ml::Timeframe::H1).await.unwrap().unwrap();
-    assert_eq!(w.blob_files(&format!("datasets/{}", u.id)).len(), record.chunks.len());
+    let (files, chunks) = w.dataset_files(&u).await;
+    assert_eq!(files, chunks);
 
     // Bad CSV: 422 naming the line.
     let bad = format!("{}\n{}\n2030-01-01 00:00:00,1.1,NaN,1.0,1.05,5\n", lines[0], lines[1]);
@@ -301,15 +309,10 @@ async fn concurrent_uploads_lose_no_bars() {
     for r in futures::future::join_all(futs).await {
         r.unwrap().unwrap();
     }
-    let (_, series) =
-        w.ml.datasets
-            .load(Owner::User(u.id), "EURUSD", nusatrade_ml::Timeframe::H1, None, None)
-            .await
-            .unwrap()
-            .unwrap();
+    let series = w.eurusd(&u).await;
     assert_eq!(series.len(), 2_000);
-    let record = w.ml.datasets.get(Owner::User(u.id), "EURUSD", nusatrade_ml::Timeframe::H1).await.unwrap().unwrap();
-    assert_eq!(w.blob_files(&format!("datasets/{}", u.id)).len(), record.chunks.len(), "losers cleaned up");
+    let (files, chunks) = w.dataset_files(&u).await;
+    assert_eq!(files, chunks, "losers cleaned up");
 }
 
 #[tokio::test]
