@@ -2,7 +2,8 @@
 //!
 //! `nusatrade serve` starts the local gateway (HTTP API + WebSocket APIs) on the embedded store;
 //! `nusatrade connector` runs a simulated MT5 connector against a server; `nusatrade backup`,
-//! `backups` and `restore` back up and restore a data dir's store.
+//! `backups` and `restore` back up and restore a data dir's store; `nusatrade backtest` and `optimize` run the
+//! backtest engine and the optimizer on a strategy file and a candle CSV (or the data dir's own).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use clap::{Parser, Subcommand};
 use nusatrade_local::gateway::{self, Gateway, GatewayConfig, WsLimits};
 use nusatrade_local::logging::{self, LogFormat};
 use nusatrade_local::platform::LocalPlatform;
-use nusatrade_local::{backup_cli, demo};
+use nusatrade_local::{backtest_cli, backup_cli, demo};
 use nusatrade_sim as sim;
 
 /// jemalloc instead of glibc's malloc: on the order round trip glibc's allocator took ~17 % of the
@@ -44,6 +45,10 @@ enum Command {
     Backups(backup_cli::BackupsArgs),
     /// Restore a backup into an empty data dir, verifying checksums and counts.
     Restore(backup_cli::RestoreArgs),
+    /// Backtest a strategy on a candle CSV or a stored dataset; prints the statistics (no server needed).
+    Backtest(Box<backtest_cli::BacktestArgs>),
+    /// Optimize a strategy's parameters (grid or random search, optional walk-forward) with a progress bar.
+    Optimize(Box<backtest_cli::OptimizeArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -91,6 +96,8 @@ fn main() -> ExitCode {
             Command::Backup(args) => backup_cli::backup(args).await.map(|()| true),
             Command::Backups(args) => backup_cli::list(args).await,
             Command::Restore(args) => backup_cli::restore(args).await.map(|()| true),
+            Command::Backtest(args) => backtest_cli::backtest(*args).await.map(|()| true),
+            Command::Optimize(args) => backtest_cli::optimize(*args).await.map(|()| true),
         }
     });
     match result {

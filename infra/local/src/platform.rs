@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use axum::Router;
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
+use nusatrade_app::backtest::{self as backtests, BacktestConfig, BacktestConsumer, BacktestService, BacktestState};
 use nusatrade_app::backup::{self, BackupJob, BackupOptions, BackupService};
 use nusatrade_app::brokers;
 use nusatrade_app::channels::router::ChannelRouter;
@@ -26,7 +27,8 @@ use crate::gateway::{Upstream, WsApis};
 
 /// The work queues the platform uses, with their maximum receive count before the dead-letter
 /// queue (the same numbers as template.yaml's redrive policies).
-pub const WORK_QUEUES: &[(&str, u32)] = &[("reconcile", 5), ("backup", 5), (ml::ML_TRAIN_QUEUE, 5)];
+pub const WORK_QUEUES: &[(&str, u32)] =
+    &[("reconcile", 5), ("backup", 5), (ml::ML_TRAIN_QUEUE, 5), (backtests::BACKTEST_QUEUE, 5)];
 
 /// Local ports plus the concrete push registry the gateway's sockets attach to.
 #[derive(Clone)]
@@ -44,6 +46,8 @@ pub struct LocalPlatform {
     pub reconcile: ReconcileService,
     /// The ML use cases (datasets, models, predictions, defaults; the `ml-train` queue's consumer).
     pub ml: MlService,
+    /// Strategies, backtests, optimizations (the `backtest` queue's consumer).
+    pub backtests: BacktestService,
     /// The browser origins allowed to call the API (`NUSATRADE_CORS_ORIGINS`).
     pub cors: CorsSettings,
     /// The in-process queue behind `ports.queue` (its depth is sampled for `/metrics`).
@@ -66,6 +70,8 @@ pub enum PlatformError {
     Reconcile(String),
     #[error("ML settings: {0}")]
     Ml(String),
+    #[error("backtest settings: {0}")]
+    Backtest(String),
     #[error("{0}")]
     Cors(#[from] CorsConfigError),
 }
@@ -145,6 +151,7 @@ impl LocalPlatform {
         let Trading { orders, reconcile } = Trading::new(&ports, trading_config, settings);
         let ml_config = MlConfig::from_env().map_err(PlatformError::Ml)?;
         let ml = compose::ml(&ports, Some(orders.clone()), ml_config, ModelCache::from_env());
+        let backtests = BacktestService::new(&ports, BacktestConfig::from_env().map_err(PlatformError::Backtest)?);
         let cors = CorsSettings::from_env()?;
         Ok(LocalPlatform {
             ports,
@@ -155,6 +162,7 @@ impl LocalPlatform {
             orders,
             reconcile,
             ml,
+            backtests,
             cors,
             local_queue: queue,
         })
@@ -167,6 +175,7 @@ impl LocalPlatform {
             Arc::new(ReconcileConsumer { service: self.reconcile.clone() }),
             Arc::new(BackupJob::new(BackupService::from_ports(&self.ports), BackupOptions::default())),
             Arc::new(MlTrainConsumer::new(self.ml.clone())),
+            Arc::new(BacktestConsumer::new(self.backtests.clone())),
         ]
     }
 
@@ -213,6 +222,9 @@ impl LocalPlatform {
         // The orders function's routes (orders, position monitor).
         let trading = compose::routes::trading(authn.clone(), &self.trading(), limits.clone());
         let ml_routes = ml::router(ml::MlState { auth: authn.clone(), ml: self.ml.clone() }, limits.clone());
+        let bt = BacktestState { auth: authn.clone(), backtests: self.backtests.clone() };
+        let strategies = backtests::strategies_router(bt.clone(), limits.clone());
+        let backtest = backtests::backtest_router(bt, limits.clone());
         let brokers = brokers::routes::router(brokers::routes::BrokersState::new(authn, &self.ports), limits);
         layers::platform_with(
             Router::new()
@@ -221,6 +233,8 @@ impl LocalPlatform {
                 .merge(sizing)
                 .merge(trading)
                 .merge(ml_routes)
+                .merge(strategies)
+                .merge(backtest)
                 .merge(brokers),
             &self.cors,
         )

@@ -63,6 +63,7 @@ pub fn operations() -> Vec<Op> {
     ops.extend(crate::reconcile::docs::operations());
     ops.extend(crate::brokers::docs::operations());
     ops.extend(crate::ml::docs::operations());
+    ops.extend(crate::backtest::docs::operations());
     ops
 }
 

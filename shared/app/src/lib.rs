@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backtest;
 pub mod backup;
 pub mod brokers;
 pub mod channels;

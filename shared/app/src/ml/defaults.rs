@@ -20,7 +20,7 @@
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use nusatrade_ml::models::GbdtParams;
-use nusatrade_ml::{Candle, CandleSeries, LabelKind, LabelSpec, ModelConfig, TrainConfig};
+use nusatrade_ml::{Candle, CandleSeries, LabelKind, LabelSpec, ModelConfig, Timeframe, TrainConfig};
 
 /// Symbols with a system default model (the original's three).
 pub const DEFAULT_SYMBOLS: [&str; 3] = ["XAUUSD", "EURUSD", "BTCUSD"];
@@ -81,11 +81,19 @@ impl SplitMix {
 /// volatility clustering around the symbol's typical hourly volatility, four sub-steps per bar for the high and
 /// low, volumes loosely following volatility. Deterministic for a symbol and `end`. **Not market data.**
 pub fn generated_series(symbol: &str, bars: usize, end: DateTime<Utc>) -> CandleSeries {
-    let (price0, sigma, _) = profile(symbol);
+    generated_bars(symbol, Timeframe::H1, bars, end)
+}
+
+/// [`generated_series`] on any timeframe: the bar's volatility scales with the square root of its length. Bars
+/// are evenly spaced (no weekend gaps). Deterministic for a symbol, timeframe and `end`. **Not market data.**
+pub fn generated_bars(symbol: &str, tf: Timeframe, bars: usize, end: DateTime<Utc>) -> CandleSeries {
+    let (price0, hourly_sigma, _) = profile(symbol);
+    let step = Duration::seconds(tf.seconds());
+    let sigma = hourly_sigma * (tf.seconds() as f64 / 3_600.0).sqrt();
     let seed = symbol.bytes().fold(0xC0FF_EE00_u64, |h, b| h.rotate_left(7) ^ u64::from(b));
     let mut rng = SplitMix(nusatrade_ml::SplitMix64(seed));
-    let end = end.duration_trunc(Duration::hours(1)).unwrap_or(end);
-    let start = end - Duration::hours(bars as i64 - 1);
+    let end = end.duration_trunc(step).unwrap_or(end);
+    let start = end - step * (bars as i32 - 1);
     let mut price = price0;
     let mut variance = sigma * sigma;
     let mut out = Vec::with_capacity(bars);
@@ -104,7 +112,7 @@ pub fn generated_series(symbol: &str, bars: usize, end: DateTime<Utc>) -> Candle
         }
         variance = 0.05 * sigma * sigma + 0.85 * variance + 0.10 * moved;
         let volume = (1_000.0 * (1.0 + moved.sqrt() / sigma) * (0.5 + rng.unit())).round();
-        out.push(Candle { time: start + Duration::hours(i as i64), open, high, low, close: price, volume });
+        out.push(Candle { time: start + step * i as i32, open, high, low, close: price, volume });
     }
     CandleSeries::new(out).expect("a generated walk is a valid series")
 }

@@ -48,6 +48,15 @@ impl Clock for ManualClock {
 
 pub trait IdGenerator: Send + Sync + 'static {
     fn uuid(&self) -> Uuid;
+
+    /// A time-ordered (v7) id at `now`, its random bits from [`IdGenerator::uuid`]: sort keys built from these list
+    /// items in creation order (newest first when read descending).
+    fn time_ordered(&self, now: DateTime<Utc>) -> Uuid {
+        let random = self.uuid().into_bytes();
+        let mut tail = [0u8; 10];
+        tail.copy_from_slice(&random[6..16]);
+        uuid::Builder::from_unix_timestamp_millis(now.timestamp_millis().max(0) as u64, &tail).into_uuid()
+    }
 }
 
 /// Random v4 UUIDs.

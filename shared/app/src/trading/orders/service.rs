@@ -162,10 +162,7 @@ impl OrderService {
 
     /// A time-ordered (v7) order id: newest-first listings come from the sort key.
     fn new_order_id(&self, now: DateTime<Utc>) -> Uuid {
-        let random = self.ids.uuid().into_bytes();
-        let mut tail = [0u8; 10];
-        tail.copy_from_slice(&random[6..16]);
-        uuid::Builder::from_unix_timestamp_millis(now.timestamp_millis().max(0) as u64, &tail).into_uuid()
+        self.ids.time_ordered(now)
     }
 
     // ------------------------------------------------------------------ reads

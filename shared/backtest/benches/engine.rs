@@ -1,0 +1,89 @@
+//! One backtest on the EURUSD sample (5,000 hourly bars, `../shared/data/EURUSD.csv` beside the repository or
+//! `$NUSATRADE_SHARED_DATA/EURUSD.csv`; the bench says so and exits when it is absent): backtesting.py's SmaCross
+//! (SMA 10/20 crossover, exclusive orders, 0.2 % commission, all-equity sizing) — signals, engine and statistics —
+//! and the engine alone. Compare with `tests/backtest/reference.py CSV --time N` (backtesting.py's own run).
+//!
+//! `cargo bench -p nusatrade-backtest --bench engine`
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group};
+use nusatrade_backtest::engine::{self, Commission, EngineConfig, OrderMode, Risk, Signals, Sizing};
+use nusatrade_backtest::stats;
+use nusatrade_ml::candles::{Columns, CsvLimits, parse_csv};
+use nusatrade_ml::indicators::sma;
+
+fn csv_path() -> PathBuf {
+    let dir = std::env::var_os("NUSATRADE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    dir.join("EURUSD.csv")
+}
+
+fn load() -> Option<Columns> {
+    let bytes = std::fs::read(csv_path()).ok()?;
+    Some(parse_csv(&bytes, &CsvLimits::default()).expect("EURUSD.csv is valid").columns())
+}
+
+/// SMA(fast)/SMA(slow) crossover entries, as backtesting.lib.crossover decides them.
+fn sma_cross(close: &[f64], fast: usize, slow: usize) -> Signals {
+    let (a, b) = (sma(close, fast), sma(close, slow));
+    let mut s = Signals::none(close.len());
+    s.warmup = (slow.max(fast) - 1).min(close.len().saturating_sub(1));
+    for i in 1..close.len() {
+        if a[i - 1] < b[i - 1] && a[i] > b[i] {
+            s.enter_long[i] = true;
+        } else if b[i - 1] < a[i - 1] && b[i] > a[i] {
+            s.enter_short[i] = true;
+        }
+    }
+    s
+}
+
+fn benches(c: &mut Criterion) {
+    let Some(bars) = load() else {
+        println!("SKIPPED: {} not readable; the EURUSD sample is not beside the repository", csv_path().display());
+        return;
+    };
+    let config = EngineConfig {
+        initial_cash: 10_000.0,
+        commission: Commission::Fraction(0.002),
+        spread: 0.0,
+        slippage: 0.0,
+        leverage: 1.0,
+        sizing: Sizing::AllEquityUnits,
+        mode: OrderMode::Exclusive,
+        risk: Risk::default(),
+        swap: None,
+        atr_period: 14,
+        close_at_end: false,
+    };
+    let signals = sma_cross(&bars.close, 10, 20);
+    let outcome = engine::run(&bars, &signals, None, &config).expect("engine run");
+    println!(
+        "EURUSD {} bars: {} trades, final equity {:.2}",
+        bars.close.len(),
+        outcome.trades.len(),
+        outcome.equity[bars.close.len() - 1]
+    );
+
+    let mut g = c.benchmark_group("sma_cross_eurusd_5000");
+    g.bench_function("signals_engine_stats", |b| {
+        b.iter(|| {
+            let s = sma_cross(black_box(&bars.close), 10, 20);
+            let o = engine::run(black_box(&bars), &s, None, &config).expect("engine run");
+            stats::compute(&o, &bars, &config)
+        })
+    });
+    g.bench_function("engine", |b| b.iter(|| engine::run(black_box(&bars), &signals, None, &config)));
+    g.bench_function("stats", |b| b.iter(|| stats::compute(black_box(&outcome), &bars, &config)));
+    g.finish();
+}
+
+criterion_group!(engine_benches, benches);
+
+fn main() {
+    engine_benches();
+    Criterion::default().configure_from_args().final_summary();
+}
