@@ -70,7 +70,17 @@ async fn strategies_backtests_optimizations_and_monte_carlo_end_to_end() {
     let (s, created) = send(&gw, "POST", "/api/v1/strategies", &token, Some(sma_cross())).await;
     assert_eq!(s, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    for key in ["id", "name", "parameters", "indicators", "entry_rules", "exit_rules", "risk_management", "is_active", "created_at"] {
+    for key in [
+        "id",
+        "name",
+        "parameters",
+        "indicators",
+        "entry_rules",
+        "exit_rules",
+        "risk_management",
+        "is_active",
+        "created_at",
+    ] {
         assert!(created.get(key).is_some(), "StrategyResponse lacks {key}: {created}");
     }
     assert_eq!(created["is_active"], false);
@@ -94,9 +104,18 @@ async fn strategies_backtests_optimizations_and_monte_carlo_end_to_end() {
     assert_eq!(s, 422, "an unparseable rule is refused: {v}");
 
     // Quick backtest on the newest 30 days of the stored data: the original's metrics, cached on the strategy.
-    let (s, m) = send(&gw, "POST", &format!("/api/v1/strategies/{id}/quick-backtest"), &token, Some(json!({"days": 60}))).await;
+    let (s, m) =
+        send(&gw, "POST", &format!("/api/v1/strategies/{id}/quick-backtest"), &token, Some(json!({"days": 60}))).await;
     assert_eq!(s, 200, "{m}");
-    for key in ["net_profit", "total_trades", "winning_trades", "win_rate", "profit_factor", "max_drawdown_pct", "sharpe_ratio"] {
+    for key in [
+        "net_profit",
+        "total_trades",
+        "winning_trades",
+        "win_rate",
+        "profit_factor",
+        "max_drawdown_pct",
+        "sharpe_ratio",
+    ] {
         assert!(m[key].is_number(), "BacktestMetrics.{key}: {m}");
     }
     assert!(m["total_trades"].as_u64().unwrap() > 0, "{m}");
@@ -129,7 +148,8 @@ async fn strategies_backtests_optimizations_and_monte_carlo_end_to_end() {
     let (s, detail) = send(&gw, "GET", &format!("/api/v1/backtest/sessions/{session}"), &token, None).await;
     assert_eq!(s, 200);
     assert_eq!(detail["result"]["total_trades"], trades);
-    let (s, t) = send(&gw, "GET", &format!("/api/v1/backtest/sessions/{session}/trades?limit=1000"), &token, None).await;
+    let (s, t) =
+        send(&gw, "GET", &format!("/api/v1/backtest/sessions/{session}/trades?limit=1000"), &token, None).await;
     assert_eq!(s, 200);
     assert_eq!(t["trades"].as_array().unwrap().len() as u64, trades);
     let svg = http()
@@ -144,11 +164,21 @@ async fn strategies_backtests_optimizations_and_monte_carlo_end_to_end() {
     assert!(text.starts_with("<svg") || text.starts_with("<?xml"), "{}", &text[..text.len().min(80)]);
 
     // Monte Carlo on the session's trades.
-    let (s, mc) = send(&gw, "POST", &format!("/api/v1/backtest/sessions/{session}/monte-carlo"), &token,
-                       Some(json!({"simulations": 500, "method": "bootstrap", "seed": 7}))).await;
+    let (s, mc) = send(
+        &gw,
+        "POST",
+        &format!("/api/v1/backtest/sessions/{session}/monte-carlo"),
+        &token,
+        Some(json!({"simulations": 500, "method": "bootstrap", "seed": 7})),
+    )
+    .await;
     assert_eq!(s, 200, "{mc}");
     let fe = &mc["final_equity"];
-    assert!(fe["p5"].as_f64().unwrap() <= fe["p50"].as_f64().unwrap() && fe["p50"].as_f64().unwrap() <= fe["p95"].as_f64().unwrap(), "{mc}");
+    assert!(
+        fe["p5"].as_f64().unwrap() <= fe["p50"].as_f64().unwrap()
+            && fe["p50"].as_f64().unwrap() <= fe["p95"].as_f64().unwrap(),
+        "{mc}"
+    );
 
     // A small grid optimized as a job through the queue: 202, progress, merged results, heatmap.
     let mut opt = run.clone();
@@ -186,7 +216,11 @@ async fn strategies_backtests_optimizations_and_monte_carlo_end_to_end() {
 
     // Another user sees none of it.
     let other = register(&gw, "other@example.com").await.unwrap();
-    for path in [format!("/api/v1/strategies/{id}"), format!("/api/v1/backtest/sessions/{session}"), format!("/api/v1/backtest/optimize/{oid}")] {
+    for path in [
+        format!("/api/v1/strategies/{id}"),
+        format!("/api/v1/backtest/sessions/{session}"),
+        format!("/api/v1/backtest/optimize/{oid}"),
+    ] {
         let (s, _) = send(&gw, "GET", &path, &other, None).await;
         assert_eq!(s, 404, "{path}");
     }
@@ -209,8 +243,14 @@ async fn legacy_shapes_templates_generated_data_and_bad_input() {
     let other = register(&gw, "reader@example.com").await.unwrap();
     let (_, listed) = send(&gw, "GET", "/api/v1/backtest/strategies?include_public=true", &other, None).await;
     assert!(listed.as_array().unwrap().iter().any(|s| s["id"] == legacy.as_str()), "public strategies: {listed}");
-    let (s, v) = send(&gw, "POST", "/api/v1/backtest/strategies", &token,
-                      Some(json!({"name": "bad", "strategy_type": "ma_crossover", "config": {"fast_period": -3}}))).await;
+    let (s, v) = send(
+        &gw,
+        "POST",
+        "/api/v1/backtest/strategies",
+        &token,
+        Some(json!({"name": "bad", "strategy_type": "ma_crossover", "config": {"fast_period": -3}})),
+    )
+    .await;
     assert_eq!(s, 422, "{v}");
 
     // Generated data only when asked, labelled; stored data missing is a clear 400.
@@ -232,12 +272,21 @@ async fn legacy_shapes_templates_generated_data_and_bad_input() {
 
     // Bad input: reversed dates, malformed dates, unknown ids, bad timeframe, negative balance, huge grid.
     let cases = [
-        (json!({"strategy_id": legacy, "start_date": "2024-03-01", "end_date": "2024-01-01", "data": "generated"}), 400),
+        (
+            json!({"strategy_id": legacy, "start_date": "2024-03-01", "end_date": "2024-01-01", "data": "generated"}),
+            400,
+        ),
         (json!({"strategy_id": legacy, "start_date": "01/03/2024", "end_date": "2024-01-01"}), 400),
-        (json!({"strategy_id": "0190f3a2-7b4c-7d1e-9f20-3a4b5c6d7e8f", "start_date": "2024-01-01", "end_date": "2024-02-01"}), 404),
+        (
+            json!({"strategy_id": "0190f3a2-7b4c-7d1e-9f20-3a4b5c6d7e8f", "start_date": "2024-01-01", "end_date": "2024-02-01"}),
+            404,
+        ),
         (json!({"strategy_id": "not-a-uuid", "start_date": "2024-01-01", "end_date": "2024-02-01"}), 400),
         (json!({"strategy_id": legacy, "timeframe": "7h", "start_date": "2024-01-01", "end_date": "2024-02-01"}), 422),
-        (json!({"strategy_id": legacy, "initial_balance": -5, "start_date": "2024-01-01", "end_date": "2024-02-01"}), 422),
+        (
+            json!({"strategy_id": legacy, "initial_balance": -5, "start_date": "2024-01-01", "end_date": "2024-02-01"}),
+            422,
+        ),
     ];
     for (body, want) in cases {
         let (s, v) = send(&gw, "POST", "/api/v1/backtest/run", &token, Some(body.clone())).await;
@@ -266,14 +315,71 @@ async fn legacy_shapes_templates_generated_data_and_bad_input() {
 
     // Toggle, update only the fields sent, delete.
     let cid = c["id"].as_str().unwrap();
-    let (s, t) = send(&gw, "PATCH", &format!("/api/v1/strategies/{cid}/toggle"), &token, Some(json!({"is_active": true}))).await;
+    let (s, t) =
+        send(&gw, "PATCH", &format!("/api/v1/strategies/{cid}/toggle"), &token, Some(json!({"is_active": true}))).await;
     assert_eq!((s, &t["is_active"]), (StatusCode::OK, &json!(true)));
-    let (s, u) = send(&gw, "PUT", &format!("/api/v1/strategies/{cid}"), &token, Some(json!({"description": "mine"}))).await;
+    let (s, u) =
+        send(&gw, "PUT", &format!("/api/v1/strategies/{cid}"), &token, Some(json!({"description": "mine"}))).await;
     assert_eq!(s, 200, "{u}");
-    assert_eq!((u["description"].as_str(), u["name"].as_str()), (Some("mine"), Some("ML Profitable Strategy (XGBoost)")));
+    assert_eq!(
+        (u["description"].as_str(), u["name"].as_str()),
+        (Some("mine"), Some("ML Profitable Strategy (XGBoost)"))
+    );
     let (s, d) = send(&gw, "DELETE", &format!("/api/v1/strategies/{cid}"), &token, None).await;
     assert_eq!((s, &d["deleted"]), (StatusCode::OK, &json!(cid)));
     let (s, _) = send(&gw, "GET", &format!("/api/v1/strategies/{cid}"), &token, None).await;
     assert_eq!(s, 404);
+    gw.stop().await.unwrap();
+}
+
+/// A run over more bars than the synchronous budget is queued (202) and completed by the `backtest` worker; a
+/// walk-forward analysis runs as one job and reports its windows and efficiency.
+#[tokio::test]
+async fn large_runs_are_queued_and_walk_forward_runs_as_a_job() {
+    let Some(csv) = eurusd_csv() else { return };
+    let gw = Gateway::start_with_env(&[], &[("NUSATRADE_BACKTEST_SYNC_MAX_BARS", "1000")]).await.expect("gateway");
+    let token = register(&gw, "queued@example.com").await.expect("register");
+    upload_eurusd(&gw, &token, csv).await;
+    let (s, created) = send(&gw, "POST", "/api/v1/strategies", &token, Some(sma_cross())).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let run = json!({"strategy_id": id, "start_date": "2017-04-19", "end_date": "2018-02-07"});
+    let (s, r) = send(&gw, "POST", "/api/v1/backtest/run", &token, Some(run.clone())).await;
+    assert_eq!(s, 202, "5,000 bars exceed the budget of 1,000: {r}");
+    assert_eq!(r["status"], "queued");
+    let session = r["session_id"].as_str().unwrap().to_owned();
+    let done = eventually(Duration::from_secs(60), || {
+        let (gw, token, session) = (&gw, &token, &session);
+        async move {
+            let (_, v) = send(gw, "GET", &format!("/api/v1/backtest/sessions/{session}"), token, None).await;
+            (v["status"] == "completed").then_some(v)
+        }
+    })
+    .await
+    .expect("the queued run completes");
+    assert!(done["result"]["total_trades"].as_u64().unwrap() > 0, "{done}");
+    assert_eq!(done["progress"], 100);
+
+    let mut wf = run;
+    wf["parameters"] = json!({"fast": {"values": [5, 10]}, "slow": {"values": [20, 40]}});
+    wf["walk_forward"] = json!({"in_sample_bars": 1500, "out_of_sample_bars": 500});
+    wf["objective"] = json!("return_pct");
+    let (s, o) = send(&gw, "POST", "/api/v1/backtest/optimize", &token, Some(wf)).await;
+    assert_eq!(s, 202, "{o}");
+    assert_eq!(o["walk_forward"], true);
+    let oid = o["id"].as_str().unwrap().to_owned();
+    let done = eventually(Duration::from_secs(60), || {
+        let (gw, token, oid) = (&gw, &token, &oid);
+        async move {
+            let (_, v) = send(gw, "GET", &format!("/api/v1/backtest/optimize/{oid}"), token, None).await;
+            (v["status"] == "completed" || v["status"] == "failed").then_some(v)
+        }
+    })
+    .await
+    .expect("the walk-forward completes");
+    assert_eq!(done["status"], "completed", "{done}");
+    let windows = done["walk_forward"]["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 7, "(5000 - 1500) / 500 rolling windows: {done}");
+    assert!(windows.iter().all(|w| w["params"]["fast"].is_number()), "{done}");
     gw.stop().await.unwrap();
 }

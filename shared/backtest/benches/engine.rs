@@ -1,7 +1,8 @@
 //! One backtest on the EURUSD sample (5,000 hourly bars, `../shared/data/EURUSD.csv` beside the repository or
 //! `$NUSATRADE_SHARED_DATA/EURUSD.csv`; the bench says so and exits when it is absent): backtesting.py's SmaCross
 //! (SMA 10/20 crossover, exclusive orders, 0.2 % commission, all-equity sizing) — signals, engine and statistics —
-//! and the engine alone. Compare with `tests/backtest/reference.py CSV --time N` (backtesting.py's own run).
+//! the engine alone, the statistics alone, and the whole with the bars' market figures computed once (as an
+//! optimizer does). Compare with `tests/backtest/reference.py CSV --time N` (backtesting.py's own run).
 //!
 //! `cargo bench -p nusatrade-backtest --bench engine`
 
@@ -78,6 +79,15 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("engine", |b| b.iter(|| engine::run(black_box(&bars), &signals, None, &config)));
     g.bench_function("stats", |b| b.iter(|| stats::compute(black_box(&outcome), &bars, &config)));
+    // What an optimizer pays per combination: the bars' market figures are computed once.
+    let market = stats::Market::new(&bars);
+    g.bench_function("signals_engine_stats_with_market", |b| {
+        b.iter(|| {
+            let s = sma_cross(black_box(&bars.close), 10, 20);
+            let o = engine::run(black_box(&bars), &s, None, &config).expect("engine run");
+            stats::compute_with(&o, &bars, &config, &market)
+        })
+    });
     g.finish();
 }
 

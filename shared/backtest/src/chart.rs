@@ -535,10 +535,19 @@ pub fn equity_chart(
         let mut positions: Vec<usize> =
             if n == 1 { vec![0] } else { (0..=slots).map(|k| k * (n - 1) / slots).collect() };
         positions.dedup();
-        for i in positions {
+        let last = positions.len() - 1;
+        for (k, i) in positions.into_iter().enumerate() {
             let x = x_scale.map(i as f64);
             svg.line(x, bottom, x, bottom + 4.0, AXIS, "");
-            svg.text(x, bottom + 16.0, "middle", "", &times[i].format(format).to_string());
+            // The outermost labels align inwards so they stay inside the picture.
+            let anchor = if last > 0 && k == 0 {
+                "start"
+            } else if last > 0 && k == last {
+                "end"
+            } else {
+                "middle"
+            };
+            svg.text(x, bottom + 16.0, anchor, "", &times[i].format(format).to_string());
         }
     }
     Ok(svg.finish())
@@ -607,6 +616,8 @@ pub fn heatmap(data: &HeatmapData, options: &ChartOptions) -> Result<String, Cha
         let ch = (bottom - top) / ny as f64;
         let show_values = nx <= HEATMAP_VALUES_UP_TO && ny <= HEATMAP_VALUES_UP_TO && cw >= 28.0 && ch >= 14.0;
         let tooltips = nx * ny <= 2_500;
+        // Crisp edges: no anti-aliased seams between neighbouring cells.
+        svg.out.push_str(r#"<g shape-rendering="crispEdges">"#);
         for (row, &yv) in data.y_values.iter().enumerate() {
             // Row 0 at the bottom.
             let y = bottom - (row + 1) as f64 * ch;
@@ -648,6 +659,7 @@ pub fn heatmap(data: &HeatmapData, options: &ChartOptions) -> Result<String, Cha
                 }
             }
         }
+        svg.out.push_str("</g>");
         // Axis labels, thinned to fit.
         let every_x = ((42.0 / cw).ceil() as usize).max(1);
         for (col, &xv) in data.x_values.iter().enumerate().filter(|(c, _)| c % every_x == 0) {

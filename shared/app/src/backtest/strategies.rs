@@ -14,7 +14,8 @@
 use std::sync::Arc;
 
 use nusatrade_backtest::strategy::{
-    self as spec, BacktestMetrics, CompiledStrategy, RiskManagement, StrategyParameter, StrategyRule, StrategySpec,
+    self as spec, BacktestMetrics, CompiledStrategy, RiskManagement, RuleLogic, StrategyParameter, StrategyRule,
+    StrategySpec,
 };
 use serde_json::Value;
 use tracing::info;
@@ -306,6 +307,18 @@ impl StrategyService {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::ml::service::StrategyLookup for StrategyService {
+    async fn is_visible(&self, user: Uuid, strategy: Uuid) -> Result<bool, StoreError> {
+        match self.get_visible(user, strategy).await {
+            Ok(_) => Ok(true),
+            Err(BacktestError::StrategyNotFound) => Ok(false),
+            Err(BacktestError::Store(e)) => Err(e),
+            Err(other) => Err(StoreError::Validation(other.to_string())),
+        }
+    }
+}
+
 /// The template of §4.10 and its stored `config` (symbol, supported symbols, model, filters).
 pub fn template_spec(template: Template) -> (StrategySpec, Value) {
     let mut spec = spec::ml_profitable_template();
@@ -328,6 +341,7 @@ pub fn template_spec(template: Template) -> (StrategySpec, Value) {
         "use_session_filter": true,
         "use_volatility_filter": true,
         "use_trend_filter": false,
+        "entry_logic": "all",
     });
     (spec, config)
 }
@@ -407,6 +421,10 @@ pub fn compile(record: &StrategyRecord) -> BacktestResult<(StrategySpec, Compile
     let spec = spec_of(record)?;
     let compiled =
         spec.compile().map_err(|ps| BacktestError::InvalidStrategy(ps.iter().map(|p| p.to_string()).collect()))?;
+    // Entry rules of one direction are alternatives (the original's reading), unless the strategy's config says
+    // they are filters that must all hold (the ML template: confidence AND session AND volatility).
+    let all = record.config.as_ref().and_then(|c| c.get("entry_logic")).and_then(Value::as_str) == Some("all");
+    let compiled = if all { compiled.with_entry_logic(RuleLogic::All) } else { compiled };
     Ok((spec, compiled))
 }
 

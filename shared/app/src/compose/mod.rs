@@ -11,6 +11,7 @@ pub mod routes;
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
+use crate::backtest::StrategyService;
 use crate::brokers::service::BrokerService;
 use crate::channels::browser::BrowserChannel;
 use crate::channels::connector::{self, ConnectorChannel};
@@ -29,9 +30,10 @@ pub fn reconcile(ports: &Ports, orders: OrderService, settings: ReconcileSetting
     ReconcileService::new(orders, ports.queue.clone(), settings)
 }
 
-/// The ML use cases; `orders` places the auto-trading cycle's orders (`None`: the cycle never trades).
+/// The ML use cases; `orders` places the auto-trading cycle's orders (`None`: the cycle never trades). A model's
+/// `strategy_id` is checked against the strategies feature.
 pub fn ml(ports: &Ports, orders: Option<OrderService>, config: MlConfig, cache: ModelCache) -> MlService {
-    MlService::new(ports, orders, config, cache)
+    MlService::new(ports, orders, config, cache).with_strategies(Arc::new(StrategyService::new(ports)))
 }
 
 /// The order use cases and the reconciliation over them: what the `orders` and WebSocket functions and the local

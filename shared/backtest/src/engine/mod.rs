@@ -367,8 +367,8 @@ fn check_bars(bars: &Columns) -> Result<(), EngineError> {
     }
     // `0 < x < ∞` is false for NaN too. The branch-free pass over each column vectorises; the index of the first
     // offending bar is only looked for when there is one.
-    let ok = |x: f64| x > 0.0 && x < f64::INFINITY;
-    let column_ok = |col: &[f64]| col.iter().fold(true, |all, &x| all & ok(x));
+    let ok = |x: f64| (x > 0.0) & (x < f64::INFINITY);
+    let column_ok = |col: &[f64]| col.iter().fold(0_u8, |bad, &x| bad | u8::from(!ok(x))) == 0;
     if [&bars.open, &bars.high, &bars.low, &bars.close].iter().all(|c| column_ok(c)) {
         return Ok(());
     }

@@ -107,9 +107,6 @@ struct Open {
     /// The stop was moved by trailing or breakeven.
     moved: bool,
     trailing: Option<TrailingState>,
-    /// Highest high and lowest low of the bars survived.
-    high: f64,
-    low: f64,
 }
 
 struct Sim<'a> {
@@ -130,6 +127,12 @@ struct Sim<'a> {
     entered: bool,
     /// Trailing settings and the instrument they need (`None`: no trailing).
     trailing: Option<(TrailingStopSettings, &'static Instrument)>,
+    /// Σ signed units and Σ signed units × entry of the open positions (backtesting.py's sums, in its order),
+    /// refreshed whenever a position opens or closes.
+    position_units: f64,
+    position_cost: f64,
+    /// Some open position has a stop or a target.
+    levels: bool,
 }
 
 pub(super) fn simulate(
@@ -172,6 +175,9 @@ pub(super) fn simulate(
         skipped: 0,
         entered: false,
         trailing: config.risk.trailing.zip(instrument),
+        position_units: 0.0,
+        position_cost: 0.0,
+        levels: false,
     };
     let mut equity = vec![0.0; n];
     let mut exposure_bars = 0;
@@ -189,11 +195,11 @@ pub(super) fn simulate(
                 sim.decide(d, i);
             }
         }
-        if !sim.open.is_empty() {
+        if sim.levels {
             sim.intrabar(i);
         }
-        if !sim.open.is_empty() {
-            sim.survive(i);
+        if sim.trailing.is_some() && !sim.open.is_empty() {
+            sim.trail(i);
         }
         if held || sim.entered {
             exposure_bars += 1;
@@ -265,13 +271,19 @@ impl Sim<'_> {
             return self.cash;
         }
         let q = self.costs.closing_quote(self.long, p);
-        let mut units = 0.0;
-        let mut cost = 0.0;
+        self.cash + self.costs.to_account(q * self.position_units - self.position_cost, q)
+    }
+
+    /// Recomputes the cached sums and flags of the open positions after a change.
+    fn refresh(&mut self) {
+        let (mut units, mut cost) = (0.0, 0.0);
         for t in &self.open {
             units += t.signed;
             cost += t.signed * t.entry_price;
         }
-        self.cash + self.costs.to_account(q * units - cost, q)
+        self.position_units = units;
+        self.position_cost = cost;
+        self.levels = self.open.iter().any(|t| t.sl.is_some() || t.tp.is_some());
     }
 
     /// Margin held by the open positions at the market price `p`: `Σ value / leverage`.
@@ -412,9 +424,8 @@ impl Sim<'_> {
             tp,
             moved: false,
             trailing,
-            high: f64::NEG_INFINITY,
-            low: f64::INFINITY,
         });
+        self.refresh();
         true
     }
 
@@ -527,15 +538,11 @@ impl Sim<'_> {
                 None => k += 1,
             }
         }
+        self.refresh();
     }
 
-    /// Bar `i` survived: record its extremes, then feed its close to the trailing rule.
-    fn survive(&mut self, i: usize) {
-        let (h, l) = (self.bars.high[i], self.bars.low[i]);
-        for t in &mut self.open {
-            t.high = t.high.max(h);
-            t.low = t.low.min(l);
-        }
+    /// Bar `i` survived: its close goes to the trailing rule of every open position.
+    fn trail(&mut self, i: usize) {
         let Some((settings, instrument)) = &self.trailing else {
             return;
         };
@@ -550,6 +557,7 @@ impl Sim<'_> {
             {
                 t.sl = Some(stop);
                 t.moved = true;
+                self.levels = true;
             }
         }
     }
@@ -562,6 +570,7 @@ impl Sim<'_> {
             self.close(t, i, fill, reason);
         }
         self.open = open;
+        self.refresh();
     }
 
     /// Books the exit of `t` at `fill` (bar `i`), as backtesting.py's `_close_trade` does.
@@ -571,7 +580,17 @@ impl Sim<'_> {
         self.cash += gross - exit_commission;
         let commission = exit_commission + t.entry_commission;
         let sign = if t.signed > 0.0 { 1.0 } else { -1.0 };
-        let (high, low) = (t.high.max(fill), t.low.min(fill));
+        // Excursions over the bars the position lived through entirely (up to this bar's close when it ends at
+        // the close, up to the previous bar when it ends at the open or inside this bar), and the exit price.
+        let survived = match reason {
+            ExitReason::EndOfData | ExitReason::MarginCall => Some(i),
+            _ => i.checked_sub(1),
+        };
+        let (mut high, mut low) = (fill, fill);
+        if let Some(last) = survived.filter(|l| *l >= t.entry_bar) {
+            high = self.bars.high[t.entry_bar..=last].iter().fold(high, |m, &x| m.max(x));
+            low = self.bars.low[t.entry_bar..=last].iter().fold(low, |m, &x| m.min(x));
+        }
         let (mfe, mae) = if sign > 0.0 {
             (high - t.entry_price, t.entry_price - low)
         } else {

@@ -294,6 +294,14 @@ fn shift_into<T: Copy>(out: &mut [T], src: &[T], k: usize, fill: T) {
     }
 }
 
+/// `out` filled with `fill` for the first `k` bars and `v` after.
+fn constant_after<T: Copy>(mut out: Vec<T>, v: T, k: usize, fill: T) -> Vec<T> {
+    let k = k.min(out.len());
+    out[..k].fill(fill);
+    out[k..].fill(v);
+    out
+}
+
 /// Whole number (checked by [`ArgKind::check`]) as a count.
 fn count(v: f64) -> usize {
     v as usize
@@ -503,7 +511,9 @@ impl<'a> Store<'a> {
                     return Ok(NV::R(self.cached(&Key::Extreme(max, field, period.to_bits()))?));
                 }
                 match self.num(pool, x, params)? {
-                    NV::S(v) => NV::S(v),
+                    NV::S(v) if count(period) <= 1 => NV::S(v),
+                    // A constant's extreme is the constant once the window is full.
+                    NV::S(v) => NV::B(constant_after(pool.num(), v, count(period) - 1, f64::NAN)),
                     v => {
                         let out = rolling_extreme(v.slice().unwrap_or(&[]), count(period), max);
                         pool.give(v);
@@ -514,7 +524,8 @@ impl<'a> Store<'a> {
             Num::Prev(x, n) => {
                 let k = count(arg_value(n, ArgKind::Lookback, params, || "the lookback".to_string())?);
                 match self.num(pool, x, params)? {
-                    NV::S(v) => NV::S(v),
+                    NV::S(v) if k == 0 => NV::S(v),
+                    NV::S(v) => NV::B(constant_after(pool.num(), v, k, f64::NAN)),
                     v => {
                         let mut out = pool.num();
                         shift_into(&mut out, v.slice().unwrap_or(&[]), k, f64::NAN);
@@ -640,7 +651,8 @@ impl<'a> Store<'a> {
             Cond::Prev(x, n) => {
                 let k = count(arg_value(n, ArgKind::Lookback, params, || "the lookback".to_string())?);
                 match self.cond(pool, x, params)? {
-                    BV::S(v) => BV::S(v),
+                    BV::S(v) if k == 0 => BV::S(v),
+                    BV::S(v) => BV::B(constant_after(pool.bool(), v, k, false)),
                     BV::B(src) => {
                         let mut out = pool.bool();
                         shift_into(&mut out, &src, k, false);

@@ -397,8 +397,14 @@ fn arithmetic_lookback_and_time() {
     // MIN/MAX propagate NaN (unlike f64::min).
     let m = eval_num(&b, "MIN(SMA(5), 1000)");
     assert!(m[..4].iter().all(|v| v.is_nan()) && m[4..].iter().all(|v| !v.is_nan()));
-    // Constants stay constants.
+    // Constants stay constants; looking back or over a window of one has the warm-up of any series.
     assert!(eval_num(&b, "2 * 3 - 1").iter().all(|&v| v == 5.0));
+    let shifted = eval_num(&b, "(2 * 3)[2]");
+    assert!(shifted[..2].iter().all(|v| v.is_nan()) && shifted[2..].iter().all(|&v| v == 6.0));
+    let highest = eval_num(&b, "HIGHEST(7, 4)");
+    assert!(highest[..3].iter().all(|v| v.is_nan()) && highest[3..].iter().all(|&v| v == 7.0));
+    assert!(eval_num(&b, "HIGHEST(7, 1)").iter().all(|&v| v == 7.0));
+    assert_eq!(&eval_cond(&b, "(1 < 2)[3]", &[], &[])[..5], [false, false, false, true, true]);
     // HIGHEST of an expression, with a NaN warm-up in the source.
     let src: Vec<f64> = ta::sma(&b.close, 4).iter().zip(&b.open).map(|(s, o)| s - o).collect();
     let expected: Vec<f64> =

@@ -157,7 +157,7 @@ fn ceil_to(value: i128, res: i128) -> i128 {
 }
 
 /// The resampling period of the annualised figures.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Period {
     Day,
     /// Weeks ending on Sunday (pandas `W`).
@@ -179,29 +179,192 @@ impl Period {
     }
 }
 
-/// Percentage changes of the equity's last value per period (pandas `resample(p).last().dropna().pct_change()
-/// .dropna()`).
-fn period_returns(equity: &[f64], times: &[DateTime<Utc>], period: Period) -> Vec<f64> {
-    let mut lasts: Vec<f64> = Vec::new();
-    let mut current = None;
-    for (e, t) in equity.iter().zip(times) {
-        let k = period.key(t);
-        if current == Some(k) {
-            if let Some(last) = lasts.last_mut() {
-                *last = *e;
-            }
-        } else {
-            current = Some(k);
-            lasts.push(*e);
-        }
-    }
-    lasts.windows(2).map(|w| w[1] / w[0] - 1.0).filter(|r| !r.is_nan()).collect()
+/// What the statistics take from the bars alone: times, the resampling and annualisation of the equity, the
+/// close's log returns. [`compute`] builds it on every call; a caller that runs many backtests over the same bars
+/// (the optimizer) builds it once with [`Market::new`] and calls [`compute_with`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Market {
+    /// Bars, first and last time and close: [`compute_with`] rebuilds the market when they differ from its bars.
+    fingerprint: Fingerprint,
+    /// Rounding unit of the durations (pandas' resolution of the bar spacing), ns.
+    resolution: i128,
+    /// Periods per year: 252 or 365 (days), 52, 12 or 1.
+    annual: f64,
+    /// Index of the last bar of each resampling period (day, week, month or year).
+    period_ends: Vec<usize>,
+    /// `ln(close[i + 1] / close[i])`.
+    close_log_returns: Vec<f64>,
 }
 
-/// Drawdown episodes: (bar index where each ends, its duration in ns, its deepest drawdown).
-fn drawdown_episodes(dd: &[f64], times: &[DateTime<Utc>]) -> Vec<(usize, i128, f64)> {
+impl Market {
+    /// The market figures of `bars`.
+    pub fn new(bars: &Columns) -> Market {
+        let n = bars.time.len().min(bars.close.len());
+        let (times, close) = (&bars.time[..n], &bars.close[..n]);
+        let period_ns = data_period(times);
+        let weekend = times.iter().filter(|t| t.weekday().num_days_from_monday() >= 5).count() as f64 / n as f64;
+        let (annual, period) = match period_ns.div_euclid(DAY_NS) {
+            7 => (52.0, Period::Week),
+            31 => (12.0, Period::Month),
+            365 => (1.0, Period::Year),
+            _ if weekend > 2.0 / 7.0 * 0.6 => (365.0, Period::Day),
+            _ => (252.0, Period::Day),
+        };
+        let keys: Vec<i64> = times.iter().map(|t| period.key(t)).collect();
+        let mut period_ends: Vec<usize> = (1..n).filter(|&i| keys[i] != keys[i - 1]).map(|i| i - 1).collect();
+        if n > 0 {
+            period_ends.push(n - 1);
+        }
+        Market {
+            fingerprint: fingerprint(bars),
+            resolution: resolution(period_ns),
+            annual,
+            period_ends,
+            close_log_returns: close.windows(2).map(|w| ln_ratio(w[1], w[0])).collect(),
+        }
+    }
+}
+
+/// Bars, first and last time, first and last close (bits, so that NaN equals NaN).
+type Fingerprint = (usize, Option<DateTime<Utc>>, Option<DateTime<Utc>>, u64, u64);
+
+fn fingerprint(bars: &Columns) -> Fingerprint {
+    let n = bars.time.len().min(bars.close.len());
+    match n.checked_sub(1) {
+        Some(last) => {
+            (n, Some(bars.time[0]), Some(bars.time[last]), bars.close[0].to_bits(), bars.close[last].to_bits())
+        }
+        None => (0, None, None, 0, 0),
+    }
+}
+
+/// `ln(a / b)`: for a ratio within 2⁻⁶ of 1 the series of `ln(1 + x)` to `x¹⁰` (truncation below 2⁻⁵⁴ relative;
+/// a few times faster than `ln`, the same to an ulp or two), else `ln`.
+fn ln_ratio(a: f64, b: f64) -> f64 {
+    let r = a / b;
+    let x = r - 1.0; // exact (Sterbenz) for r within [0.5, 2]
+    if x.abs() < 0.015_625 {
+        let tail = -1.0 / 2.0
+            + x * (1.0 / 3.0
+                + x * (-1.0 / 4.0
+                    + x * (1.0 / 5.0
+                        + x * (-1.0 / 6.0
+                            + x * (1.0 / 7.0 + x * (-1.0 / 8.0 + x * (1.0 / 9.0 + x * (-1.0 / 10.0))))))));
+        x + x * x * tail
+    } else {
+        r.ln()
+    }
+}
+
+/// The statistics of `outcome`, a run over `bars` with `config` (see the module docs for the definitions).
+pub fn compute(outcome: &Outcome, bars: &Columns, config: &EngineConfig) -> Stats {
+    compute_with(outcome, bars, config, &Market::new(bars))
+}
+
+/// [`compute`] with the market figures of `bars` computed beforehand (rebuilt if `market` is not of `bars`).
+pub fn compute_with(outcome: &Outcome, bars: &Columns, config: &EngineConfig, market: &Market) -> Stats {
+    let rebuilt;
+    let market = if market.fingerprint == fingerprint(bars) {
+        market
+    } else {
+        rebuilt = Market::new(bars);
+        &rebuilt
+    };
+    let n = outcome.equity.len().min(bars.time.len()).min(bars.close.len());
+    let equity = &outcome.equity[..n];
+    let times = &bars.time[..n];
+    let close = &bars.close[..n];
+    let res = market.resolution;
+    let mut s = trade_stats(outcome, n, res);
+    s.net_profit = equity.last().map_or(f64::NAN, |e| e - config.initial_cash);
+    let (Some(&first), Some(&last)) = (equity.first(), equity.last()) else {
+        return empty_equity(s);
+    };
+    s.start = times.first().copied();
+    s.end = times.last().copied();
+    let duration = nanos(&times[n - 1]) - nanos(&times[0]);
+    s.duration_secs = secs(duration);
+    s.equity_final = last;
+    s.return_pct = (last - first) / first * 100.0;
+    let w = outcome.warmup.min(n - 1);
+    s.buy_hold_return_pct = (close[n - 1] - close[w]) / close[w] * 100.0;
+
+    // Drawdowns, in one pass: the running peak, the drawdown, its maximum and the bars at a peak (drawdown 0).
+    let mut peak = f64::NEG_INFINITY;
+    let mut max_dd = f64::NEG_INFINITY;
+    let mut dd = Vec::with_capacity(n);
+    let mut marks = Vec::new();
+    for (i, &e) in equity.iter().enumerate() {
+        peak = peak.max(e);
+        let d = 1.0 - e / peak;
+        if d > max_dd {
+            max_dd = d;
+        }
+        if d == 0.0 {
+            marks.push(i);
+        }
+        dd.push(d);
+    }
+    s.equity_peak = peak;
+    let max_dd = if max_dd == f64::NEG_INFINITY { 0.0 } else { max_dd };
+    let episodes = drawdown_episodes(&dd, marks, times);
+    s.max_drawdown_pct = -max_dd * 100.0;
+    // pandas' mean of the per-bar peaks series: NaN rows count as 0 in the (pairwise) sum, not in the count.
+    let (peaks, count) = if episodes.is_empty() {
+        let count = dd.iter().filter(|d| **d != 0.0 && !d.is_nan()).count();
+        (dd, count)
+    } else {
+        let mut p = vec![0.0; n];
+        for &(end, _, depth) in &episodes {
+            p[end] = depth;
+        }
+        (p, episodes.len())
+    };
+    s.avg_drawdown_pct = -(numpy::sum(&peaks) / count as f64) * 100.0;
+    if !episodes.is_empty() {
+        let longest = episodes.iter().map(|e| e.1).max().unwrap_or(0);
+        s.max_drawdown_duration_secs = secs(ceil_to(longest, res));
+        let mean = episodes.iter().map(|e| e.1).sum::<i128>() / episodes.len() as i128;
+        s.avg_drawdown_duration_secs = secs(ceil_to(mean, res));
+    }
+
+    // Annualised figures from the returns of the last equity of each period.
+    let days = market.annual;
+    let ends = &market.period_ends;
+    let r: Vec<f64> = ends
+        .windows(2)
+        .filter(|w| w[1] < n)
+        .map(|w| equity[w[1]] / equity[w[0]] - 1.0)
+        .filter(|r| !r.is_nan())
+        .collect();
+    let g = numpy::geometric_mean(&r);
+    let annualized = (1.0 + g).powf(days) - 1.0;
+    s.return_ann_pct = annualized * 100.0;
+    s.volatility_ann_pct =
+        ((numpy::var(&r, 1) + (1.0 + g).powf(2.0)).powf(days) - (1.0 + g).powf(2.0 * days)).sqrt() * 100.0;
+    let years = (duration.div_euclid(DAY_NS) as f64 + (duration.rem_euclid(DAY_NS) / NS) as f64 / 86_400.0) / 365.25;
+    s.cagr_pct = if years != 0.0 { ((last / first).powf(1.0 / years) - 1.0) * 100.0 } else { f64::NAN };
+    s.sharpe_ratio = (s.return_ann_pct - 0.0) / numpy::or_nan(s.volatility_ann_pct);
+    let downside: Vec<f64> = r.iter().map(|x| x.min(0.0) * x.min(0.0)).collect();
+    s.sortino_ratio = annualized / (numpy::mean(&downside).sqrt() * days.sqrt());
+    s.calmar_ratio = annualized / numpy::or_nan(max_dd);
+
+    // Alpha and beta against the close.
+    s.beta = if n > 2 {
+        let equity_log_returns: Vec<f64> = equity.windows(2).map(|w| ln_ratio(w[1], w[0])).collect();
+        numpy::beta(&equity_log_returns, &market.close_log_returns[..n - 1])
+    } else {
+        f64::NAN
+    };
+    s.alpha_pct = s.return_pct - 0.0 - s.beta * (s.buy_hold_return_pct - 0.0);
+    s
+}
+
+/// Drawdown episodes from the bars at a peak (`marks`, ascending): (bar index where each ends, its duration in
+/// ns, its deepest drawdown). An episode runs between two consecutive marks at least two bars apart, or from the
+/// last mark to the last bar.
+fn drawdown_episodes(dd: &[f64], mut marks: Vec<usize>, times: &[DateTime<Utc>]) -> Vec<(usize, i128, f64)> {
     let n = dd.len();
-    let mut marks: Vec<usize> = (0..n).filter(|&i| dd[i] == 0.0).collect();
     if n > 0 && marks.last() != Some(&(n - 1)) {
         marks.push(n - 1);
     }
@@ -214,92 +377,6 @@ fn drawdown_episodes(dd: &[f64], times: &[DateTime<Utc>]) -> Vec<(usize, i128, f
             (end, nanos(&times[end]) - nanos(&times[prev]), depth)
         })
         .collect()
-}
-
-/// The statistics of `outcome`, a run over `bars` with `config` (see the module docs for the definitions).
-pub fn compute(outcome: &Outcome, bars: &Columns, config: &EngineConfig) -> Stats {
-    let n = outcome.equity.len().min(bars.time.len()).min(bars.close.len());
-    let equity = &outcome.equity[..n];
-    let times = &bars.time[..n];
-    let close = &bars.close[..n];
-    let period_ns = data_period(times);
-    let res = resolution(period_ns);
-    let mut s = trade_stats(outcome, n, res);
-    s.net_profit = equity.last().map_or(f64::NAN, |e| e - config.initial_cash);
-    let (Some(&first), Some(&last)) = (equity.first(), equity.last()) else {
-        return empty_equity(s);
-    };
-    s.start = times.first().copied();
-    s.end = times.last().copied();
-    let duration = nanos(&times[n - 1]) - nanos(&times[0]);
-    s.duration_secs = secs(duration);
-    s.equity_final = last;
-    s.equity_peak = numpy::max(equity);
-    s.return_pct = (last - first) / first * 100.0;
-    let w = outcome.warmup.min(n - 1);
-    s.buy_hold_return_pct = (close[n - 1] - close[w]) / close[w] * 100.0;
-
-    // Drawdowns.
-    let mut peak = f64::NEG_INFINITY;
-    let dd: Vec<f64> = equity
-        .iter()
-        .map(|e| {
-            peak = peak.max(*e);
-            1.0 - e / peak
-        })
-        .collect();
-    let episodes = drawdown_episodes(&dd, times);
-    let max_dd = {
-        let m = numpy::max(&dd);
-        if m.is_nan() { 0.0 } else { m }
-    };
-    s.max_drawdown_pct = -max_dd * 100.0;
-    // pandas' mean of the per-bar peaks series: NaN rows count as 0 in the (pairwise) sum, not in the count.
-    let (peaks, count) = if episodes.is_empty() {
-        (dd.clone(), dd.iter().filter(|d| **d != 0.0 && !d.is_nan()).count())
-    } else {
-        let mut p = vec![0.0; n];
-        for &(end, _, depth) in &episodes {
-            p[end] = depth;
-        }
-        (p, episodes.len())
-    };
-    s.avg_drawdown_pct = -(numpy::sum(&peaks) / count as f64) * 100.0;
-    if !episodes.is_empty() {
-        let durations: Vec<i128> = episodes.iter().map(|e| e.1).collect();
-        s.max_drawdown_duration_secs = secs(ceil_to(durations.iter().copied().max().unwrap_or(0), res));
-        let mean = durations.iter().sum::<i128>() / durations.len() as i128;
-        s.avg_drawdown_duration_secs = secs(ceil_to(mean, res));
-    }
-
-    // Annualised figures from period returns.
-    let freq_days = period_ns.div_euclid(DAY_NS);
-    let weekend = times.iter().filter(|t| t.weekday().num_days_from_monday() >= 5).count() as f64 / n as f64;
-    let (days, period) = match freq_days {
-        7 => (52.0, Period::Week),
-        31 => (12.0, Period::Month),
-        365 => (1.0, Period::Year),
-        _ if weekend > 2.0 / 7.0 * 0.6 => (365.0, Period::Day),
-        _ => (252.0, Period::Day),
-    };
-    let r = period_returns(equity, times, period);
-    let g = numpy::geometric_mean(&r);
-    let annualized = (1.0 + g).powf(days) - 1.0;
-    s.return_ann_pct = annualized * 100.0;
-    s.volatility_ann_pct =
-        ((numpy::var(&r, 1) + (1.0 + g).powf(2.0)).powf(days) - (1.0 + g).powf(2.0 * days)).sqrt() * 100.0;
-    let years = (duration.div_euclid(DAY_NS) as f64 + (duration.rem_euclid(DAY_NS) / NS) as f64 / 86_400.0) / 365.25;
-    s.cagr_pct = if years != 0.0 { ((last / first).powf(1.0 / years) - 1.0) * 100.0 } else { f64::NAN };
-    s.sharpe_ratio = (s.return_ann_pct - 0.0) / numpy::or_nan(s.volatility_ann_pct);
-    let downside: Vec<f64> = r.iter().map(|x| x.min(0.0).powi(2)).collect();
-    s.sortino_ratio = annualized / (numpy::mean(&downside).sqrt() * days.sqrt());
-    s.calmar_ratio = annualized / numpy::or_nan(max_dd);
-
-    // Alpha and beta against the close.
-    let log_returns = |x: &[f64]| x.windows(2).map(|w| (w[1] / w[0]).ln()).collect::<Vec<f64>>();
-    s.beta = if n > 2 { numpy::beta(&log_returns(equity), &log_returns(close)) } else { f64::NAN };
-    s.alpha_pct = s.return_pct - 0.0 - s.beta * (s.buy_hold_return_pct - 0.0);
-    s
 }
 
 /// Statistics without any bar (backtesting.py refuses empty data): NaN figures, the trade counts.

@@ -61,12 +61,14 @@ pub(crate) fn std(a: &[f64]) -> f64 {
 
 /// pandas `Series.max()` (NaN when empty; NaN values skipped).
 pub(crate) fn max(a: &[f64]) -> f64 {
-    a.iter().copied().filter(|x| !x.is_nan()).reduce(f64::max).unwrap_or(f64::NAN)
+    let m = a.iter().fold(f64::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    if m == f64::NEG_INFINITY && !a.contains(&f64::NEG_INFINITY) { f64::NAN } else { m }
 }
 
 /// pandas `Series.min()` (NaN when empty; NaN values skipped).
 pub(crate) fn min(a: &[f64]) -> f64 {
-    a.iter().copied().filter(|x| !x.is_nan()).reduce(f64::min).unwrap_or(f64::NAN)
+    let m = a.iter().fold(f64::INFINITY, |m, &x| if x < m { x } else { m });
+    if m == f64::INFINITY && !a.contains(&f64::INFINITY) { f64::NAN } else { m }
 }
 
 /// Python's `x or nan`: zero becomes NaN.

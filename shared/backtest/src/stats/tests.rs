@@ -237,3 +237,37 @@ fn periods_and_annualisation() {
     assert_eq!(data_period(&times[..1]), 0);
     assert_eq!(data_period(&times[..2]), 3_600 * NS);
 }
+
+#[test]
+fn log_ratio_series_is_as_accurate_as_ln() {
+    let mut worst = 0.0_f64;
+    for i in -2_000..=2_000 {
+        for b in [1.0, 1.1, 97.3, 15_000.0] {
+            let a = b * (1.0 + f64::from(i) * 1e-5 + 1e-9);
+            let (got, want) = (ln_ratio(a, b), (a / b).ln());
+            if want != 0.0 {
+                worst = worst.max(((got - want) / want).abs());
+            }
+        }
+    }
+    assert!(worst < 1e-15, "largest relative difference {worst:e}");
+    assert_eq!(ln_ratio(3.0, 1.0), 3f64.ln(), "outside the series' range: ln itself");
+    assert_eq!(ln_ratio(2.0, 2.0), 0.0);
+}
+
+#[test]
+fn market_is_reused_and_rebuilt_when_stale() {
+    let eq = [100.0, 101.0, 99.0, 103.0, 104.0];
+    let a = bars(&[1.0, 1.1, 1.05, 1.2, 1.3], Duration::hours(5));
+    let b = bars(&[2.0, 1.1, 1.05, 1.2, 1.9], Duration::days(1));
+    let o = outcome(&eq, vec![trade(1, 3, 2.0, 0.02, 0.1)], 0);
+    let market_a = Market::new(&a);
+    let direct = compute(&o, &b, &config());
+    assert_eq!(
+        format!("{:?}", compute_with(&o, &a, &config(), &market_a)),
+        format!("{:?}", compute(&o, &a, &config()))
+    );
+    // A market of other bars is not used.
+    assert_eq!(format!("{:?}", compute_with(&o, &b, &config(), &market_a)), format!("{direct:?}"));
+    assert_ne!(format!("{:?}", compute(&o, &a, &config())), format!("{direct:?}"));
+}

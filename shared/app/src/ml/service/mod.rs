@@ -205,7 +205,17 @@ pub struct MlService {
     /// The order use case `execute` goes through (`None`: a process without trading, e.g. the training worker).
     pub orders: Option<OrderService>,
     pub config: Arc<MlConfig>,
+    /// Which strategies a model may reference (`None`: none exist in this process, every id is unknown).
+    pub strategies: Option<Arc<dyn StrategyLookup>>,
     defaults_ready: Arc<AtomicBool>,
+}
+
+/// The port the ML use cases need from the strategies feature: whether a strategy id is the user's own or a public
+/// one (a model's `strategy_id`, contract §2.8). Implemented by `crate::backtest::StrategyService`; wired in
+/// `crate::compose`, so ml never imports the backtest feature.
+#[async_trait::async_trait]
+pub trait StrategyLookup: Send + Sync + 'static {
+    async fn is_visible(&self, user: Uuid, strategy: Uuid) -> Result<bool, StoreError>;
 }
 
 /// `models/`-relative path of an artefact, as the `/ml-models` routes show it.
@@ -244,8 +254,15 @@ impl MlService {
             cache,
             orders,
             config: Arc::new(config),
+            strategies: None,
             defaults_ready: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The same service, checking models' `strategy_id`s with `lookup`.
+    pub fn with_strategies(mut self, lookup: Arc<dyn StrategyLookup>) -> Self {
+        self.strategies = Some(lookup);
+        self
     }
 
     /// A time-ordered (v7) id, its random part from the id port.

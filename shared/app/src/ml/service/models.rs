@@ -56,17 +56,18 @@ impl MlService {
         Ok(self.all_models(user).await?.into_iter().skip(skip).take(limit).collect())
     }
 
-    fn check_strategy(strategy: Option<Uuid>) -> MlResult<()> {
-        // No strategies exist on this platform (the strategies routes are not part of it): any id is unknown.
-        match strategy {
-            Some(_) => Err(MlError::NotFound("Strategy not found".into())),
-            None => Ok(()),
+    /// A model may reference the user's own strategy or a public one (404 `"Strategy not found"` otherwise).
+    async fn check_strategy(&self, user: Uuid, strategy: Option<Uuid>) -> MlResult<()> {
+        let Some(id) = strategy else { return Ok(()) };
+        match &self.strategies {
+            Some(lookup) if lookup.is_visible(user, id).await? => Ok(()),
+            _ => Err(MlError::NotFound("Strategy not found".into())),
         }
     }
 
     /// `POST /ml/models`.
     pub async fn create_model(&self, user: Uuid, input: ModelInput) -> MlResult<ModelRecord> {
-        Self::check_strategy(input.strategy_id)?;
+        self.check_strategy(user, input.strategy_id).await?;
         let now = self.clock.now();
         let record = ModelRecord {
             id: self.new_v7(now),
@@ -145,7 +146,7 @@ impl MlService {
     /// `PUT /ml/models/{id}`: replaces the definition. Refused while a training runs (the job would mix two
     /// configs), and a symbol change of an active model (its activation is per symbol).
     pub async fn update_model(&self, user: Uuid, id: Uuid, input: ModelInput) -> MlResult<ModelRecord> {
-        Self::check_strategy(input.strategy_id)?;
+        self.check_strategy(user, input.strategy_id).await?;
         let current = self.get_model(user, id).await?;
         if current.is_active && current.symbol != input.symbol {
             return Err(MlError::Refused("Deactivate the model before changing its symbol".into()));
