@@ -383,3 +383,63 @@ async fn large_runs_are_queued_and_walk_forward_runs_as_a_job() {
     assert!(windows.iter().all(|w| w["params"]["fast"].is_number()), "{done}");
     gw.stop().await.unwrap();
 }
+
+/// A strategy backtested with an ML model's signals as its entry rule: a model trained by the gateway's worker,
+/// referenced by the strategy (`strategy_id` on the model), and the run reading its signals (`model_id`); without a
+/// model the run says what it needs.
+#[tokio::test]
+async fn an_ml_models_signals_drive_a_backtest() {
+    let Some(csv) = eurusd_csv() else { return };
+    let gw = Gateway::start(&[]).await.expect("gateway");
+    let token = register(&gw, "mlbt@example.com").await.expect("register");
+    upload_eurusd(&gw, &token, csv).await;
+    let strategy = json!({
+        "name": "Follow the model",
+        "parameters": [{"name": "threshold", "default_value": 0.55, "min": 0.5, "max": 0.9}],
+        "entry_rules": [
+            {"id": "long", "condition": "ml_signal == 1 AND ml_confidence >= threshold AND vol_regime_high == 0", "action": "BUY", "description": ""},
+            {"id": "short", "condition": "ml_signal == -1 AND ml_confidence >= threshold", "action": "SELL", "description": ""}
+        ],
+        "exit_rules": [{"id": "sl", "condition": "hit_stop_loss", "action": "CLOSE", "description": ""}],
+        "risk_management": {"stop_loss_type": "atr_based", "stop_loss_value": 1.5, "take_profit_type": "risk_reward", "take_profit_value": 1.5}
+    });
+    let (s, st) = send(&gw, "POST", "/api/v1/strategies", &token, Some(strategy)).await;
+    assert_eq!(s, 201, "{st}");
+    let sid = st["id"].as_str().unwrap().to_owned();
+    let run = json!({"strategy_id": sid, "start_date": "2017-04-19", "end_date": "2018-02-07"});
+    let (s, v) = send(&gw, "POST", "/api/v1/backtest/run", &token, Some(run.clone())).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("model_id"), "{v}");
+
+    // A model that references the strategy (own strategies only; an unknown id is 404).
+    let body = json!({"name": "GBDT", "model_type": "gradient_boosting", "symbol": "EURUSD", "timeframe": "H1",
+                      "strategy_id": "0190f3a2-7b4c-7d1e-9f20-3a4b5c6d7e8f"});
+    let (s, _) = send(&gw, "POST", "/api/v1/ml/models", &token, Some(body.clone())).await;
+    assert_eq!(s, 404);
+    let mut body = body;
+    body["strategy_id"] = json!(sid);
+    body["config"] = json!({"hyperparameters": {"iterations": 30, "max_depth": 3, "nbins": 64},
+                            "label": {"kind": "binary", "horizon": 5, "threshold": 0.0}});
+    let (s, model) = send(&gw, "POST", "/api/v1/ml/models", &token, Some(body)).await;
+    assert_eq!(s, 201, "{model}");
+    assert_eq!(model["strategy_id"], sid.as_str());
+    let mid = model["id"].as_str().unwrap().to_owned();
+    let (s, _) = send(&gw, "POST", &format!("/api/v1/ml/models/{mid}/train"), &token, Some(json!({}))).await;
+    assert_eq!(s, 202);
+    eventually(Duration::from_secs(180), || {
+        let (gw, token, mid) = (&gw, &token, &mid);
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (_, st) = send(gw, "GET", &format!("/api/v1/ml/models/{mid}/status"), token, None).await;
+            (st["training_status"] == "completed").then_some(())
+        }
+    })
+    .await
+    .expect("trained");
+    let mut with_model = run;
+    with_model["model_id"] = json!(mid);
+    let (s, r) = send(&gw, "POST", "/api/v1/backtest/run", &token, Some(with_model)).await;
+    assert_eq!(s, 200, "{r}");
+    assert!(r["total_trades"].as_u64().unwrap() > 0, "the model's signals open trades: {r}");
+    gw.stop().await.unwrap();
+}

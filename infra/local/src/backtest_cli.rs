@@ -230,6 +230,7 @@ pub async fn prepare(args: &RunArgs) -> anyhow::Result<(StrategySpec, CandleSeri
         leverage: args.leverage,
         data: "stored".into(),
         params: args.params.iter().cloned().collect::<BTreeMap<_, _>>(),
+        model_id: None,
     };
     Ok((spec, series, settings))
 }
@@ -256,7 +257,13 @@ pub async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
     let bar = spinner(&format!("backtesting {} bars", series.len()));
     let started = Instant::now();
     let s = settings.clone();
-    let (result, stats) = tokio::task::spawn_blocking(move || simulate(&spec, &compiled, &series, &s))
+    // The volatility regimes are computed here; ML signals need a model (the API's `model_id`).
+    let external = if compiled.external_inputs().is_empty() {
+        ExternalSeries::new()
+    } else {
+        nusatrade_backtest::ml_signals::volatility_regimes(&series)
+    };
+    let (result, stats) = tokio::task::spawn_blocking(move || simulate(&spec, &compiled, &series, &s, &external))
         .await?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     bar.finish_and_clear();

@@ -84,6 +84,7 @@ fn run(strategy: Uuid) -> RunRequest {
         leverage: 100.0,
         data: DataSource::Generated,
         params: Default::default(),
+        model_id: None,
     }
 }
 
@@ -144,6 +145,7 @@ async fn chunks_are_counted_once_under_redelivery_and_merge_to_the_whole_grid() 
         leverage: 100.0,
         data: "generated".into(),
         params: Default::default(),
+        model_id: None,
     };
     let spec = strategies::spec_of(&s).unwrap();
     let compiled = spec.compile().unwrap();

@@ -336,8 +336,12 @@ impl BacktestService {
     async fn inputs(
         &self,
         session: &SessionRecord,
-    ) -> BacktestResult<(StrategySpec, nusatrade_backtest::strategy::CompiledStrategy, nusatrade_ml::candles::Columns)>
-    {
+    ) -> BacktestResult<(
+        StrategySpec,
+        nusatrade_backtest::strategy::CompiledStrategy,
+        nusatrade_ml::candles::Columns,
+        ExternalSeries,
+    )> {
         let s = &session.settings;
         let record = self.strategies.get_visible(session.user_id, s.strategy_id).await?;
         let (spec, compiled) = strategies::compile(&record)?;
@@ -348,7 +352,8 @@ impl BacktestService {
             .ok_or_else(|| BacktestError::InvalidRequest(format!("unsupported timeframe {}", s.timeframe)))?;
         let source = data::DataSource::parse(&s.data).unwrap_or(data::DataSource::Stored);
         let run = data::load(&self.datasets, session.user_id, symbol, tf, s.start_date, s.end_date, source).await?;
-        Ok((spec, compiled, run.series.columns()))
+        let external = self.externals(session.user_id, &compiled, &run.series, s.model_id).await?;
+        Ok((spec, compiled, run.series.columns(), external))
     }
 
     /// A queue message's chunk: evaluates it (unless its partial is written already), counts it once, and merges
@@ -368,7 +373,7 @@ impl BacktestService {
         };
         let blob = chunk_blob(user, id, chunk)?;
         if self.blobs.get(&blob, super::runs::MAX_RESULT_BYTES).await?.is_none() {
-            let (spec, compiled, bars) = match self.inputs(&session).await {
+            let (spec, compiled, bars, external) = match self.inputs(&session).await {
                 Ok(v) => v,
                 Err(e @ (BacktestError::Store(_) | BacktestError::Blob(_) | BacktestError::Dataset(_))) => {
                     return Err(e);
@@ -379,7 +384,6 @@ impl BacktestService {
             let settings = search.settings.clone();
             let started = std::time::Instant::now();
             let partial = tokio::task::spawn_blocking(move || {
-                let external = ExternalSeries::new();
                 let evaluator = Backtest {
                     bars: &bars,
                     strategy: &compiled,
@@ -461,7 +465,7 @@ impl BacktestService {
             Ok(p) => p,
             Err(e) => return self.fail_optimization(&session, &e.to_string()).await,
         };
-        let (spec, compiled, bars) = match self.inputs(&session).await {
+        let (spec, compiled, bars, external) = match self.inputs(&session).await {
             Ok(v) => v,
             Err(e @ (BacktestError::Store(_) | BacktestError::Blob(_) | BacktestError::Dataset(_))) => return Err(e),
             Err(e) => return self.fail_optimization(&session, &e.to_string()).await,
@@ -475,7 +479,7 @@ impl BacktestService {
                 &bars,
                 &plan,
                 &compiled,
-                &ExternalSeries::new(),
+                &external,
                 Some(instrument),
                 &config,
                 &settings,

@@ -12,6 +12,7 @@ use std::time::Duration as StdDuration;
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use nusatrade_backtest::engine::{self, Commission, EngineConfig, OrderMode, Outcome, Sizing, Trade};
+use nusatrade_backtest::ml_signals;
 use nusatrade_backtest::rules::ExternalSeries;
 use nusatrade_backtest::stats::{self, Stats};
 use nusatrade_backtest::strategy::{BacktestMetrics, CompiledStrategy, StrategySpec};
@@ -94,6 +95,8 @@ pub struct RunRequest {
     pub leverage: f64,
     pub data: DataSource,
     pub params: std::collections::BTreeMap<String, f64>,
+    /// The caller's trained model whose signals the rules read (`ml_signal`, `ml_confidence`).
+    pub model_id: Option<Uuid>,
 }
 
 /// A run's trades and curves (the result blob).
@@ -179,7 +182,8 @@ impl BacktestService {
             return Ok(SessionView { session, result: None });
         }
         self.put_session(&session).await?;
-        self.execute(session, spec, compiled, run.series).await
+        let external = self.externals(user, &compiled, &run.series, req.model_id).await?;
+        self.execute(session, spec, compiled, run.series, external).await
     }
 
     /// Runs a stored session (the queue consumer's `run`): reads its strategy and data again.
@@ -198,10 +202,11 @@ impl BacktestService {
                 .ok_or_else(|| BacktestError::InvalidRequest(format!("unsupported timeframe {}", s.timeframe)))?;
             let source = DataSource::parse(&s.data).unwrap_or(DataSource::Stored);
             let run = data::load(&self.datasets, user, symbol, tf, s.start_date, s.end_date, source).await?;
-            Ok::<_, BacktestError>((spec, compiled, run))
+            let external = self.externals(user, &compiled, &run.series, s.model_id).await?;
+            Ok::<_, BacktestError>((spec, compiled, run, external))
         }
         .await;
-        let (spec, compiled, run) = match prepared {
+        let (spec, compiled, run, external) = match prepared {
             Ok(p) => p,
             Err(e @ (BacktestError::Store(_) | BacktestError::Blob(_) | BacktestError::Dataset(_))) => return Err(e),
             Err(e) => {
@@ -212,7 +217,7 @@ impl BacktestService {
         session.status = SessionStatus::Running;
         session.bars = run.series.len() as u64;
         self.put_session(&session).await?;
-        match self.execute(session, spec, compiled, run.series).await {
+        match self.execute(session, spec, compiled, run.series, external).await {
             Ok(_) => Ok(()),
             Err(e @ (BacktestError::Store(_) | BacktestError::Blob(_))) => Err(e),
             Err(_) => Ok(()), // the session says why
@@ -226,10 +231,11 @@ impl BacktestService {
         spec: StrategySpec,
         compiled: CompiledStrategy,
         series: CandleSeries,
+        external: ExternalSeries,
     ) -> BacktestResult<SessionView> {
         let settings = session.settings.clone();
         let started = std::time::Instant::now();
-        let computed = tokio::task::spawn_blocking(move || simulate(&spec, &compiled, &series, &settings))
+        let computed = tokio::task::spawn_blocking(move || simulate(&spec, &compiled, &series, &settings, &external))
             .await
             .map_err(|e| BacktestError::InvalidRequest(format!("the backtest stopped unexpectedly: {e}")));
         let (result, stats) = match computed.and_then(|r| r) {
@@ -300,15 +306,63 @@ impl BacktestService {
             leverage: 100.0,
             data: DataSource::Stored.as_str().into(),
             params: Default::default(),
+            model_id: None,
         };
         let bars = series.len();
-        let (_, stats) =
-            tokio::task::spawn_blocking(move || simulate(&spec, &compiled, &series, &settings))
-                .await
-                .map_err(|e| BacktestError::InvalidRequest(format!("the backtest stopped unexpectedly: {e}")))??;
+        let external = self.externals(user, &compiled, &series, None).await?;
+        let (_, stats) = tokio::task::spawn_blocking(move || simulate(&spec, &compiled, &series, &settings, &external))
+            .await
+            .map_err(|e| BacktestError::InvalidRequest(format!("the backtest stopped unexpectedly: {e}")))??;
         let metrics = metrics_of(&stats);
         self.strategies.set_metrics(user, strategy_id, metrics.clone()).await?;
         Ok((metrics, bars))
+    }
+
+    /// The external series the strategy's rules read: the volatility regimes, and the signals of the caller's
+    /// trained model `model_id` (required when the rules read `ml_signal` or `ml_confidence`).
+    pub async fn externals(
+        &self,
+        user: Uuid,
+        compiled: &CompiledStrategy,
+        series: &CandleSeries,
+        model_id: Option<Uuid>,
+    ) -> BacktestResult<ExternalSeries> {
+        let needs = compiled.external_inputs();
+        let mut out = ExternalSeries::new();
+        if needs.is_empty() {
+            return Ok(out);
+        }
+        let names: Vec<&str> = needs.iter().map(|e| e.name()).collect();
+        if names.iter().any(|n| n.starts_with("vol_regime")) {
+            out.extend(ml_signals::volatility_regimes(series));
+        }
+        if names.iter().any(|n| n.starts_with("ml_")) {
+            let Some(id) = model_id else {
+                return Err(BacktestError::InvalidRequest(format!(
+                    "the strategy's rules read {}: give model_id, one of your trained models",
+                    names.join(", ")
+                )));
+            };
+            let model: crate::ml::store::ModelRecord = self
+                .store
+                .get(&crate::ml::store::model_key(user, id))
+                .await?
+                .ok_or_else(|| BacktestError::InvalidRequest("Model not found".into()))?
+                .to_record()?;
+            let (Some(location), Some(checksum)) = (model.artefact, model.artefact_checksum.clone()) else {
+                return Err(BacktestError::InvalidRequest("Model not trained. Please train the model first.".into()));
+            };
+            let owner = crate::ml::artefacts::owner_of(&location, user);
+            let artefact = crate::ml::artefacts::read(self.blobs.as_ref(), owner, &location, &checksum)
+                .await
+                .map_err(|e| BacktestError::InvalidRequest(format!("the model cannot be read: {e}")))?;
+            let series = series.clone();
+            let signals = tokio::task::spawn_blocking(move || ml_signals::model_signals(&artefact, &series))
+                .await
+                .map_err(|e| BacktestError::InvalidRequest(format!("the model's signals stopped unexpectedly: {e}")))?;
+            out.extend(signals);
+        }
+        Ok(out)
     }
 
     // ------------------------------------------------------------------ sessions
@@ -394,6 +448,7 @@ pub(super) fn settings_of(req: &RunRequest, strategy: &StrategyRecord) -> RunSet
         leverage: req.leverage,
         data: req.data.as_str().to_owned(),
         params: req.params.clone(),
+        model_id: req.model_id,
     }
 }
 
@@ -445,11 +500,12 @@ pub fn simulate(
     compiled: &CompiledStrategy,
     series: &CandleSeries,
     settings: &RunSettings,
+    external: &ExternalSeries,
 ) -> BacktestResult<(RunResult, Stats)> {
     let (config, instrument) = engine_config(spec, settings)?;
     let bars: Columns = series.columns();
     let signals = compiled
-        .signals_with(&bars, &ExternalSeries::new(), &settings.params)
+        .signals_with(&bars, external, &settings.params)
         .map_err(|e| BacktestError::InvalidRequest(e.to_string()))?;
     let outcome: Outcome = engine::run(&bars, &signals, Some(instrument), &config)
         .map_err(|e| BacktestError::InvalidRequest(e.to_string()))?;

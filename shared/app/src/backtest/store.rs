@@ -166,6 +166,9 @@ pub struct RunSettings {
     /// Parameter values replacing the strategy's defaults.
     #[serde(default)]
     pub params: std::collections::BTreeMap<String, f64>,
+    /// The model whose signals the rules read, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<Uuid>,
 }
 
 fn lenient_stats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Stats>, D::Error> {

@@ -365,15 +365,32 @@ fn check_bars(bars: &Columns) -> Result<(), EngineError> {
             lens[0], lens[1], lens[2], lens[3]
         )));
     }
-    // `0 < x < ∞` is false for NaN too. The branch-free pass over each column vectorises; the index of the first
-    // offending bar is only looked for when there is one.
-    let ok = |x: f64| (x > 0.0) & (x < f64::INFINITY);
-    let column_ok = |col: &[f64]| col.iter().fold(0_u8, |bad, &x| bad | u8::from(!ok(x))) == 0;
-    if [&bars.open, &bars.high, &bars.low, &bars.close].iter().all(|c| column_ok(c)) {
+    if [&bars.open, &bars.high, &bars.low, &bars.close].iter().all(|c| positive_finite(c)) {
         return Ok(());
     }
+    let ok = |x: f64| x > 0.0 && x < f64::INFINITY;
     let index = (0..n).find(|&i| !(ok(bars.open[i]) && ok(bars.high[i]) && ok(bars.low[i]) && ok(bars.close[i])));
     Err(EngineError::InvalidBars(format!("bar {}: every price must be a positive finite number", index.unwrap_or(0))))
+}
+
+/// Every value of `col` is positive and finite, in a pass that vectorises: four lanes of running minima (a NaN
+/// never replaces a minimum) and of `x × 0`, which is 0 for finite numbers and NaN for NaN and ±∞.
+fn positive_finite(col: &[f64]) -> bool {
+    let mut lowest = [f64::INFINITY; 4];
+    let mut zero = [0.0_f64; 4];
+    let chunks = col.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..4 {
+            lowest[k] = if c[k] < lowest[k] { c[k] } else { lowest[k] };
+            zero[k] += c[k] * 0.0;
+        }
+    }
+    for &x in rest {
+        lowest[0] = if x < lowest[0] { x } else { lowest[0] };
+        zero[0] += x * 0.0;
+    }
+    lowest.iter().all(|l| *l > 0.0) && zero.iter().all(|z| *z == 0.0)
 }
 
 fn check_signals(s: &Signals, bars: usize) -> Result<(), EngineError> {

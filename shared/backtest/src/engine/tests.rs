@@ -112,6 +112,21 @@ fn python_floor_division_bit_for_bit() {
 }
 
 #[test]
+fn price_validation_table() {
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, -1.0] {
+        for len in 1..11 {
+            for at in 0..len {
+                let mut col = vec![1.5; len];
+                col[at] = bad;
+                assert!(!positive_finite(&col), "{bad} at {at} of {len}");
+            }
+        }
+    }
+    assert!(positive_finite(&[]));
+    assert!(positive_finite(&[1e-300, 1e300, 1.0, 2.0, 3.0]));
+}
+
+#[test]
 fn decision_fills_at_next_open_and_last_bar_never_fills() {
     let bars = ramp(6);
     let s = signals(6, &[0, 5], &[], &[2], &[]);

@@ -39,6 +39,8 @@ pub struct RunBody {
     pub data: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, f64>,
+    /// One of the caller's trained models, whose signals the rules read (`ml_signal`, `ml_confidence`).
+    pub model_id: Option<String>,
 }
 
 /// Longest date range of a run, days.
@@ -62,6 +64,7 @@ fn date(field: &str, raw: &str) -> ApiResult<NaiveDate> {
 /// Validates a run body: every range error at once (422), bad dates 400 as the original.
 pub fn run_request(body: RunBody) -> ApiResult<RunRequest> {
     let strategy_id = path_id(&body.strategy_id, "strategy")?;
+    let model_id = body.model_id.as_deref().map(|m| path_id(m, "model")).transpose()?;
     let symbol = instrument(body.symbol.as_deref().unwrap_or("EURUSD").trim())?.symbol;
     let tf_raw = body.timeframe.as_deref().unwrap_or("H1");
     let timeframe = parse_timeframe(tf_raw).ok_or_else(|| timeframe_error(tf_raw))?;
@@ -126,6 +129,7 @@ pub fn run_request(body: RunBody) -> ApiResult<RunRequest> {
         leverage,
         data,
         params: body.params,
+        model_id,
     })
 }
 
