@@ -125,7 +125,10 @@ pub fn read_strategy(path: &Path) -> anyhow::Result<StrategySpec> {
     strategy::legacy_strategy(kind, &config).map_err(|p| anyhow::anyhow!("{}: {p}", path.display()))
 }
 
-fn open_store(data_dir: &Path) -> anyhow::Result<(Arc<dyn ItemStore>, Arc<FileBlobStore>, Arc<dyn Clock>)> {
+/// The data dir's store, blobs and a clock.
+type DataDir = (Arc<dyn ItemStore>, Arc<FileBlobStore>, Arc<dyn Clock>);
+
+fn open_store(data_dir: &Path) -> anyhow::Result<DataDir> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = EmbeddedStore::open(&data_dir.join(STORE_FILE), clock.clone()).with_context(|| {
         format!("cannot open the store in {} (is `nusatrade serve` running on it?)", data_dir.display())

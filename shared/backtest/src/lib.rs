@@ -9,7 +9,7 @@
 //! | [`stats`] | the statistics of a run (backtesting.py's definitions where they exist) |
 //! | [`optimize`] | grid and random search with constraints and an objective, chunks for workers, walk-forward |
 //! | [`montecarlo`] | resampling and reshuffling of the trade sequence: final equity and drawdown distributions |
-//! | [`chart`] | SVG pictures: equity + drawdown, optimizer heatmap |
+//! | [`chart`] | SVG pictures: equity + drawdown, optimizer heatmap, Monte Carlo bands |
 
 pub mod chart;
 pub mod engine;

@@ -106,10 +106,10 @@ pub async fn latest(
     for owner in [Owner::User(user), Owner::System] {
         let Some(record) = datasets.get(owner, symbol, tf).await? else { continue };
         let from = record.last - Duration::days(i64::from(days));
-        if let Some((_, series)) = datasets.load(owner, symbol, tf, Some(from), None).await? {
-            if series.len() >= 2 {
-                return Ok(Some(series));
-            }
+        if let Some((_, series)) = datasets.load(owner, symbol, tf, Some(from), None).await?
+            && series.len() >= 2
+        {
+            return Ok(Some(series));
         }
     }
     Ok(None)

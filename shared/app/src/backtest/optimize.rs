@@ -417,7 +417,7 @@ impl BacktestService {
         match self.store.transact_write(ops).await {
             Ok(()) => {}
             Err(StoreError::TransactionCanceled(reasons))
-                if reasons.iter().any(|r| *r == CancelReason::ConditionalCheckFailed) => {}
+                if reasons.contains(&CancelReason::ConditionalCheckFailed) => {}
             Err(e) => return Err(e.into()),
         }
         let Some((mut session, search)) = self.optimization_session(user, id).await? else { return Ok(()) };

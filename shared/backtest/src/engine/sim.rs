@@ -171,7 +171,8 @@ pub(super) fn simulate(
         cash: config.initial_cash,
         long: true,
         open: Vec::with_capacity(max_open),
-        trades: Vec::new(),
+        // A trade every 32 bars on average before the vector grows (at most 4,096 reserved).
+        trades: Vec::with_capacity((n / 32).min(4_096)),
         skipped: 0,
         entered: false,
         trailing: config.risk.trailing.zip(instrument),
@@ -221,16 +222,19 @@ pub(super) fn simulate(
         sim.close_all(last, bars.close[last], ExitReason::EndOfData);
         equity[last] = sim.cash;
     }
-    // Drawdown from the running peak, as backtesting.py computes it (`1 − equity / running max`), in a pass of its
-    // own: the divisions pipeline there instead of lengthening every bar of the loop.
+    // Drawdown from the running peak, as backtesting.py computes it (`1 − equity / running max`), in passes of their
+    // own: the running peak (sequential, cheap), then the divisions, which vectorise.
     let mut peak = f64::NEG_INFINITY;
-    let drawdown = equity
+    let mut drawdown: Vec<f64> = equity
         .iter()
         .map(|&e| {
-            peak = peak.max(e);
-            1.0 - e / peak
+            peak = if e > peak { e } else { peak };
+            peak
         })
         .collect();
+    for (d, e) in drawdown.iter_mut().zip(&equity) {
+        *d = 1.0 - e / *d;
+    }
 
     Outcome {
         trades: sim.trades,
@@ -588,8 +592,9 @@ impl Sim<'_> {
         };
         let (mut high, mut low) = (fill, fill);
         if let Some(last) = survived.filter(|l| *l >= t.entry_bar) {
-            high = self.bars.high[t.entry_bar..=last].iter().fold(high, |m, &x| m.max(x));
-            low = self.bars.low[t.entry_bar..=last].iter().fold(low, |m, &x| m.min(x));
+            // Validated bars hold no NaN: plain comparisons (they vectorise).
+            high = self.bars.high[t.entry_bar..=last].iter().fold(high, |m, &x| if x > m { x } else { m });
+            low = self.bars.low[t.entry_bar..=last].iter().fold(low, |m, &x| if x < m { x } else { m });
         }
         let (mfe, mae) = if sign > 0.0 {
             (high - t.entry_price, t.entry_price - low)
