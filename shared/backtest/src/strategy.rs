@@ -975,10 +975,13 @@ impl StrategyEvaluator<'_> {
     pub fn signals_into(&mut self, values: &[f64], out: &mut Signals) -> Result<(), SignalError> {
         let s = self.strategy;
         let all = s.entry_logic == RuleLogic::All;
+        self.inner.reset_warmup();
         self.inner.combine_into(&s.enter_long, values, all, &mut out.enter_long)?;
         self.inner.combine_into(&s.enter_short, values, all, &mut out.enter_short)?;
         self.inner.combine_into(&s.exit_long, values, false, &mut out.exit_long)?;
         self.inner.combine_into(&s.exit_short, values, false, &mut out.exit_short)?;
+        // Where every indicator the rules read is defined: the statistics' buy & hold starts there.
+        out.warmup = self.inner.warmup();
         Ok(())
     }
 

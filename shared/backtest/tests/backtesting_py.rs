@@ -83,6 +83,24 @@ fn sma_cross(close: &[f64], fast: usize, slow: usize) -> Signals {
     s
 }
 
+/// SmaCross written in the rule language and compiled as the API compiles strategies (an exit rule that never
+/// fires: every exit is the opposite entry, as with `exclusive_orders`).
+fn rule_sma_cross(bars: &Columns) -> Signals {
+    let spec: nusatrade_backtest::strategy::StrategySpec = serde_json::from_value(serde_json::json!({
+        "name": "SmaCross",
+        "parameters": [{"name": "n1", "default_value": 10}, {"name": "n2", "default_value": 20}],
+        "entry_rules": [
+            {"id": "up", "condition": "CROSSES_ABOVE(SMA(n1), SMA(n2))", "action": "BUY", "description": ""},
+            {"id": "down", "condition": "CROSSES_BELOW(SMA(n1), SMA(n2))", "action": "SELL", "description": ""}
+        ],
+        "exit_rules": [{"id": "never", "condition": "CLOSE < 0", "action": "CLOSE", "description": ""}],
+        "risk_management": {"stop_loss_type": "none", "take_profit_type": "none"}
+    }))
+    .expect("strategy JSON");
+    let compiled = spec.compile().expect("SmaCross compiles");
+    compiled.signals_with(bars, &Default::default(), &Default::default()).expect("signals")
+}
+
 fn backtesting_py_config() -> EngineConfig {
     EngineConfig {
         initial_cash: 10_000.0,
@@ -195,7 +213,9 @@ fn engine_and_stats_match_backtesting_py_trade_for_trade() {
     let reference = reference(&python, &csv);
 
     let config = backtesting_py_config();
-    let signals = sma_cross(&bars.close, 10, 20);
+    // The platform's rule strategy decides exactly as SmaCross (entries and warm-up); its signals drive the engine.
+    let signals = rule_sma_cross(&bars);
+    assert_eq!(signals, sma_cross(&bars.close, 10, 20), "CROSSES_ABOVE/BELOW(SMA(fast), SMA(slow)) is SmaCross");
     let outcome = engine::run(&bars, &signals, None, &config).expect("engine run");
     let stats = stats::compute(&outcome, &bars, &config);
     let mut worst = (0.0_f64, String::new());

@@ -79,6 +79,16 @@
 //! * An entry whose stop or target cannot be computed (ATR still warming up, a price at or below zero) is
 //!   skipped: opening without the protection the strategy asked for would not be the strategy.
 //! * Skipped entries are counted in [`Outcome::skipped_entries`].
+//!
+//! # Limits
+//! At most [`MAX_BARS`] bars, every price within `(0, MAX_PRICE)`; columns and signals of one length;
+//! [`Signals::warmup`] below the number of bars (it only sets where the buy & hold statistic starts, as
+//! backtesting.py's first trading bar). Settings: cash, spread, slippage, per-lot commission and swap finite and
+//! within [`MAX_AMOUNT`]; leverage 1..=[`MAX_LEVERAGE`]; commission fraction in [−0.1, 0.1) (backtesting.py's);
+//! `Pyramid` 1..=[`MAX_PYRAMID`]; ATR period 1..=[`MAX_ATR_PERIOD`]; risk percent (0, 10] (the live limit); stop
+//! and target distances positive and bounded; trailing settings bounded (pips ≤ 10⁶, ATR multiple ≤ 1000,
+//! percentage ≤ 100) so that the live rule's `Decimal` arithmetic stays in range. Anything else is an
+//! [`EngineError`], never a panic.
 
 mod sim;
 #[cfg(test)]
@@ -102,6 +112,9 @@ pub const MAX_PYRAMID: usize = 100;
 pub const MAX_LEVERAGE: f64 = 10_000.0;
 /// Largest ATR period.
 pub const MAX_ATR_PERIOD: usize = 1_000;
+/// Prices must be below this (10¹²): the live trailing and sizing rules compute in `Decimal`, whose range ends
+/// near 7.9 × 10²⁸ (a stop distance in pips of a price of 10²⁸ would not fit).
+pub const MAX_PRICE: f64 = 1e12;
 /// Largest initial cash, spread, slippage, per-lot commission, swap and pip distance (absolute values).
 pub const MAX_AMOUNT: f64 = 1e15;
 
@@ -330,8 +343,8 @@ pub enum EngineError {
     /// Signals and candles differ in length.
     #[error("signals cover {signals} bars but the data has {bars}")]
     LengthMismatch { signals: usize, bars: usize },
-    /// The bar columns are unusable: different lengths, too many bars, or a price that is not a positive finite
-    /// number (`index` = the first offending bar).
+    /// The bar columns are unusable: different lengths, too many bars, or a price that is not a number within
+    /// `(0, MAX_PRICE)` (the message names the first offending bar).
     #[error("invalid bars: {0}")]
     InvalidBars(String),
 }
@@ -340,7 +353,7 @@ pub enum EngineError {
 /// P/L to the account currency; `None` = a generic instrument, 1 unit, P/L in the quote currency).
 ///
 /// See the module documentation for the rules. Errors: an out-of-range setting, mismatched lengths, or bars with
-/// a price that is not a positive finite number.
+/// a price that is not a number within `(0, MAX_PRICE)`.
 pub fn run(
     bars: &Columns,
     signals: &Signals,
@@ -365,32 +378,39 @@ fn check_bars(bars: &Columns) -> Result<(), EngineError> {
             lens[0], lens[1], lens[2], lens[3]
         )));
     }
-    if [&bars.open, &bars.high, &bars.low, &bars.close].iter().all(|c| positive_finite(c)) {
+    if [&bars.open, &bars.high, &bars.low, &bars.close].iter().all(|c| prices_in_range(c)) {
         return Ok(());
     }
-    let ok = |x: f64| x > 0.0 && x < f64::INFINITY;
+    let ok = |x: f64| x > 0.0 && x < MAX_PRICE;
     let index = (0..n).find(|&i| !(ok(bars.open[i]) && ok(bars.high[i]) && ok(bars.low[i]) && ok(bars.close[i])));
-    Err(EngineError::InvalidBars(format!("bar {}: every price must be a positive finite number", index.unwrap_or(0))))
+    Err(EngineError::InvalidBars(format!(
+        "bar {}: every price must be a number above 0 and below {MAX_PRICE:e}",
+        index.unwrap_or(0)
+    )))
 }
 
-/// Every value of `col` is positive and finite, in a pass that vectorises: four lanes of running minima (a NaN
-/// never replaces a minimum) and of `x × 0`, which is 0 for finite numbers and NaN for NaN and ±∞.
-fn positive_finite(col: &[f64]) -> bool {
+/// Every value of `col` is within `(0, MAX_PRICE)`, in a pass that vectorises: four lanes of running minima and
+/// maxima (a NaN never replaces either) and of `x × 0`, which is 0 for finite numbers and NaN for NaN and ±∞.
+fn prices_in_range(col: &[f64]) -> bool {
     let mut lowest = [f64::INFINITY; 4];
+    let mut highest = [f64::NEG_INFINITY; 4];
     let mut zero = [0.0_f64; 4];
     let chunks = col.chunks_exact(4);
     let rest = chunks.remainder();
+    let mut lane = |k: usize, x: f64| {
+        lowest[k] = if x < lowest[k] { x } else { lowest[k] };
+        highest[k] = if x > highest[k] { x } else { highest[k] };
+        zero[k] += x * 0.0;
+    };
     for c in chunks {
-        for k in 0..4 {
-            lowest[k] = if c[k] < lowest[k] { c[k] } else { lowest[k] };
-            zero[k] += c[k] * 0.0;
+        for (k, &x) in c.iter().enumerate() {
+            lane(k, x);
         }
     }
     for &x in rest {
-        lowest[0] = if x < lowest[0] { x } else { lowest[0] };
-        zero[0] += x * 0.0;
+        lane(0, x);
     }
-    lowest.iter().all(|l| *l > 0.0) && zero.iter().all(|z| *z == 0.0)
+    lowest.iter().all(|l| *l > 0.0) && highest.iter().all(|h| *h < MAX_PRICE) && zero.iter().all(|z| *z == 0.0)
 }
 
 fn check_signals(s: &Signals, bars: usize) -> Result<(), EngineError> {
@@ -492,8 +512,21 @@ fn check_risk(instrument: Option<&'static Instrument>, c: &EngineConfig) -> Resu
             check_distance("take profit", "risk:reward", r, 1_000.0)?;
         }
     }
-    if c.risk.trailing.is_some() {
+    if let Some(t) = c.risk.trailing {
         need_instrument("trailing stop and breakeven")?;
+        // The live rule computes in Decimal: bounded settings keep its products far from Decimal's range.
+        let pips = Decimal::from(1_000_000);
+        let bounds = [
+            ("activation_pips", t.activation_pips, pips),
+            ("trail_distance_pips", t.trail_distance_pips, pips),
+            ("breakeven_pips", t.breakeven_pips, pips),
+            ("lock_profit_pips", t.lock_profit_pips, pips),
+            ("atr_multiplier", t.atr_multiplier, Decimal::from(1_000)),
+            ("percentage", t.percentage, Decimal::ONE_HUNDRED),
+        ];
+        if let Some((name, _, max)) = bounds.iter().find(|(_, v, max)| *v < Decimal::ZERO || v > max) {
+            return Err(invalid(format!("trailing {name} must be within 0..={max}")));
+        }
     }
     if let Some(max) = c.risk.max_lots {
         if max <= Decimal::ZERO {

@@ -113,17 +113,17 @@ fn python_floor_division_bit_for_bit() {
 
 #[test]
 fn price_validation_table() {
-    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, -1.0] {
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, -1.0, MAX_PRICE, 1e300] {
         for len in 1..11 {
             for at in 0..len {
                 let mut col = vec![1.5; len];
                 col[at] = bad;
-                assert!(!positive_finite(&col), "{bad} at {at} of {len}");
+                assert!(!prices_in_range(&col), "{bad} at {at} of {len}");
             }
         }
     }
-    assert!(positive_finite(&[]));
-    assert!(positive_finite(&[1e-300, 1e300, 1.0, 2.0, 3.0]));
+    assert!(prices_in_range(&[]));
+    assert!(prices_in_range(&[1e-300, 0.999e12, 1.0, 2.0, 3.0]));
 }
 
 #[test]
@@ -498,6 +498,14 @@ fn configuration_limits() {
         ("pips without instrument", None, |c| c.risk.stop_loss = StopRule::Pips(10.0)),
         ("target pips without instrument", None, |c| c.risk.take_profit = TargetRule::Pips(10.0)),
         ("trailing without instrument", None, |c| c.risk.trailing = Some(TrailingStopSettings::default())),
+        ("trailing percentage", Some("EURUSD"), |c| {
+            c.risk.trailing =
+                Some(TrailingStopSettings { percentage: Decimal::from(101), ..TrailingStopSettings::default() })
+        }),
+        ("trailing atr multiplier", Some("EURUSD"), |c| {
+            c.risk.trailing =
+                Some(TrailingStopSettings { atr_multiplier: Decimal::from(10_000), ..TrailingStopSettings::default() })
+        }),
         ("risk reward without stop", None, |c| c.risk.take_profit = TargetRule::RiskReward(2.0)),
         ("risk percent without stop", Some("EURUSD"), |c| c.sizing = Sizing::RiskPercent(Decimal::ONE)),
         ("risk percent above 10", Some("EURUSD"), |c| {

@@ -606,17 +606,19 @@ pub struct Backtest<'a> {
 }
 
 impl<'a> Evaluator for Backtest<'a> {
-    type Scratch = Result<StrategyEvaluator<'a>, String>;
+    /// The worker's strategy evaluator (indicator cache) and the bars-only statistics inputs, built once.
+    type Scratch = (Result<StrategyEvaluator<'a>, String>, stats::Market);
 
     fn scratch(&self) -> Self::Scratch {
-        self.strategy.evaluator(self.bars, self.external).map_err(|e| e.to_string())
+        (self.strategy.evaluator(self.bars, self.external).map_err(|e| e.to_string()), stats::Market::new(self.bars))
     }
 
     fn evaluate(&self, scratch: &mut Self::Scratch, params: &ParamValues) -> Result<Stats, String> {
-        let strategy = scratch.as_mut().map_err(|e| e.clone())?;
+        let (strategy, market) = scratch;
+        let strategy = strategy.as_mut().map_err(|e| e.clone())?;
         let signals = strategy.signals(params).map_err(|e| e.to_string())?;
         let outcome = engine::run(self.bars, &signals, self.instrument, self.config).map_err(|e| e.to_string())?;
-        Ok(stats::compute(&outcome, self.bars, self.config))
+        Ok(stats::compute_with(&outcome, self.bars, self.config, market))
     }
 }
 

@@ -91,6 +91,9 @@ struct Store<'a> {
     day_of_week: Option<Vec<f64>>,
     cache: HashMap<Key, Vec<f64>>,
     cached_values: usize,
+    /// The largest index of an indicator's first defined value among those the last evaluation used (backtesting.py's
+    /// `_indicator_warmup_nbars`): where the strategy's indicators are all warmed up.
+    warmup: usize,
 }
 
 #[derive(Debug)]
@@ -350,8 +353,16 @@ impl<'a> Store<'a> {
         }
     }
 
-    /// Computes `key` (and the other outputs of the same indicator) unless cached.
+    /// Computes `key` (and the other outputs of the same indicator) unless cached, and takes its first defined
+    /// bar into the warm-up.
     fn ensure(&mut self, key: Key) {
+        self.compute(key);
+        if let Some(first) = self.cache.get(&key).map(|v| v.iter().position(|x| !x.is_nan()).unwrap_or(v.len())) {
+            self.warmup = self.warmup.max(first);
+        }
+    }
+
+    fn compute(&mut self, key: Key) {
         if self.cache.contains_key(&key) {
             return;
         }
@@ -702,6 +713,7 @@ impl<'a> Evaluator<'a> {
                 day_of_week: None,
                 cache: HashMap::new(),
                 cached_values: 0,
+                warmup: 0,
             },
             pool: Pool { n, nums: Vec::new(), bools: Vec::new() },
         })
@@ -737,6 +749,17 @@ impl<'a> Evaluator<'a> {
         if self.store.cached_values > MAX_CACHED_VALUES {
             self.clear_cache();
         }
+    }
+
+    /// Starts a new warm-up measure (the next evaluations' indicators).
+    pub fn reset_warmup(&mut self) {
+        self.store.warmup = 0;
+    }
+
+    /// The index of the first bar where every indicator evaluated since [`reset_warmup`](Self::reset_warmup) is
+    /// defined (backtesting.py's warm-up: 19 for an SMA(20)); capped at the last bar.
+    pub fn warmup(&self) -> usize {
+        self.store.warmup.min(self.len().saturating_sub(1))
     }
 
     /// `cond` at every bar, with parameter values by slot.
