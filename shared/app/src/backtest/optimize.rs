@@ -559,7 +559,7 @@ impl BacktestService {
                                     "objective": finite(e.objective),
                                     "trades": e.trades,
                                     "qualified": e.qualified,
-                                    "statistics": super::routes::stats_json(&e.stats),
+                                    "statistics": super::runs::stats_view(&e.stats),
                                 })
                             })
                             .collect(),
@@ -622,9 +622,9 @@ fn walk_view(r: &WalkForwardReport) -> Value {
             "out_of_sample": {"start": w.out_of_sample.start_time.map(crate::wire::iso), "end": w.out_of_sample.end_time.map(crate::wire::iso), "bars": w.out_of_sample.end - w.out_of_sample.start},
             "params": w.params,
             "in_sample_objective": finite(w.in_sample_objective),
-            "out_of_sample": super::routes::stats_json(&w.out_of_sample_stats),
+            "out_of_sample": super::runs::stats_view(&w.out_of_sample_stats),
         })).collect::<Vec<_>>(),
-        "out_of_sample": super::routes::stats_json(&r.out_of_sample_stats),
+        "out_of_sample": super::runs::stats_view(&r.out_of_sample_stats),
         "trades": r.trades.len(),
         "equity_final": r.equity.last().copied().and_then(|e| e.is_finite().then_some(e)),
     })

@@ -21,6 +21,7 @@ use nusatrade_ml::candles::Columns;
 use nusatrade_ml::{CandleSeries, Timeframe};
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -517,6 +518,21 @@ pub fn simulate(
         trades: outcome.trades,
     };
     Ok((result, stats))
+}
+
+/// The full statistics table as JSON (finite numbers; undefined ones null).
+pub fn stats_view(s: &Stats) -> Value {
+    match serde_json::to_value(s) {
+        Ok(Value::Object(mut m)) => {
+            for v in m.values_mut() {
+                if v.as_f64().is_some_and(|f| !f.is_finite()) {
+                    *v = Value::Null;
+                }
+            }
+            Value::Object(m)
+        }
+        _ => Value::Null,
+    }
 }
 
 /// The original's `BacktestMetrics` (rounded as it rounds them).

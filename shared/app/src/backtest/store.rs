@@ -108,6 +108,31 @@ pub struct StrategyRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl StrategyRecord {
+    /// An empty `custom` strategy of `user` (inactive, private), created and updated `now`.
+    pub fn draft(id: Uuid, user: Uuid, now: DateTime<Utc>) -> Self {
+        StrategyRecord {
+            id,
+            user_id: user,
+            name: String::new(),
+            description: None,
+            strategy_type: "custom".into(),
+            code: None,
+            parameters: Vec::new(),
+            indicators: Vec::new(),
+            entry_rules: Vec::new(),
+            exit_rules: Vec::new(),
+            risk_management: None,
+            config: None,
+            is_active: false,
+            is_public: false,
+            backtest_results: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// What a session is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

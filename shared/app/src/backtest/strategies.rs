@@ -153,25 +153,7 @@ impl StrategyService {
     /// Creates a strategy (`is_active = false`).
     pub async fn create(&self, user: Uuid, input: StrategyInput) -> BacktestResult<StrategyRecord> {
         let now = self.clock.now();
-        let mut record = StrategyRecord {
-            id: self.ids.time_ordered(now),
-            user_id: user,
-            name: String::new(),
-            description: None,
-            strategy_type: "custom".into(),
-            code: None,
-            parameters: Vec::new(),
-            indicators: Vec::new(),
-            entry_rules: Vec::new(),
-            exit_rules: Vec::new(),
-            risk_management: None,
-            config: None,
-            is_active: false,
-            is_public: false,
-            backtest_results: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut record = StrategyRecord::draft(self.ids.time_ordered(now), user, now);
         apply(&mut record, input);
         check_rules(&record)?;
         self.insert(user, record).await

@@ -6,8 +6,6 @@ mod runs;
 mod strategies;
 mod views;
 
-pub use views::stats_view as stats_json;
-
 use axum::Router;
 use axum::extract::FromRef;
 use axum::middleware::from_fn_with_state;
@@ -67,7 +65,7 @@ pub fn backtest_router(state: BacktestState, limits: Option<RequestLimits>) -> R
         .route("/backtest/strategies", get(strategies::legacy_list).post(strategies::legacy_create))
         .route(
             "/backtest/strategies/{id}",
-            get(strategies::legacy_get).put(strategies::legacy_update).delete(strategies::legacy_delete),
+            get(strategies::legacy_get).put(strategies::legacy_update).delete(strategies::delete),
         )
         .route("/backtest/run", post(runs::run))
         .route("/backtest/sessions", get(runs::sessions))

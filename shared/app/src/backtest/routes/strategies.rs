@@ -188,26 +188,7 @@ pub(super) async fn validate_body(
     ApiJson(body): ApiJson<StrategyBody>,
 ) -> ApiResult<Response> {
     let input = input_of(body, false)?;
-    let now = chrono::Utc::now();
-    let mut record = StrategyRecord {
-        id: uuid::Uuid::nil(),
-        user_id: user.id,
-        name: String::new(),
-        description: None,
-        strategy_type: "custom".into(),
-        code: None,
-        parameters: Vec::new(),
-        indicators: Vec::new(),
-        entry_rules: Vec::new(),
-        exit_rules: Vec::new(),
-        risk_management: None,
-        config: None,
-        is_active: false,
-        is_public: false,
-        backtest_results: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut record = StrategyRecord::draft(uuid::Uuid::nil(), user.id, chrono::Utc::now());
     strategies::apply(&mut record, input);
     Ok(validation_view(strategies::validate(&record)))
 }
@@ -372,13 +353,4 @@ pub(super) async fn legacy_update(
     let id = path_id(&id, "strategy")?;
     let record = s.backtests.strategies.update(user.id, id, legacy_input(body)?).await?;
     Ok(axum::Json(legacy_view(&record)).into_response())
-}
-
-pub(super) async fn legacy_delete(
-    user: CurrentUser,
-    State(s): State<BacktestState>,
-    Path(raw): Path<String>,
-) -> ApiResult<Response> {
-    s.backtests.strategies.delete(user.id, path_id(&raw, "strategy")?).await?;
-    Ok(axum::Json(json!({"deleted": raw})).into_response())
 }

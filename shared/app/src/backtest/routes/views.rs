@@ -1,10 +1,9 @@
 //! The JSON shapes of strategies and backtests (contract §2.5, §2.7).
 
-use nusatrade_backtest::stats::Stats;
 use nusatrade_backtest::strategy::StrategySpec;
 use serde_json::{Value, json};
 
-use crate::backtest::runs::{ANSWER_EQUITY, ANSWER_TRADES, RunResult, SessionView};
+use crate::backtest::runs::{ANSWER_EQUITY, ANSWER_TRADES, RunResult, SessionView, stats_view};
 use crate::backtest::store::{SessionRecord, StrategyRecord};
 use crate::wire::iso;
 
@@ -69,21 +68,6 @@ pub fn legacy_view(r: &StrategyRecord) -> Value {
 
 fn finite(v: f64) -> Value {
     if v.is_finite() { json!(v) } else { Value::Null }
-}
-
-/// The full statistics table (finite numbers; undefined ones null).
-pub fn stats_view(s: &Stats) -> Value {
-    match serde_json::to_value(s) {
-        Ok(Value::Object(mut m)) => {
-            for v in m.values_mut() {
-                if v.as_f64().is_some_and(|f| !f.is_finite()) {
-                    *v = Value::Null;
-                }
-            }
-            Value::Object(m)
-        }
-        _ => Value::Null,
-    }
 }
 
 /// `{symbol, order_type, entry_price, exit_price, profit}` plus the engine's detail of each trade.
