@@ -419,7 +419,8 @@ async fn an_ml_models_signals_drive_a_backtest() {
     let mut body = body;
     body["strategy_id"] = json!(sid);
     body["config"] = json!({"hyperparameters": {"iterations": 30, "max_depth": 3, "nbins": 64},
-                            "label": {"kind": "binary", "horizon": 5, "threshold": 0.0}});
+                            "label": {"kind": "binary", "horizon": 5, "threshold": 0.0},
+                            "signal": {"min_confidence": 0.0}});
     let (s, model) = send(&gw, "POST", "/api/v1/ml/models", &token, Some(body)).await;
     assert_eq!(s, 201, "{model}");
     assert_eq!(model["strategy_id"], sid.as_str());
@@ -436,6 +437,16 @@ async fn an_ml_models_signals_drive_a_backtest() {
     })
     .await
     .expect("trained");
+    // Its predictions take their levels from the strategy's risk management (ATR × 1.5 stop, 1.5 : 1 target).
+    let (s, p) =
+        send(&gw, "POST", &format!("/api/v1/ml/models/{mid}/predict"), &token, Some(json!({"symbol": "EURUSD"}))).await;
+    assert_eq!(s, 200, "{p}");
+    let p = &p["prediction"];
+    assert!(p["strategy_validation"]["message"].as_str().unwrap().contains("Follow the model"), "{p}");
+    let (entry, atr) = (p["entry_price"].as_f64().unwrap(), p["atr"].as_f64().unwrap());
+    let (sl, tp) = (p["stop_loss"].as_f64().unwrap(), p["take_profit"].as_f64().unwrap());
+    assert!(((entry - sl).abs() - 1.5 * atr).abs() < 1e-5, "stop at 1.5 ATR: {p}");
+    assert!(((tp - entry).abs() - 1.5 * (entry - sl).abs()).abs() < 2e-5, "target at 1.5 R: {p}");
     let mut with_model = run;
     with_model["model_id"] = json!(mid);
     let (s, r) = send(&gw, "POST", "/api/v1/backtest/run", &token, Some(with_model)).await;

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::error::{BacktestError, BacktestResult};
 use super::store::{COUNT_ATTR, PUBLIC_INDEX_PK, STRATEGY_PREFIX, StrategyRecord, strategy_count_key, strategy_key};
 use crate::auth::store::user_pk;
+use crate::ml::service::LinkedStrategy;
 use crate::ports::{
     CancelReason, Clock, Condition, IdGenerator, Index, Item, ItemStore, Ports, Query, StoreError, TxOp, Update,
 };
@@ -298,6 +299,24 @@ impl crate::ml::service::StrategyLookup for StrategyService {
             Err(BacktestError::Store(e)) => Err(e),
             Err(other) => Err(StoreError::Validation(other.to_string())),
         }
+    }
+
+    async fn linked(&self, user: Uuid, strategy: Uuid) -> Result<Option<LinkedStrategy>, StoreError> {
+        let record = match self.get_visible(user, strategy).await {
+            Ok(r) => r,
+            Err(BacktestError::StrategyNotFound) => return Ok(None),
+            Err(BacktestError::Store(e)) => return Err(e),
+            Err(other) => return Err(StoreError::Validation(other.to_string())),
+        };
+        let Ok(spec) = spec_of(&record) else { return Ok(None) };
+        let Ok(risk) = spec.risk_management.clone().unwrap_or_default().to_risk() else { return Ok(None) };
+        Ok(Some(LinkedStrategy {
+            id: record.id,
+            name: record.name,
+            risk,
+            entry_rules: spec.entry_rules,
+            exit_rules: spec.exit_rules,
+        }))
     }
 }
 

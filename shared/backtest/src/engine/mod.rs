@@ -566,3 +566,55 @@ fn check_sizing(instrument: Option<&'static Instrument>, c: &EngineConfig) -> Re
     }
     Ok(())
 }
+
+/// The stop-loss and take-profit prices of an entry at `fill` (`long` or short) under `risk`: pips by the
+/// instrument's pip size, `atr` (the decision bar's ATR) multiples, percent of the fill, or a multiple of the stop
+/// distance; rounded to the instrument's digits. `None` when a rule cannot be computed (no ATR yet, a level at or
+/// below zero). The engine places every entry's levels with it, and a live ML bot whose model references a strategy
+/// places its orders' levels with it too — the same prices for the same bar.
+pub fn levels(
+    risk: &Risk,
+    instrument: Option<&Instrument>,
+    long: bool,
+    fill: f64,
+    atr: Option<f64>,
+) -> Option<(Option<f64>, Option<f64>)> {
+    use rust_decimal::prelude::ToPrimitive;
+    let sign = if long { 1.0 } else { -1.0 };
+    let pip = instrument.and_then(|i| i.pip_size.to_f64()).unwrap_or(f64::NAN);
+    let atr = || atr.filter(|a| *a > 0.0);
+    let stop_distance = match risk.stop_loss {
+        StopRule::None => None,
+        StopRule::Pips(p) => Some(p * pip),
+        StopRule::Atr(m) => Some(atr()? * m),
+        StopRule::Percent(x) => Some(fill * x / 100.0),
+    };
+    let sl = match stop_distance {
+        Some(dist) => Some(round_price(instrument, fill - sign * dist).filter(|p| *p > 0.0)?),
+        None => None,
+    };
+    let target_distance = match risk.take_profit {
+        TargetRule::None => None,
+        TargetRule::Pips(p) => Some(p * pip),
+        TargetRule::Atr(m) => Some(atr()? * m),
+        TargetRule::Percent(x) => Some(fill * x / 100.0),
+        TargetRule::RiskReward(r) => Some((fill - sl?).abs() * r),
+    };
+    let tp = match target_distance {
+        Some(dist) => Some(round_price(instrument, fill + sign * dist).filter(|p| *p > 0.0)?),
+        None => None,
+    };
+    Some((sl, tp))
+}
+
+/// A price rounded to the instrument's digits (the live rule, banker's rounding); as is without one.
+pub(crate) fn round_price(instrument: Option<&Instrument>, p: f64) -> Option<f64> {
+    use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+    if !p.is_finite() {
+        return None;
+    }
+    match instrument {
+        Some(i) => i.round_price(Decimal::from_f64(p)?).to_f64(),
+        None => Some(p),
+    }
+}

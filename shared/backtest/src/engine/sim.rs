@@ -11,7 +11,9 @@ use nusatrade_ml::indicators;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 
-use super::{Commission, EngineConfig, ExitReason, OrderMode, Outcome, Signals, Sizing, StopRule, TargetRule, Trade};
+use super::{
+    Commission, EngineConfig, ExitReason, OrderMode, Outcome, Signals, Sizing, StopRule, TargetRule, Trade, levels,
+};
 
 /// backtesting.py's "all equity" order size, `1 − ε`: its sizing formula multiplies and divides by it.
 pub(super) const FULL_EQUITY: f64 = 1.0 - f64::EPSILON;
@@ -341,45 +343,10 @@ impl Sim<'_> {
         }
     }
 
-    /// Stop and target prices of an entry filled at `fill` on the side `long`, decided at bar `d`; `None` when a
-    /// rule cannot be computed (the entry is then skipped).
+    /// Stop and target prices of an entry filled at `fill` on the side `long`, decided at bar `d` ([`levels`]).
     fn levels(&self, long: bool, fill: f64, d: usize) -> Option<(Option<f64>, Option<f64>)> {
-        let sign = if long { 1.0 } else { -1.0 };
-        let pip = self.instrument.and_then(|i| i.pip_size.to_f64()).unwrap_or(f64::NAN);
-        let atr = || self.atr.get(d).copied().filter(|a| *a > 0.0);
-        let stop_distance = match self.config.risk.stop_loss {
-            StopRule::None => None,
-            StopRule::Pips(p) => Some(p * pip),
-            StopRule::Atr(m) => Some(atr()? * m),
-            StopRule::Percent(x) => Some(fill * x / 100.0),
-        };
-        let sl = match stop_distance {
-            Some(dist) => Some(self.round_price(fill - sign * dist).filter(|p| *p > 0.0)?),
-            None => None,
-        };
-        let target_distance = match self.config.risk.take_profit {
-            TargetRule::None => None,
-            TargetRule::Pips(p) => Some(p * pip),
-            TargetRule::Atr(m) => Some(atr()? * m),
-            TargetRule::Percent(x) => Some(fill * x / 100.0),
-            TargetRule::RiskReward(r) => Some((fill - sl?).abs() * r),
-        };
-        let tp = match target_distance {
-            Some(dist) => Some(self.round_price(fill + sign * dist).filter(|p| *p > 0.0)?),
-            None => None,
-        };
-        Some((sl, tp))
-    }
-
-    /// A price rounded to the instrument's digits (the live rule, banker's rounding); as is without one.
-    fn round_price(&self, p: f64) -> Option<f64> {
-        if !p.is_finite() {
-            return None;
-        }
-        match self.instrument {
-            Some(i) => i.round_price(Decimal::from_f64(p)?).to_f64(),
-            None => Some(p),
-        }
+        let atr = self.atr.get(d).copied();
+        levels(&self.config.risk, self.instrument, long, fill, atr)
     }
 
     /// Sizes and opens a position at bar `i`'s open; false when the entry is skipped.

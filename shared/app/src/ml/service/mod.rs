@@ -216,6 +216,20 @@ pub struct MlService {
 #[async_trait::async_trait]
 pub trait StrategyLookup: Send + Sync + 'static {
     async fn is_visible(&self, user: Uuid, strategy: Uuid) -> Result<bool, StoreError>;
+    /// The strategy's risk management and rules as a model's predictions use them (`None`: gone, or its risk
+    /// management does not compile).
+    async fn linked(&self, user: Uuid, strategy: Uuid) -> Result<Option<LinkedStrategy>, StoreError>;
+}
+
+/// The strategy a model references: its predictions take their stop loss, take profit and trailing settings from
+/// its risk management (the same level rules as the backtest engine, `nusatrade_backtest::engine::levels`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkedStrategy {
+    pub id: Uuid,
+    pub name: String,
+    pub risk: nusatrade_backtest::engine::Risk,
+    pub entry_rules: Vec<nusatrade_backtest::strategy::StrategyRule>,
+    pub exit_rules: Vec<nusatrade_backtest::strategy::StrategyRule>,
 }
 
 /// `models/`-relative path of an artefact, as the `/ml-models` routes show it.

@@ -66,7 +66,7 @@ impl MlService {
             CandlesHolder::Owned(s) => predict_candles(&artefact, s.candles()),
             CandlesHolder::Shared(tail) => predict_tail(&artefact, tail),
         };
-        let prediction = match prediction {
+        let mut prediction = match prediction {
             Ok(p) => p,
             Err(e @ (PredictError::NotEnoughBars { .. } | PredictError::NonFiniteFeature(_))) => {
                 return Err(MlError::Refused(format!("Cannot predict: {e}")));
@@ -77,20 +77,39 @@ impl MlService {
                 )));
             }
         };
+        let linked = match (model.strategy_id, &self.strategies) {
+            (Some(sid), Some(lookup)) => lookup.linked(user, sid).await?,
+            _ => None,
+        };
+        if let Some(ls) = &linked {
+            apply_strategy_risk(&mut prediction, ls, symbol);
+        }
         let now = self.clock.now();
         let pid = self.new_v7(now);
         let mut object = serde_json::to_value(&prediction).map_err(|e| StoreError::Validation(e.to_string()))?;
         if let Value::Object(m) = &mut object {
+            let (message, rules, trailing) = match &linked {
+                Some(ls) => (
+                    format!("Stop loss, take profit and trailing stop from strategy '{}'", ls.name),
+                    json!({"strategy_id": ls.id, "entry_rules": ls.entry_rules, "exit_rules": ls.exit_rules}),
+                    ls.risk
+                        .trailing
+                        .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
+                        .unwrap_or(json!({"enabled": false})),
+                ),
+                None => (
+                    "No strategy linked".to_owned(),
+                    Value::Null,
+                    json!({"enabled": true, "activation_pips": 20, "trail_distance_pips": 15, "breakeven_pips": 15}),
+                ),
+            };
             m.insert(
                 "strategy_validation".into(),
-                json!({"valid": true, "matched_rules": [], "failed_rules": [], "message": "No strategy linked",
+                json!({"valid": true, "matched_rules": [], "failed_rules": [], "message": message,
                        "current_indicators": prediction.current_indicators}),
             );
-            m.insert("strategy_rules".into(), Value::Null);
-            m.insert(
-                "trailing_stop".into(),
-                json!({"enabled": true, "activation_pips": 20, "trail_distance_pips": 15, "breakeven_pips": 15}),
-            );
+            m.insert("strategy_rules".into(), rules);
+            m.insert("trailing_stop".into(), trailing);
             m.insert("model_version".into(), Value::from(location.version));
             m.insert("candles".into(), source);
             m.insert("timestamp".into(), Value::from(crate::wire::iso(now)));
@@ -348,4 +367,27 @@ pub fn prediction_order(
 /// The order id of a `place` outcome (`trade.id`).
 pub fn order_id_of(reply: &Placed) -> Option<Uuid> {
     reply.body.pointer("/trade/id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// The levels of a prediction whose model references a strategy: its risk management decides the stop loss and take
+/// profit from the entry and the ATR, exactly as the backtest engine places them.
+fn apply_strategy_risk(p: &mut nusatrade_ml::Prediction, linked: &super::LinkedStrategy, symbol: &str) {
+    let long = match p.direction {
+        Direction::Buy => true,
+        Direction::Sell => false,
+        Direction::Hold => return,
+    };
+    let instrument = nusatrade_domain::instrument::lookup(symbol).ok();
+    if let Some((sl, tp)) =
+        nusatrade_backtest::engine::levels(&linked.risk, instrument, long, p.entry_price, Some(p.atr))
+    {
+        p.stop_loss = sl;
+        p.take_profit = tp;
+        p.risk_reward_ratio = match (sl, tp) {
+            (Some(sl), Some(tp)) if (p.entry_price - sl).abs() > 0.0 => {
+                Some(((tp - p.entry_price).abs() / (p.entry_price - sl).abs() * 100.0).round() / 100.0)
+            }
+            _ => None,
+        };
+    }
 }
