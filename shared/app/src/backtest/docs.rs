@@ -247,23 +247,19 @@ pub fn operations() -> Vec<Op> {
             ))
             .ok(metrics()),
     ];
-    for name in ["ml-profitable", "ml-profitable-eurusd"] {
-        let (get_path, clone_path) = match name {
-            "ml-profitable" => {
-                ("/api/v1/strategies/templates/ml-profitable", "/api/v1/strategies/templates/ml-profitable/clone")
-            }
-            _ => (
-                "/api/v1/strategies/templates/ml-profitable-eurusd",
-                "/api/v1/strategies/templates/ml-profitable-eurusd/clone",
-            ),
-        };
-        ops.push(Op::get(get_path, STRATEGIES, "The ML strategy template").ok(json!({"type": "object"})));
-        ops.push(
-            Op::post(clone_path, STRATEGIES, "Clone the ML strategy template")
-                .describe("400 when the caller already has a strategy of the template's name.")
-                .created(strategy_out()),
-        );
-    }
+    ops.push(
+        Op::get("/api/v1/strategies/templates/{name}", STRATEGIES, "An ML strategy template")
+            .describe(
+                "`name`: `ml-profitable` (XAUUSD, the original's) or `ml-profitable-eurusd`; not persisted, `id` is \
+                 \"template\"; other names 404.",
+            )
+            .ok(json!({"type": "object"})),
+    );
+    ops.push(
+        Op::post("/api/v1/strategies/templates/{name}/clone", STRATEGIES, "Clone an ML strategy template")
+            .describe("Creates the template as the caller's strategy; 400 when a strategy of its name exists already.")
+            .created(strategy_out()),
+    );
     ops.extend([
         Op::get("/api/v1/backtest/strategies", BACKTEST, "Strategies in the legacy shape")
             .query("include_public", boolean(), "Also every public strategy (default true)")

@@ -61,12 +61,10 @@ pub fn strategies_router(state: BacktestState, limits: Option<RequestLimits>) ->
 
 /// The routes under `/api/v1/backtest` (the `backtest` function).
 pub fn backtest_router(state: BacktestState, limits: Option<RequestLimits>) -> Router {
+    use strategies as s;
     let routes = Router::new()
-        .route("/backtest/strategies", get(strategies::legacy_list).post(strategies::legacy_create))
-        .route(
-            "/backtest/strategies/{id}",
-            get(strategies::legacy_get).put(strategies::legacy_update).delete(strategies::delete),
-        )
+        .route("/backtest/strategies", get(s::legacy_list).post(s::legacy_create))
+        .route("/backtest/strategies/{id}", get(s::legacy_get).put(s::legacy_update).delete(s::delete))
         .route("/backtest/run", post(runs::run))
         .route("/backtest/sessions", get(runs::sessions))
         .route("/backtest/sessions/{id}", get(runs::session))
