@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group};
 use nusatrade_backtest::engine::{self, Commission, EngineConfig, OrderMode, Risk, Signals, Sizing};
+use nusatrade_backtest::rules::{self, ExternalSeries};
 use nusatrade_backtest::stats;
+use nusatrade_backtest::strategy::StrategySpec;
 use nusatrade_ml::candles::{Columns, CsvLimits, parse_csv};
 use nusatrade_ml::indicators::sma;
 
@@ -87,6 +89,38 @@ fn benches(c: &mut Criterion) {
             let o = engine::run(black_box(&bars), &s, None, &config).expect("engine run");
             stats::compute_with(&o, &bars, &config, &market)
         })
+    });
+    // The platform's path: SmaCross written in the rule language (what `POST /backtest/run` compiles), and the
+    // warm-cache cost of evaluating a 3-condition rule set.
+    let spec: StrategySpec = serde_json::from_value(serde_json::json!({
+        "name": "SmaCross",
+        "parameters": [{"name": "n1", "default_value": 10}, {"name": "n2", "default_value": 20}],
+        "entry_rules": [
+            {"id": "up", "condition": "CROSSES_ABOVE(SMA(n1), SMA(n2))", "action": "BUY", "description": ""},
+            {"id": "down", "condition": "CROSSES_BELOW(SMA(n1), SMA(n2))", "action": "SELL", "description": ""}
+        ],
+        "exit_rules": [{"id": "never", "condition": "CLOSE < 0", "action": "CLOSE", "description": ""}],
+        "risk_management": {"stop_loss_type": "none", "take_profit_type": "none"}
+    }))
+    .expect("strategy JSON");
+    let compiled = spec.compile().expect("compiles");
+    let external = ExternalSeries::new();
+    g.bench_function("rule_strategy_signals_engine_stats", |b| {
+        b.iter(|| {
+            let s = compiled.signals_with(black_box(&bars), &external, &Default::default()).expect("signals");
+            let o = engine::run(&bars, &s, None, &config).expect("engine run");
+            stats::compute(&o, &bars, &config)
+        })
+    });
+    let conds = [
+        rules::parse("RSI(p) < 30 AND CLOSE > EMA(50)", &["p"]).expect("parses"),
+        rules::parse("CROSSES_ABOVE(SMA(10), SMA(20))", &["p"]).expect("parses"),
+        rules::parse("HOUR >= 8 AND HOUR <= 21", &["p"]).expect("parses"),
+    ];
+    let mut ev = rules::Evaluator::new(&bars, &external).expect("evaluator");
+    let mut out = Vec::new();
+    g.bench_function("rules_three_conditions_warm_cache", |b| {
+        b.iter(|| ev.combine_into(black_box(&conds), &[14.0], false, &mut out).expect("evaluates"))
     });
     g.finish();
 }

@@ -273,6 +273,29 @@ pub const CLIENT_FIELDS: &[(&str, &[&str])] = &[
     ("post /api/v1/ml/models/{id}/deactivate", &["id", "status", "is_active"]),
     ("get /api/v1/ml/dashboard/active-bots", &["active_count", "bots", "total_signals_today"]),
     ("get /api/v1/ml-models/defaults/{symbol}", &["model_path", "model_id", "symbol", "win_rate", "accuracy"]),
+    (
+        "get /api/v1/strategies",
+        &["id", "name", "description", "strategy_type", "parameters", "indicators", "entry_rules", "exit_rules"],
+    ),
+    ("get /api/v1/strategies", &["risk_management", "is_active", "backtest_results", "created_at", "updated_at"]),
+    ("post /api/v1/strategies/{id}/validate", &["valid", "errors"]),
+    (
+        "post /api/v1/strategies/{id}/quick-backtest",
+        &["net_profit", "total_trades", "winning_trades", "win_rate", "profit_factor", "max_drawdown_pct"],
+    ),
+    ("get /api/v1/backtest/strategies", &["id", "name", "description", "strategy_type", "config", "is_public"]),
+    (
+        "post /api/v1/backtest/run",
+        &["session_id", "status", "net_profit", "total_trades", "winning_trades", "losing_trades", "win_rate"],
+    ),
+    (
+        "post /api/v1/backtest/run",
+        &["profit_factor", "max_drawdown_pct", "sharpe_ratio", "avg_win", "avg_loss", "trades", "equity_curve"],
+    ),
+    (
+        "get /api/v1/backtest/sessions",
+        &["id", "strategy_id", "symbol", "timeframe", "start_date", "end_date", "initial_balance", "status", "result"],
+    ),
 ];
 
 /// The versioning policy, as the document's description says it (README, *Versioning*).

@@ -575,36 +575,6 @@ fn combine_any_and_all() {
     assert!(any.iter().all(|x| *x));
 }
 
-/// Not a pass/fail check: prints the warm-cache cost of a 3-condition strategy over 5,000 bars
-/// (`cargo test -p nusatrade-backtest --release -- --ignored --nocapture warm_cache_speed`).
-#[test]
-#[ignore]
-fn warm_cache_speed() {
-    let b = bars(5_000, 1);
-    let ext = ExternalSeries::new();
-    let conds = [
-        parse("RSI(p) < 30 AND CLOSE > EMA(50)", &["p"]).unwrap(),
-        parse("CROSSES_ABOVE(SMA(10), SMA(20))", &["p"]).unwrap(),
-        parse("HOUR >= 8 AND HOUR <= 21", &["p"]).unwrap(),
-    ];
-    let mut ev = Evaluator::new(&b, &ext).unwrap();
-    let mut out = Vec::new();
-    ev.combine_into(&conds, &[14.0], false, &mut out).unwrap();
-    let runs = 2_000;
-    let t = std::time::Instant::now();
-    for _ in 0..runs {
-        ev.combine_into(&conds, &[14.0], false, &mut out).unwrap();
-    }
-    println!("warm evaluation: {:.1} µs per run", t.elapsed().as_secs_f64() * 1e6 / f64::from(runs));
-    for c in &conds {
-        let t = std::time::Instant::now();
-        for _ in 0..runs {
-            ev.combine_into(std::slice::from_ref(c), &[14.0], false, &mut out).unwrap();
-        }
-        println!("  {c}: {:.1} µs", t.elapsed().as_secs_f64() * 1e6 / f64::from(runs));
-    }
-}
-
 // ---------------------------------------------------------------- properties
 
 const NAMES: [&str; 3] = ["alpha", "beta_2", "_g"];
