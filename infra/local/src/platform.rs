@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use nusatrade_app::ai::{self, AiService, AiState};
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
 use nusatrade_app::backtest::{self as backtests, BacktestConfig, BacktestConsumer, BacktestService, BacktestState};
 use nusatrade_app::backup::{self, BackupJob, BackupOptions, BackupService};
@@ -225,6 +226,10 @@ impl LocalPlatform {
         let bt = BacktestState { auth: authn.clone(), backtests: self.backtests.clone() };
         let strategies = backtests::strategies_router(bt.clone(), limits.clone());
         let backtest = backtests::backtest_router(bt, limits.clone());
+        let ai_routes = ai::router(
+            AiState { auth: authn.clone(), ai: AiService::new(&self.ports, self.orders.clone()) },
+            limits.clone(),
+        );
         let brokers = brokers::routes::router(brokers::routes::BrokersState::new(authn, &self.ports), limits);
         layers::platform_with(
             Router::new()
@@ -235,6 +240,7 @@ impl LocalPlatform {
                 .merge(ml_routes)
                 .merge(strategies)
                 .merge(backtest)
+                .merge(ai_routes)
                 .merge(brokers),
             &self.cors,
         )

@@ -64,6 +64,7 @@ pub fn operations() -> Vec<Op> {
     ops.extend(crate::brokers::docs::operations());
     ops.extend(crate::ml::docs::operations());
     ops.extend(crate::backtest::docs::operations());
+    ops.extend(crate::ai::docs::operations());
     ops
 }
 

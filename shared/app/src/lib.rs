@@ -3,6 +3,7 @@
 //!
 //! No AWS SDK here. Domain rules live in `nusatrade-domain`; adapters in `infra/`.
 
+pub mod ai;
 pub mod api;
 pub mod auth;
 pub mod backtest;

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod instrument;
 pub mod money;
 pub mod order;
+pub mod performance;
 pub mod reconcile;
 pub mod sizing;
 pub mod trailing;

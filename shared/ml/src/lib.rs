@@ -14,7 +14,9 @@
 //! | [`train`] | candles + config → artefact, with progress |
 //! | [`predict`] | artefact + latest candles → BUY/SELL/HOLD with confidence, probabilities, entry, SL/TP |
 //! | [`rng`] | SplitMix64, a seedable generator for generated series and synthetic bars |
+//! | [`analysis`] | market analysis computed from candles (trend, RSI, ATR regime, MACD, Bollinger, ranges, levels) with a plain-text summary; multi-symbol overview |
 
+pub mod analysis;
 pub mod artefact;
 pub mod candles;
 pub mod features;

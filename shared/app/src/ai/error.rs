@@ -1,0 +1,20 @@
+//! Why an AI use case refused or failed (mapped to HTTP once, in [`super::routes`]).
+
+use crate::ml::datasets::DatasetError;
+use crate::ports::StoreError;
+use crate::trading::orders::TradingError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AiError {
+    /// Not enough stored candles to analyse (the message says what to upload).
+    #[error("{0}")]
+    NoData(String),
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error(transparent)]
+    Trading(#[from] TradingError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type AiResult<T> = Result<T, AiError>;
