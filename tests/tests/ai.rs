@@ -126,3 +126,101 @@ async fn analyses_are_computed_from_the_stored_candles() {
     assert_eq!(s, 400, "the dataset is the first user's own");
     gw.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn chat_conversations_and_strategy_generation_without_a_model() {
+    let gw = Gateway::start(&[]).await.expect("gateway");
+    let token = register(&gw, "chatter@example.com").await.unwrap();
+    // A new conversation: the computed help, titled after the message (the original's 50-character rule).
+    let long = "Hello supervisor, what can you tell me about trading forex with discipline?";
+    let (s, r) = send(&gw, "POST", "/api/v1/ai/chat", &token, Some(json!({"message": long}))).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["tokens_used"], 0);
+    assert!(r["reply"].as_str().unwrap().contains("No language model is configured"), "{r}");
+    let conv = r["conversation_id"].as_str().unwrap().to_owned();
+    // Follow-ups in the same conversation, answered from the caller's data.
+    let (s, r) = send(
+        &gw,
+        "POST",
+        "/api/v1/ai/chat",
+        &token,
+        Some(json!({"message": "Show my open positions", "conversation_id": conv})),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert!(r["reply"].as_str().unwrap().contains("no open positions"), "{r}");
+    let (s, r) = send(
+        &gw,
+        "POST",
+        "/api/v1/ai/chat",
+        &token,
+        Some(json!({"message": "how is gbpusd doing?", "conversation_id": conv})),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert!(r["reply"].as_str().unwrap().contains("No GBPUSD H1 candles"), "{r}");
+    let (s, list) = send(&gw, "GET", "/api/v1/ai/conversations?limit=20", &token, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(list[0]["id"], conv.as_str());
+    assert_eq!(list[0]["title"], format!("{}...", &long[..50]));
+    assert_eq!(list[0]["message_count"], 6);
+    let (s, msgs) = send(&gw, "GET", &format!("/api/v1/ai/conversations/{conv}"), &token, None).await;
+    assert_eq!(s, 200);
+    let roles: Vec<&str> = msgs.as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant", "user", "assistant", "user", "assistant"]);
+    assert_eq!(msgs[2]["content"], "Show my open positions");
+    // Another user's conversation is not found; bad input is refused.
+    let other = register(&gw, "intruder@example.com").await.unwrap();
+    let (s, _) = send(&gw, "GET", &format!("/api/v1/ai/conversations/{conv}"), &other, None).await;
+    assert_eq!(s, 404);
+    let (s, _) =
+        send(&gw, "POST", "/api/v1/ai/chat", &other, Some(json!({"message": "hi", "conversation_id": conv}))).await;
+    assert_eq!(s, 404);
+    let (s, _) = send(&gw, "POST", "/api/v1/ai/chat", &token, Some(json!({"message": "x".repeat(4_001)}))).await;
+    assert_eq!(s, 422);
+    let (s, _) =
+        send(&gw, "POST", "/api/v1/ai/chat", &token, Some(json!({"message": "hi", "conversation_id": "nope"}))).await;
+    assert_eq!(s, 400);
+    let (s, d) = send(&gw, "DELETE", &format!("/api/v1/ai/conversations/{conv}"), &token, None).await;
+    assert_eq!((s, &d["deleted"]), (StatusCode::OK, &json!(conv)));
+    let (s, _) = send(&gw, "GET", &format!("/api/v1/ai/conversations/{conv}"), &token, None).await;
+    assert_eq!(s, 404);
+
+    // Strategy generation: the fallback, valid as a strategy, saved and backtested from the answer.
+    let body = json!({"prompt": "a trend strategy for EURUSD", "risk_profile": "aggressive", "preferred_indicators": ["MACD"]});
+    let (s, g) = send(&gw, "POST", "/api/v1/ai/generate-strategy", &token, Some(body.clone())).await;
+    assert_eq!(s, 200, "{g}");
+    assert_eq!(g["strategy"]["strategy_type"], "ai_generated");
+    assert_eq!(g["strategy"]["risk_management"]["take_profit_value"], 3.0, "aggressive R:R");
+    assert!(g["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("MACD")), "{g}");
+    let (s, saved) = send(&gw, "POST", "/api/v1/strategies", &token, Some(g["strategy"].clone())).await;
+    assert_eq!(s, 201, "{saved}");
+    let (s, v) =
+        send(&gw, "POST", &format!("/api/v1/strategies/{}/validate", saved["id"].as_str().unwrap()), &token, None)
+            .await;
+    assert_eq!((s, &v["valid"]), (StatusCode::OK, &json!(true)), "{v}");
+    let run =
+        json!({"strategy_id": saved["id"], "start_date": "2024-01-01", "end_date": "2024-02-01", "data": "generated"});
+    let (s, r) = send(&gw, "POST", "/api/v1/backtest/run", &token, Some(run)).await;
+    assert_eq!(s, 200, "{r}");
+
+    // The stream: progress frames, then the same result.
+    let resp = http()
+        .post(gw.url("/api/v1/ai/generate-strategy-stream"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let text = resp.text().await.unwrap();
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(events, ["progress", "progress", "progress", "result"], "{text}");
+    let result: Value =
+        serde_json::from_str(text.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap()).unwrap();
+    assert_eq!(result["strategy"]["name"], g["strategy"]["name"]);
+    let (s, _) = send(&gw, "POST", "/api/v1/ai/generate-strategy-stream", &token, Some(json!({"prompt": ""}))).await;
+    assert_eq!(s, 422, "bad input is answered before the stream");
+    gw.stop().await.unwrap();
+}

@@ -35,7 +35,9 @@ mod risk;
 #[cfg(test)]
 mod tests;
 
-pub use legacy::{TimeframeError, legacy_strategy, ml_profitable_template, parse_timeframe, timeframe};
+pub use legacy::{
+    RiskProfile, TimeframeError, fallback_strategy, legacy_strategy, ml_profitable_template, parse_timeframe, timeframe,
+};
 
 /// Values of a strategy's parameters by name (the defaults, or what the optimizer tries).
 pub type ParamValues = BTreeMap<String, f64>;

@@ -20,9 +20,84 @@ fn symbol_out() -> Value {
     )
 }
 
+fn strategy_request() -> Value {
+    object(
+        json!({
+            "prompt": json!({"type": "string", "minLength": 1, "maxLength": 4000}),
+            "symbol": string_max(20),
+            "timeframe": string_max(8),
+            "risk_profile": json!({"type": "string", "enum": ["conservative", "moderate", "aggressive"]}),
+            "preferred_indicators": nullable(array(string_max(50))),
+        }),
+        &["prompt"],
+    )
+}
+
+fn strategy_response() -> Value {
+    object(
+        json!({
+            "strategy": json!({"type": "object"}),
+            "explanation": string(),
+            "warnings": array(string()),
+            "suggested_improvements": array(string()),
+        }),
+        &["strategy", "explanation", "warnings", "suggested_improvements"],
+    )
+}
+
 /// This group's operations.
 pub fn operations() -> Vec<Op> {
     vec![
+        Op::post("/api/v1/ai/chat", TAG, "Chat with the AI supervisor")
+            .describe(
+                "Without a language model the reply is computed from the caller's data by what the message asks about \
+                 (a symbol's analysis, open positions, account, performance, the market overview) or says what it can \
+                 answer; `tokens_used` is 0. A new conversation takes the message (cut to 50 characters) as its title; \
+                 an unknown or foreign `conversation_id` is 404. At most 4,000 characters.",
+            )
+            .body(object(
+                json!({
+                    "message": json!({"type": "string", "minLength": 1, "maxLength": 4000}),
+                    "conversation_id": nullable(uuid()),
+                    "context_type": nullable(string_max(50)),
+                }),
+                &["message"],
+            ))
+            .ok(object(
+                json!({"reply": string(), "conversation_id": uuid(), "tokens_used": integer(), "computed": boolean()}),
+                &["reply", "conversation_id", "tokens_used"],
+            )),
+        Op::get("/api/v1/ai/conversations", TAG, "The caller's conversations")
+            .describe("Newest first.")
+            .query("limit", json!({"type": "integer", "minimum": 1, "maximum": 100}), "How many (default 20)")
+            .ok(array(record(
+                json!({"id": uuid(), "title": string(), "created_at": datetime(), "message_count": integer()}),
+            ))),
+        Op::get("/api/v1/ai/conversations/{id}", TAG, "A conversation's messages")
+            .describe("Oldest first.")
+            .ok(array(record(json!({
+                "role": json!({"type": "string", "enum": ["user", "assistant"]}),
+                "content": string(),
+                "created_at": datetime(),
+            })))),
+        Op::delete("/api/v1/ai/conversations/{id}", TAG, "Delete a conversation and its messages")
+            .ok(record(json!({"deleted": string()}))),
+        Op::post("/api/v1/ai/generate-strategy", TAG, "Generate a strategy")
+            .describe(
+                "Without a language model: the documented fallback strategy (RSI(14) + EMA 9/21 crossover, ATR stop, \
+                 reward:risk target, trailing and breakeven by `risk_profile`), validated like any strategy, with \
+                 warnings that say so. Save it with POST /strategies and backtest it.",
+            )
+            .body(strategy_request())
+            .ok(strategy_response()),
+        Op::post("/api/v1/ai/generate-strategy-stream", TAG, "Generate a strategy (Server-Sent Events)")
+            .describe(
+                "`text/event-stream`: `progress` events, then `result` (the same object as /ai/generate-strategy) or \
+                 `error`; frames are `event: <name>` / `data: <json>`. Bad input is answered before the stream, with \
+                 its status.",
+            )
+            .body(strategy_request())
+            .text("text/event-stream", "The events"),
         Op::get("/api/v1/ai/analysis/daily", TAG, "Daily market overview")
             .describe(
                 "Computed from the stored hourly candles of the caller's symbols (else the platform's), labelled as \

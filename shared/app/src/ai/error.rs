@@ -9,6 +9,12 @@ pub enum AiError {
     /// Not enough stored candles to analyse (the message says what to upload).
     #[error("{0}")]
     NoData(String),
+    /// Unknown conversation id, or another user's (the original's text).
+    #[error("Conversation not found")]
+    ConversationNotFound,
+    /// A request the use case refuses (the message says why).
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Dataset(#[from] DatasetError),
     #[error(transparent)]

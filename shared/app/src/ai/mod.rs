@@ -11,6 +11,7 @@
 //! The use cases are in [`service`] (free of HTTP, [`AiError`]), the routes and their one error mapping in
 //! [`routes`], their description in [`docs`]. Everything is read per user: no answer contains another user's data.
 
+pub mod chat;
 pub mod docs;
 pub mod error;
 pub mod routes;

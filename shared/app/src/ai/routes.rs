@@ -11,14 +11,15 @@ use axum::Router;
 use axum::extract::{FromRef, Path, State};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::chat::{GeneratedStrategy, MAX_CONVERSATIONS_PAGE, MAX_MESSAGE_CHARS};
 use super::error::AiError;
 use super::service::{AiService, SymbolAnalysis};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
 use crate::http::fields::instrument;
-use crate::http::{ApiError, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError};
 use crate::ml::error::MlError;
 use crate::wire::iso;
 
@@ -41,6 +42,11 @@ pub fn router(state: AiState, limits: Option<RequestLimits>) -> Router {
         .route("/ai/analysis/daily", get(daily))
         .route("/ai/analysis/{symbol}", get(symbol))
         .route("/ai/recommendations", get(recommendations))
+        .route("/ai/chat", post(chat))
+        .route("/ai/conversations", get(conversations))
+        .route("/ai/conversations/{id}", get(conversation).delete(delete_conversation))
+        .route("/ai/generate-strategy", post(generate_strategy))
+        .route("/ai/generate-strategy-stream", post(generate_strategy_stream))
         .with_state(state);
     if let Some(limits) = limits {
         routes = routes.layer(from_fn_with_state(limits, limit_requests));
@@ -51,7 +57,8 @@ pub fn router(state: AiState, limits: Option<RequestLimits>) -> Router {
 impl From<AiError> for ApiError {
     fn from(e: AiError) -> Self {
         match e {
-            AiError::NoData(m) => ApiError::BadRequest(m),
+            AiError::NoData(m) | AiError::Refused(m) => ApiError::BadRequest(m),
+            e @ AiError::ConversationNotFound => ApiError::NotFound(e.to_string()),
             AiError::Dataset(d) => MlError::Dataset(d).into(),
             AiError::Trading(t) => t.into(),
             AiError::Store(s) => s.into(),
@@ -108,4 +115,219 @@ async fn recommendations(user: CurrentUser, State(s): State<AiState>) -> ApiResu
         "review": review,
     }))
     .into_response())
+}
+
+/// Most preferred indicators in a strategy request.
+pub const MAX_PREFERRED: usize = 20;
+
+fn too_long(field: &str, max: usize, value: &str) -> ApiError {
+    ApiError::Unprocessable(vec![FieldError::new(
+        "string_too_long",
+        &["body", field],
+        format!("String should have at most {max} characters"),
+        Value::from(value.chars().take(64).collect::<String>()),
+    )])
+}
+
+fn conversation_id(raw: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::try_parse(raw.trim())
+        .map_err(|_| ApiError::BadRequest("Invalid conversation id: must be a UUID".into()))
+}
+
+/// Body of `POST /ai/chat`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ChatBody {
+    message: String,
+    conversation_id: Option<String>,
+    #[allow(dead_code)]
+    context_type: Option<String>,
+}
+
+async fn chat(user: CurrentUser, State(s): State<AiState>, ApiJson(body): ApiJson<ChatBody>) -> ApiResult<Response> {
+    let message = body.message.trim();
+    if message.is_empty() {
+        return Err(ApiError::Unprocessable(vec![FieldError::new(
+            "string_too_short",
+            &["body", "message"],
+            "String should have at least 1 character",
+            Value::from(""),
+        )]));
+    }
+    if message.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(too_long("message", MAX_MESSAGE_CHARS, message));
+    }
+    let conversation = body.conversation_id.as_deref().filter(|c| !c.is_empty()).map(conversation_id).transpose()?;
+    let r = s.ai.chat(user.id, message, conversation).await?;
+    Ok(axum::Json(json!({
+        "reply": r.reply,
+        "conversation_id": r.conversation_id.to_string(),
+        "tokens_used": 0,
+        "computed": true,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ConversationsQuery {
+    limit: Option<u32>,
+}
+
+async fn conversations(
+    user: CurrentUser,
+    State(s): State<AiState>,
+    ApiQuery(q): ApiQuery<ConversationsQuery>,
+) -> ApiResult<Response> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=MAX_CONVERSATIONS_PAGE).contains(&limit) {
+        return Err(ApiError::Unprocessable(vec![FieldError::new(
+            "less_than_equal",
+            &["query", "limit"],
+            format!("limit must be between 1 and {MAX_CONVERSATIONS_PAGE}"),
+            json!(limit),
+        )]));
+    }
+    let list = s.ai.conversations(user.id, limit).await?;
+    Ok(axum::Json(
+        list.iter()
+            .map(|c| {
+                json!({
+                    "id": c.id.to_string(),
+                    "title": if c.title.is_empty() { "Untitled" } else { c.title.as_str() },
+                    "created_at": iso(c.created_at),
+                    "message_count": c.message_count,
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+async fn conversation(user: CurrentUser, State(s): State<AiState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let messages = s.ai.messages(user.id, conversation_id(&id)?).await?;
+    Ok(axum::Json(
+        messages
+            .iter()
+            .map(|m| json!({"role": m.role, "content": m.content, "created_at": iso(m.created_at)}))
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+async fn delete_conversation(
+    user: CurrentUser,
+    State(s): State<AiState>,
+    Path(raw): Path<String>,
+) -> ApiResult<Response> {
+    s.ai.delete_conversation(user.id, conversation_id(&raw)?).await?;
+    Ok(axum::Json(json!({"deleted": raw})).into_response())
+}
+
+/// Body of the strategy generation routes (`AIStrategyRequest`).
+#[derive(Debug, serde::Deserialize)]
+pub struct StrategyRequest {
+    prompt: String,
+    symbol: Option<String>,
+    timeframe: Option<String>,
+    risk_profile: Option<String>,
+    preferred_indicators: Option<Vec<String>>,
+}
+
+/// The generated strategy (`AIStrategyResponse`), or the request's validation error.
+fn generate(s: &AiState, body: StrategyRequest) -> ApiResult<Value> {
+    let prompt = body.prompt.trim();
+    if prompt.is_empty() {
+        return Err(ApiError::Unprocessable(vec![FieldError::new(
+            "string_too_short",
+            &["body", "prompt"],
+            "String should have at least 1 character",
+            Value::from(""),
+        )]));
+    }
+    if prompt.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(too_long("prompt", MAX_MESSAGE_CHARS, prompt));
+    }
+    let symbol = instrument(body.symbol.as_deref().unwrap_or("EURUSD").trim())?.symbol;
+    let tf_raw = body.timeframe.as_deref().unwrap_or("H1");
+    let tf = nusatrade_backtest::strategy::parse_timeframe(tf_raw).ok_or_else(|| {
+        ApiError::Unprocessable(vec![FieldError::new(
+            "enum",
+            &["body", "timeframe"],
+            "timeframe must be one of M1, M5, M15, M30, H1, H4, D1, W1 (or 1m … 1w)",
+            Value::from(tf_raw.chars().take(16).collect::<String>()),
+        )])
+    })?;
+    let profile_raw = body.risk_profile.as_deref().unwrap_or("moderate");
+    let profile = nusatrade_backtest::strategy::RiskProfile::parse(profile_raw).ok_or_else(|| {
+        ApiError::Unprocessable(vec![FieldError::new(
+            "enum",
+            &["body", "risk_profile"],
+            "risk_profile must be conservative, moderate or aggressive",
+            Value::from(profile_raw.chars().take(32).collect::<String>()),
+        )])
+    })?;
+    let preferred = body.preferred_indicators.unwrap_or_default();
+    if preferred.len() > MAX_PREFERRED || preferred.iter().any(|p| p.chars().count() > 50) {
+        return Err(ApiError::Unprocessable(vec![FieldError::new(
+            "too_long",
+            &["body", "preferred_indicators"],
+            format!("at most {MAX_PREFERRED} names of at most 50 characters"),
+            Value::Null,
+        )]));
+    }
+    let g = s.ai.generate_strategy(prompt, symbol, crate::ml::store::tf_name(tf), profile, &preferred);
+    Ok(strategy_view(&g))
+}
+
+fn strategy_view(g: &GeneratedStrategy) -> Value {
+    let st = &g.strategy;
+    json!({
+        "strategy": {
+            "id": g.id.to_string(),
+            "name": st.name,
+            "description": st.description,
+            "strategy_type": st.strategy_type,
+            "code": Value::Null,
+            "parameters": to_json(&st.parameters),
+            "indicators": st.indicators,
+            "entry_rules": to_json(&st.entry_rules),
+            "exit_rules": to_json(&st.exit_rules),
+            "risk_management": st.risk_management.as_ref().map(to_json),
+        },
+        "explanation": g.explanation,
+        "warnings": g.warnings,
+        "suggested_improvements": g.suggested_improvements,
+        "computed": true,
+    })
+}
+
+async fn generate_strategy(
+    _user: CurrentUser,
+    State(s): State<AiState>,
+    ApiJson(body): ApiJson<StrategyRequest>,
+) -> ApiResult<Response> {
+    Ok(axum::Json(generate(&s, body)?).into_response())
+}
+
+/// `POST /ai/generate-strategy-stream`: Server-Sent Events (`event: <name>\ndata: <json>\n\n`): `progress` ×3 then
+/// `result` (or `error`); validation errors answer before the stream starts, with their status.
+async fn generate_strategy_stream(
+    _user: CurrentUser,
+    State(s): State<AiState>,
+    ApiJson(body): ApiJson<StrategyRequest>,
+) -> ApiResult<Response> {
+    use axum::response::sse::{Event, Sse};
+    let result = generate(&s, body)?;
+    let frames = [
+        ("progress", json!({"status": "Starting strategy generation..."})),
+        ("progress", json!({"status": "No language model configured: using the documented fallback strategy..."})),
+        ("progress", json!({"status": "Parsing response..."})),
+        ("result", result),
+    ];
+    let events: Vec<Result<Event, std::convert::Infallible>> =
+        frames.into_iter().map(|(name, data)| Ok(Event::default().event(name).data(data.to_string()))).collect();
+    let mut response = Sse::new(futures::stream::iter(events)).into_response();
+    let h = response.headers_mut();
+    h.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));
+    Ok(response)
 }

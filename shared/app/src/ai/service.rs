@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::error::{AiError, AiResult};
 use crate::ml::datasets::Datasets;
 use crate::ml::store::{Owner, tf_name};
-use crate::ports::{Clock, Ports};
+use crate::ports::{Clock, IdGenerator, ItemStore, Ports};
 use crate::trading::orders::OrderService;
 use crate::trading::orders::queries::ListFilter;
 use nusatrade_domain::order::OrderStatus;
@@ -27,9 +27,11 @@ pub const COMPUTED_LABEL: &str = "Computed from your data (no language model):";
 /// The AI use cases over the ports.
 #[derive(Clone)]
 pub struct AiService {
+    pub store: Arc<dyn ItemStore>,
     pub datasets: Datasets,
     pub orders: OrderService,
     pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
 }
 
 /// A symbol's analysis and when it was made.
@@ -61,9 +63,11 @@ pub struct Recommendations {
 impl AiService {
     pub fn new(ports: &Ports, orders: OrderService) -> Self {
         AiService {
+            store: ports.store.clone(),
             datasets: Datasets::new(ports.store.clone(), ports.blobs.clone(), ports.clock.clone()),
             orders,
             clock: ports.clock.clone(),
+            ids: ports.ids.clone(),
         }
     }
 

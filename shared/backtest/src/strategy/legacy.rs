@@ -17,9 +17,10 @@
 //! strategy (the original ran the MA crossover for it).
 
 use nusatrade_ml::candles::Timeframe;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{DefaultValue, Problem, RiskManagement, StrategyParameter, StrategyRule, StrategySpec};
+use super::{DefaultValue, Problem, RiskManagement, StrategyParameter, StrategyRule, StrategySpec, TrailingStopConfig};
 
 fn param(name: &str, default: f64, min: f64, max: f64, description: &str) -> StrategyParameter {
     let default_value =
@@ -322,6 +323,98 @@ pub fn ml_profitable_template() -> StrategySpec {
             trailing_stop: None,
             max_position_size: 0.10,
             risk_per_trade_percent: 2.0,
+            max_daily_loss: None,
+        }),
+    }
+}
+
+/// The risk profiles of the AI strategy generator (contract §2.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskProfile {
+    Conservative,
+    Moderate,
+    Aggressive,
+}
+
+impl RiskProfile {
+    /// Parses `conservative` / `moderate` / `aggressive` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "conservative" => Some(RiskProfile::Conservative),
+            "moderate" => Some(RiskProfile::Moderate),
+            "aggressive" => Some(RiskProfile::Aggressive),
+            _ => None,
+        }
+    }
+}
+
+/// The AI strategy generator's documented fallback (contract §2.10): RSI(14) with an EMA 9/21 crossover, risk values
+/// by profile (conservative / moderate / aggressive): stop 2.5 / 2.0 / 1.5 × ATR, reward:risk 1.5 / 2.0 / 3.0,
+/// trailing from 30 / 20 / 10 pips, breakeven at 20 / 15 / 10 pips, trail distance 15 pips and ATR × 1.5, largest
+/// position 0.05 / 0.1 / 0.2 lots, risk 1 / 2 / 3 % per trade. It validates and compiles like any strategy.
+pub fn fallback_strategy(profile: RiskProfile, symbol: &str, timeframe: &str) -> StrategySpec {
+    let (sl, rr, activation, breakeven, max_lots, risk) = match profile {
+        RiskProfile::Conservative => (2.5, 1.5, 30.0, 20.0, 0.05, 1.0),
+        RiskProfile::Moderate => (2.0, 2.0, 20.0, 15.0, 0.1, 2.0),
+        RiskProfile::Aggressive => (1.5, 3.0, 10.0, 10.0, 0.2, 3.0),
+    };
+    let p = |name: &str, default: i64, range: (f64, f64), description: &str| StrategyParameter {
+        name: name.to_string(),
+        param_type: "number".to_string(),
+        default_value: DefaultValue::Int(default),
+        description: Some(description.to_string()),
+        min: Some(range.0),
+        max: Some(range.1),
+    };
+    StrategySpec {
+        name: format!("RSI + EMA crossover ({symbol} {timeframe})"),
+        description: Some(
+            "Trend entries on an EMA 9/21 crossover confirmed by RSI(14), exits on RSI extremes; ATR-based stop, \
+             reward:risk target, trailing stop and breakeven."
+                .to_string(),
+        ),
+        strategy_type: "ai_generated".to_string(),
+        parameters: vec![
+            p("rsi_period", 14, (7.0, 28.0), "RSI period"),
+            p("ema_fast", 9, (5.0, 20.0), "Fast EMA period"),
+            p("ema_slow", 21, (15.0, 60.0), "Slow EMA period"),
+        ],
+        indicators: ["RSI", "EMA", "ATR"].map(String::from).to_vec(),
+        entry_rules: vec![
+            rule(
+                "ema_cross_up",
+                "CROSSES_ABOVE(EMA(ema_fast), EMA(ema_slow)) AND RSI(rsi_period) < 70",
+                "BUY",
+                "Fast EMA crosses above the slow EMA, RSI not overbought",
+            ),
+            rule(
+                "ema_cross_down",
+                "CROSSES_BELOW(EMA(ema_fast), EMA(ema_slow)) AND RSI(rsi_period) > 30",
+                "SELL",
+                "Fast EMA crosses below the slow EMA, RSI not oversold",
+            ),
+        ],
+        exit_rules: vec![
+            rule("rsi_overbought", "RSI(rsi_period) > 75", "CLOSE_LONG", "Close longs when RSI is overbought"),
+            rule("rsi_oversold", "RSI(rsi_period) < 25", "CLOSE_SHORT", "Close shorts when RSI is oversold"),
+        ],
+        risk_management: Some(RiskManagement {
+            stop_loss_type: "atr_based".to_string(),
+            stop_loss_value: sl,
+            take_profit_type: "risk_reward".to_string(),
+            take_profit_value: rr,
+            trailing_stop: Some(TrailingStopConfig {
+                enabled: true,
+                trailing_type: "atr_based".to_string(),
+                activation_pips: activation,
+                trail_distance_pips: 15.0,
+                atr_multiplier: 1.5,
+                breakeven_enabled: true,
+                breakeven_pips: breakeven,
+            }),
+            max_position_size: max_lots,
+            risk_per_trade_percent: risk,
             max_daily_loss: None,
         }),
     }

@@ -767,3 +767,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_fallback_strategy_compiles_for_every_profile_with_the_documented_values() {
+    use super::{RiskProfile, fallback_strategy};
+    for (profile, sl, rr, activation, max_lots) in [
+        (RiskProfile::Conservative, 2.5, 1.5, 30.0, 0.05),
+        (RiskProfile::Moderate, 2.0, 2.0, 20.0, 0.1),
+        (RiskProfile::Aggressive, 1.5, 3.0, 10.0, 0.2),
+    ] {
+        let s = fallback_strategy(profile, "EURUSD", "H1");
+        assert!(s.validate().is_empty(), "{profile:?}: {:?}", s.validate());
+        s.compile().expect("compiles");
+        let rm = s.risk_management.as_ref().unwrap();
+        assert_eq!((rm.stop_loss_value, rm.take_profit_value, rm.max_position_size), (sl, rr, max_lots));
+        assert_eq!(rm.trailing_stop.as_ref().unwrap().activation_pips, activation);
+    }
+    assert_eq!(RiskProfile::parse(" Aggressive"), Some(RiskProfile::Aggressive));
+    assert_eq!(RiskProfile::parse("yolo"), None);
+}
