@@ -218,7 +218,7 @@ async fn chat_conversations_and_strategy_generation_without_a_model() {
     let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(events, ["progress", "progress", "progress", "result"], "{text}");
     let result: Value =
-        serde_json::from_str(text.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap()).unwrap();
+        serde_json::from_str(text.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().unwrap()).unwrap();
     assert_eq!(result["strategy"]["name"], g["strategy"]["name"]);
     let (s, _) = send(&gw, "POST", "/api/v1/ai/generate-strategy-stream", &token, Some(json!({"prompt": ""}))).await;
     assert_eq!(s, 422, "bad input is answered before the stream");

@@ -97,7 +97,16 @@ pub fn operations() -> Vec<Op> {
                  its status.",
             )
             .body(strategy_request())
-            .text("text/event-stream", "The events"),
+            .events(
+                "The events",
+                object(
+                    json!({
+                        "event": json!({"type": "string", "enum": ["progress", "keepalive", "result", "error"]}),
+                        "data": string(),
+                    }),
+                    &["event", "data"],
+                ),
+            ),
         Op::get("/api/v1/ai/analysis/daily", TAG, "Daily market overview")
             .describe(
                 "Computed from the stored hourly candles of the caller's symbols (else the platform's), labelled as \

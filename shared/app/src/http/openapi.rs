@@ -168,6 +168,18 @@ impl Op {
         });
         self
     }
+    /// A Server-Sent Events success (`text/event-stream`): `event` is the schema of one parsed event
+    /// (`{event, data, id?, retry?}`, `data` a string).
+    pub fn events(mut self, description: &'static str, event: Value) -> Op {
+        self.responses.push(Success {
+            status: 200,
+            description,
+            schema: Some(event),
+            content_type: "text/event-stream",
+            paginated: false,
+        });
+        self
+    }
     pub fn idempotent(mut self) -> Op {
         self.idempotent = true;
         self
@@ -292,6 +304,14 @@ pub const CLIENT_FIELDS: &[(&str, &[&str])] = &[
         "post /api/v1/backtest/run",
         &["profit_factor", "max_drawdown_pct", "sharpe_ratio", "avg_win", "avg_loss", "trades", "equity_curve"],
     ),
+    ("post /api/v1/ai/chat", &["reply", "conversation_id", "tokens_used"]),
+    ("get /api/v1/ai/analysis/daily", &["summary", "generated_at"]),
+    ("get /api/v1/ai/analysis/{symbol}", &["symbol", "analysis", "generated_at"]),
+    (
+        "get /api/v1/ai/recommendations",
+        &["recommendations", "trade_stats", "trading_style", "avg_trade_duration_hours", "session_preferences"],
+    ),
+    ("post /api/v1/ai/generate-strategy", &["strategy", "explanation", "warnings", "suggested_improvements"]),
     (
         "get /api/v1/backtest/sessions",
         &["id", "strategy_id", "symbol", "timeframe", "start_date", "end_date", "initial_balance", "status", "result"],
