@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group};
-use nusatrade_backtest::engine::{self, Commission, EngineConfig, OrderMode, Risk, Signals, Sizing};
+use nusatrade_backtest::engine::{self, EngineConfig, Signals};
 use nusatrade_backtest::rules::{self, ExternalSeries};
 use nusatrade_backtest::stats;
 use nusatrade_backtest::strategy::StrategySpec;
@@ -49,19 +49,7 @@ fn benches(c: &mut Criterion) {
         println!("SKIPPED: {} not readable; the EURUSD sample is not beside the repository", csv_path().display());
         return;
     };
-    let config = EngineConfig {
-        initial_cash: 10_000.0,
-        commission: Commission::Fraction(0.002),
-        spread: 0.0,
-        slippage: 0.0,
-        leverage: 1.0,
-        sizing: Sizing::AllEquityUnits,
-        mode: OrderMode::Exclusive,
-        risk: Risk::default(),
-        swap: None,
-        atr_period: 14,
-        close_at_end: false,
-    };
+    let config = EngineConfig::backtesting_py(10_000.0, 0.002);
     let signals = sma_cross(&bars.close, 10, 20);
     let outcome = engine::run(&bars, &signals, None, &config).expect("engine run");
     println!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nusatrade_backtest::engine::{self, Commission, EngineConfig, OrderMode, Risk, Sizing};
+use nusatrade_backtest::engine::{self, EngineConfig};
 use nusatrade_backtest::optimize::{
     Backtest, Control, FnEvaluator, Objective, OptimizeSettings, ParamRange, ParamSpace, ParamSpec, Plan, SpaceSpec,
     optimize,
@@ -49,19 +49,7 @@ fn sma_cross() -> CompiledStrategy {
 }
 
 fn config() -> EngineConfig {
-    EngineConfig {
-        initial_cash: 10_000.0,
-        commission: Commission::Fraction(0.002),
-        spread: 0.0,
-        slippage: 0.0,
-        leverage: 1.0,
-        sizing: Sizing::AllEquityUnits,
-        mode: OrderMode::Exclusive,
-        risk: Risk::default(),
-        swap: None,
-        atr_period: 14,
-        close_at_end: false,
-    }
+    EngineConfig::backtesting_py(10_000.0, 0.002)
 }
 
 fn grid(c: &mut Criterion) {

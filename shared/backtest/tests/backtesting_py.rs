@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nusatrade_backtest::engine::{self, Commission, EngineConfig, OrderMode, Risk, Signals, Sizing};
+use nusatrade_backtest::engine::{self, EngineConfig, Signals};
 use nusatrade_backtest::stats::{self, Stats};
 use nusatrade_ml::candles::{Columns, CsvLimits, parse_csv};
 use nusatrade_ml::indicators::sma;
@@ -102,19 +102,7 @@ fn rule_sma_cross(bars: &Columns) -> Signals {
 }
 
 fn backtesting_py_config() -> EngineConfig {
-    EngineConfig {
-        initial_cash: 10_000.0,
-        commission: Commission::Fraction(0.002),
-        spread: 0.0,
-        slippage: 0.0,
-        leverage: 1.0,
-        sizing: Sizing::AllEquityUnits,
-        mode: OrderMode::Exclusive,
-        risk: Risk::default(),
-        swap: None,
-        atr_period: 14,
-        close_at_end: false,
-    }
+    EngineConfig::backtesting_py(10_000.0, 0.002)
 }
 
 fn reference(python: &Path, csv: &Path) -> Value {

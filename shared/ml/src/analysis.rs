@@ -431,16 +431,7 @@ fn valid_symbol(symbol: &str) -> bool {
 
 /// `"M1"` … `"W1"`.
 pub fn timeframe_label(tf: Timeframe) -> &'static str {
-    match tf {
-        Timeframe::M1 => "M1",
-        Timeframe::M5 => "M5",
-        Timeframe::M15 => "M15",
-        Timeframe::M30 => "M30",
-        Timeframe::H1 => "H1",
-        Timeframe::H4 => "H4",
-        Timeframe::D1 => "D1",
-        Timeframe::W1 => "W1",
-    }
+    tf.name()
 }
 
 /// The percentile of `window`'s last value within `window` (see [`Volatility::percentile`]).

@@ -117,16 +117,7 @@ pub fn dataset_key(owner: Owner, symbol: &str, timeframe: Timeframe) -> Key {
 
 /// `H1`, `M15`, ...
 pub fn tf_name(tf: Timeframe) -> &'static str {
-    match tf {
-        Timeframe::M1 => "M1",
-        Timeframe::M5 => "M5",
-        Timeframe::M15 => "M15",
-        Timeframe::M30 => "M30",
-        Timeframe::H1 => "H1",
-        Timeframe::H4 => "H4",
-        Timeframe::D1 => "D1",
-        Timeframe::W1 => "W1",
-    }
+    tf.name()
 }
 
 /// Where an artefact lives: whose, which model, which version.

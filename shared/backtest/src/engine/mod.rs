@@ -263,6 +263,32 @@ pub struct EngineConfig {
     pub close_at_end: bool,
 }
 
+impl EngineConfig {
+    /// backtesting.py's configuration (`Backtest(data, strategy, cash, commission=fraction, exclusive_orders=True)`,
+    /// margin 1, default `size`): fills at the next open, commission as a fraction of traded value at entry and
+    /// exit, all-equity sizing in whole units, exclusive orders, no spread, slippage, stops or swap, the open trade
+    /// left out of the trade list (valued in the final equity).
+    pub fn backtesting_py(initial_cash: f64, commission_fraction: f64) -> Self {
+        EngineConfig {
+            initial_cash,
+            commission: if commission_fraction > 0.0 {
+                Commission::Fraction(commission_fraction)
+            } else {
+                Commission::None
+            },
+            spread: 0.0,
+            slippage: 0.0,
+            leverage: 1.0,
+            sizing: Sizing::AllEquityUnits,
+            mode: OrderMode::Exclusive,
+            risk: Risk::default(),
+            swap: None,
+            atr_period: 14,
+            close_at_end: false,
+        }
+    }
+}
+
 /// Why a trade ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

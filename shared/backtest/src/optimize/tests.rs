@@ -429,7 +429,7 @@ mod end_to_end {
     use nusatrade_ml::rng::SplitMix64;
 
     use super::*;
-    use crate::engine::{Commission, EngineConfig, OrderMode, Risk, Sizing};
+    use crate::engine::EngineConfig;
     use crate::rules::ExternalSeries;
     use crate::strategy::{CompiledStrategy, StrategySpec};
 
@@ -480,19 +480,7 @@ mod end_to_end {
     }
 
     pub(super) fn config() -> EngineConfig {
-        EngineConfig {
-            initial_cash: 10_000.0,
-            commission: Commission::Fraction(0.0002),
-            spread: 0.0,
-            slippage: 0.0,
-            leverage: 1.0,
-            sizing: Sizing::AllEquityUnits,
-            mode: OrderMode::Exclusive,
-            risk: Risk::default(),
-            swap: None,
-            atr_period: 14,
-            close_at_end: false,
-        }
+        EngineConfig::backtesting_py(10_000.0, 0.0002)
     }
 
     fn grid() -> Plan {

@@ -5,7 +5,7 @@ use nusatrade_domain::money::Side;
 use nusatrade_ml::candles::Columns;
 
 use super::*;
-use crate::engine::{Commission, ExitReason, OrderMode, Risk, Sizing, Trade};
+use crate::engine::{ExitReason, Trade};
 
 fn t0() -> DateTime<Utc> {
     // A Tuesday.
@@ -37,19 +37,7 @@ fn outcome(equity: &[f64], trades: Vec<Trade>, warmup: usize) -> Outcome {
 }
 
 fn config() -> EngineConfig {
-    EngineConfig {
-        initial_cash: 100.0,
-        commission: Commission::None,
-        spread: 0.0,
-        slippage: 0.0,
-        leverage: 1.0,
-        sizing: Sizing::AllEquityUnits,
-        mode: OrderMode::Exclusive,
-        risk: Risk::default(),
-        swap: None,
-        atr_period: 14,
-        close_at_end: false,
-    }
+    EngineConfig::backtesting_py(100.0, 0.0)
 }
 
 /// A trade from bar `entry` to bar `exit` of hourly bars.

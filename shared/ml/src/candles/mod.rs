@@ -281,6 +281,20 @@ impl Timeframe {
         }
     }
 
+    /// The MT5 name: `M1` … `W1`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Timeframe::M1 => "M1",
+            Timeframe::M5 => "M5",
+            Timeframe::M15 => "M15",
+            Timeframe::M30 => "M30",
+            Timeframe::H1 => "H1",
+            Timeframe::H4 => "H4",
+            Timeframe::D1 => "D1",
+            Timeframe::W1 => "W1",
+        }
+    }
+
     /// Parses `M1`…`W1` (case-insensitive).
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s.to_ascii_uppercase().as_str() {
