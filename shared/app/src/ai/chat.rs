@@ -277,10 +277,10 @@ impl AiService {
         Ok(())
     }
 
-    /// `POST /ai/generate-strategy` without a language model: the documented fallback for the profile.
+    /// `POST /ai/generate-strategy` without a language model: the documented fallback for the profile (the prompt
+    /// has no model to read it, so it does not change the answer; the warning says so).
     pub fn generate_strategy(
         &self,
-        prompt: &str,
         symbol: &str,
         timeframe: &str,
         profile: RiskProfile,
@@ -300,7 +300,6 @@ impl AiService {
                 unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
             ));
         }
-        let _ = prompt;
         GeneratedStrategy {
             id: self.ids.uuid(),
             explanation: format!(

@@ -274,7 +274,7 @@ fn generate(s: &AiState, body: StrategyRequest) -> ApiResult<Value> {
             Value::Null,
         )]));
     }
-    let g = s.ai.generate_strategy(prompt, symbol, crate::ml::store::tf_name(tf), profile, &preferred);
+    let g = s.ai.generate_strategy(symbol, crate::ml::store::tf_name(tf), profile, &preferred);
     Ok(strategy_view(&g))
 }
 

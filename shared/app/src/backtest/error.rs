@@ -44,5 +44,16 @@ pub enum BacktestError {
     Queue(#[from] QueueError),
 }
 
+impl BacktestError {
+    /// A dependency failed (store, blobs, queue, datasets): worth retrying as is. Anything else is the request's or
+    /// the strategy's problem, which a retry cannot fix (a job records it on its session instead).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            BacktestError::Store(_) | BacktestError::Blob(_) | BacktestError::Queue(_) | BacktestError::Dataset(_)
+        )
+    }
+}
+
 /// Result of the feature's use cases.
 pub type BacktestResult<T> = Result<T, BacktestError>;

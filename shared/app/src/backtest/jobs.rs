@@ -36,12 +36,7 @@ impl BacktestConsumer {
 }
 
 fn job_error(e: BacktestError) -> JobError {
-    match e {
-        BacktestError::Store(_) | BacktestError::Blob(_) | BacktestError::Queue(_) | BacktestError::Dataset(_) => {
-            JobError::Unavailable(e.to_string())
-        }
-        other => JobError::Invalid(other.to_string()),
-    }
+    if e.is_transient() { JobError::Unavailable(e.to_string()) } else { JobError::Invalid(e.to_string()) }
 }
 
 #[async_trait]

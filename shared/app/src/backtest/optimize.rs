@@ -19,9 +19,7 @@ use nusatrade_backtest::optimize::{
     self as opt, Backtest, Control, HeatmapAxes, Objective, OptimizeError, OptimizeResult, OptimizeSettings,
     ParamRange, ParamSpace, ParamSpec, Partial, Plan, SpaceSpec, WalkForwardConfig, WalkForwardReport,
 };
-use nusatrade_backtest::rules::ExternalSeries;
 use nusatrade_backtest::strategy::{DefaultValue, StrategySpec};
-use nusatrade_ml::Timeframe;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::info;
@@ -29,7 +27,7 @@ use uuid::Uuid;
 
 use super::data;
 use super::error::{BacktestError, BacktestResult};
-use super::runs::{BACKTEST_QUEUE, BacktestService, RunRequest, read_gzip_json, write_gzip_json};
+use super::runs::{BACKTEST_QUEUE, BacktestService, Inputs, RunRequest, read_gzip_json, write_gzip_json};
 use super::store::{
     SessionKind, SessionRecord, SessionStatus, chunk_blob, chunk_marker_key, key_of, optimization_blob,
     optimization_key,
@@ -332,30 +330,6 @@ impl BacktestService {
         Ok(Some((session, search)))
     }
 
-    /// The strategy, the bars and the engine settings of a stored session (what every worker needs).
-    async fn inputs(
-        &self,
-        session: &SessionRecord,
-    ) -> BacktestResult<(
-        StrategySpec,
-        nusatrade_backtest::strategy::CompiledStrategy,
-        nusatrade_ml::candles::Columns,
-        ExternalSeries,
-    )> {
-        let s = &session.settings;
-        let record = self.strategies.get_visible(session.user_id, s.strategy_id).await?;
-        let (spec, compiled) = strategies::compile(&record)?;
-        let symbol = nusatrade_domain::instrument::lookup(&s.symbol)
-            .map_err(|e| BacktestError::InvalidRequest(e.to_string()))?
-            .symbol;
-        let tf = Timeframe::parse(&s.timeframe)
-            .ok_or_else(|| BacktestError::InvalidRequest(format!("unsupported timeframe {}", s.timeframe)))?;
-        let source = data::DataSource::parse(&s.data).unwrap_or(data::DataSource::Stored);
-        let run = data::load(&self.datasets, session.user_id, symbol, tf, s.start_date, s.end_date, source).await?;
-        let external = self.externals(session.user_id, &compiled, &run.series, s.model_id).await?;
-        Ok((spec, compiled, run.series.columns(), external))
-    }
-
     /// A queue message's chunk: evaluates it (unless its partial is written already), counts it once, and merges
     /// when it was the last.
     pub async fn run_chunk(&self, user: Uuid, id: Uuid, chunk: u32) -> BacktestResult<()> {
@@ -373,13 +347,12 @@ impl BacktestService {
         };
         let blob = chunk_blob(user, id, chunk)?;
         if self.blobs.get(&blob, super::runs::MAX_RESULT_BYTES).await?.is_none() {
-            let (spec, compiled, bars, external) = match self.inputs(&session).await {
+            let Inputs { spec, compiled, series, external } = match self.inputs(&session).await {
                 Ok(v) => v,
-                Err(e @ (BacktestError::Store(_) | BacktestError::Blob(_) | BacktestError::Dataset(_))) => {
-                    return Err(e);
-                }
+                Err(e) if e.is_transient() => return Err(e),
                 Err(e) => return self.fail_optimization(&session, &e.to_string()).await,
             };
+            let bars = series.columns();
             let (config, instrument) = super::runs::engine_config(&spec, &session.settings)?;
             let settings = search.settings.clone();
             let started = std::time::Instant::now();
@@ -465,11 +438,12 @@ impl BacktestService {
             Ok(p) => p,
             Err(e) => return self.fail_optimization(&session, &e.to_string()).await,
         };
-        let (spec, compiled, bars, external) = match self.inputs(&session).await {
+        let Inputs { spec, compiled, series, external } = match self.inputs(&session).await {
             Ok(v) => v,
-            Err(e @ (BacktestError::Store(_) | BacktestError::Blob(_) | BacktestError::Dataset(_))) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => return self.fail_optimization(&session, &e.to_string()).await,
         };
+        let bars = series.columns();
         let (config, instrument) = super::runs::engine_config(&spec, &session.settings)?;
         session.status = SessionStatus::Running;
         self.put_session(&session).await?;

@@ -110,6 +110,14 @@ pub struct RunResult {
     pub trades: Vec<Trade>,
 }
 
+/// A stored session's strategy, candles and external series ([`BacktestService::inputs`]).
+pub(super) struct Inputs {
+    pub spec: StrategySpec,
+    pub compiled: CompiledStrategy,
+    pub series: CandleSeries,
+    pub external: ExternalSeries,
+}
+
 /// A session and, once completed, its result.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SessionView {
@@ -193,36 +201,38 @@ impl BacktestService {
         if matches!(session.status, SessionStatus::Completed | SessionStatus::Failed) {
             return Ok(()); // a redelivery of a finished job
         }
-        let s = session.settings.clone();
-        let prepared = async {
-            let record = self.strategies.get_visible(user, s.strategy_id).await?;
-            let (spec, compiled) = strategies::compile(&record)?;
-            let symbol =
-                instrument::lookup(&s.symbol).map_err(|e| BacktestError::InvalidRequest(e.to_string()))?.symbol;
-            let tf = Timeframe::parse(&s.timeframe)
-                .ok_or_else(|| BacktestError::InvalidRequest(format!("unsupported timeframe {}", s.timeframe)))?;
-            let source = DataSource::parse(&s.data).unwrap_or(DataSource::Stored);
-            let run = data::load(&self.datasets, user, symbol, tf, s.start_date, s.end_date, source).await?;
-            let external = self.externals(user, &compiled, &run.series, s.model_id).await?;
-            Ok::<_, BacktestError>((spec, compiled, run, external))
-        }
-        .await;
-        let (spec, compiled, run, external) = match prepared {
-            Ok(p) => p,
-            Err(e @ (BacktestError::Store(_) | BacktestError::Blob(_) | BacktestError::Dataset(_))) => return Err(e),
+        let inputs = match self.inputs(&session).await {
+            Ok(i) => i,
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 self.fail(&session, &e.to_string()).await;
                 return Ok(());
             }
         };
         session.status = SessionStatus::Running;
-        session.bars = run.series.len() as u64;
+        session.bars = inputs.series.len() as u64;
         self.put_session(&session).await?;
-        match self.execute(session, spec, compiled, run.series, external).await {
+        let Inputs { spec, compiled, series, external } = inputs;
+        match self.execute(session, spec, compiled, series, external).await {
             Ok(_) => Ok(()),
-            Err(e @ (BacktestError::Store(_) | BacktestError::Blob(_))) => Err(e),
+            Err(e) if e.is_transient() => Err(e),
             Err(_) => Ok(()), // the session says why
         }
+    }
+
+    /// What a queued job needs of its stored session: the strategy (compiled), the candles of its range and the
+    /// external series its rules read — read again, as the request would have.
+    pub(super) async fn inputs(&self, session: &SessionRecord) -> BacktestResult<Inputs> {
+        let s = &session.settings;
+        let record = self.strategies.get_visible(session.user_id, s.strategy_id).await?;
+        let (spec, compiled) = strategies::compile(&record)?;
+        let symbol = instrument::lookup(&s.symbol).map_err(|e| BacktestError::InvalidRequest(e.to_string()))?.symbol;
+        let tf = Timeframe::parse(&s.timeframe)
+            .ok_or_else(|| BacktestError::InvalidRequest(format!("unsupported timeframe {}", s.timeframe)))?;
+        let source = DataSource::parse(&s.data).unwrap_or(DataSource::Stored);
+        let run = data::load(&self.datasets, session.user_id, symbol, tf, s.start_date, s.end_date, source).await?;
+        let external = self.externals(session.user_id, &compiled, &run.series, s.model_id).await?;
+        Ok(Inputs { spec, compiled, series: run.series, external })
     }
 
     /// Runs the engine and completes (or fails) the session.

@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use nusatrade_backtest::stats::Stats;
-use nusatrade_backtest::strategy::{BacktestMetrics, RiskManagement, StrategyParameter, StrategyRule};
+use nusatrade_backtest::strategy::{BacktestMetrics, RiskManagement, StrategyParameter, StrategyRule, StrategySpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -109,6 +109,20 @@ pub struct StrategyRecord {
 }
 
 impl StrategyRecord {
+    /// Its rule-strategy fields, as stored (a legacy record's rules come from its config: `strategies::spec_of`).
+    pub fn spec(&self) -> StrategySpec {
+        StrategySpec {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            strategy_type: self.strategy_type.clone(),
+            parameters: self.parameters.clone(),
+            indicators: self.indicators.clone(),
+            entry_rules: self.entry_rules.clone(),
+            exit_rules: self.exit_rules.clone(),
+            risk_management: self.risk_management.clone(),
+        }
+    }
+
     /// An empty `custom` strategy of `user` (inactive, private), created and updated `now`.
     pub fn draft(id: Uuid, user: Uuid, now: DateTime<Utc>) -> Self {
         StrategyRecord {

@@ -395,16 +395,7 @@ fn strategy_item(record: &StrategyRecord) -> BacktestResult<Item> {
 
 /// The rule strategy a record runs as: its own rules, or a legacy type's rules from its `config`.
 pub fn spec_of(record: &StrategyRecord) -> BacktestResult<StrategySpec> {
-    let own = StrategySpec {
-        name: record.name.clone(),
-        description: record.description.clone(),
-        strategy_type: record.strategy_type.clone(),
-        parameters: record.parameters.clone(),
-        indicators: record.indicators.clone(),
-        entry_rules: record.entry_rules.clone(),
-        exit_rules: record.exit_rules.clone(),
-        risk_management: record.risk_management.clone(),
-    };
+    let own = record.spec();
     if !own.entry_rules.is_empty() {
         return Ok(own);
     }
@@ -431,17 +422,7 @@ pub fn compile(record: &StrategyRecord) -> BacktestResult<(StrategySpec, Compile
 
 /// `POST /strategies/{id}/validate`: every problem, the original's four messages first.
 pub fn validate(record: &StrategyRecord) -> Vec<String> {
-    let spec = StrategySpec {
-        name: record.name.clone(),
-        description: record.description.clone(),
-        strategy_type: record.strategy_type.clone(),
-        parameters: record.parameters.clone(),
-        indicators: record.indicators.clone(),
-        entry_rules: record.entry_rules.clone(),
-        exit_rules: record.exit_rules.clone(),
-        risk_management: record.risk_management.clone(),
-    };
-    spec.validate().iter().map(|p| p.to_string()).collect()
+    record.spec().validate().iter().map(|p| p.to_string()).collect()
 }
 
 /// Refuses a record whose rules do not parse (drafts without rules or risk management pass).
