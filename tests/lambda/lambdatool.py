@@ -129,7 +129,8 @@ def cmd_functions(template_path):
         bins = [b.get("name") for b in cargo.get("bin", [])]
         if binary not in bins:
             fail(f"{lid}: Binary {binary!r} is not a [[bin]] of {package} (has {bins})")
-        print(f"{lid}\t{binary}\t{package}\t{number(tpl, props.get('MemorySize', 128))}\t{number(tpl, props.get('Timeout', 3))}")
+        mode = "stream" if (props.get("FunctionUrlConfig") or {}).get("InvokeMode") == "RESPONSE_STREAM" else "buffered"
+        print(f"{lid}\t{binary}\t{package}\t{number(tpl, props.get('MemorySize', 128))}\t{number(tpl, props.get('Timeout', 3))}\t{mode}")
 
 
 def cmd_events(template_path, events_dir):
@@ -149,7 +150,8 @@ def cmd_events(template_path, events_dir):
                 except ValueError as e:
                     problems.append(f"{os.path.join(root, f)} is not valid JSON: {e}")
     lines = []
-    for b in binaries:
+    # Two functions may run one binary (the ai function and its streaming deployment): its events are listed once.
+    for b in dict.fromkeys(binaries):
         d = os.path.join(events_dir, b)
         evs = sorted(f for f in os.listdir(d) if f.endswith(".json") and not f.endswith(".expect.json")) if os.path.isdir(d) else []
         if not evs:
@@ -385,6 +387,27 @@ def cmd_check_response(event_file, response_file):
     print(f"statusCode={resp.get('statusCode', '-')} checks={'expect file' if os.path.exists(expect_file) else 'default'}")
 
 
+def cmd_invoke_stream(port, function, event_file, out_file):
+    """Invokes a response-streaming function through the Runtime API emulator's invoke endpoint, which decodes the
+    streamed HTTP-integration response (prelude, 8 NUL bytes, body) into a plain HTTP answer; writes it as the
+    {statusCode, headers, body} object check-response reads (`cargo lambda invoke` cannot read streamed answers)."""
+    import urllib.error
+    import urllib.request
+
+    with open(event_file, "rb") as f:
+        data = f.read()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/2015-03-31/functions/{function}/invocations", data=data, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, headers, body = r.status, dict(r.headers.items()), r.read()
+    except urllib.error.HTTPError as e:
+        status, headers, body = e.code, dict(e.headers.items()), e.read()
+    with open(out_file, "w") as f:
+        json.dump({"statusCode": status, "headers": headers, "body": body.decode("utf-8", "replace")}, f)
+
+
 # ---- template rules -----------------------------------------------------------------------------
 
 def cmd_check_template(template_path):
@@ -467,6 +490,7 @@ def main(argv):
         "events": (cmd_events, 2),
         "provision": (cmd_provision, 4),
         "check-response": (cmd_check_response, 2),
+        "invoke-stream": (cmd_invoke_stream, 4),
         "check-template": (cmd_check_template, 1),
     }
     if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:

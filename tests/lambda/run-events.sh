@@ -8,7 +8,8 @@
 #   4. per function: creates the template's table, bucket and queues on moto, starts the prebuilt
 #      target/debug/<Binary> against the emulator with the template's environment, sends every
 #      event with `cargo lambda invoke --data-file`, and checks each response (statusCode 200, or
-#      what events/<Binary>/<event>.expect.json says).
+#      what events/<Binary>/<event>.expect.json says). A response-streaming function (function URL,
+#      InvokeMode RESPONSE_STREAM) is invoked through the emulator's invoke endpoint, which decodes the stream.
 # Uses $NUSATRADE_MOTO_ENDPOINT when set (tests/run.sh sets it), otherwise starts its own moto.
 # Prints `lambda-events: N passed, M failed` and exits non-zero on any failure.
 set -euo pipefail
@@ -81,7 +82,7 @@ nt_log "Lambda Runtime API emulator on 127.0.0.1:$PORT (cargo lambda watch --onl
 # 4. Each function, each event.
 passed=0 failed=0
 run=0
-while IFS=$'\t' read -r lid binary _package memory timeout; do
+while IFS=$'\t' read -r lid binary _package memory timeout mode; do
     run=$((run + 1))
     bin_path="$TARGET_DIR/debug/$binary"
     [[ -z "${NUSATRADE_SAM_BUILD_DIR:-}" ]] || bin_path="$NUSATRADE_SAM_BUILD_DIR/$lid/bootstrap"
@@ -109,8 +110,16 @@ while IFS=$'\t' read -r lid binary _package memory timeout; do
     while IFS=$'\t' read -r ev_binary event; do
         [[ "$ev_binary" == "$binary" ]] || continue
         out="$WORK/$binary.$(basename "$event" .json).response.json"
-        if ! timeout "$INVOKE_TIMEOUT" cargo lambda invoke "$binary" --invoke-address 127.0.0.1 --invoke-port "$PORT" \
-            --data-file "$event" --output-format json >"$out" 2>"$out.err"; then
+        # A response-streaming function (a function URL with InvokeMode RESPONSE_STREAM) through the emulator's
+        # invoke endpoint, which decodes the stream; the others through `cargo lambda invoke`.
+        if [[ "$mode" == "stream" ]]; then
+            invoke=(timeout "$INVOKE_TIMEOUT" "$PY" "$TOOL" invoke-stream "$PORT" "$binary" "$event" "$out")
+        else
+            invoke=(timeout "$INVOKE_TIMEOUT" cargo lambda invoke "$binary" --invoke-address 127.0.0.1 --invoke-port "$PORT"
+                --data-file "$event" --output-format json)
+        fi
+        if [[ "$mode" == "stream" ]]; then sink="/dev/null"; else sink="$out"; fi
+        if ! "${invoke[@]}" >"$sink" 2>"$out.err"; then
             failed=$((failed + 1))
             echo "FAIL $binary <- $event: invoke failed or timed out after ${INVOKE_TIMEOUT}s" >&2
             cat "$out.err" "$out" >&2 || true

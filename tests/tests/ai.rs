@@ -216,7 +216,8 @@ async fn chat_conversations_and_strategy_generation_without_a_model() {
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let text = resp.text().await.unwrap();
     let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
-    assert_eq!(events, ["progress", "progress", "progress", "result"], "{text}");
+    assert_eq!(events, ["progress", "progress", "result"], "{text}");
+    assert!(text.contains("No language model configured"), "{text}");
     let result: Value =
         serde_json::from_str(text.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().unwrap()).unwrap();
     assert_eq!(result["strategy"]["name"], g["strategy"]["name"]);

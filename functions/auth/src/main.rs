@@ -6,10 +6,14 @@
 //! `lambda_http` (`nusatrade_aws::runtime::serve`, which also takes the caller's IP from API Gateway's request
 //! context). The routes live in `nusatrade_app::auth`.
 //!
+//! The request limit is the operator's `rate_limit_requests` / `rate_limit_window_seconds` settings when set (read
+//! from the table, at most `NUSATRADE_SETTINGS_TTL_SECS` old), else `NUSATRADE_RATE_LIMIT_*`.
+//!
 //! The JWT secret comes from `NUSATRADE_JWT_SECRET` (the template resolves it from Secrets Manager
 //! at deploy time); start-up fails when it is missing or shorter than 32 bytes.
 
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
+use nusatrade_app::compose;
 
 #[tokio::main]
 async fn main() -> Result<(), nusatrade_aws::runtime::Error> {
@@ -17,6 +21,8 @@ async fn main() -> Result<(), nusatrade_aws::runtime::Error> {
     let ports = nusatrade_aws::runtime::init("auth", |p| p.store().mailer()).await?;
     let config = AuthConfig::from_env()?;
     tracing::info!(?config, "auth function initialised");
-    let service = AuthService::new(config, ports)?;
+    // The request limit of these routes follows the operator's `rate_limit_*` settings (within their TTL).
+    let settings = compose::runtime_settings(&ports)?;
+    let service = AuthService::new(config, ports)?.with_settings(Some(settings));
     nusatrade_aws::runtime::serve(auth::router(service)).await
 }

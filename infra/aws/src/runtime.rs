@@ -89,6 +89,35 @@ pub async fn serve(routes: Router) -> Result<(), Error> {
     lambda_http::run(http_app(routes)?).await
 }
 
+/// Serves an HTTP function's routes ([`http_app`]) with **response streaming** (a Lambda function URL with
+/// `InvokeMode: RESPONSE_STREAM`): each body chunk reaches the client as it is written — what Server-Sent Events need,
+/// since API Gateway HTTP APIs buffer a whole response and cut it at 29 s. With `origin_secret`, a request must carry
+/// the header `x-origin-verify` with that value (CloudFront adds it; a direct call to the function URL is refused
+/// with 403).
+#[cfg(feature = "http")]
+pub async fn serve_streaming(routes: Router, origin_secret: Option<String>) -> Result<(), Error> {
+    lambda_http::run_with_streaming_response(require_origin_header(http_app(routes)?, origin_secret)).await
+}
+
+/// With a non-empty `secret`: a request without the header `x-origin-verify: <secret>` is answered 403 (a call to the
+/// function URL that did not come through CloudFront). Without one: `app` unchanged.
+#[cfg(feature = "http")]
+pub fn require_origin_header(app: Router, secret: Option<String>) -> Router {
+    let Some(secret) = secret.filter(|s| !s.is_empty()) else { return app };
+    app.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let ok = req.headers().get("x-origin-verify").is_some_and(|v| v.as_bytes() == secret.as_bytes());
+        async move {
+            use axum::response::IntoResponse as _;
+            if ok {
+                next.run(req).await
+            } else {
+                nusatrade_app::http::ApiError::Forbidden("Requests must come through the platform's URL".into())
+                    .into_response()
+            }
+        }
+    }))
+}
+
 /// API Gateway's view of the caller (`requestContext.http.sourceIp`, REST APIs' `identity.sourceIp`) as the
 /// [`ClientIp`] extension the rate limiter and the audit trail read.
 #[cfg(feature = "http")]
@@ -165,5 +194,23 @@ mod http_tests {
         v1.identity.source_ip = Some("203.0.113.9".into());
         assert_eq!(seen_ip(Some(RequestContext::ApiGatewayV1(v1))).await, "203.0.113.9");
         assert_eq!(seen_ip(None).await, "");
+    }
+
+    #[tokio::test]
+    async fn the_streaming_url_requires_the_origin_header() {
+        let app = || Router::new().route("/x", get(|| async { "ok" }));
+        let call = |app: Router, header: Option<&'static str>| async move {
+            let mut req = axum::http::Request::builder().uri("/x");
+            if let Some(h) = header {
+                req = req.header("x-origin-verify", h);
+            }
+            app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap().status().as_u16()
+        };
+        let guarded = || require_origin_header(app(), Some("s3cret".into()));
+        assert_eq!(call(guarded(), None).await, 403);
+        assert_eq!(call(guarded(), Some("wrong")).await, 403);
+        assert_eq!(call(guarded(), Some("s3cret")).await, 200);
+        assert_eq!(call(require_origin_header(app(), Some(String::new())), None).await, 200, "no secret: no check");
+        assert_eq!(call(require_origin_header(app(), None), None).await, 200);
     }
 }

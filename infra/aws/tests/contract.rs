@@ -39,6 +39,14 @@ mod orders {
     nusatrade_app::orders_contract!(super::Dynamo);
 }
 
+mod settings {
+    nusatrade_app::settings_contract!(super::Dynamo);
+}
+
+mod ai_budget {
+    nusatrade_app::ai_budget_contract!(super::Dynamo);
+}
+
 // --- S3 ------------------------------------------------------------------------------------------
 
 struct S3;
@@ -178,4 +186,30 @@ impl MailFactory for Ses {
 
 mod mail {
     nusatrade_app::mailer_contract!(super::Ses);
+}
+
+// --- KMS: the settings' master key ----------------------------------------------------------------
+
+struct Kms;
+
+impl Kms {
+    async fn new_key() -> Arc<dyn nusatrade_app::ports::KeyWrapper> {
+        let client = aws_sdk_kms::Client::new(&sdk().await);
+        let key_id = nusatrade_aws::KmsKeys::create_key(&client).await.expect("create a KMS key on moto");
+        Arc::new(nusatrade_aws::KmsKeys::new(client, key_id))
+    }
+}
+
+#[async_trait]
+impl nusatrade_app::contract::secrets::KeyWrapperFactory for Kms {
+    async fn keys(&self) -> Arc<dyn nusatrade_app::ports::KeyWrapper> {
+        Kms::new_key().await
+    }
+    async fn other_keys(&self) -> Arc<dyn nusatrade_app::ports::KeyWrapper> {
+        Kms::new_key().await
+    }
+}
+
+mod kms {
+    nusatrade_app::key_wrapper_contract!(super::Kms);
 }

@@ -4,6 +4,7 @@
 //! process (`nusatrade serve --with-sim-connector`).
 
 pub mod adapters;
+pub mod admin_cli;
 pub mod backtest_cli;
 pub mod backup_cli;
 pub mod demo;

@@ -3,7 +3,8 @@
 //! `nusatrade serve` starts the local gateway (HTTP API + WebSocket APIs) on the embedded store;
 //! `nusatrade connector` runs a simulated MT5 connector against a server; `nusatrade backup`,
 //! `backups` and `restore` back up and restore a data dir's store; `nusatrade backtest` and `optimize` run the
-//! backtest engine and the optimizer on a strategy file and a candle CSV (or the data dir's own).
+//! backtest engine and the optimizer on a strategy file and a candle CSV (or the data dir's own); `nusatrade admin
+//! grant|revoke|list` manages the admin role (on a data dir, or on the deployed table with `--aws-table`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 use nusatrade_local::gateway::{self, Gateway, GatewayConfig, WsLimits};
 use nusatrade_local::logging::{self, LogFormat};
 use nusatrade_local::platform::LocalPlatform;
-use nusatrade_local::{backtest_cli, backup_cli, demo};
+use nusatrade_local::{admin_cli, backtest_cli, backup_cli, demo};
 use nusatrade_sim as sim;
 
 /// jemalloc instead of glibc's malloc: on the order round trip glibc's allocator took ~17 % of the
@@ -49,6 +50,8 @@ enum Command {
     Backtest(Box<backtest_cli::BacktestArgs>),
     /// Optimize a strategy's parameters (grid or random search, optional walk-forward) with a progress bar.
     Optimize(Box<backtest_cli::OptimizeArgs>),
+    /// Grant, revoke or list the admin role (by e-mail; on a data dir, or the deployed table with --aws-table).
+    Admin(admin_cli::AdminArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
             Command::Restore(args) => backup_cli::restore(args).await.map(|()| true),
             Command::Backtest(args) => backtest_cli::backtest(*args).await.map(|()| true),
             Command::Optimize(args) => backtest_cli::optimize(*args).await.map(|()| true),
+            Command::Admin(args) => admin_cli::run(args).await.map(|()| true),
         }
     });
     match result {

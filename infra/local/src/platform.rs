@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use nusatrade_app::ai::{self, AiService, AiState};
+use nusatrade_app::admin::{self, AdminService, AdminState};
+use nusatrade_app::ai::{self, AiState};
 use nusatrade_app::auth::{self, AuthConfig, AuthService};
 use nusatrade_app::backtest::{self as backtests, BacktestConfig, BacktestConsumer, BacktestService, BacktestState};
 use nusatrade_app::backup::{self, BackupJob, BackupOptions, BackupService};
@@ -18,12 +19,14 @@ use nusatrade_app::http::cors::{CorsConfigError, CorsSettings};
 use nusatrade_app::http::layers;
 use nusatrade_app::jobs::{QueueConsumer, Schedule};
 use nusatrade_app::ml::{self, MlConfig, MlService, MlTrainConsumer, ModelCache};
+use nusatrade_app::ports::ModelFactory;
 use nusatrade_app::ports::{Clock, Ports, RandomIds, SystemClock};
 use nusatrade_app::reconcile::{self, ReconcileConsumer, ReconcileService, ReconcileSettings};
+use nusatrade_app::settings::RuntimeSettings;
 use nusatrade_app::trading::orders::{OrderService, TradingConfig};
 use nusatrade_app::trading::sizing;
 
-use crate::adapters::{EmbeddedStore, FileBlobStore, FileMailer, LocalPush, LocalQueue};
+use crate::adapters::{EmbeddedStore, FileBlobStore, FileMailer, KeyFile, LocalPush, LocalQueue};
 use crate::gateway::{Upstream, WsApis};
 
 /// The work queues the platform uses, with their maximum receive count before the dead-letter
@@ -51,6 +54,9 @@ pub struct LocalPlatform {
     pub backtests: BacktestService,
     /// The browser origins allowed to call the API (`NUSATRADE_CORS_ORIGINS`).
     pub cors: CorsSettings,
+    /// The operator's run-time settings (one cached snapshot for the whole process: orders, request limits, admin,
+    /// AI), their secrets sealed with the data dir's key file (`settings.key`).
+    pub settings: RuntimeSettings,
     /// The in-process queue behind `ports.queue` (its depth is sampled for `/metrics`).
     pub local_queue: Arc<LocalQueue>,
 }
@@ -73,6 +79,8 @@ pub enum PlatformError {
     Ml(String),
     #[error("backtest settings: {0}")]
     Backtest(String),
+    #[error("run-time settings: {0}")]
+    Settings(String),
     #[error("{0}")]
     Cors(#[from] CorsConfigError),
 }
@@ -145,11 +153,16 @@ impl LocalPlatform {
         // Request-limit windows live in memory: one process serves every request here.
         let counters = EmbeddedStore::temporary(ports.clock.clone())
             .map_err(|source| PlatformError::Store { dir: dir.clone(), source })?;
+        let settings = compose::runtime_settings(&ports)
+            .map_err(|e| PlatformError::Settings(e.to_string()))?
+            .with_keys(Arc::new(KeyFile::in_data_dir(&dir)));
         let auth = AuthService::with_counter_store(local_auth_config(&dir)?, ports.clone(), Arc::new(counters))
-            .map_err(|e| PlatformError::Auth(e.to_string()))?;
+            .map_err(|e| PlatformError::Auth(e.to_string()))?
+            .with_settings(Some(settings.clone()));
         let trading_config = TradingConfig::from_env().map_err(PlatformError::Trading)?;
-        let settings = ReconcileSettings::from_env().map_err(PlatformError::Reconcile)?;
-        let Trading { orders, reconcile } = Trading::new(&ports, trading_config, settings);
+        let reconcile_settings = ReconcileSettings::from_env().map_err(PlatformError::Reconcile)?;
+        let Trading { orders, reconcile } =
+            Trading::with_runtime(&ports, trading_config, reconcile_settings, Some(settings.clone()));
         let ml_config = MlConfig::from_env().map_err(PlatformError::Ml)?;
         let ml = compose::ml(&ports, Some(orders.clone()), ml_config, ModelCache::from_env());
         let backtests = BacktestService::new(&ports, BacktestConfig::from_env().map_err(PlatformError::Backtest)?);
@@ -165,6 +178,7 @@ impl LocalPlatform {
             ml,
             backtests,
             cors,
+            settings,
             local_queue: queue,
         })
     }
@@ -226,8 +240,17 @@ impl LocalPlatform {
         let bt = BacktestState { auth: authn.clone(), backtests: self.backtests.clone() };
         let strategies = backtests::strategies_router(bt.clone(), limits.clone());
         let backtest = backtests::backtest_router(bt, limits.clone());
-        let ai_routes = ai::router(
-            AiState { auth: authn.clone(), ai: AiService::new(&self.ports, self.orders.clone()) },
+        // The language models the settings may name: OpenAI-compatible endpoints and Anthropic (Bedrock is AWS's).
+        let models: Arc<dyn ModelFactory> = Arc::new(nusatrade_llm::HttpModels::new());
+        let ai =
+            compose::ai(&self.ports, self.orders.clone(), self.settings.clone(), models.clone(), Some(self.ml.clone()));
+        let ai_routes = ai::router(AiState { auth: authn.clone(), ai }, limits.clone());
+        // The admin function's routes.
+        let admin_routes = admin::router(
+            AdminState {
+                auth: authn.clone(),
+                admin: AdminService::new(&self.ports, self.settings.clone(), Some(models)),
+            },
             limits.clone(),
         );
         let brokers = brokers::routes::router(brokers::routes::BrokersState::new(authn, &self.ports), limits);
@@ -241,6 +264,7 @@ impl LocalPlatform {
                 .merge(strategies)
                 .merge(backtest)
                 .merge(ai_routes)
+                .merge(admin_routes)
                 .merge(brokers),
             &self.cors,
         )

@@ -30,6 +30,14 @@ mod embedded_in_memory {
     mod orders {
         nusatrade_app::orders_contract!(super::InMemory);
     }
+
+    mod settings {
+        nusatrade_app::settings_contract!(super::InMemory);
+    }
+
+    mod ai_budget {
+        nusatrade_app::ai_budget_contract!(super::InMemory);
+    }
 }
 
 /// The embedded store on disk, as `nusatrade serve` runs it.
@@ -248,4 +256,41 @@ mod file_mailer {
     }
 
     nusatrade_app::mailer_contract!(Outbox::new());
+}
+
+/// The settings' master key: a key file in a data dir (each case gets its own directories).
+mod key_file {
+    use super::*;
+    use nusatrade_app::contract::secrets::KeyWrapperFactory;
+    use nusatrade_local::adapters::KeyFile;
+
+    /// Keeps the data dirs alive as long as the case.
+    struct DataDirs(Mutex<Vec<tempfile::TempDir>>);
+
+    impl DataDirs {
+        fn new() -> Self {
+            DataDirs(Mutex::new(Vec::new()))
+        }
+        fn key_file(&self) -> Arc<dyn KeyWrapper> {
+            let dir = tempfile::tempdir().unwrap();
+            let keys = Arc::new(KeyFile::in_data_dir(dir.path()));
+            self.0.lock().unwrap().push(dir);
+            keys
+        }
+    }
+
+    #[async_trait]
+    impl KeyWrapperFactory for DataDirs {
+        async fn keys(&self) -> Arc<dyn KeyWrapper> {
+            self.key_file()
+        }
+        async fn other_keys(&self) -> Arc<dyn KeyWrapper> {
+            let other = self.key_file();
+            // the other data dir's file exists once a key was made with it
+            other.generate_data_key().await.unwrap();
+            other
+        }
+    }
+
+    nusatrade_app::key_wrapper_contract!(DataDirs::new());
 }

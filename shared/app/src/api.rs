@@ -65,6 +65,7 @@ pub fn operations() -> Vec<Op> {
     ops.extend(crate::ml::docs::operations());
     ops.extend(crate::backtest::docs::operations());
     ops.extend(crate::ai::docs::operations());
+    ops.extend(crate::admin::docs::operations());
     ops
 }
 

@@ -3,6 +3,7 @@
 //!
 //! No AWS SDK here. Domain rules live in `nusatrade-domain`; adapters in `infra/`.
 
+pub mod admin;
 pub mod ai;
 pub mod api;
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod load;
 pub mod ml;
 pub mod ports;
 pub mod reconcile;
+pub mod settings;
 pub mod telemetry;
 pub mod trading;
 pub mod wire;

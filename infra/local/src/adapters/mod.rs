@@ -7,14 +7,17 @@
 //!   queues.
 //! - [`LocalPush`]: the registry of the local gateway's live WebSocket connections.
 //! - [`FileMailer`]: emails written as JSON files.
+//! - [`KeyFile`]: the master key of the settings' envelope encryption (`settings.key` in the data dir).
 
 pub mod blobs;
+pub mod keyfile;
 pub mod mailer;
 pub mod push;
 pub mod queue;
 pub mod store;
 
 pub use blobs::FileBlobStore;
+pub use keyfile::KeyFile;
 pub use mailer::FileMailer;
 pub use push::{LocalPush, Outbound};
 pub use queue::LocalQueue;

@@ -1,8 +1,9 @@
-//! Chat and strategy generation without a language model (issue 17): conversations stored per user, replies
-//! computed from the caller's own data by what the message asks about (a symbol → its analysis; positions; the
-//! account; performance and advice; the market overview), and otherwise a plain statement of what can be answered
-//! without a model. Strategy generation answers the documented fallback strategy
-//! (`nusatrade_backtest::strategy::fallback_strategy`), validated like any strategy, with warnings that say so.
+//! Chat (issue 17): conversations stored per user. With a language model configured, the model answers from the
+//! caller's grounding ([`super::context`]) and the conversation's newest [`HISTORY_MESSAGES`] messages, within the
+//! caller's daily token budget ([`super::budget`]); if the model fails (timeout, garbage, half a stream), the
+//! computed answer is given instead, saying why. Without a model, replies are computed from the caller's own data by
+//! what the message asks about (a symbol → its analysis; positions; the account; performance and advice; the market
+//! overview), and otherwise a plain statement of what can be answered without a model.
 //!
 //! Store layout (one table): `USER#<uid>` / `AICONV#<conversation uuidv7>` ([`ConversationRecord`]: title, message
 //! count) and `USER#<uid>` / `AIMSG#<conversation>#<message uuidv7>` ([`MessageRecord`]); a turn writes the two
@@ -10,14 +11,18 @@
 //! refused, never half-written).
 
 use chrono::{DateTime, Utc};
-use nusatrade_backtest::strategy::{self as spec, RiskProfile, StrategySpec};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::budget::estimate_tokens;
 use super::error::{AiError, AiResult};
+use super::model::ModelChoice;
+use super::prompts::{self, ContextType};
 use super::service::{AiService, COMPUTED_LABEL};
 use crate::auth::store::user_pk;
 use crate::ports::{CancelReason, Condition, Item, Key, Query, StoreError, TxOp, Update};
+use crate::ports::{ChatMessage, Completion, CompletionRequest, Role};
 use crate::trading::orders::queries::ListFilter;
 
 /// Longest chat message or strategy prompt, in characters.
@@ -28,6 +33,12 @@ pub const MAX_MESSAGES: u32 = 500;
 pub const MAX_CONVERSATIONS_PAGE: u32 = 100;
 /// The original's title rule: the message, cut to 50 characters + "...".
 pub const TITLE_CHARS: usize = 50;
+/// Messages of the conversation sent with a new one (the newest; the original sent the oldest 20).
+pub const HISTORY_MESSAGES: u32 = 20;
+/// The chat's answer length (the original's `max_tokens`).
+pub const CHAT_MAX_TOKENS: u32 = 2000;
+/// The original's sampling temperature.
+pub const TEMPERATURE: f32 = 0.7;
 
 const CONV_PREFIX: &str = "AICONV#";
 const MSG_PREFIX: &str = "AIMSG#";
@@ -56,6 +67,9 @@ pub struct MessageRecord {
     pub role: String,
     pub content: String,
     pub created_at: DateTime<Utc>,
+    /// The provider's count for an assistant message (the original never stored it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_used: Option<u32>,
 }
 
 /// A chat turn's answer.
@@ -63,16 +77,20 @@ pub struct MessageRecord {
 pub struct Reply {
     pub reply: String,
     pub conversation_id: Uuid,
+    /// Tokens the provider counted (0 for a computed answer).
+    pub tokens_used: u32,
+    /// `provider/model` that answered; `None` when the answer is computed.
+    pub model: Option<String>,
+    /// Why the configured model did not answer, when it did not.
+    pub model_error: Option<String>,
 }
 
-/// A generated strategy and what to know about it.
-#[derive(Clone, Debug)]
-pub struct GeneratedStrategy {
-    pub id: Uuid,
-    pub strategy: StrategySpec,
-    pub explanation: String,
-    pub warnings: Vec<String>,
-    pub suggested_improvements: Vec<String>,
+/// What a [`AiService::chat`] turn sends to the model.
+struct Turn<'a> {
+    user: Uuid,
+    message: &'a str,
+    history: Vec<MessageRecord>,
+    kind: ContextType,
 }
 
 /// The original's title: the message, or its first 50 characters and "...".
@@ -93,6 +111,17 @@ pub enum Topic {
     Performance,
     Market,
     Help,
+}
+
+/// The symbols named in `message`, in the instrument list's order.
+pub fn symbols_in(message: &str) -> Vec<&'static str> {
+    let lower = message.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    nusatrade_domain::instrument::INSTRUMENTS
+        .iter()
+        .filter(|i| words.iter().any(|w| w.eq_ignore_ascii_case(i.symbol)))
+        .map(|i| i.symbol)
+        .collect()
 }
 
 /// The topic of `message` (a symbol named in it first, then keywords).
@@ -125,7 +154,13 @@ to improve, or today's market overview. An administrator can connect a language 
 
 impl AiService {
     /// `POST /ai/chat`.
-    pub async fn chat(&self, user: Uuid, message: &str, conversation: Option<Uuid>) -> AiResult<Reply> {
+    pub async fn chat(
+        &self,
+        user: Uuid,
+        message: &str,
+        conversation: Option<Uuid>,
+        kind: ContextType,
+    ) -> AiResult<Reply> {
         let now = self.clock.now();
         let conv = match conversation {
             Some(id) => self.conversation(user, id).await?.ok_or(AiError::ConversationNotFound)?,
@@ -147,9 +182,17 @@ impl AiService {
                 "this conversation has {MAX_MESSAGES} messages already; start a new one"
             )));
         }
-        let reply = self.answer(user, message).await?;
-        let question = MessageRecord { role: "user".into(), content: message.to_owned(), created_at: now };
-        let answer = MessageRecord { role: "assistant".into(), content: reply.clone(), created_at: now };
+        let history = if conv.message_count == 0 { Vec::new() } else { self.history(user, conv.id).await? };
+        let mut out = self.reply(Turn { user, message, history, kind }).await?;
+        out.conversation_id = conv.id;
+        let question =
+            MessageRecord { role: "user".into(), content: message.to_owned(), created_at: now, tokens_used: None };
+        let answer = MessageRecord {
+            role: "assistant".into(),
+            content: out.reply.clone(),
+            created_at: self.clock.now(),
+            tokens_used: Some(out.tokens_used),
+        };
         let (qid, aid) = (self.ids.time_ordered(now), self.ids.time_ordered(now));
         let msg_key = |id: Uuid| Key::new(user_pk(user), format!("{}{id}", msg_prefix(conv.id)));
         // The question sorts before the answer even within one millisecond.
@@ -164,11 +207,116 @@ impl AiService {
             },
         ];
         match self.store.transact_write(ops).await {
-            Ok(()) => Ok(Reply { reply, conversation_id: conv.id }),
+            Ok(()) => Ok(out),
             Err(StoreError::TransactionCanceled(r)) if r.contains(&CancelReason::ConditionalCheckFailed) => {
                 Err(AiError::ConversationNotFound)
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The newest [`HISTORY_MESSAGES`] messages of a conversation, oldest first.
+    async fn history(&self, user: Uuid, conv: Uuid) -> AiResult<Vec<MessageRecord>> {
+        let q = Query::partition(user_pk(user)).sk_prefix(msg_prefix(conv)).descending().limit(HISTORY_MESSAGES);
+        let page = self.store.query(q).await?;
+        let mut out: Vec<MessageRecord> = page.items.iter().map(|i| i.to_record()).collect::<Result<_, _>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The model's answer to a turn, or the computed one (with the reason when a configured model failed).
+    async fn reply(&self, turn: Turn<'_>) -> AiResult<Reply> {
+        let computed = |reply: String, model_error: Option<String>| Reply {
+            reply,
+            conversation_id: Uuid::nil(),
+            tokens_used: 0,
+            model: None,
+            model_error,
+        };
+        let choice = match self.models.current().await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(computed(self.answer(turn.user, turn.message).await?, None)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the configured language model cannot be used");
+                let text = self.answer(turn.user, turn.message).await?;
+                return Ok(computed(
+                    format!("The language model is not usable right now ({e}).\n\n{text}"),
+                    Some(e.to_string()),
+                ));
+            }
+        };
+        let data = self.grounding(turn.user, turn.message).await;
+        let mut messages: Vec<ChatMessage> = turn
+            .history
+            .iter()
+            .map(|m| ChatMessage {
+                role: if m.role == "assistant" { Role::Assistant } else { Role::User },
+                content: m.content.clone(),
+            })
+            .collect();
+        messages.push(ChatMessage::user(turn.message));
+        let request = CompletionRequest {
+            system: prompts::chat_system(turn.kind, &data),
+            messages,
+            max_tokens: CHAT_MAX_TOKENS,
+            temperature: TEMPERATURE,
+        };
+        match self.complete(turn.user, &choice, &request, None).await {
+            Ok(done) => Ok(Reply {
+                reply: if done.truncated {
+                    format!("{}\n\n[The answer was cut at the length limit.]", done.text)
+                } else {
+                    done.text
+                },
+                conversation_id: Uuid::nil(),
+                tokens_used: done.usage.total(),
+                model: Some(format!("{}/{}", choice.model.provider(), choice.model.model())),
+                model_error: None,
+            }),
+            Err(AiError::Model(e)) => {
+                let text = self.answer(turn.user, turn.message).await?;
+                Ok(computed(format!("The language model could not answer ({e}).\n\n{text}"), Some(e.to_string())))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One completion within `user`'s daily budget: reserves the worst case, settles to the provider's count (or
+    /// releases on failure), and logs provider, model, tokens and latency (never the prompt). With `deltas`, the
+    /// answer streams into it.
+    pub(crate) async fn complete(
+        &self,
+        user: Uuid,
+        choice: &ModelChoice,
+        request: &CompletionRequest,
+        deltas: Option<mpsc::Sender<String>>,
+    ) -> AiResult<Completion> {
+        let estimate = estimate_tokens(&request.system)
+            .saturating_add(request.messages.iter().map(|m| estimate_tokens(&m.content)).sum::<u32>())
+            .saturating_add(request.max_tokens);
+        let reservation = self.budget.reserve(user, estimate, choice.daily_tokens).await?;
+        let started = std::time::Instant::now();
+        let (provider, model) = (choice.model.provider(), choice.model.model().to_owned());
+        let result = match deltas {
+            Some(tx) => choice.model.stream(request, tx).await,
+            None => choice.model.complete(request).await,
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(done) => {
+                let counted = if done.usage.total() == 0 { estimate } else { done.usage.total() };
+                self.budget.settle(reservation, counted).await?;
+                tracing::info!(%user, provider, model, input_tokens = done.usage.input_tokens,
+                    output_tokens = done.usage.output_tokens, truncated = done.truncated, ms, "language model answered");
+                metrics::counter!("ai_tokens_total", "provider" => provider).increment(u64::from(counted));
+                Ok(done)
+            }
+            Err(e) => {
+                self.budget.release(reservation).await;
+                tracing::warn!(%user, provider, model, error = %e, ms, "language model failed");
+                metrics::counter!("ai_model_failures_total", "provider" => provider).increment(1);
+                Err(AiError::Model(e))
+            }
         }
     }
 
@@ -275,50 +423,5 @@ impl AiService {
         }
         self.store.delete(&conv_key(user, id), None).await?;
         Ok(())
-    }
-
-    /// `POST /ai/generate-strategy` without a language model: the documented fallback for the profile (the prompt
-    /// has no model to read it, so it does not change the answer; the warning says so).
-    pub fn generate_strategy(
-        &self,
-        symbol: &str,
-        timeframe: &str,
-        profile: RiskProfile,
-        preferred: &[String],
-    ) -> GeneratedStrategy {
-        let strategy = spec::fallback_strategy(profile, symbol, timeframe);
-        let mut warnings = vec![
-            "No language model is configured: this is the platform's documented fallback strategy (RSI + EMA \
-             crossover with ATR risk management), not a strategy written for your prompt."
-                .to_owned(),
-        ];
-        let unused: Vec<&String> =
-            preferred.iter().filter(|p| !strategy.indicators.iter().any(|i| i.eq_ignore_ascii_case(p))).collect();
-        if !unused.is_empty() {
-            warnings.push(format!(
-                "Preferred indicators not used by the fallback: {}.",
-                unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        GeneratedStrategy {
-            id: self.ids.uuid(),
-            explanation: format!(
-                "Computed, not generated: {} The rules and risk values are the {:?} profile's; save it, then backtest \
-                 it on your {symbol} {timeframe} candles and adjust its parameters (the optimizer varies rsi_period, \
-                 ema_fast and ema_slow).",
-                strategy.description.clone().unwrap_or_default(),
-                profile
-            ),
-            strategy,
-            warnings,
-            suggested_improvements: vec![
-                "Backtest it (POST /api/v1/backtest/run) before trading it.".to_owned(),
-                "Optimize ema_fast and ema_slow with the constraint ema_fast < ema_slow, and check the result with a \
-                 walk-forward analysis."
-                    .to_owned(),
-                "Add a session or volatility filter if most losses come from one session (see /ai/recommendations)."
-                    .to_owned(),
-            ],
-        }
     }
 }

@@ -40,6 +40,9 @@ fn strategy_response() -> Value {
             "explanation": string(),
             "warnings": array(string()),
             "suggested_improvements": array(string()),
+            "computed": boolean(),
+            "model": nullable(string()),
+            "tokens_used": integer(),
         }),
         &["strategy", "explanation", "warnings", "suggested_improvements"],
     )
@@ -50,10 +53,14 @@ pub fn operations() -> Vec<Op> {
     vec![
         Op::post("/api/v1/ai/chat", TAG, "Chat with the AI supervisor")
             .describe(
-                "Without a language model the reply is computed from the caller's data by what the message asks about \
-                 (a symbol's analysis, open positions, account, performance, the market overview) or says what it can \
-                 answer; `tokens_used` is 0. A new conversation takes the message (cut to 50 characters) as its title; \
-                 an unknown or foreign `conversation_id` is 404. At most 4,000 characters.",
+                "With a language model configured (admin settings or environment) the model answers, grounded in the \
+                 caller's own positions, account, trades, bots and the analysis of the symbols in question, with the \
+                 conversation's newest 20 messages; `tokens_used` is the provider's count, `model` names it. If the \
+                 model fails (timeout, error, garbage) or none is configured, the reply is computed from the caller's \
+                 data by what the message asks about (a symbol's analysis, open positions, account, performance, the \
+                 market overview) — `computed` true, `model_error` says why when a model failed. A new conversation \
+                 takes the message (cut to 50 characters) as its title; an unknown or foreign `conversation_id` is \
+                 404. At most 4,000 characters; 429 with `Retry-After` once the caller's daily token budget is used.",
             )
             .body(object(
                 json!({
@@ -64,7 +71,8 @@ pub fn operations() -> Vec<Op> {
                 &["message"],
             ))
             .ok(object(
-                json!({"reply": string(), "conversation_id": uuid(), "tokens_used": integer(), "computed": boolean()}),
+                json!({"reply": string(), "conversation_id": uuid(), "tokens_used": integer(), "computed": boolean(),
+                       "model": string(), "model_error": string()}),
                 &["reply", "conversation_id", "tokens_used"],
             )),
         Op::get("/api/v1/ai/conversations", TAG, "The caller's conversations")
@@ -84,17 +92,22 @@ pub fn operations() -> Vec<Op> {
             .ok(record(json!({"deleted": string()}))),
         Op::post("/api/v1/ai/generate-strategy", TAG, "Generate a strategy")
             .describe(
-                "Without a language model: the documented fallback strategy (RSI(14) + EMA 9/21 crossover, ATR stop, \
-                 reward:risk target, trailing and breakeven by `risk_profile`), validated like any strategy, with \
-                 warnings that say so. Save it with POST /strategies and backtest it.",
+                "With a language model: its strategy, parsed and validated exactly as POST /strategies does (one repair \
+                 round with the validator's messages when invalid), risk per trade capped by `risk_profile` (1/2/3 %). \
+                 Without one, or when the model fails or stays invalid: the documented fallback strategy (RSI(14) + EMA \
+                 9/21 crossover, ATR stop, reward:risk target, trailing and breakeven by `risk_profile`), with warnings \
+                 that say why (`computed` true). Save it with POST /strategies and backtest it. 429 once the daily \
+                 token budget is used.",
             )
             .body(strategy_request())
             .ok(strategy_response()),
         Op::post("/api/v1/ai/generate-strategy-stream", TAG, "Generate a strategy (Server-Sent Events)")
             .describe(
-                "`text/event-stream`: `progress` events, then `result` (the same object as /ai/generate-strategy) or \
-                 `error`; frames are `event: <name>` / `data: <json>`. Bad input is answered before the stream, with \
-                 its status.",
+                "`text/event-stream`: `progress` events (`{status}`, and `{status, received_chars}` while the model's \
+                 answer streams in), `keepalive` (`{count, message}`) every 5 s, then `result` (the same object as \
+                 /ai/generate-strategy) or `error` (`{error}`); frames are `event: <name>` / `data: <json>`. Bad input \
+                 is answered before the stream, with its status. In AWS this route is served by a function URL with \
+                 response streaming behind the same CloudFront distribution (API Gateway would buffer it).",
             )
             .body(strategy_request())
             .events(

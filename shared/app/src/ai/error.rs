@@ -15,6 +15,12 @@ pub enum AiError {
     /// A request the use case refuses (the message says why).
     #[error("{0}")]
     Refused(String),
+    /// The user's daily token budget is used up.
+    #[error("Your daily AI budget of {limit} tokens is used up; it resets at {resets_at} (UTC midnight)")]
+    BudgetExhausted { limit: u64, resets_at: chrono::DateTime<chrono::Utc> },
+    /// The language model failed (the chat answers computed instead; strategy generation falls back).
+    #[error(transparent)]
+    Model(#[from] crate::ports::LlmError),
     #[error(transparent)]
     Dataset(#[from] DatasetError),
     #[error(transparent)]

@@ -11,9 +11,14 @@
 //! The use cases are in [`service`] (free of HTTP, [`AiError`]), the routes and their one error mapping in
 //! [`routes`], their description in [`docs`]. Everything is read per user: no answer contains another user's data.
 
+pub mod budget;
 pub mod chat;
+pub mod context;
 pub mod docs;
 pub mod error;
+pub mod generate;
+pub mod model;
+pub mod prompts;
 pub mod routes;
 pub mod service;
 

@@ -12,10 +12,14 @@ use axum::extract::{FromRef, Path, State};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
-use super::chat::{GeneratedStrategy, MAX_CONVERSATIONS_PAGE, MAX_MESSAGE_CHARS};
+use super::chat::{MAX_CONVERSATIONS_PAGE, MAX_MESSAGE_CHARS};
 use super::error::AiError;
+use super::generate::{GeneratedStrategy, Progress, StrategyAsk};
+use super::prompts::ContextType;
 use super::service::{AiService, SymbolAnalysis};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
 use crate::http::fields::instrument;
@@ -58,6 +62,11 @@ impl From<AiError> for ApiError {
     fn from(e: AiError) -> Self {
         match e {
             AiError::NoData(m) | AiError::Refused(m) => ApiError::BadRequest(m),
+            e @ AiError::BudgetExhausted { resets_at, .. } => {
+                let retry_after = (resets_at - chrono::Utc::now()).num_seconds().max(1) as u64;
+                ApiError::TooManyRequests { detail: e.to_string(), retry_after }
+            }
+            AiError::Model(e) => ApiError::ServiceUnavailable(format!("The language model could not answer: {e}")),
             e @ AiError::ConversationNotFound => ApiError::NotFound(e.to_string()),
             AiError::Dataset(d) => MlError::Dataset(d).into(),
             AiError::Trading(t) => t.into(),
@@ -139,7 +148,6 @@ fn conversation_id(raw: &str) -> ApiResult<uuid::Uuid> {
 pub struct ChatBody {
     message: String,
     conversation_id: Option<String>,
-    #[allow(dead_code)]
     context_type: Option<String>,
 }
 
@@ -157,14 +165,21 @@ async fn chat(user: CurrentUser, State(s): State<AiState>, ApiJson(body): ApiJso
         return Err(too_long("message", MAX_MESSAGE_CHARS, message));
     }
     let conversation = body.conversation_id.as_deref().filter(|c| !c.is_empty()).map(conversation_id).transpose()?;
-    let r = s.ai.chat(user.id, message, conversation).await?;
-    Ok(axum::Json(json!({
+    let kind = ContextType::parse(body.context_type.as_deref());
+    let r = s.ai.chat(user.id, message, conversation, kind).await?;
+    let mut out = json!({
         "reply": r.reply,
         "conversation_id": r.conversation_id.to_string(),
-        "tokens_used": 0,
-        "computed": true,
-    }))
-    .into_response())
+        "tokens_used": r.tokens_used,
+        "computed": r.model.is_none(),
+    });
+    if let Some(m) = r.model {
+        out["model"] = json!(m);
+    }
+    if let Some(e) = r.model_error {
+        out["model_error"] = json!(e);
+    }
+    Ok(axum::Json(out).into_response())
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -232,8 +247,8 @@ pub struct StrategyRequest {
     preferred_indicators: Option<Vec<String>>,
 }
 
-/// The generated strategy (`AIStrategyResponse`), or the request's validation error.
-fn generate(s: &AiState, body: StrategyRequest) -> ApiResult<Value> {
+/// The request, validated (before any stream starts).
+fn strategy_ask(body: StrategyRequest) -> ApiResult<StrategyAsk> {
     let prompt = body.prompt.trim();
     if prompt.is_empty() {
         return Err(ApiError::Unprocessable(vec![FieldError::new(
@@ -274,8 +289,7 @@ fn generate(s: &AiState, body: StrategyRequest) -> ApiResult<Value> {
             Value::Null,
         )]));
     }
-    let g = s.ai.generate_strategy(symbol, crate::ml::store::tf_name(tf), profile, &preferred);
-    Ok(strategy_view(&g))
+    Ok(StrategyAsk { prompt: prompt.to_owned(), symbol, timeframe: crate::ml::store::tf_name(tf), profile, preferred })
 }
 
 fn strategy_view(g: &GeneratedStrategy) -> Value {
@@ -296,36 +310,89 @@ fn strategy_view(g: &GeneratedStrategy) -> Value {
         "explanation": g.explanation,
         "warnings": g.warnings,
         "suggested_improvements": g.suggested_improvements,
-        "computed": true,
+        "computed": g.computed(),
+        "model": g.model,
+        "tokens_used": g.tokens_used,
     })
 }
 
 async fn generate_strategy(
-    _user: CurrentUser,
+    user: CurrentUser,
     State(s): State<AiState>,
     ApiJson(body): ApiJson<StrategyRequest>,
 ) -> ApiResult<Response> {
-    Ok(axum::Json(generate(&s, body)?).into_response())
+    let ask = strategy_ask(body)?;
+    Ok(axum::Json(strategy_view(&s.ai.generate_strategy(user.id, &ask, None).await?)).into_response())
 }
 
-/// `POST /ai/generate-strategy-stream`: Server-Sent Events (`event: <name>\ndata: <json>\n\n`): `progress` ×3 then
-/// `result` (or `error`); validation errors answer before the stream starts, with their status.
+/// Seconds between `keepalive` events while the model is working (the original's 5 s).
+pub const KEEPALIVE_SECS: u64 = 5;
+/// Characters of the answer between two "Receiving" progress events.
+const RECEIVED_STEP: usize = 200;
+
+/// Where a strategy stream is.
+struct StreamState {
+    progress: Option<mpsc::Receiver<Progress>>,
+    task: Option<tokio::task::JoinHandle<Result<GeneratedStrategy, AiError>>>,
+    keepalive: tokio::time::Interval,
+    keepalives: u64,
+    reported: usize,
+}
+
+/// The next SSE frame of a strategy stream, `None` after the `result` or `error`.
+async fn next_frame(mut st: StreamState) -> Option<((&'static str, Value), StreamState)> {
+    loop {
+        if let Some(rx) = st.progress.as_mut() {
+            tokio::select! {
+                p = rx.recv() => match p {
+                    Some(Progress::Status(status)) => return Some((("progress", json!({"status": status})), st)),
+                    Some(Progress::Received(n)) if st.reported == 0 || n >= st.reported + RECEIVED_STEP => {
+                        st.reported = n.max(1);
+                        return Some((("progress", json!({"status": "Receiving the model's answer...", "received_chars": n})), st));
+                    }
+                    Some(Progress::Received(_)) => continue,
+                    None => st.progress = None,
+                },
+                _ = st.keepalive.tick() => {
+                    st.keepalives += 1;
+                    return Some((("keepalive", json!({"count": st.keepalives, "message": "Still generating..."})), st));
+                }
+            }
+        } else {
+            let task = st.task.take()?;
+            let frame = match task.await {
+                Ok(Ok(g)) => ("result", strategy_view(&g)),
+                Ok(Err(e)) => ("error", json!({"error": ApiError::from(e).to_string()})),
+                Err(join) => {
+                    tracing::error!(error = %join, "strategy generation task failed");
+                    ("error", json!({"error": "Strategy generation failed unexpectedly"}))
+                }
+            };
+            return Some((frame, st));
+        }
+    }
+}
+
+/// `POST /ai/generate-strategy-stream`: Server-Sent Events (`event: <name>\ndata: <json>\n\n`): `progress` as the
+/// generation moves (starting, calling the model, the answer's received length, parsing, a repair round),
+/// `keepalive` every [`KEEPALIVE_SECS`] s, then `result` (or `error`). Validation errors answer before the stream
+/// starts, with their status. A client that goes away does not cancel the model call (its tokens are counted).
 async fn generate_strategy_stream(
-    _user: CurrentUser,
+    user: CurrentUser,
     State(s): State<AiState>,
     ApiJson(body): ApiJson<StrategyRequest>,
 ) -> ApiResult<Response> {
     use axum::response::sse::{Event, Sse};
-    let result = generate(&s, body)?;
-    let frames = [
-        ("progress", json!({"status": "Starting strategy generation..."})),
-        ("progress", json!({"status": "No language model configured: using the documented fallback strategy..."})),
-        ("progress", json!({"status": "Parsing response..."})),
-        ("result", result),
-    ];
-    let events: Vec<Result<Event, std::convert::Infallible>> =
-        frames.into_iter().map(|(name, data)| Ok(Event::default().event(name).data(data.to_string()))).collect();
-    let mut response = Sse::new(futures::stream::iter(events)).into_response();
+    let ask = strategy_ask(body)?;
+    let (tx, rx) = mpsc::channel(32);
+    let ai = s.ai.clone();
+    let task = tokio::spawn(async move { ai.generate_strategy(user.id, &ask, Some(tx)).await });
+    let period = std::time::Duration::from_secs(KEEPALIVE_SECS);
+    let keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let state = StreamState { progress: Some(rx), task: Some(task), keepalive, keepalives: 0, reported: 0 };
+    let events = futures::stream::unfold(state, next_frame)
+        .map(|(name, data)| Ok::<_, std::convert::Infallible>(Event::default().event(name).data(data.to_string())));
+    let mut response = Sse::new(events).into_response();
     let h = response.headers_mut();
     h.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));

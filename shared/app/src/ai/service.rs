@@ -6,7 +6,10 @@ use nusatrade_ml::Timeframe;
 use nusatrade_ml::analysis::{self, MarketAnalysis};
 use uuid::Uuid;
 
+use super::budget::TokenBudget;
 use super::error::{AiError, AiResult};
+use super::model::{ModelSource, NoModel};
+use crate::ml::MlService;
 use crate::ml::datasets::Datasets;
 use crate::ml::store::{Owner, tf_name};
 use crate::ports::{Clock, IdGenerator, ItemStore, Ports};
@@ -32,6 +35,12 @@ pub struct AiService {
     pub orders: OrderService,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
+    /// The language model, if one is configured (asked on every call: the admin settings can change it).
+    pub models: Arc<dyn ModelSource>,
+    /// The per-user daily token budget.
+    pub budget: TokenBudget,
+    /// The bots whose latest predictions ground the answers (`None`: a process without them).
+    pub bots: Option<MlService>,
 }
 
 /// A symbol's analysis and when it was made.
@@ -68,7 +77,22 @@ impl AiService {
             orders,
             clock: ports.clock.clone(),
             ids: ports.ids.clone(),
+            models: Arc::new(NoModel),
+            budget: TokenBudget::new(ports.store.clone(), ports.clock.clone()),
+            bots: None,
         }
+    }
+
+    /// Answers with the models of `source` when one is configured.
+    pub fn with_models(mut self, source: Arc<dyn ModelSource>) -> Self {
+        self.models = source;
+        self
+    }
+
+    /// Grounds the answers in the active bots' latest predictions too.
+    pub fn with_bots(mut self, ml: MlService) -> Self {
+        self.bots = Some(ml);
+        self
     }
 
     /// `GET /ai/analysis/{symbol}`: the newest H1 candles of the caller's dataset, else the platform's.

@@ -38,6 +38,9 @@ pub mod events {
     pub const TOTP_DISABLED: &str = "totp_disabled";
     pub const TOTP_FAILED: &str = "totp_failed";
     pub const PROFILE_UPDATED: &str = "profile_updated";
+    /// The admin role granted or revoked by an operator (`nusatrade admin grant|revoke`).
+    pub const ROLE_GRANTED: &str = "role_granted";
+    pub const ROLE_REVOKED: &str = "role_revoked";
 }
 
 /// One entry as `GET /users/activity` shows it.

@@ -104,7 +104,8 @@ pub async fn limit_requests(State(s): State<RequestLimits>, req: Request, next: 
         Some(claims) => format!("user:{}", claims.sub),
         None => format!("ip:{}", client_ip(req.extensions())),
     };
-    let decision = match s.limiter.hit(&bucket, s.limit).await {
+    let limit = s.current().await;
+    let decision = match s.limiter.hit(&bucket, limit).await {
         Ok(d) => Some(d),
         Err(e) => {
             tracing::warn!(error = %e, "rate limiter unavailable; request let through");

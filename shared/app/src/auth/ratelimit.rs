@@ -13,6 +13,7 @@ use super::config::Limit;
 use super::error::AuthError;
 use super::tokens::TokenService;
 use crate::ports::{Clock, Condition, Item, ItemStore, Key, StoreError, Update};
+use crate::settings::RuntimeSettings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -63,6 +64,20 @@ pub struct RequestLimits {
     pub tokens: TokenService,
     pub limit: Limit,
     pub enabled: bool,
+    /// The operator's `rate_limit_requests` / `rate_limit_window_seconds` over `limit` (`None`: `limit` alone).
+    pub settings: Option<RuntimeSettings>,
+}
+
+impl RequestLimits {
+    /// The limit now: each part from the stored settings (the cached snapshot) when set, else from `limit`.
+    pub async fn current(&self) -> Limit {
+        let Some(settings) = &self.settings else { return self.limit };
+        let o = &settings.snapshot().await.overrides;
+        Limit {
+            requests: o.rate_limit_requests.unwrap_or(self.limit.requests),
+            window: o.rate_limit_window_seconds.map(std::time::Duration::from_secs).unwrap_or(self.limit.window),
+        }
+    }
 }
 
 /// The login lock-out: `max_failures` failed attempts within `window` (counted from the first) lock
@@ -139,5 +154,56 @@ impl Lockout {
     pub async fn unlock(&self, email: &str) -> Result<(), StoreError> {
         self.reset(email).await?;
         self.store.delete(&Key::new(Self::pk(email), "LOCK"), None).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ports::SystemClock;
+    use crate::settings::record::{Category, SettingRecord, setting_key};
+    use crate::settings::tests::MemoryStore;
+    use crate::settings::{RuntimeSettings, SettingsEnv};
+
+    #[tokio::test]
+    async fn the_operators_settings_override_the_configured_limit_part_by_part() {
+        let store: Arc<dyn ItemStore> = Arc::new(MemoryStore::default());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let configured = Limit { requests: 100, window: Duration::from_secs(60) };
+        let mut limits = RequestLimits {
+            limiter: RateLimiter::new(store.clone(), clock.clone()),
+            tokens: TokenService::new(&[7u8; 32], Duration::from_secs(60), Duration::from_secs(60), clock.clone()),
+            limit: configured,
+            enabled: true,
+            settings: None,
+        };
+        assert_eq!(limits.current().await, configured);
+        let env = SettingsEnv { ttl: Duration::ZERO, ..SettingsEnv::default() };
+        limits.settings = Some(RuntimeSettings::new(store.clone(), clock.clone(), env));
+        assert_eq!(limits.current().await, configured, "nothing stored");
+        let now = clock.now();
+        let record = |key: &str, value: &str| SettingRecord {
+            key: key.into(),
+            value: Some(value.into()),
+            sealed: None,
+            category: Category::RateLimiting,
+            is_encrypted: false,
+            is_active: true,
+            description: None,
+            created_at: now,
+            updated_at: now,
+            updated_by: None,
+            version: 1,
+        };
+        for (k, v) in [("rate_limit_requests", "5"), ("rate_limit_window_seconds", "not a number")] {
+            store.put(Item::from_record(&setting_key(k), &record(k, v)).unwrap(), None).await.unwrap();
+        }
+        assert_eq!(
+            limits.current().await,
+            Limit { requests: 5, window: Duration::from_secs(60) },
+            "the valid part applies, the invalid one is ignored"
+        );
     }
 }

@@ -21,10 +21,13 @@ use super::tokens::{TokenError, TokenKind, TokenPair, TokenService};
 use super::totp;
 use super::views::{SessionOut, TokenResponse, UserOut, default_settings};
 use crate::ports::{Condition, Cursor, Email, Item, Ports, Query, TxOp, Update, Value};
+use crate::settings::RuntimeSettings;
 
 #[derive(Clone)]
 pub struct AuthService {
     inner: Arc<Inner>,
+    /// The operator's run-time settings (the request limit's `rate_limit_requests` / `rate_limit_window_seconds`).
+    settings: Option<RuntimeSettings>,
 }
 
 struct Inner {
@@ -64,7 +67,14 @@ impl AuthService {
             config.login_lock,
         );
         let audit = AuditLog::new(ports.store.clone(), ports.clock.clone(), ports.ids.clone());
-        Ok(AuthService { inner: Arc::new(Inner { config, ports, tokens, hasher, limiter, lockout, audit }) })
+        let inner = Arc::new(Inner { config, ports, tokens, hasher, limiter, lockout, audit });
+        Ok(AuthService { inner, settings: None })
+    }
+
+    /// Takes the request limit from the operator's settings when they set it (see [`RequestLimits::current`]).
+    pub fn with_settings(mut self, settings: Option<RuntimeSettings>) -> Self {
+        self.settings = settings;
+        self
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -93,6 +103,7 @@ impl AuthService {
             tokens: self.inner.tokens.clone(),
             limit: self.inner.config.request_limit,
             enabled: self.inner.config.rate_limit_enabled,
+            settings: self.settings.clone(),
         }
     }
 

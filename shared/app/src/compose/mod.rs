@@ -4,7 +4,9 @@
 //! The HTTP side (which routers a function serves) is in [`routes`].
 //!
 //! Settings are each use case's own `from_env`; the ports are the caller's (each function builds only the
-//! adapters it uses).
+//! adapters it uses). The operator's run-time settings ([`runtime_settings`]: `max_lot_size`,
+//! `max_positions_per_user`, the request limit, the language model…) are read from the store by every order service
+//! built here; a process shares one [`RuntimeSettings`] (one cached snapshot) by passing it to the `_with` variants.
 
 pub mod routes;
 
@@ -18,11 +20,34 @@ use crate::channels::connector::{self, ConnectorChannel};
 use crate::ml::{MlConfig, MlService, ModelCache};
 use crate::ports::Ports;
 use crate::reconcile::{ReconcileHook, ReconcileService, ReconcileSettings};
+use crate::settings::{RuntimeSettings, SettingsEnv, SettingsEnvError};
 use crate::trading::orders::{OrderService, TradingConfig};
 
-/// The order use cases over `ports` (the REST routes, acks on the connector channel, the ML auto-trading cycle).
+/// The operator's run-time settings over `ports`' store (`NUSATRADE_SETTINGS_TTL_SECS` and the language-model
+/// variables from the environment: a malformed one is an error). Without a master key: add one with
+/// [`RuntimeSettings::with_keys`] where encrypted values are read (the `admin` and `ai` functions).
+pub fn runtime_settings(ports: &Ports) -> Result<RuntimeSettings, SettingsEnvError> {
+    Ok(RuntimeSettings::from_ports(ports, SettingsEnv::from_env()?))
+}
+
+/// [`runtime_settings`] for the infallible constructors below: a malformed variable is logged and its default used
+/// (the functions that read secrets call [`runtime_settings`] and stop on it).
+fn runtime_settings_or_defaults(ports: &Ports) -> RuntimeSettings {
+    runtime_settings(ports).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "run-time settings: the environment's defaults apply");
+        RuntimeSettings::from_ports(ports, SettingsEnv::default())
+    })
+}
+
+/// The order use cases over `ports` (the REST routes, acks on the connector channel, the ML auto-trading cycle),
+/// with the operator's run-time limits ([`runtime_settings`]).
 pub fn orders(ports: &Ports, config: TradingConfig) -> OrderService {
-    OrderService::new(ports, config)
+    orders_with(ports, config, Some(runtime_settings_or_defaults(ports)))
+}
+
+/// [`orders`] with the process's shared run-time settings (`None`: `config` alone).
+pub fn orders_with(ports: &Ports, config: TradingConfig, settings: Option<RuntimeSettings>) -> OrderService {
+    OrderService::new(ports, config).with_settings(settings)
 }
 
 /// Reconciliation, ack timeouts and trailing stops over `orders`, with sweeps and follow-ups on `ports.queue`.
@@ -46,7 +71,17 @@ pub struct Trading {
 
 impl Trading {
     pub fn new(ports: &Ports, config: TradingConfig, settings: ReconcileSettings) -> Self {
-        let orders = orders(ports, config);
+        Self::with_runtime(ports, config, settings, Some(runtime_settings_or_defaults(ports)))
+    }
+
+    /// [`new`](Self::new) with the process's shared run-time settings (`None`: `config` alone).
+    pub fn with_runtime(
+        ports: &Ports,
+        config: TradingConfig,
+        settings: ReconcileSettings,
+        runtime: Option<RuntimeSettings>,
+    ) -> Self {
+        let orders = orders_with(ports, config, runtime);
         let reconcile = reconcile(ports, orders.clone(), settings);
         Trading { orders, reconcile }
     }
@@ -66,5 +101,22 @@ impl Trading {
         let connector = Arc::new(ConnectorChannel::clone(&connector).with_snapshot_hook(hook));
         let browser = Arc::new(BrowserChannel::clone(&browser).with_greeter(self.reconcile.greeter(greet_at_connect)));
         (connector, browser)
+    }
+}
+
+/// The AI supervisor's use cases: answers from the model the run-time settings name (built by `models`; none
+/// configured: computed answers), grounded in the bots of `ml` when given.
+pub fn ai(
+    ports: &Ports,
+    orders: OrderService,
+    settings: RuntimeSettings,
+    models: std::sync::Arc<dyn crate::ports::ModelFactory>,
+    ml: Option<MlService>,
+) -> crate::ai::AiService {
+    let source = crate::ai::model::SettingsModels::new(std::sync::Arc::new(settings), models);
+    let ai = crate::ai::AiService::new(ports, orders).with_models(std::sync::Arc::new(source));
+    match ml {
+        Some(ml) => ai.with_bots(ml),
+        None => ai,
     }
 }

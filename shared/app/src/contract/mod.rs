@@ -13,9 +13,11 @@
 //! ```
 
 pub mod blob;
+pub mod llm;
 pub mod mail;
 pub mod push;
 pub mod queue;
+pub mod secrets;
 pub mod store;
 
 /// Expands to one multi-threaded tokio test per case of a suite module.
@@ -119,6 +121,55 @@ macro_rules! push_contract {
 macro_rules! mailer_contract {
     ($factory:expr) => {
         $crate::__contract_cases!($factory, contract::mail, [sends_a_valid_message, refuses_invalid_messages,]);
+    };
+}
+
+/// The language-model contract. `$factory` implements [`llm::LlmFactory`].
+#[macro_export]
+macro_rules! language_model_contract {
+    ($factory:expr) => {
+        $crate::__contract_cases!(
+            $factory,
+            contract::llm,
+            [
+                plain_completion,
+                request_carries_system_and_messages_in_order,
+                stream_deltas_arrive_in_order,
+                a_closed_receiver_does_not_stop_the_stream,
+                rate_limit_then_success_is_retried,
+                retry_after_is_capped,
+                rate_limited_every_time_is_rate_limited,
+                server_errors_are_retried_then_reported,
+                an_overloaded_provider_is_retried,
+                unauthorized_fails_at_once,
+                a_hang_times_out,
+                a_hang_then_success_is_retried,
+                garbage_is_malformed,
+                a_cut_json_answer_is_malformed,
+                a_stream_cut_half_way_is_incomplete,
+                a_stream_stalling_after_a_delta_is_incomplete,
+                a_stream_is_retried_before_its_first_delta,
+                max_tokens_sets_truncated,
+            ]
+        );
+    };
+}
+
+/// The key-wrapper contract (envelope encryption's master key). `$factory` implements
+/// [`secrets::KeyWrapperFactory`].
+#[macro_export]
+macro_rules! key_wrapper_contract {
+    ($factory:expr) => {
+        $crate::__contract_cases!(
+            $factory,
+            contract::secrets,
+            [
+                data_keys_are_fresh_and_unwrap,
+                concurrent_data_keys_are_distinct,
+                tampered_or_foreign_wrapped_keys_are_refused,
+                sealed_values_round_trip_and_bind_their_context,
+            ]
+        );
     };
 }
 

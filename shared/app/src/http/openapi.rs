@@ -312,6 +312,10 @@ pub const CLIENT_FIELDS: &[(&str, &[&str])] = &[
         &["recommendations", "trade_stats", "trading_style", "avg_trade_duration_hours", "session_preferences"],
     ),
     ("post /api/v1/ai/generate-strategy", &["strategy", "explanation", "warnings", "suggested_improvements"]),
+    ("get /api/v1/admin/settings", &["key", "value", "category", "is_encrypted", "description", "updated_at"]),
+    ("put /api/v1/admin/settings/{key}", &["message", "key"]),
+    ("post /api/v1/admin/test-llm", &["success", "message", "details"]),
+    ("post /api/v1/admin/test-redis", &["success", "message"]),
     (
         "get /api/v1/backtest/sessions",
         &["id", "strategy_id", "symbol", "timeframe", "start_date", "end_date", "initial_balance", "status", "result"],

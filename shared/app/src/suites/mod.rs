@@ -1,9 +1,23 @@
-//! The use-case suites: the order, reconciliation and backup use cases run over every store (and blob store)
+//! The use-case suites: the order, reconciliation, backup and admin settings use cases run over every store (and blob store)
 //! adapter, as the port contracts are (`crate::contract`); each adapter's test file invokes the macros below.
 
+pub mod ai;
 pub mod backup;
 pub mod orders;
 pub mod reconcile;
+pub mod settings;
+
+/// The AI supervisor's token budget on a store adapter. `$factory` implements [`store::StoreFactory`].
+#[macro_export]
+macro_rules! ai_budget_contract {
+    ($factory:expr) => {
+        $crate::__contract_cases!(
+            $factory,
+            suites::ai,
+            [concurrent_reservations_respect_the_budget, settlements_releases_and_the_next_day]
+        );
+    };
+}
 
 /// The order use cases on a store adapter. `$factory` implements [`store::StoreFactory`].
 #[macro_export]
@@ -48,6 +62,22 @@ macro_rules! reconcile_contract {
                 the_hook_queues_a_run_and_redelivery_changes_nothing,
                 trailing_stops_move_protectively_at_most_every_15_seconds,
                 position_monitor_status_and_sync,
+            ]
+        );
+    };
+}
+
+/// The admin settings and the admin role on a store adapter. `$factory` implements [`store::StoreFactory`].
+#[macro_export]
+macro_rules! settings_contract {
+    ($factory:expr) => {
+        $crate::__contract_cases!(
+            $factory,
+            suites::settings,
+            [
+                settings_round_trip_with_an_encrypted_value,
+                concurrent_writes_of_one_key_each_land_once,
+                the_admin_role_is_granted_listed_and_revoked,
             ]
         );
     };

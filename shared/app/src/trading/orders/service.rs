@@ -42,6 +42,7 @@ use super::views::{order_update, trade_with_mt5};
 use crate::auth::CurrentUser;
 use crate::connector::{AccountSnapshot, Command, CommandKind, ConnectorLink, ConnectorRegistry, Fanout, RequestId};
 use crate::ports::{Clock, IdGenerator, PushError, PushOutcome};
+use crate::settings::RuntimeSettings;
 use crate::telemetry;
 use crate::wire::num;
 
@@ -128,6 +129,9 @@ pub struct OrderService {
     pub config: Arc<TradingConfig>,
     /// Schedules the delayed ack-timeout message of every trade command sent (issue #6; `None`: not scheduled).
     pub ack_timeouts: Option<AckTimeouts>,
+    /// The operator's run-time settings (`max_lot_size`, `max_positions_per_user`) over `config`; `None`: `config`
+    /// alone.
+    pub settings: Option<RuntimeSettings>,
 }
 
 impl OrderService {
@@ -146,7 +150,26 @@ impl OrderService {
     /// From its parts, without ack timeouts.
     pub fn with_parts(book: OrderBook, dashboards: Fanout, ids: Arc<dyn IdGenerator>, config: TradingConfig) -> Self {
         let clock = book.clock.clone();
-        OrderService { book, dashboards, clock, ids, config: Arc::new(config), ack_timeouts: None }
+        OrderService { book, dashboards, clock, ids, config: Arc::new(config), ack_timeouts: None, settings: None }
+    }
+
+    /// Reads the largest lot and the open-position limit from the operator's settings (`None`: from `config`).
+    pub fn with_settings(mut self, settings: Option<RuntimeSettings>) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The largest lot of one order and the open-position limit now: the stored settings' (`max_lot_size`,
+    /// `max_positions_per_user`, from the cached snapshot: no store read but its refresh) over the configuration's.
+    pub async fn limits(&self) -> (Decimal, u32) {
+        let (lot, positions) = (self.config.max_lot, self.config.max_open_positions);
+        match &self.settings {
+            None => (lot, positions),
+            Some(settings) => {
+                let o = &settings.snapshot().await.overrides;
+                (o.max_lot_size.unwrap_or(lot), o.max_positions_per_user.unwrap_or(positions))
+            }
+        }
     }
 
     /// Replaces how ack timeouts are scheduled (`None`: not at all).
@@ -202,13 +225,15 @@ impl OrderService {
         if !user.may_trade() {
             return Err(TradingError::NotVerified);
         }
-        if req.lots.value() > self.config.max_lot {
-            return Err(TradingError::Invalid(format!("Lot size cannot exceed {}", self.config.max_lot.normalize())));
-        }
+        // A repeat answers as the first request did, even if the operator's limits changed since.
         if let Some(i) = &idem
             && let Some(placed) = self.replay(user.id, i).await?
         {
             return Ok(placed);
+        }
+        let (max_lot, max_open_positions) = self.limits().await;
+        if req.lots.value() > max_lot {
+            return Err(TradingError::Invalid(format!("Lot size cannot exceed {}", max_lot.normalize())));
         }
         let link = self
             .registry()
@@ -302,7 +327,7 @@ impl OrderService {
             stop_loss: order.stop_loss.map(num),
             take_profit: order.take_profit.map(num),
         };
-        if let Some(placed) = self.reserve(user.id, &order, idem.as_ref(), &cmd).await? {
+        if let Some(placed) = self.reserve(user.id, &order, idem.as_ref(), &cmd, max_open_positions).await? {
             return Ok(placed);
         }
         info!(order = %id, user = %user.id, symbol = %order.symbol, side = order.side.as_str(), lots = %order.lots, "order written pending");
@@ -355,8 +380,8 @@ impl OrderService {
         order: &OrderRecord,
         idem: Option<&IdempotencyKey>,
         cmd: &Command,
+        max: u32,
     ) -> TradingResult<Option<Placed>> {
-        let max = self.config.max_open_positions;
         for attempt in 0..MAX_ATTEMPTS {
             let claim = idem.map(|i| self.claim(user, i, order.id)).transpose()?;
             match self.book.reserve(order, max, claim, cmd).await? {
