@@ -267,3 +267,59 @@ async fn strategy_generation_streams_repairs_falls_back_and_saves() {
     assert_eq!(fake.requests().len(), before);
     gw.stop().await.unwrap();
 }
+
+/// The operator picks the model at run time through the admin settings (the key stored encrypted): `test-llm`
+/// reaches it, and chat uses it within the settings' cache time — no restart, no environment.
+#[tokio::test]
+async fn the_admin_settings_choose_the_model_at_run_time() {
+    let fake = FakeLlm::start(FakeKind::Anthropic).await;
+    let mut env: Vec<(&str, &str)> = TEST_ENV.to_vec();
+    env.push(("NUSATRADE_SETTINGS_TTL_SECS", "1"));
+    for var in ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "NUSATRADE_LLM_PROVIDER", "NUSATRADE_LLM_BASE_URL"] {
+        env.push((var, ""));
+    }
+    let gw = Gateway::start_with_env(&[], &env).await.expect("gateway");
+    let admin = register(&gw, "operator@example.com").await.unwrap();
+    let trader = register(&gw, "asker@example.com").await.unwrap();
+    let r = chat(&gw, &trader, json!({"message": "hello"})).await;
+    assert_eq!(r["computed"], true, "no model configured yet: {r}");
+
+    let dir = gw.stop().await.unwrap();
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(nusatrade_tests::binary().unwrap())
+        .args(["admin", "grant", "operator@example.com", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let gw = Gateway::start_in(dir, &[], &env).await.expect("gateway again");
+
+    let base = fake.base_url();
+    for (key, value, encrypted) in [
+        ("llm_provider", "anthropic", false),
+        ("llm_base_url", base.as_str(), false),
+        ("llm_model", "claude-admin", false),
+        ("llm_api_key", fake.key(), true),
+    ] {
+        let body = json!({"value": value, "category": "ai_provider", "is_encrypted": encrypted});
+        let (s, b) = send(&gw, "PUT", &format!("/api/v1/admin/settings/{key}"), &admin, Some(body)).await;
+        assert_eq!(s, 200, "{key}: {b}");
+    }
+    fake.push(Answer::text("pong").tokens(5, 1));
+    let (s, t) = send(&gw, "POST", "/api/v1/admin/test-llm", &admin, None).await;
+    assert_eq!((s.as_u16(), &t["success"]), (200, &json!(true)), "{t}");
+    assert_eq!(
+        (t["details"]["provider"].as_str(), t["details"]["model"].as_str()),
+        (Some("anthropic"), Some("claude-admin"))
+    );
+    assert!(fake.requests()[0].authorized, "the decrypted key reached the provider");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fake.push(Answer::text("Hello from the configured model.").tokens(300, 7));
+    let r = chat(&gw, &trader, json!({"message": "hello"})).await;
+    assert_eq!(
+        (r["reply"].as_str(), r["model"].as_str()),
+        (Some("Hello from the configured model."), Some("anthropic/claude-admin"))
+    );
+    assert!(!gw.log().contains(fake.key()), "the stored key is never logged");
+    gw.stop().await.unwrap();
+}
