@@ -11,8 +11,7 @@ use uuid::Uuid;
 use super::service::AiService;
 use crate::trading::orders::queries::ListFilter;
 use crate::wire::{iso, num};
-use nusatrade_domain::order::OrderStatus;
-use nusatrade_domain::performance::{self, ClosedTrade};
+use nusatrade_domain::performance;
 
 /// Open positions in the grounding.
 pub const MAX_POSITIONS: u32 = 20;
@@ -82,24 +81,8 @@ impl AiService {
             }
         }
 
-        let filter =
-            ListFilter { symbol: None, statuses: Some(vec![OrderStatus::Closed, OrderStatus::ClosedExternally]) };
-        match self.orders.history(user, &filter, super::service::REVIEW_TRADES, None).await {
-            Ok(page) => {
-                let trades: Vec<ClosedTrade> = page
-                    .items
-                    .iter()
-                    .filter_map(|o| {
-                        Some(ClosedTrade {
-                            symbol: o.symbol.clone(),
-                            side: o.side,
-                            lots: o.lots,
-                            open_time: o.open_time?,
-                            close_time: o.close_time?,
-                            profit: o.profit?,
-                        })
-                    })
-                    .collect();
+        match self.closed_trades(user).await {
+            Ok(trades) => {
                 let review = performance::review(&trades);
                 data.insert(
                     "closed_trades_statistics".into(),

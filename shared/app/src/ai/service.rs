@@ -156,12 +156,13 @@ impl AiService {
         Ok(DailyAnalysis { summary, symbols: done, generated_at: now })
     }
 
-    /// `GET /ai/recommendations`: the caller's last [`REVIEW_TRADES`] closed trades.
-    pub async fn recommendations(&self, user: Uuid) -> AiResult<Recommendations> {
+    /// The caller's last [`REVIEW_TRADES`] closed trades, newest first (those with an open and close time and a
+    /// profit).
+    pub async fn closed_trades(&self, user: Uuid) -> AiResult<Vec<ClosedTrade>> {
         let filter =
             ListFilter { symbol: None, statuses: Some(vec![OrderStatus::Closed, OrderStatus::ClosedExternally]) };
         let page = self.orders.history(user, &filter, REVIEW_TRADES, None).await?;
-        let trades: Vec<ClosedTrade> = page
+        Ok(page
             .items
             .iter()
             .filter_map(|o| {
@@ -174,7 +175,12 @@ impl AiService {
                     profit: o.profit?,
                 })
             })
-            .collect();
+            .collect())
+    }
+
+    /// `GET /ai/recommendations`: the caller's last [`REVIEW_TRADES`] closed trades.
+    pub async fn recommendations(&self, user: Uuid) -> AiResult<Recommendations> {
+        let trades = self.closed_trades(user).await?;
         let review = performance::review(&trades);
         let text = if review.recommendations.is_empty() {
             format!("{COMPUTED_LABEL} nothing to add.")
