@@ -137,10 +137,15 @@ async fn main() -> anyhow::Result<()> {
         && let Some(pid) = gw.pid()
     {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let token = register(&gw, "idle@example.com").await?;
+        // A user holds at most 10 dashboards (NUSATRADE_WS_MAX_DASHBOARDS): a new user every 10 sockets.
+        let mut tokens = Vec::new();
+        for u in 0..idle.div_ceil(10) {
+            tokens.push(register(&gw, &format!("idle{u}@example.com")).await?);
+        }
         let before = rss_kib(pid);
         let mut sockets = Vec::with_capacity(idle);
-        for _ in 0..idle {
+        for i in 0..idle {
+            let token = &tokens[i / 10];
             let (ws, _) =
                 tokio_tungstenite::connect_async(gw.ws_url(&format!("/connector/client?token={token}"))).await?;
             sockets.push(ws);

@@ -207,24 +207,168 @@ async fn post_created(
     Ok(r.json().await?)
 }
 
-/// A scripted MT5 connector on the real WebSocket: answers `TRADE_OPEN` / `TRADE_CLOSE` /
-/// `TRADE_MODIFY` with `TRADE_RESULT`s (unless acks are switched off), filling at the prices the test sets
-/// per symbol, answers the server's `PING` with `PONG`, sends what the test gives it ([`TestConnector::send`]),
-/// and records every frame it received after `WELCOME`.
+/// What a scripted connector does with a trade command it receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckMode {
+    /// Executes it on its [`Terminal`] and answers with a `TRADE_RESULT`.
+    Ack,
+    /// Records it only: neither executes nor answers (a command lost before MT5).
+    Silent,
+    /// Executes it, then the link breaks before the ack is sent (the socket is dropped, as a crash would).
+    FillThenCut,
+    /// Executes it; the ack is lost (never sent) and the link stays up.
+    FillAckLost,
+}
+
+/// The capability the scripted connector honours when it states it: a trade command repeated with the same
+/// `request_id` is answered with its first result, never executed again.
+pub const DEDUPE: &str = "dedupe_request_id";
+
+/// How [`TestConnector::connect_opts`] connects and behaves.
+#[derive(Clone, Debug)]
+pub struct ConnectorOptions {
+    /// `/connector/ws`, or `/ws` (the single endpoint of an API Gateway stage).
+    pub path: String,
+    pub mode: AckMode,
+    /// The `capabilities` of its `AUTH`. `None`: exactly the original connector's `AUTH {type, token, client_type,
+    /// timestamp}` and its behaviour — no de-duplication, open acks with the ticket only (no price, no retcode).
+    pub capabilities: Option<Vec<String>>,
+    /// The MT5 terminal it executes on (share one between a connector and its reconnection).
+    pub terminal: Terminal,
+}
+
+impl Default for ConnectorOptions {
+    /// `/connector/ws`, acknowledging, stating (and honouring) [`DEDUPE`], on a fresh terminal.
+    fn default() -> Self {
+        ConnectorOptions {
+            path: "/connector/ws".into(),
+            mode: AckMode::Ack,
+            capabilities: Some(vec![DEDUPE.into()]),
+            terminal: Terminal::default(),
+        }
+    }
+}
+
+impl ConnectorOptions {
+    /// The original NusaTrade connector: states nothing, de-duplicates nothing.
+    pub fn original(terminal: &Terminal, mode: AckMode) -> Self {
+        ConnectorOptions { capabilities: None, mode, terminal: terminal.clone(), ..ConnectorOptions::default() }
+    }
+
+    /// A connector stating (and honouring) [`DEDUPE`].
+    pub fn deduplicating(terminal: &Terminal, mode: AckMode) -> Self {
+        ConnectorOptions { mode, terminal: terminal.clone(), ..ConnectorOptions::default() }
+    }
+}
+
+/// A stand-in for the MT5 terminal behind scripted connectors: the positions their `TRADE_OPEN`s opened (every
+/// execution is a new position with a new ticket, as MT5's market orders are) and what a de-duplicating connector
+/// remembers of the results it sent. Shared by clones, so it outlives a connector's socket.
+#[derive(Clone, Debug, Default)]
+pub struct Terminal(std::sync::Arc<std::sync::Mutex<TerminalState>>);
+
+#[derive(Debug, Default)]
+struct TerminalState {
+    last_ticket: u64,
+    /// ticket → the open command that made it.
+    positions: std::collections::BTreeMap<u64, serde_json::Value>,
+    closed: std::collections::BTreeSet<u64>,
+    /// request id → the first result (kept by de-duplicating connectors only).
+    results: std::collections::HashMap<String, serde_json::Value>,
+    executions: u64,
+}
+
+impl Terminal {
+    /// The open positions: ticket and the `TRADE_OPEN` that opened it.
+    pub fn positions(&self) -> Vec<(u64, serde_json::Value)> {
+        self.lock().positions.iter().map(|(t, c)| (*t, c.clone())).collect()
+    }
+
+    /// Trade commands executed (not answered from memory).
+    pub fn executions(&self) -> u64 {
+        self.lock().executions
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TerminalState> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Executes a trade command (or answers it from memory when `dedupe`); `None` for other frames.
+    fn execute(
+        &self,
+        v: &serde_json::Value,
+        dedupe: bool,
+        original: bool,
+        price: Option<f64>,
+    ) -> Option<serde_json::Value> {
+        use serde_json::json;
+        let kind = v["type"].as_str()?;
+        if !matches!(kind, "TRADE_OPEN" | "TRADE_CLOSE" | "TRADE_MODIFY") {
+            return None;
+        }
+        let mut st = self.lock();
+        let rid = v["request_id"].as_str().map(str::to_owned);
+        if dedupe && let Some(first) = rid.as_ref().and_then(|r| st.results.get(r)) {
+            return Some(first.clone());
+        }
+        st.executions += 1;
+        let result = match kind {
+            "TRADE_OPEN" => {
+                st.last_ticket = st.last_ticket.max(500_000_000) + 1;
+                let ticket = st.last_ticket;
+                st.positions.insert(ticket, v.clone());
+                if original {
+                    // The original's open ack: no price, no retcode, no time.
+                    json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true, "ticket": ticket,
+                        "error": null})
+                } else {
+                    json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true, "ticket": ticket,
+                        "price": price, "retcode": 10009, "error": null})
+                }
+            }
+            "TRADE_CLOSE" => {
+                let ticket = v["ticket"].as_u64().unwrap_or_default();
+                if st.closed.contains(&ticket) {
+                    // Closed already: MT5 has no such position any more.
+                    json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": false, "price": 0.0,
+                        "error": format!("Position {ticket} not found")})
+                } else {
+                    st.positions.remove(&ticket);
+                    st.closed.insert(ticket);
+                    json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true, "price": price,
+                        "error": null})
+                }
+            }
+            _ => json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true, "error": null}),
+        };
+        if dedupe && let Some(r) = rid {
+            st.results.insert(r, result.clone());
+        }
+        Some(result)
+    }
+}
+
+/// A scripted MT5 connector on the real WebSocket: executes `TRADE_OPEN` / `TRADE_CLOSE` / `TRADE_MODIFY` on its
+/// [`Terminal`] and answers with `TRADE_RESULT`s as its [`AckMode`] says (filling at the prices the test sets per
+/// symbol), answers the server's `PING` with `PONG`, sends what the test gives it ([`TestConnector::send`]), and
+/// records every frame it received after `WELCOME`.
 pub struct TestConnector {
     /// Every frame received after `WELCOME`, in order.
     pub received: std::sync::Arc<tokio::sync::Mutex<Vec<serde_json::Value>>>,
     /// Fill price per symbol for the next open/close (`symbol → price`).
     pub prices: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
-    acks: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The terminal it executes on.
+    pub terminal: Terminal,
+    mode: std::sync::Arc<std::sync::Mutex<AckMode>>,
     out: tokio::sync::mpsc::UnboundedSender<String>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TestConnector {
-    /// Connects with `token` to broker connection `conn`, sends `AUTH` and waits for `WELCOME`.
+    /// Connects with `token` to broker connection `conn`, sends `AUTH` and waits for `WELCOME` (the default
+    /// [`ConnectorOptions`]: acknowledging, de-duplicating).
     pub async fn connect(gw: &Gateway, token: &str, conn: &str) -> anyhow::Result<TestConnector> {
-        Self::connect_with(gw, "/connector/ws", token, conn, true).await
+        Self::connect_opts(gw, token, conn, ConnectorOptions::default()).await
     }
 
     /// [`connect`](Self::connect) on another WebSocket path (`/ws`: the single endpoint of an API
@@ -236,15 +380,31 @@ impl TestConnector {
         conn: &str,
         acks: bool,
     ) -> anyhow::Result<TestConnector> {
+        let mode = if acks { AckMode::Ack } else { AckMode::Silent };
+        Self::connect_opts(gw, token, conn, ConnectorOptions { path: path.into(), mode, ..ConnectorOptions::default() })
+            .await
+    }
+
+    /// Connects as `opts` say, sends `AUTH` and waits for `WELCOME`.
+    pub async fn connect_opts(
+        gw: &Gateway,
+        token: &str,
+        conn: &str,
+        opts: ConnectorOptions,
+    ) -> anyhow::Result<TestConnector> {
         use futures::{SinkExt, StreamExt};
         use tokio_tungstenite::tungstenite::Message;
 
-        let url = gw.ws_url(&format!("{path}?token={token}&connection_id={conn}&token={token}"));
+        let url = gw.ws_url(&format!("{}?token={token}&connection_id={conn}&token={token}", opts.path));
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
-        ws.send(Message::Text(
-            serde_json::json!({"type": "AUTH", "token": token, "client_type": "connector"}).to_string().into(),
-        ))
-        .await?;
+        let mut auth = serde_json::json!({"type": "AUTH", "token": token, "client_type": "connector",
+            "timestamp": "2026-01-05T10:00:00.000000"});
+        if let Some(caps) = &opts.capabilities {
+            auth["capabilities"] = serde_json::json!(caps);
+        }
+        ws.send(Message::Text(auth.to_string().into())).await?;
+        // Frames before WELCOME are none (WELCOME is the first push); the resent commands come after it.
+        let received = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
         loop {
             let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await?.context("closed")??;
             if let Message::Text(t) = msg {
@@ -254,14 +414,13 @@ impl TestConnector {
                 }
             }
         }
-        let received = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
         let prices = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, f64>::new()));
-        let acks = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(acks));
+        let mode = std::sync::Arc::new(std::sync::Mutex::new(opts.mode));
+        let dedupe = opts.capabilities.as_ref().is_some_and(|c| c.iter().any(|c| c == DEDUPE));
+        let original = opts.capabilities.is_none();
         let (out, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let (rec, px, ack) = (received.clone(), prices.clone(), acks.clone());
+        let (rec, px, md, terminal) = (received.clone(), prices.clone(), mode.clone(), opts.terminal.clone());
         let task = tokio::spawn(async move {
-            let mut ticket = 500_000_000u64;
-            let mut tickets = std::collections::HashMap::<u64, String>::new();
             loop {
                 let msg = tokio::select! {
                     msg = ws.next() => msg,
@@ -276,42 +435,44 @@ impl TestConnector {
                 let Message::Text(t) = msg else { continue };
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) else { continue };
                 rec.lock().await.push(v.clone());
-                let price_of = |sym: &str| px.lock().unwrap().get(sym).copied();
-                let acking = ack.load(std::sync::atomic::Ordering::SeqCst);
-                let reply = match v["type"].as_str() {
-                    Some("PING") => serde_json::json!({"type": "PONG", "timestamp": "2024-01-01T00:00:00"}),
-                    Some("TRADE_OPEN") if acking => {
-                        ticket += 1;
-                        let sym = v["symbol"].as_str().unwrap_or_default().to_owned();
-                        tickets.insert(ticket, sym.clone());
-                        serde_json::json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true,
-                            "ticket": ticket, "price": price_of(&sym), "retcode": 10009, "error": null})
+                if v["type"] == "PING" {
+                    let pong = serde_json::json!({"type": "PONG", "timestamp": "2024-01-01T00:00:00"});
+                    if ws.send(Message::Text(pong.to_string().into())).await.is_err() {
+                        break;
                     }
-                    Some("TRADE_CLOSE") if acking => {
-                        let sym = v["symbol"].as_str().unwrap_or_default();
-                        serde_json::json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true,
-                            "price": price_of(sym), "error": null})
-                    }
-                    Some("TRADE_MODIFY") if acking => {
-                        serde_json::json!({"type": "TRADE_RESULT", "request_id": v["request_id"], "success": true, "error": null})
-                    }
-                    _ => continue,
-                };
+                    continue;
+                }
+                let mode = *md.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if mode == AckMode::Silent {
+                    continue;
+                }
+                let price = v["symbol"].as_str().and_then(|s| px.lock().unwrap().get(s).copied());
+                let Some(reply) = terminal.execute(&v, dedupe, original, price) else { continue };
+                match mode {
+                    AckMode::FillThenCut => break, // the socket is dropped with the task: no close frame
+                    AckMode::FillAckLost => continue,
+                    _ => {}
+                }
                 if ws.send(Message::Text(reply.to_string().into())).await.is_err() {
                     break;
                 }
             }
         });
-        Ok(TestConnector { received, prices, acks, out, task })
+        Ok(TestConnector { received, prices, terminal: opts.terminal, mode, out, task })
     }
 
     pub fn set_price(&self, symbol: &str, price: f64) {
         self.prices.lock().unwrap().insert(symbol.to_owned(), price);
     }
 
-    /// Switches the acknowledgement of trade commands on or off.
+    /// Switches the acknowledgement of trade commands on ([`AckMode::Ack`]) or off ([`AckMode::Silent`]).
     pub fn set_acks(&self, on: bool) {
-        self.acks.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.set_mode(if on { AckMode::Ack } else { AckMode::Silent });
+    }
+
+    /// What the connector does with the next trade commands.
+    pub fn set_mode(&self, mode: AckMode) {
+        *self.mode.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = mode;
     }
 
     /// Sends a frame as the connector.
@@ -322,6 +483,11 @@ impl TestConnector {
     /// The commands of one `type` received so far.
     pub async fn commands(&self, kind: &str) -> Vec<serde_json::Value> {
         self.received.lock().await.iter().filter(|v| v["type"] == kind).cloned().collect()
+    }
+
+    /// Whether its socket is gone (killed, cut by [`AckMode::FillThenCut`], or closed by the server).
+    pub fn is_closed(&self) -> bool {
+        self.task.is_finished()
     }
 
     /// Drops the socket without a close frame, as a killed connector process would.

@@ -1,7 +1,7 @@
 //! Lambda entry point for the accounts routes (`/api/v1/auth/*`, `/api/v1/users/*`,
 //! `/api/v1/totp/*`).
 //!
-//! Wiring only: logging, the auth settings and the AWS adapters it uses (DynamoDB; SES for account mail) built once
+//! Wiring only: logging, the auth settings and the AWS adapters it uses (DynamoDB; SES for account mail; the API Gateway Management API to close the WebSockets of revoked sessions) built once
 //! per execution environment from the environment the SAM template sets, and the shared router served through
 //! `lambda_http` (`nusatrade_aws::runtime::serve`, which also takes the caller's IP from API Gateway's request
 //! context). The routes live in `nusatrade_app::auth`.
@@ -18,7 +18,8 @@ use nusatrade_app::compose;
 #[tokio::main]
 async fn main() -> Result<(), nusatrade_aws::runtime::Error> {
     // Init phase: runs once per execution environment, outside the request path.
-    let ports = nusatrade_aws::runtime::init("auth", |p| p.store().mailer()).await?;
+    // The push port closes the sockets of revoked sessions (logout, password reset, revoke; `DeleteConnection`).
+    let ports = nusatrade_aws::runtime::init("auth", |p| p.store().mailer().push()).await?;
     let config = AuthConfig::from_env()?;
     tracing::info!(?config, "auth function initialised");
     // The request limit of these routes follows the operator's `rate_limit_*` settings (within their TTL).

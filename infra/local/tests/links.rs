@@ -171,10 +171,22 @@ impl World {
         self.send(&*self.browser, s, msg).await
     }
 
-    /// A connector socket after its AUTH, its first-contact frames drained.
+    /// A connector socket after its AUTH (stating `dedupe_request_id`), its first-contact frames drained.
     async fn online(&self, u: &User, broker: Uuid, ws: &str) -> (Socket, Vec<Value>) {
+        self.online_with(
+            u,
+            broker,
+            ws,
+            json!({"type": "AUTH", "token": u.token, "capabilities": ["dedupe_request_id"]}),
+        )
+        .await
+    }
+
+    /// A connector socket after its first message `first`, its first-contact frames drained.
+    async fn online_with(&self, u: &User, broker: Uuid, ws: &str, first: Value) -> (Socket, Vec<Value>) {
         let mut s = self.connector(u, broker, ws).await;
-        assert_eq!(self.connector_says(&s, json!({"type": "AUTH", "token": u.token})).await, None);
+        let reply = self.connector_says(&s, first.clone()).await;
+        assert!(reply.is_none() || first["type"] != "AUTH", "{reply:?}");
         let frames = s.drain();
         (s, frames)
     }
@@ -451,6 +463,82 @@ async fn unacknowledged_commands_are_resent_once_per_reconnect_in_order() {
 }
 
 #[tokio::test]
+async fn an_original_connector_never_gets_an_open_again_but_closes_and_modifies_yes() {
+    let w = world();
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
+    // The original's AUTH: no capabilities.
+    let original = json!({"type": "AUTH", "token": ana.token, "client_type": "connector", "timestamp": "2026-01-05"});
+    let (mut c1, _) = w.online_with(&ana, broker, "c-1", original.clone()).await;
+    assert!(w.registry.connection("c-1").await.unwrap().unwrap().capabilities.is_empty());
+    let user = w.current(&ana).await;
+    let ack =
+        |id: &str, ticket: u64| json!({"type": "TRADE_RESULT", "request_id": id, "success": true, "ticket": ticket});
+
+    // An open in flight, a close in flight, a modify in flight when the link drops.
+    let closing = w.place(&user, order("EURUSD", "BUY", 1.1)).await;
+    w.connector_says(&c1, ack(&closing, 71)).await;
+    let modifying = w.place(&user, order("GBPUSD", "BUY", 1.25)).await;
+    w.connector_says(&c1, ack(&modifying, 72)).await;
+    w.later(1);
+    let opening = w.place(&user, order("EURUSD", "SELL", 1.1)).await;
+    w.later(1);
+    w.orders.close(&user, closing.parse().unwrap(), None).await.unwrap();
+    w.later(1);
+    let change =
+        nusatrade_app::trading::orders::ModifyOrder { stop_loss: Some("1.2".parse().unwrap()), take_profit: None };
+    w.orders.modify(&user, modifying.parse().unwrap(), change, None).await.unwrap();
+    let sent = c1.drain();
+    assert_eq!(types(&sent), ["TRADE_OPEN", "TRADE_OPEN", "TRADE_OPEN", "TRADE_CLOSE", "TRADE_MODIFY"]);
+    assert_eq!(w.registry.outbox(ana.id, broker).await.unwrap().len(), 3);
+    w.connector.disconnect("c-1").await;
+
+    // Back: the close and the modify again (harmless), never the open — its order is unknown, its entry gone.
+    let (_, frames) = w.online_with(&ana, broker, "c-2", original.clone()).await;
+    assert_eq!(types(&frames), ["WELCOME", "TRADE_CLOSE", "TRADE_MODIFY", "GET_POSITIONS", "GET_ACCOUNT", "PING"]);
+    assert_eq!(&frames[1..3], &sent[3..], "resent verbatim");
+    assert_eq!(w.order_of(&ana, &opening).await.status, OrderStatus::Unknown);
+    assert_eq!(w.order_of(&ana, &opening).await.ticket, None);
+    let left: Vec<String> =
+        w.registry.outbox(ana.id, broker).await.unwrap().into_iter().map(|e| e.request_id).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&opening), "{left:?}");
+    w.connector.disconnect("c-2").await;
+
+    // A connector whose first message is not AUTH states nothing either; one that states unknown names only too.
+    let (mut c3, frames) = w.online(&ana, broker, "c-3").await; // de-duplicating
+    assert_eq!(types(&frames)[1..3], ["TRADE_CLOSE", "TRADE_MODIFY"]);
+    let later = w.place(&user, order("USDJPY", "SELL", 150.0)).await;
+    assert_eq!(types(&c3.drain()), ["TRADE_OPEN"]);
+    w.connector.disconnect("c-3").await;
+    let (_, frames) = w.online_with(&ana, broker, "c-4", json!({"type": "HEARTBEAT"})).await;
+    assert!(!types(&frames).contains(&"TRADE_OPEN".to_owned()), "{frames:?}");
+    assert_eq!(w.order_of(&ana, &later).await.status, OrderStatus::Unknown);
+    w.connector.disconnect("c-4").await;
+    let unknown_names = json!({"type": "AUTH", "token": ana.token, "capabilities": ["dedupe", "DEDUPE_REQUEST_ID"]});
+    let (_, frames) = w.online_with(&ana, broker, "c-5", unknown_names).await;
+    assert_eq!(types(&frames).first().map(String::as_str), Some("WELCOME"));
+    assert!(w.registry.connection("c-5").await.unwrap().unwrap().capabilities.is_empty());
+}
+
+#[tokio::test]
+async fn a_deduplicating_connectors_capabilities_are_kept_with_its_connection() {
+    let w = world();
+    let (ana, broker) = w.user_with_connection("ana@example.com").await;
+    let auth = json!({"type": "AUTH", "token": ana.token,
+        "capabilities": ["dedupe_request_id", "report_comments", "teleportation"]});
+    let (c, _) = w.online_with(&ana, broker, "c-1", auth).await;
+    let names = |c: &nusatrade_app::connector::Capabilities| c.names().collect::<Vec<_>>();
+    let conn = w.registry.connection("c-1").await.unwrap().unwrap();
+    assert_eq!(names(&conn.capabilities), ["dedupe_request_id", "report_comments"]);
+    let link = w.registry.link(ana.id, broker).await.unwrap().unwrap();
+    assert_eq!(names(&link.capabilities), ["dedupe_request_id", "report_comments"]);
+    // A repeated AUTH restating them changes what is kept (here: to none).
+    w.connector_says(&c, json!({"type": "AUTH", "token": ana.token})).await;
+    assert!(w.registry.link(ana.id, broker).await.unwrap().unwrap().capabilities.is_empty());
+    assert!(w.registry.connection("c-1").await.unwrap().unwrap().capabilities.is_empty());
+}
+
+#[tokio::test]
 async fn stale_expired_and_endlessly_resent_entries_are_dropped() {
     let w = world();
     let (ana, broker, mut c1) = w.ana_online().await;
@@ -633,14 +721,20 @@ async fn browser_trade_commands_go_through_the_order_rules() {
     assert_eq!(r["status"], 503, "another user's connection is not theirs to use: {r}");
     assert!(c.drain().is_empty());
 
-    // a revoked session cannot trade through its open socket: 401 and the socket is closed
+    // a revoked session's socket is closed at once, with the reason (issue 18); should it still send a command
+    // (a race with the close), that is refused with 401 and the socket is closed again
     let cu = w.current(&ana).await;
-    w.auth.revoke_session(&cu, cu.session_id, &common::meta()).await.unwrap();
     dash.drain();
+    w.auth.revoke_session(&cu, cu.session_id, &common::meta()).await.unwrap();
+    let closed = dash.drain();
+    assert_eq!(closed.last(), Some(&json!("CLOSE")), "{closed:?}");
+    assert!(closed.iter().any(|f| f["code"] == "SESSION_REVOKED"), "{closed:?}");
     let r = w.browser_says(&dash, json!({"type": "SEND_TRADE_COMMAND", "action": "CLOSE", "order_id": id})).await;
     assert_eq!(r.unwrap()["status"], 401);
-    assert_eq!(dash.drain(), vec![json!("CLOSE")]);
-    assert!(c.drain().is_empty());
+    // the connector of that session was closed with it; it never got the command
+    let to_connector = c.drain();
+    assert_eq!(to_connector.last(), Some(&json!("CLOSE")), "{to_connector:?}");
+    assert!(to_connector.iter().all(|f| f["type"] != "TRADE_CLOSE"), "{to_connector:?}");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
+use nusatrade_app::connector::Capability;
 use nusatrade_domain::instrument::Symbol;
 use nusatrade_domain::money::Currency;
 use rust_decimal::Decimal;
@@ -32,6 +33,18 @@ use super::{
 };
 use crate::feed::Tick;
 use crate::paper::PaperAccount;
+
+/// What this connector states in its `AUTH` (`nusatrade_app::connector::capabilities`), all of it true of the paper
+/// engine: trade commands de-duplicated by request id (and by `NT-` comment), complete positions reports whatever the
+/// account holds, comments in positions and deals, `SYNC_REQUEST` history and ticket lookups, fill price and time in
+/// acks. The server resends an unacknowledged `TRADE_OPEN` to it after a reconnect because of the first.
+pub const CAPABILITIES: [Capability; 5] = [
+    Capability::DedupeRequestId,
+    Capability::ReportPositions,
+    Capability::ReportComments,
+    Capability::HistoryLookups,
+    Capability::AckFillDetails,
+];
 
 /// Why one connection attempt ended.
 #[derive(Debug)]
@@ -418,7 +431,8 @@ impl SimConnector {
     ) -> Ended {
         let closed = |welcomed: bool, reason: String| Ended::Closed { welcomed, reason };
         let auth = json!({"type": "AUTH", "token": access, "client_type": "connector",
-            "timestamp": engine::iso_millis(Utc::now()), "version": concat!("nusatrade-sim/", env!("CARGO_PKG_VERSION"))});
+            "timestamp": engine::iso_millis(Utc::now()), "version": concat!("nusatrade-sim/", env!("CARGO_PKG_VERSION")),
+            "capabilities": CAPABILITIES.map(Capability::as_str)});
         if let Err(e) = send(&mut ws, &auth).await {
             return closed(false, e);
         }

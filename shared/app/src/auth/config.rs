@@ -15,7 +15,8 @@
 //! | `NUSATRADE_RATE_LIMIT_ENABLED` | true | request limits on/off (the lock-out always applies) |
 //! | `NUSATRADE_RATE_LIMIT_REQUESTS` / `_WINDOW_SECONDS` | 100 / 60 | per IP and per user, every route |
 //! | `NUSATRADE_RATE_LIMIT_AUTH_REQUESTS` / `_AUTH_WINDOW_SECONDS` | 20 / 60 | per IP, credential routes |
-//! | `NUSATRADE_LOGIN_MAX_FAILURES` / `NUSATRADE_LOGIN_WINDOW_SECONDS` / `NUSATRADE_LOGIN_LOCK_SECONDS` | 5 / 900 / 900 | lock-out |
+//! | `NUSATRADE_LOGIN_MAX_FAILURES` / `NUSATRADE_LOGIN_WINDOW_SECONDS` / `NUSATRADE_LOGIN_LOCK_SECONDS` | 5 / 900 / 900 | lock-out (failed logins, and failed TOTP codes / passwords on `/totp/verify` and `/totp/disable`) |
+//! | `NUSATRADE_FORGOT_PASSWORD_FLOOR_MS` | 600 | `forgot-password` answers no sooner than this, known e-mail or not (0–5000) |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -78,6 +79,9 @@ pub struct AuthConfig {
     /// Lifetime of password reset tokens (1 h) and of e-mail verification tokens (48 h).
     pub reset_ttl: Duration,
     pub verify_ttl: Duration,
+    /// `forgot-password` answers no sooner than this after it started, whatever the e-mail: the work for a known
+    /// address (token write, mail) is hidden in it.
+    pub forgot_password_floor: Duration,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -126,6 +130,7 @@ impl AuthConfig {
             login_lock: Duration::from_secs(900),
             reset_ttl: Duration::from_secs(3600),
             verify_ttl: Duration::from_secs(48 * 3600),
+            forgot_password_floor: Duration::from_millis(600),
         }
     }
 
@@ -133,6 +138,7 @@ impl AuthConfig {
     pub fn for_tests(secret: impl Into<Vec<u8>>) -> Self {
         let mut c = Self::with_secret(secret);
         c.argon2 = Argon2Params { memory_kib: 8192, iterations: 1, parallelism: 1 };
+        c.forgot_password_floor = Duration::ZERO;
         c
     }
 
@@ -235,6 +241,9 @@ impl AuthConfig {
         if let Some(n) = num("NUSATRADE_LOGIN_LOCK_SECONDS", 1, 86_400)? {
             c.login_lock = secs(n);
         }
+        if let Some(n) = num("NUSATRADE_FORGOT_PASSWORD_FLOOR_MS", 0, 5000)? {
+            c.forgot_password_floor = Duration::from_millis(n);
+        }
         Ok(c)
     }
 }
@@ -274,7 +283,11 @@ mod tests {
         assert!(!c.require_email_verification);
         assert_eq!(c.request_limit.requests, 7);
         assert_eq!(c.public_url, "https://app.example.com");
+        assert_eq!(c.forgot_password_floor, Duration::from_millis(600));
+        let floor = map(&[(ENV_JWT_SECRET, &secret), ("NUSATRADE_FORGOT_PASSWORD_FLOOR_MS", "250")]);
+        assert_eq!(AuthConfig::from_map(&floor).unwrap().forgot_password_floor, Duration::from_millis(250));
         for (k, v) in [
+            ("NUSATRADE_FORGOT_PASSWORD_FLOOR_MS", "5001"),
             ("NUSATRADE_RATE_LIMIT_REQUESTS", "lots"),
             ("NUSATRADE_RATE_LIMIT_REQUESTS", "0"),
             (ENV_REQUIRE_EMAIL_VERIFICATION, "maybe"),

@@ -204,7 +204,8 @@ pub fn operations() -> Vec<Op> {
             .optional_auth()
             .describe(
                 "Revokes the session of the bearer access token (when sent) and/or of the refresh token given in \
-                 the query or the body. Always succeeds: invalid tokens are ignored.",
+                 the query or the body, and closes that session's WebSockets. Always succeeds: invalid tokens are \
+                 ignored.",
             )
             .query("refresh_token", string(), "The refresh token whose session to end (the query wins over the body)")
             .optional_body(object(json!({"refresh_token": nullable(string())}), &[]))
@@ -223,8 +224,9 @@ pub fn operations() -> Vec<Op> {
         Op::post("/api/v1/auth/forgot-password", "auth", "Mail a password reset link")
             .public()
             .describe(
-                "`email` from the query or the body (one is required). The same answer whether or not an account \
-                 exists for the address (or it is malformed).",
+                "`email` from the query or the body (one is required). The same answer, in the same time (no sooner \
+                 than `NUSATRADE_FORGOT_PASSWORD_FLOOR_MS`), whether or not an account exists for the address (or \
+                 it is malformed).",
             )
             .query("email", loose_email(), "The account's e-mail (or in the body)")
             .optional_body(object(json!({"email": nullable(loose_email())}), &[]))
@@ -316,11 +318,19 @@ pub fn operations() -> Vec<Op> {
             ))
             .respond(400, "2FA is already enabled", error()),
         Op::post("/api/v1/totp/verify", "totp", "Enable 2FA with a first code")
-            .describe("400 without a pending setup or when already enabled; 401 for a wrong code.")
+            .describe(
+                "400 without a pending setup or when already enabled; 401 for a wrong code. Wrong codes count in the \
+                 login lock-out (429 with `Retry-After` while locked); the one that locks the account also ends the \
+                 caller's session and closes its WebSockets.",
+            )
             .body(record(json!({"token": totp_code()})))
             .ok(totp_enabled()),
         Op::post("/api/v1/totp/disable", "totp", "Disable 2FA")
-            .describe("Needs the password and a fresh code (401 otherwise); 400 when 2FA is not enabled.")
+            .describe(
+                "Needs the password and a fresh code (401 otherwise); 400 when 2FA is not enabled. Wrong passwords \
+                 and codes count in the login lock-out (429 with `Retry-After` while locked); the one that locks the \
+                 account also ends the caller's session and closes its WebSockets.",
+            )
             .body(object(json!({"password": password(), "totp_token": totp_code()}), &["password", "totp_token"]))
             .ok(totp_enabled()),
         // -------------------------------------------------------------- the mailed links' pages

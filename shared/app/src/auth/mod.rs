@@ -18,6 +18,7 @@ pub mod ratelimit;
 pub mod roles;
 pub mod routes;
 pub mod service;
+pub mod sockets;
 pub mod store;
 pub mod tokens;
 pub mod totp;

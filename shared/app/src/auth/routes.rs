@@ -23,7 +23,7 @@
 
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -70,9 +70,18 @@ pub fn router(service: AuthService) -> Router {
         .route("/totp/verify", post(totp_verify))
         .route("/totp/disable", post(totp_disable))
         .with_state(service)
-        .layer(from_fn_with_state(limits, limit_requests));
+        .layer(from_fn_with_state(limits, limit_requests))
+        .layer(map_response(private_answer));
     // The pages behind the mailed links live with the routes they call.
     Router::new().nest("/api/v1", routes).merge(super::pages::router())
+}
+
+/// Every answer of these routes: `Cache-Control: no-store` (tokens, profiles and sessions are never cached) and no
+/// `X-Response-Time` (its timing would tell known e-mails from unknown ones).
+async fn private_answer(mut r: Response) -> Response {
+    r.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    r.extensions_mut().insert(crate::http::layers::NoTimingHeader);
+    r
 }
 
 // ------------------------------------------------------------------ input helpers

@@ -16,6 +16,7 @@ use super::error::{AuthError, AuthResult};
 use super::identity::{Authenticator, CurrentUser};
 use super::passwords::{HashError, PasswordHasher};
 use super::ratelimit::{Decision, Lockout, RateLimiter, RequestLimits};
+use super::sockets::{Ended, SessionSockets};
 use super::store::*;
 use super::tokens::{TokenError, TokenKind, TokenPair, TokenService};
 use super::totp;
@@ -38,6 +39,7 @@ struct Inner {
     limiter: RateLimiter,
     lockout: Lockout,
     audit: AuditLog,
+    sockets: SessionSockets,
 }
 
 impl AuthService {
@@ -67,7 +69,8 @@ impl AuthService {
             config.login_lock,
         );
         let audit = AuditLog::new(ports.store.clone(), ports.clock.clone(), ports.ids.clone());
-        let inner = Arc::new(Inner { config, ports, tokens, hasher, limiter, lockout, audit });
+        let sockets = SessionSockets::new(ports.store.clone(), ports.clock.clone(), ports.push.clone());
+        let inner = Arc::new(Inner { config, ports, tokens, hasher, limiter, lockout, audit, sockets });
         Ok(AuthService { inner, settings: None })
     }
 
@@ -357,6 +360,7 @@ impl AuthService {
                 return match session {
                     Some(s) if !s.revoked => {
                         self.revoke(claims.sub, claims.sid).await?;
+                        self.inner.sockets.close(claims.sub, &[claims.sid], Ended::RefreshReuse).await;
                         self.audit(Some(claims.sub), events::REFRESH_REUSE, meta, json!({ "session_id": claims.sid }))
                             .await;
                         Err(AuthError::RefreshTokenReused)
@@ -402,6 +406,7 @@ impl AuthService {
         targets.dedup();
         for (user, sid) in targets {
             if self.revoke(user, sid).await? {
+                self.inner.sockets.close(user, &[sid], Ended::Logout).await;
                 self.audit(Some(user), events::LOGOUT, meta, json!({ "session_id": sid })).await;
             }
         }
@@ -453,27 +458,47 @@ impl AuthService {
             Err(e) if e.is_condition_failure() => return Err(AuthError::SessionNotFound),
             Err(e) => return Err(e.into()),
         }
+        self.inner.sockets.close(user.id, &[sid], Ended::Revoked).await;
         self.audit(Some(user.id), events::SESSION_REVOKED, meta, json!({ "session_id": sid })).await;
         Ok(json!({ "status": "revoked", "session_id": sid }))
     }
 
     /// `POST /auth/sessions/revoke-others`: every session but the caller's.
     pub async fn revoke_other_sessions(&self, user: &CurrentUser, meta: &RequestMeta) -> AuthResult<Json> {
-        let mut n = 0;
+        let mut revoked = Vec::new();
         for s in self.live_sessions(user.id).await? {
             if s.sid != user.session_id && self.revoke(user.id, s.sid).await? {
-                n += 1;
+                revoked.push(s.sid);
             }
         }
+        let n = revoked.len();
+        self.inner.sockets.close(user.id, &revoked, Ended::Revoked).await;
         self.audit(Some(user.id), events::SESSION_REVOKED, meta, json!({ "others": n })).await;
         Ok(json!({ "status": "revoked", "revoked": n }))
     }
 
     // ---------------------------------------------------------------- password reset
 
-    /// `POST /auth/forgot-password`: the same answer whether or not the e-mail exists. The message keeps the
-    /// words "email sent", which the original's clients look for.
+    /// `POST /auth/forgot-password`: the same answer whether or not the e-mail exists, and in the same time: every
+    /// path answers no sooner than [`AuthConfig::forgot_password_floor`] after it started (the token write and the
+    /// mail of a known address take place within it). The message keeps the words "email sent", which the
+    /// original's clients look for.
     pub async fn forgot_password(&self, raw_email: &str, meta: &RequestMeta) -> AuthResult<Json> {
+        let floor = self.inner.config.forgot_password_floor;
+        let started = tokio::time::Instant::now();
+        let answer = self.forgot_password_work(raw_email, meta).await;
+        if started.elapsed() > floor && !floor.is_zero() {
+            tracing::warn!(
+                took_ms = started.elapsed().as_millis() as u64,
+                floor_ms = floor.as_millis() as u64,
+                "forgot-password took longer than its floor: its time may tell known addresses apart"
+            );
+        }
+        tokio::time::sleep_until(started + floor).await;
+        answer
+    }
+
+    async fn forgot_password_work(&self, raw_email: &str, meta: &RequestMeta) -> AuthResult<Json> {
         let answer = json!({
             "status": "email_sent",
             "message": "Password reset email sent if an account exists for this address; its link is valid for one hour"
@@ -515,9 +540,13 @@ impl AuthService {
         let update =
             Update::new().set("password_hash", hash).set("email_verified", true).set("updated_at", rfc3339(self.now()));
         self.update_user(user_id, update).await?;
+        let mut revoked = Vec::new();
         for s in self.live_sessions(user_id).await? {
-            self.revoke(user_id, s.sid).await?;
+            if self.revoke(user_id, s.sid).await? {
+                revoked.push(s.sid);
+            }
         }
+        self.inner.sockets.close(user_id, &revoked, Ended::PasswordReset).await;
         self.inner.lockout.unlock(&user.email).await?;
         self.audit(Some(user_id), events::PASSWORD_RESET, meta, json!({})).await;
         Ok(json!({ "status": "success", "message": "Password has been reset" }))
@@ -687,9 +716,11 @@ impl AuthService {
         if record.totp_enabled {
             return Err(AuthError::TotpAlreadyEnabled);
         }
+        self.refuse_when_locked(&record).await?;
         let wrong = || AuthError::TotpNotConfirmed;
         let Some(step) = totp::matching_step(&secret, code, self.inner.ports.clock.epoch_seconds()) else {
             self.audit(Some(user.id), events::TOTP_FAILED, meta, json!({ "during": "verify" })).await;
+            self.count_check_failure(user, &record, meta, "totp_verify").await?;
             return Err(wrong());
         };
         let cond =
@@ -718,17 +749,65 @@ impl AuthService {
         if !record.totp_enabled {
             return Err(AuthError::TotpNotEnabled);
         }
+        self.refuse_when_locked(&record).await?;
         if !self.inner.hasher.verify(password, Some(&record.password_hash)).await? {
+            self.count_check_failure(user, &record, meta, "totp_disable_password").await?;
             return Err(AuthError::IncorrectPassword);
         }
         if !self.consume_totp(&record, code).await? {
             self.audit(Some(user.id), events::TOTP_FAILED, meta, json!({ "during": "disable" })).await;
+            self.count_check_failure(user, &record, meta, "totp_disable_code").await?;
             return Err(AuthError::InvalidTotpCode);
         }
         let update = Update::new().set("totp_enabled", false).remove("totp_secret").remove("totp_last_step");
         self.inner.ports.store.update(&user_key(user.id), update, Some(Condition::Exists)).await?;
         self.audit(Some(user.id), events::TOTP_DISABLED, meta, json!({})).await;
         Ok(json!({ "enabled": false }))
+    }
+
+    /// The login lock-out covers the authenticated checks too (`/totp/verify`, `/totp/disable`): a locked account
+    /// is refused there as at login.
+    async fn refuse_when_locked(&self, record: &UserRecord) -> AuthResult<()> {
+        match self.inner.lockout.locked_for(&record.email).await? {
+            Some(secs) => Err(AuthError::AccountLocked { retry_after: secs }),
+            None => Ok(()),
+        }
+    }
+
+    /// A failed password or TOTP check by a token holder counts in the login lock-out. The failure that locks the
+    /// account also revokes the caller's session and closes its sockets: a token holder guessing is the threat the
+    /// lock-out is for. (A lock-out from failed logins revokes nothing: anyone knowing an address could otherwise
+    /// log its owner out.)
+    async fn count_check_failure(
+        &self,
+        user: &CurrentUser,
+        record: &UserRecord,
+        meta: &RequestMeta,
+        check: &str,
+    ) -> AuthResult<()> {
+        let lockout = &self.inner.lockout;
+        let f = lockout.record_failure(&record.email).await?;
+        crate::telemetry::login_failure(f.locked_now);
+        if f.locked_now {
+            self.audit(
+                Some(user.id),
+                events::LOCKED_OUT,
+                meta,
+                json!({ "lock_seconds": lockout.lock_secs, "check": check }),
+            )
+            .await;
+            if self.revoke(user.id, user.session_id).await? {
+                self.inner.sockets.close(user.id, &[user.session_id], Ended::Locked).await;
+                self.audit(
+                    Some(user.id),
+                    events::SESSION_REVOKED,
+                    meta,
+                    json!({ "session_id": user.session_id, "reason": "locked" }),
+                )
+                .await;
+            }
+        }
+        Ok(())
     }
 
     // ---------------------------------------------------------------- activity

@@ -1,7 +1,10 @@
 //! The dashboard WebSocket API, `/connector/client?token=…` (contract §3.3), as a [`WsHandler`]:
 //!
 //! * `$connect` verifies an access token with a live session (401/403 before the upgrade otherwise) and
-//!   records the socket in the user's fan-out set, with its session.
+//!   records the socket in the user's fan-out set, with its session: revoking that session closes the socket
+//!   ([`crate::auth::sockets`]). A user holds at most [`LinkLimits::max_dashboards`] dashboard sockets
+//!   (`NUSATRADE_WS_MAX_DASHBOARDS`, default 10): one more is refused with 429 "Too many open dashboards: at most
+//!   N per user; close one and connect again".
 //! * **`CONNECTIONS_STATUS` at once.** The original sent it right after accepting; API Gateway cannot post during
 //!   `$connect`, so `$connect` queues a greeting that pushes it as soon as the socket is up ([`super::greeting`]),
 //!   typically well within a second. Should the browser's first message (whatever its type) come first, it goes
@@ -287,6 +290,21 @@ impl WsHandler for BrowserChannel {
             Ok(u) => u,
             Err(_) => return reject(401, "Invalid or expired token"),
         };
+        let cap = self.guard.limits.max_dashboards;
+        match self.registry.browsers(user.id).await {
+            Ok(open) if open.len() >= cap as usize => {
+                info!(user = %user.id, open = open.len(), cap, "dashboard refused: too many open");
+                return reject(
+                    429,
+                    &format!("Too many open dashboards: at most {cap} per user; close one and connect again"),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "browser $connect: cannot count the open dashboards");
+                return reject(503, "Service unavailable");
+            }
+        }
         match self
             .registry
             .register_browser_session(&req.connection_id, user.id, &user.email, Some(user.session_id))

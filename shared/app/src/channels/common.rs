@@ -7,10 +7,14 @@ use serde_json::{Value, json};
 use tracing::warn;
 use uuid::Uuid;
 
+use crate::auth::Authenticator;
+use crate::auth::sockets::SESSION_REVOKED;
+use crate::auth::store::{SessionRecord, session_key};
 use crate::brokers::service::BrokerService;
 use crate::connector::fanout::Fanout;
 use crate::connector::limits::{Admission, LinkLimits};
 use crate::connector::registry::{ConnectorRegistry, WsConnection};
+use crate::ports::StoreError;
 use crate::wire::iso;
 use crate::ws::ConnectDecision;
 
@@ -51,6 +55,27 @@ pub(crate) async fn contact(
             }
         };
     Ok((conn, first))
+}
+
+/// Whether the auth session a socket was opened with is still live: not revoked, not expired, the socket user's. A
+/// record without a session (written by internal paths and tests, never by `$connect`) is bound to none.
+pub(crate) async fn session_live(auth: &Authenticator, conn: &WsConnection) -> Result<bool, StoreError> {
+    let Some(sid) = conn.session_id else { return Ok(true) };
+    let Some(item) = auth.store.get(&session_key(conn.user_id, sid)).await? else { return Ok(false) };
+    let session: SessionRecord = item.to_record()?;
+    Ok(!session.revoked && session.user_id == conn.user_id && session.ttl > auth.clock.epoch_seconds())
+}
+
+/// A message on the socket of a revoked or expired session: refused with an `ERROR` (code `SESSION_REVOKED`),
+/// and the socket is closed. Nothing in the message is applied.
+pub(crate) async fn refuse_dead_session(fanout: &Fanout, conn: &WsConnection) {
+    let ws = conn.ws_connection_id.as_str();
+    warn!(ws, user = %conn.user_id, session = ?conn.session_id, "message on the socket of a dead session: refused, closing");
+    let frame = json!({"type": "ERROR", "code": SESSION_REVOKED, "error": "Session expired or revoked: message refused, connect again with a new login"});
+    let _ = fanout.push.post(ws, Bytes::from(frame.to_string())).await;
+    if let Err(e) = fanout.push.close(ws).await {
+        warn!(ws, error = %e, "could not close the socket of a dead session");
+    }
 }
 
 pub(crate) fn reject(status: u16, reason: &str) -> ConnectDecision {

@@ -3,23 +3,35 @@
 //!
 //! * [`ConnectorChannel`] (`/connector/ws?token=…&connection_id=…`): `$connect` verifies an *access*
 //!   token with a live session and that the broker connection belongs to the token's user (401/403
-//!   before the upgrade otherwise), then records the link. Every frame is parsed once into a
+//!   before the upgrade otherwise), then records the link with the token's session. Every later message is
+//!   checked against that session first: a revoked or expired session's socket is refused (`ERROR` with
+//!   `code: SESSION_REVOKED`), closed, and nothing it sent is applied ([`crate::auth::sockets`]). An expired access
+//!   token is refused at the handshake even while its session lives (it travels in the URL). Every frame is parsed once into a
 //!   [`ConnectorMessage`]; invalid JSON and unknown types get the original's `ERROR` reply.
 //! * [`BrowserChannel`](super::browser::BrowserChannel) (`/connector/client?token=…`), in [`super::browser`].
 //!
 //! **First contact.** API Gateway cannot post from `$connect`, so what the original sent on accept goes out
 //! on the connection's first message (the `AUTH` the original connector always sends, or anything else):
 //! `WELCOME` (with `heartbeat_interval`), then the [outbox](crate::connector::outbox) — trade commands sent before a
-//! reconnect and not acknowledged yet, in order — then a full re-sync (`GET_POSITIONS`, `GET_ACCOUNT`); the
-//! user's dashboards get a fresh `CONNECTIONS_STATUS`. "First" is decided by a conditional write on the
-//! connection record, so it happens once whichever function instance gets the message. These frames are
-//! pushed (not returned as the route response), so they arrive in this order on both platforms.
+//! reconnect and not acknowledged yet, in order, as far as the delivery rules allow — then a full re-sync
+//! (`GET_POSITIONS`, `GET_ACCOUNT`); the user's dashboards get a fresh `CONNECTIONS_STATUS`. "First" is decided by a
+//! conditional write on the connection record, so it happens once whichever function instance gets the message.
+//! These frames are pushed (not returned as the route response), so they arrive in this order on both platforms.
+//!
+//! **Capabilities and delivery rules** (design §5b): the `AUTH` frame states what the connector can do
+//! ([`crate::connector::capabilities`]); they are recorded with the connection before the first contact is handled,
+//! so the outbox is resent by them. A first message that is not `AUTH` (or an `AUTH` stating nothing: the original
+//! connector) means no capabilities. Per command kind ([`redelivery`]): an unacknowledged `TRADE_OPEN` is resent only
+//! to a connector with `dedupe_request_id`; to any other its order becomes `unknown` (`OpenTimedOut`), the entry is
+//! dropped, and the order waits for evidence (a late ack, reconciliation) — a second `TRADE_OPEN` would be a second
+//! fill. `TRADE_CLOSE` (whole position, by ticket) and `TRADE_MODIFY` (absolute SL/TP) are harmless to repeat and are
+//! resent to every connector.
 //!
 //! **Inbound messages**:
 //!
 //! | message | what happens |
 //! |---|---|
-//! | `AUTH` | `WELCOME` (first contact above; a repeated `AUTH` gets `WELCOME` again) |
+//! | `AUTH` | capabilities recorded; `WELCOME` (first contact above; a repeated `AUTH` gets `WELCOME` again) |
 //! | `HEARTBEAT` | `HEARTBEAT_ACK`; `last_heartbeat` |
 //! | `PING` / `PONG` | `PONG` / the round trip of our last `PING` becomes `latency_ms` |
 //! | `TRADE_RESULT` | the order use case applies the ack; relayed as `TRADE_RESULT` (+ `ORDER_UPDATE`); the outbox entry goes |
@@ -54,6 +66,7 @@ use uuid::Uuid;
 
 use crate::auth::Authenticator;
 use crate::brokers::service::BrokerService;
+use crate::connector::capabilities::Capabilities;
 use crate::connector::limits::{Admission, LinkGuard, LinkLimits, PerConnection};
 use crate::connector::outbox::{MAX_RESENDS, OutboxEntry};
 use crate::connector::protocol::{Command, ConnectorMessage, TradeResult};
@@ -67,9 +80,12 @@ use crate::ports::PushOutcome;
 use crate::trading::orders::{AckOutcome, OrderService, TradingError};
 use crate::wire::{iso, num};
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
+use nusatrade_domain::order::command::{CommandKind, Redelivery, redelivery};
 
 pub use super::browser::BrowserChannel;
-use super::common::{connections_status, contact, error_reply, now_iso, refuse, reject};
+use super::common::{
+    connections_status, contact, error_reply, now_iso, refuse, refuse_dead_session, reject, session_live,
+};
 
 /// The heartbeat interval advertised in `WELCOME` (the original's 30 s).
 pub const HEARTBEAT_INTERVAL_SECS: u64 = 30;
@@ -182,10 +198,12 @@ impl ConnectorChannel {
         true
     }
 
-    /// Resends the broker connection's unacknowledged trade commands, oldest first. `false` when the
-    /// connection turned out gone.
+    /// Resends the broker connection's unacknowledged trade commands, oldest first, as the delivery rules allow for
+    /// the connector's capabilities ([`redelivery`]); a withheld command's order takes the rule's event and its entry
+    /// goes. `false` when the connection turned out gone.
     async fn resend_outbox(&self, conn: &WsConnection, broker: Uuid) -> bool {
         let ws = conn.ws_connection_id.as_str();
+        let dedupes = conn.capabilities.dedupes();
         let entries = match self.registry.outbox(conn.user_id, broker).await {
             Ok(e) => e,
             Err(e) => {
@@ -197,6 +215,12 @@ impl ConnectorChannel {
             if !self.still_waiting(conn.user_id, &entry).await {
                 info!(ws, request_id = %entry.request_id, "outbox entry no longer awaited: dropped");
                 self.drop_entry(conn.user_id, &entry).await;
+                continue;
+            }
+            // A request id not of an order command is treated like an open: repeated only to a de-duplicating connector.
+            let kind = entry.order_command().map_or(CommandKind::Open, |r| r.kind);
+            if let Redelivery::Withhold(event) = redelivery(kind, dedupes) {
+                self.withhold(conn, &entry, event.is_some()).await;
                 continue;
             }
             match self.registry.outbox_resent(conn.user_id, &entry).await {
@@ -223,8 +247,23 @@ impl ConnectorChannel {
         true
     }
 
-    /// Whether the entry's order still waits for exactly that command (a store error counts as yes: the
-    /// connector de-duplicates by request id).
+    /// Keeps what an `AUTH` stated with the connection (its record and link), when it differs from what is kept.
+    async fn record_capabilities(&self, conn: &mut WsConnection, stated: &Capabilities) {
+        if &conn.capabilities == stated {
+            return;
+        }
+        let ws = conn.ws_connection_id.as_str();
+        info!(ws, capabilities = ?stated.names().collect::<Vec<_>>(), "connector capabilities");
+        if let Some(broker) = conn.broker_connection_id
+            && let Err(e) = self.registry.record_capabilities(ws, conn.user_id, broker, stated).await
+        {
+            warn!(ws, error = %e, "could not record the connector's capabilities");
+        }
+        conn.capabilities = stated.clone();
+    }
+
+    /// Whether the entry's order still waits for exactly that command (a store error counts as yes: the delivery
+    /// rules then decide, and only a de-duplicating connector gets it again).
     async fn still_waiting(&self, user: Uuid, entry: &OutboxEntry) -> bool {
         let Some(rid) = entry.order_command() else { return true };
         match self.orders.get(user, rid.order_id).await {
@@ -235,6 +274,36 @@ impl ConnectorChannel {
                 true
             }
         }
+    }
+
+    /// A command the delivery rules do not repeat to this connector: its order becomes `unknown` (`moves`: the rule
+    /// gives an event — the ack timeout's), then the entry goes. When the order cannot be moved now, the entry stays
+    /// (never resent to this connector; the ack timeout or reconciliation moves the order).
+    async fn withhold(&self, conn: &WsConnection, entry: &OutboxEntry, moves: bool) {
+        let ws = conn.ws_connection_id.as_str();
+        if moves && let Some(rid) = entry.order_command() {
+            match self.orders.apply_timeout(conn.user_id, rid).await {
+                Ok(outcome) => {
+                    let status = match &outcome {
+                        AckOutcome::Applied(o) | AckOutcome::Unchanged(o, _) | AckOutcome::Refused(o, _) => {
+                            Some(o.status)
+                        }
+                        _ => None,
+                    };
+                    warn!(ws, request_id = %entry.request_id, ?status,
+                        "unacknowledged command not resent: the connector cannot de-duplicate it (a repeat could fill \
+                         twice); the order waits for evidence");
+                }
+                Err(e) => {
+                    warn!(ws, request_id = %entry.request_id, error = %e,
+                        "unacknowledged command not resent; its order could not be marked unknown now");
+                    return;
+                }
+            }
+        } else {
+            warn!(ws, request_id = %entry.request_id, "unacknowledged command not resent: the connector cannot de-duplicate it");
+        }
+        self.drop_entry(conn.user_id, entry).await;
     }
 
     async fn drop_entry(&self, user: Uuid, entry: &OutboxEntry) {
@@ -492,7 +561,14 @@ impl WsHandler for ConnectorChannel {
                 return reject(503, "Service unavailable");
             }
         }
-        match self.registry.register_connector(&req.connection_id, user.id, &user.email, broker).await {
+        let registered = self.registry.register_connector_session(
+            &req.connection_id,
+            user.id,
+            &user.email,
+            broker,
+            Some(user.session_id),
+        );
+        match registered.await {
             Ok(replaced) => {
                 info!(ws = %req.connection_id, user = %user.id, broker = %broker, ?replaced, "connector connected");
                 if let Some(old) = replaced {
@@ -555,10 +631,26 @@ impl ConnectorChannel {
         {
             return Some(e.reply());
         }
-        let (conn, first) = match contact(&self.registry, ws, known).await {
+        let (mut conn, first) = match contact(&self.registry, ws, known).await {
             Ok(c) => c,
             Err(reply) => return reply,
         };
+        // Bound to its session: a revoked one's socket gets nothing (not even the outbox) and applies nothing.
+        match session_live(&self.auth, &conn).await {
+            Ok(true) => {}
+            Ok(false) => {
+                refuse_dead_session(&self.orders.dashboards, &conn).await;
+                return None;
+            }
+            Err(e) => {
+                warn!(ws, error = %e, "cannot check the session of a connector socket: message refused");
+                return error_reply("Service unavailable");
+            }
+        }
+        if let Ok(ConnectorMessage::Auth(stated)) = &parsed {
+            stated.log(ws);
+            self.record_capabilities(&mut conn, &stated.capabilities).await;
+        }
         if first && !self.first_contact(&conn).await {
             return None;
         }
@@ -572,8 +664,8 @@ impl ConnectorChannel {
         let Some(broker) = conn.broker_connection_id else { return error_reply("Unknown connection: reconnect") };
         let mut note = Note::default();
         let reply = match message {
-            ConnectorMessage::Auth if first => None,
-            ConnectorMessage::Auth => Some(Self::welcome(&conn).to_string()),
+            ConnectorMessage::Auth(_) if first => None,
+            ConnectorMessage::Auth(_) => Some(Self::welcome(&conn).to_string()),
             ConnectorMessage::Heartbeat => {
                 note.heartbeat = true;
                 Some(json!({"type": "HEARTBEAT_ACK", "timestamp": iso(now)}).to_string())

@@ -23,6 +23,10 @@ use crate::ws::MAX_MESSAGE_BYTES;
 pub const DEFAULT_RATE: f64 = 50.0;
 /// The bucket's size: messages accepted at once (`NUSATRADE_WS_BURST`).
 pub const DEFAULT_BURST: u32 = 100;
+/// Open dashboard sockets per user (`NUSATRADE_WS_MAX_DASHBOARDS`).
+pub const DEFAULT_MAX_DASHBOARDS: u32 = 10;
+/// The largest cap allowed (the registry reads at most 100 of a user's dashboards).
+pub const MAX_MAX_DASHBOARDS: u32 = 100;
 /// Connections tracked before idle ones are forgotten.
 const MAX_TRACKED: usize = 65_536;
 /// A connection silent this long is forgotten first (API Gateway's idle timeout is 10 minutes).
@@ -34,16 +38,24 @@ pub struct LinkLimits {
     pub messages_per_second: f64,
     pub burst: u32,
     pub max_message_bytes: usize,
+    /// Dashboard sockets one user may hold open at once: one more is refused at `$connect` (429).
+    pub max_dashboards: u32,
 }
 
 impl Default for LinkLimits {
     fn default() -> Self {
-        LinkLimits { messages_per_second: DEFAULT_RATE, burst: DEFAULT_BURST, max_message_bytes: MAX_MESSAGE_BYTES }
+        LinkLimits {
+            messages_per_second: DEFAULT_RATE,
+            burst: DEFAULT_BURST,
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            max_dashboards: DEFAULT_MAX_DASHBOARDS,
+        }
     }
 }
 
 impl LinkLimits {
-    /// Reads `NUSATRADE_WS_RATE` (messages/s, 0.1–100000) and `NUSATRADE_WS_BURST` (1–1000000).
+    /// Reads `NUSATRADE_WS_RATE` (messages/s, 0.1–100000), `NUSATRADE_WS_BURST` (1–1000000) and
+    /// `NUSATRADE_WS_MAX_DASHBOARDS` (open dashboard sockets per user, 1–100).
     pub fn from_env() -> Result<Self, String> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -67,6 +79,12 @@ impl LinkLimits {
                 .ok()
                 .filter(|b| (1..=1_000_000).contains(b))
                 .ok_or_else(|| format!("NUSATRADE_WS_BURST must be 1..=1000000, got {v:?}"))?;
+        }
+        if let Some(v) = get("NUSATRADE_WS_MAX_DASHBOARDS") {
+            l.max_dashboards =
+                v.trim().parse::<u32>().ok().filter(|n| (1..=MAX_MAX_DASHBOARDS).contains(n)).ok_or_else(|| {
+                    format!("NUSATRADE_WS_MAX_DASHBOARDS must be 1..={MAX_MAX_DASHBOARDS}, got {v:?}")
+                })?;
         }
         Ok(l)
     }
@@ -242,6 +260,13 @@ mod tests {
             assert!(LinkLimits::from_lookup(lookup).is_err(), "{bad}");
         }
         assert!(LinkLimits::from_lookup(env(&[("NUSATRADE_WS_BURST", "0")])).is_err());
+        assert_eq!(LinkLimits::default().max_dashboards, DEFAULT_MAX_DASHBOARDS);
+        let l = LinkLimits::from_lookup(env(&[("NUSATRADE_WS_MAX_DASHBOARDS", "3")])).unwrap();
+        assert_eq!(l.max_dashboards, 3);
+        for bad in ["0", "101", "-1", "x"] {
+            let lookup = move |k: &str| (k == "NUSATRADE_WS_MAX_DASHBOARDS").then(|| bad.to_owned());
+            assert!(LinkLimits::from_lookup(lookup).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! browser sockets, the latest account and positions snapshots — [`protocol`] — the commands sent to a
 //! connector and the messages it sends back, parsed once — [`reports`] (positions, deals, account, MT5
 //! status), the [`outbox`] of unacknowledged commands, the per-connection [`limits`] and the
-//! [`fanout`] to a user's sockets.
+//! [`fanout`] to a user's sockets; what a connector stated it can do, its [`capabilities`].
 //!
 //! The WebSocket handlers that feed inbound messages to the use cases live at the edge, in `crate::channels`
 //! (they write the registry on `$connect`/`$disconnect`); the order use cases read it to find the connector to
 //! command. Nothing here imports a feature that uses it.
 
+pub mod capabilities;
 pub mod fanout;
 pub mod limits;
 pub mod outbox;
@@ -16,6 +17,7 @@ pub mod protocol;
 pub mod registry;
 pub mod reports;
 
+pub use capabilities::{Capabilities, Capability};
 pub use fanout::Fanout;
 pub use limits::{LinkGuard, LinkLimits};
 pub use outbox::OutboxEntry;

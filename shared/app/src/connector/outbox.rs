@@ -15,8 +15,13 @@
 //! * **Removed by the acknowledgement**: the ack's order transition deletes the entry in its transaction;
 //!   an ack that changes nothing (duplicate, stale, refused) deletes it on its own — whatever the ack says,
 //!   nothing acknowledged is ever resent.
-//! * **De-duplicated by request id**: one entry per request id (its key); the connector de-duplicates a
-//!   resent command by the same id and answers with its first result.
+//! * **De-duplicated by request id**: one entry per request id (its key); a connector stating
+//!   `dedupe_request_id` ([`super::capabilities`]) de-duplicates a resent command by the same id and answers with its
+//!   first result.
+//! * **Resent only where harmless** (`nusatrade_domain::order::command::redelivery`): a `TRADE_OPEN` only to a
+//!   connector that de-duplicates — to any other (the original connector) its order becomes `unknown` and the entry
+//!   is dropped, since a repeat would be a second fill; closes (whole position, by ticket) and modifies (absolute
+//!   SL/TP) to every connector.
 //! * **Resent only while it still makes sense**: before resending, the order must still wait for exactly
 //!   that command (pending/unknown for an open, `close_pending`/`modify_pending` with the same command
 //!   sequence); otherwise the entry is stale (an ack raced the entry's write, reconciliation decided) and is

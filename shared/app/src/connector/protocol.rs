@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::capabilities::{Capabilities, Stated};
 use super::reports::{AccountReport, Mt5Status, PositionUpdate, PositionsReport, ReportSource};
 
 pub use nusatrade_domain::order::command::{CommandKind, MAX_REQUEST_ID, RequestId};
@@ -191,8 +192,9 @@ impl TradeResult {
 /// A message from a connector (contract §3.2.1), parsed once into its typed variant.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConnectorMessage {
-    /// `AUTH {token, client_type, timestamp}` (the token was checked at `$connect`; the frame is ignored).
-    Auth,
+    /// `AUTH {token, client_type, timestamp, capabilities?}`: the token was checked at `$connect`; what the frame
+    /// says is the connector's [capabilities](super::capabilities) (none when it states none, as the original).
+    Auth(Stated),
     /// `HEARTBEAT` (→ `HEARTBEAT_ACK`).
     Heartbeat,
     /// `PING` from the connector (→ `PONG`).
@@ -267,7 +269,7 @@ impl ConnectorMessage {
         };
         let invalid = |reason: String| ProtocolError::Invalid { kind, reason };
         Ok(match kind {
-            "AUTH" => ConnectorMessage::Auth,
+            "AUTH" => ConnectorMessage::Auth(Capabilities::stated(&m)),
             "HEARTBEAT" => ConnectorMessage::Heartbeat,
             "PING" => ConnectorMessage::Ping,
             "PONG" => ConnectorMessage::Pong,
@@ -320,6 +322,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::connector::capabilities::Capability;
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
@@ -385,7 +388,15 @@ mod tests {
     #[test]
     fn connector_messages_parse_once_into_their_variant() {
         use ConnectorMessage as M;
-        assert_eq!(ConnectorMessage::parse(r#"{"type":"AUTH","token":"t"}"#), Ok(M::Auth));
+        assert_eq!(ConnectorMessage::parse(r#"{"type":"AUTH","token":"t"}"#), Ok(M::Auth(Stated::default())));
+        assert!(matches!(
+            ConnectorMessage::parse(r#"{"type":"AUTH","token":"t","capabilities":["dedupe_request_id","x"]}"#),
+            Ok(M::Auth(s)) if s.capabilities.has(Capability::DedupeRequestId) && s.unknown == ["x"]
+        ));
+        assert!(matches!(
+            ConnectorMessage::parse(r#"{"type":"AUTH","capabilities":"all"}"#),
+            Ok(M::Auth(s)) if s.capabilities.is_empty() && s.malformed.is_some()
+        ));
         assert_eq!(ConnectorMessage::parse(r#"{"type":"PONG","timestamp":"x"}"#), Ok(M::Pong));
         assert!(matches!(
             ConnectorMessage::parse(r#"{"type":"TRADE_RESULT","request_id":"r","success":true,"ticket":5}"#),

@@ -4,8 +4,8 @@
 //!
 //! | PK | SK | what |
 //! |---|---|---|
-//! | `WS#<ws connection id>` | `CONN` | one WebSocket connection ([`WsConnection`]): kind, user, broker connection; `ttl` |
-//! | `USER#<uid>` | `LINK#<broker connection id>` | the connector currently holding that broker connection ([`ConnectorLink`]); `ttl` |
+//! | `WS#<ws connection id>` | `CONN` | one WebSocket connection ([`WsConnection`]): kind, user, broker connection, a connector's capabilities; `ttl` |
+//! | `USER#<uid>` | `LINK#<broker connection id>` | the connector currently holding that broker connection ([`ConnectorLink`]), its capabilities; `ttl` |
 //! | `USER#<uid>` | `BROWSER#<ws connection id>` | one of the user's dashboard sockets (fan-out set); `ttl` |
 //! | `USER#<uid>` | `ACCOUNT#<broker connection id>` | the latest account snapshot reported by MT5 ([`AccountSnapshot`]) |
 //! | `USER#<uid>` | `QUOTE#<symbol>` | the last price a connector reported for a symbol ([`Quote`]) |
@@ -25,6 +25,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::capabilities::Capabilities;
 use super::reports::{PositionsSnapshot, snapshot_item, snapshot_key};
 use crate::auth::store::user_pk;
 use crate::ports::{Clock, Condition, Item, ItemStore, Key, Query, StoreError, Update, Value};
@@ -65,6 +66,9 @@ pub struct WsConnection {
     /// resent): set once, by a conditional write, whichever function instance gets the first message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greeted_at: Option<DateTime<Utc>>,
+    /// What a connector stated in its `AUTH` ([`super::capabilities`]); empty for the original connector.
+    #[serde(default, skip_serializing_if = "Capabilities::is_empty")]
+    pub capabilities: Capabilities,
 }
 
 /// `USER#<uid>` / `LINK#<broker connection id>`.
@@ -75,6 +79,9 @@ pub struct ConnectorLink {
     pub user_id: Uuid,
     pub connected_at: DateTime<Utc>,
     pub ttl: i64,
+    /// What the connector stated in its `AUTH` ([`super::capabilities`]); empty for the original connector.
+    #[serde(default, skip_serializing_if = "Capabilities::is_empty")]
+    pub capabilities: Capabilities,
     /// What the connector's traffic says about the link (top-level attributes of the same item).
     #[serde(flatten, default)]
     pub health: LinkHealth,
@@ -202,6 +209,19 @@ impl ConnectorRegistry {
         email: &str,
         broker_connection_id: Uuid,
     ) -> Result<Option<String>, StoreError> {
+        self.register_connector_session(ws_connection_id, user_id, email, broker_connection_id, None).await
+    }
+
+    /// [`register_connector`](Self::register_connector) with the auth session the connector connected with: its
+    /// messages are checked against that session, and revoking it closes the socket.
+    pub async fn register_connector_session(
+        &self,
+        ws_connection_id: &str,
+        user_id: Uuid,
+        email: &str,
+        broker_connection_id: Uuid,
+        session_id: Option<Uuid>,
+    ) -> Result<Option<String>, StoreError> {
         let now = self.clock.now();
         let conn = WsConnection {
             ws_connection_id: ws_connection_id.to_owned(),
@@ -211,8 +231,9 @@ impl ConnectorRegistry {
             broker_connection_id: Some(broker_connection_id),
             connected_at: now,
             ttl: self.ttl(now),
-            session_id: None,
+            session_id,
             greeted_at: None,
+            capabilities: Capabilities::none(),
         };
         self.store.put(Item::from_record(&ws_key(ws_connection_id), &conn)?, None).await?;
         let key = link_key(user_id, broker_connection_id);
@@ -223,6 +244,7 @@ impl ConnectorRegistry {
             user_id,
             connected_at: now,
             ttl: self.ttl(now),
+            capabilities: Capabilities::none(),
             health: LinkHealth::default(),
         };
         self.store.put(Item::from_record(&key, &link)?, None).await?;
@@ -253,6 +275,7 @@ impl ConnectorRegistry {
             ttl: self.ttl(now),
             session_id,
             greeted_at: None,
+            capabilities: Capabilities::none(),
         };
         let browser = Item::new(&browser_key(user_id, ws_connection_id))
             .with("ws_connection_id", ws_connection_id)
@@ -408,6 +431,29 @@ impl ConnectorRegistry {
             .filter(|i| !i.is_expired(now))
             .filter_map(|i| i.get_s("ws_connection_id").map(str::to_owned))
             .collect())
+    }
+
+    /// The live sockets (connectors and dashboards) of a user opened with one of `sessions`, each with its kind.
+    pub async fn session_sockets(
+        &self,
+        user_id: Uuid,
+        sessions: &[Uuid],
+    ) -> Result<Vec<(String, LinkKind)>, StoreError> {
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<String> = self.links(user_id).await?.into_iter().map(|l| l.ws_connection_id).collect();
+        ids.extend(self.browsers(user_id).await?);
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(c) = self.connection(&id).await?
+                && c.user_id == user_id
+                && c.session_id.is_some_and(|s| sessions.contains(&s))
+            {
+                out.push((id, c.kind));
+            }
+        }
+        Ok(out)
     }
 
     /// Stores the latest account snapshot of a broker connection.

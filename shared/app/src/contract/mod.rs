@@ -110,6 +110,7 @@ macro_rules! push_contract {
                 post_to_live_connection_is_delivered,
                 post_to_gone_connection_is_gone,
                 close_ends_the_connection,
+                a_post_before_close_arrives_first,
                 invalid_posts_are_refused,
             ]
         );

@@ -67,6 +67,18 @@ pub async fn close_ends_the_connection(f: &impl PushFactory) {
     p.close(&id).await.unwrap();
 }
 
+/// Revoking a session posts a notice then closes the socket: the notice arrives, then the connection ends.
+pub async fn a_post_before_close_arrives_first(f: &impl PushFactory) {
+    let h = f.harness().await;
+    let p = h.push();
+    let id = h.open().await;
+    let notice = r#"{"type":"ERROR","code":"SESSION_REVOKED"}"#;
+    assert_eq!(p.post(&id, Bytes::from_static(notice.as_bytes())).await.unwrap(), PushOutcome::Delivered);
+    p.close(&id).await.unwrap();
+    assert_eq!(eventually_received(h.as_ref(), &id, 1).await, [notice]);
+    assert!(!h.is_open(&id).await);
+}
+
 pub async fn invalid_posts_are_refused(f: &impl PushFactory) {
     let h = f.harness().await;
     let p = h.push();

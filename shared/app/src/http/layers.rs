@@ -28,6 +28,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(28);
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_RESPONSE_TIME: HeaderName = HeaderName::from_static("x-response-time");
 
+/// A response extension that keeps `X-Response-Time` off the answer (the public auth routes: how long they took
+/// must not tell known accounts apart). The access log still records the latency.
+#[derive(Clone, Copy, Debug)]
+pub struct NoTimingHeader;
+
 /// Wraps a router of routes with the platform's middleware and JSON fallbacks, with the default CORS settings
 /// (tests, tools); a deployed function or gateway uses [`platform_from_env`] or [`platform_with`].
 pub fn platform(router: Router) -> Router {
@@ -121,11 +126,13 @@ async fn envelope(mut req: Request, next: Next) -> Response {
         }
     }
     let elapsed = started.elapsed();
-    let h = resp.headers_mut();
-    h.insert(X_REQUEST_ID.clone(), request_id.clone());
-    if let Ok(v) = HeaderValue::from_str(&format!("{:.2}ms", elapsed.as_secs_f64() * 1000.0)) {
-        h.insert(X_RESPONSE_TIME.clone(), v);
+    resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
+    if resp.extensions().get::<NoTimingHeader>().is_none()
+        && let Ok(v) = HeaderValue::from_str(&format!("{:.2}ms", elapsed.as_secs_f64() * 1000.0))
+    {
+        resp.headers_mut().insert(X_RESPONSE_TIME.clone(), v);
     }
+    let h = resp.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));

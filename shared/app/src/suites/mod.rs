@@ -37,6 +37,7 @@ macro_rules! orders_contract {
                 uncertain_delivery_stays_unknown,
                 margin_verification_and_lists,
                 commands_wait_in_the_outbox_until_acked,
+                connector_capabilities_are_kept_with_the_connection,
             ]
         );
     };

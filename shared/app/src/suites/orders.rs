@@ -529,3 +529,37 @@ pub async fn margin_verification_and_lists(f: &impl StoreFactory) {
     assert_eq!(hist.items.len(), 5);
     assert!(hist.items.windows(2).all(|w| w[0].created_at >= w[1].created_at), "newest first");
 }
+
+/// A connector's capabilities are kept with its connection record and, while it holds it, its broker connection's
+/// link (the delivery rules read them at first contact); stating none removes them; a gone or replaced connection is
+/// left alone.
+pub async fn connector_capabilities_are_kept_with_the_connection(f: &impl StoreFactory) {
+    use crate::connector::{Capabilities, Capability};
+    let b = Bench::new(f, TradingConfig::default()).await;
+    let registry = b.orders.registry();
+    let read = || async {
+        let conn = registry.connection(&b.ws).await.unwrap().expect("connection");
+        let link = registry.link(b.user.id, b.broker).await.unwrap().expect("link");
+        (conn.capabilities, link.capabilities)
+    };
+    assert_eq!(read().await, (Capabilities::none(), Capabilities::none()), "the original connector: none");
+
+    let stated: Capabilities = [Capability::DedupeRequestId, Capability::ReportComments].into_iter().collect();
+    registry.record_capabilities(&b.ws, b.user.id, b.broker, &stated).await.unwrap();
+    assert_eq!(read().await, (stated.clone(), stated.clone()));
+    assert!(read().await.1.dedupes());
+    registry.record_capabilities(&b.ws, b.user.id, b.broker, &Capabilities::none()).await.unwrap();
+    assert_eq!(read().await, (Capabilities::none(), Capabilities::none()), "stating none removes them");
+
+    // A newer connector holds the link: the older one's statement touches only its own record.
+    let newer = format!("{}-newer", b.ws);
+    registry.register_connector(&newer, b.user.id, &b.user.email, b.broker).await.unwrap();
+    registry.record_capabilities(&b.ws, b.user.id, b.broker, &Capabilities::all()).await.unwrap();
+    assert_eq!(registry.connection(&b.ws).await.unwrap().unwrap().capabilities, Capabilities::all());
+    assert!(registry.link(b.user.id, b.broker).await.unwrap().unwrap().capabilities.is_empty());
+    // A gone connection: nothing is written, nothing created.
+    registry.unregister(&b.ws).await.unwrap();
+    registry.record_capabilities(&b.ws, b.user.id, b.broker, &stated).await.unwrap();
+    assert!(registry.connection(&b.ws).await.unwrap().is_none());
+    assert!(registry.link(b.user.id, b.broker).await.unwrap().unwrap().capabilities.is_empty());
+}

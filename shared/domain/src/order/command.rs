@@ -125,6 +125,36 @@ pub fn waits_for(order: &Awaiting, rid: RequestId) -> bool {
     }
 }
 
+/// What becomes of a command still unacknowledged when the connector comes back after its link dropped (design
+/// §5b). Whether it executed is unknown: MT5 may hold its fill while the ack was lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redelivery {
+    /// Sent again, verbatim (same request id).
+    Resend,
+    /// Not sent again; the order takes this event (if any) and waits for evidence: a late ack, reconciliation.
+    Withhold(Option<OrderEvent>),
+}
+
+/// The delivery rule per command kind, for a connector that de-duplicates by request id (`dedupes`) or not (the
+/// original connector):
+///
+/// * **open** — re-sent only when the connector de-duplicates (it answers the repeat with its first result). To any
+///   other connector a repeated `TRADE_OPEN` is a second market order: a second fill, an orphaned MT5 position. So it
+///   is withheld, the order becomes `unknown` (`OpenTimedOut`) and waits for evidence — never auto-retry a
+///   non-idempotent place.
+/// * **close** — re-sent to any connector: a close names the position's ticket and its whole volume (our closes are
+///   never partial), so once one executed the ticket is gone and MT5 refuses a repeat ("position not found"); the
+///   refusal of a close in flight changes nothing (`close_pending` stays until evidence). A partial close would not be
+///   harmless and must not be added without revisiting this rule.
+/// * **modify** — re-sent to any connector: it sets absolute stop-loss / take-profit prices on a ticket, so a repeat
+///   sets the same values (MT5 answers "no changes" at worst, which leaves `modify_pending` until evidence).
+pub fn redelivery(kind: CommandKind, dedupes: bool) -> Redelivery {
+    match kind {
+        CommandKind::Open if !dedupes => Redelivery::Withhold(Some(OrderEvent::OpenTimedOut)),
+        CommandKind::Open | CommandKind::Close | CommandKind::Modify => Redelivery::Resend,
+    }
+}
+
 /// The state-machine event of an ack for an order (`None`: stale before the state machine looks, e.g. the ack of
 /// an older close/modify command). `now` stands in for an execution time the ack does not carry.
 pub fn ack_event(order: &Awaiting, rid: RequestId, ack: &Ack, now: DateTime<Utc>) -> Option<OrderEvent> {
@@ -148,9 +178,31 @@ pub fn ack_event(order: &Awaiting, rid: RequestId, ack: &Ack, now: DateTime<Utc>
             price: ack.price.or(order.current_price).unwrap_or(order.requested_price),
             time,
         }),
+        // "No such position" does not say our close failed: MT5 no longer holds the position (our close executed and
+        // its ack was lost — then this answers a resend — or a stop closed it). Never back to `open`: the order stays
+        // `close_pending` until evidence says at what price it closed.
+        CommandKind::Close if position_gone(ack) => Some(OrderEvent::CloseTimedOut),
         CommandKind::Close => Some(OrderEvent::CloseFailed(failure())),
         CommandKind::Modify if ack.success => Some(OrderEvent::ModifyAcked),
         CommandKind::Modify => Some(OrderEvent::ModifyFailed(failure())),
+    }
+}
+
+/// 10036 TRADE_RETCODE_POSITION_CLOSED: the position named by the request does not exist (any more).
+const POSITION_CLOSED: Retcode = Retcode(10036);
+
+/// Whether a failed close says the position does not exist (MT5's 10036 POSITION_CLOSED, or — without a retcode — the
+/// original connector's `"Position <ticket> not found"`).
+pub fn position_gone(ack: &Ack) -> bool {
+    if ack.success {
+        return false;
+    }
+    match ack.retcode {
+        Some(code) => code == POSITION_CLOSED,
+        None => ack.error.as_deref().is_some_and(|e| {
+            let e = e.to_ascii_lowercase();
+            e.starts_with("position ") && e.ends_with(" not found")
+        }),
     }
 }
 
@@ -246,6 +298,60 @@ mod tests {
         assert!(matches!(ev, OrderEvent::OpenFailed(f) if f.retcode == Some(Retcode::ERROR)));
         let ev = ack_event(&o, RequestId::open(Uuid::nil()), &ack(true, Some(9)), Utc::now()).unwrap();
         assert!(matches!(ev, OrderEvent::OpenFilled(f) if f.ticket == Ticket(9) && f.price == Decimal::ONE));
+    }
+
+    #[test]
+    fn a_trade_open_is_resent_only_to_a_connector_that_deduplicates() {
+        use CommandKind as K;
+        let table = [
+            (K::Open, true, Redelivery::Resend),
+            (K::Open, false, Redelivery::Withhold(Some(OrderEvent::OpenTimedOut))),
+            (K::Close, true, Redelivery::Resend),
+            (K::Close, false, Redelivery::Resend),
+            (K::Modify, true, Redelivery::Resend),
+            (K::Modify, false, Redelivery::Resend),
+        ];
+        for (kind, dedupes, expected) in table {
+            assert_eq!(redelivery(kind, dedupes), expected, "{kind:?}, dedupes: {dedupes}");
+        }
+        // The withheld open's event makes a pending order unknown, and leaves an unknown one as it is.
+        let Redelivery::Withhold(Some(event)) = redelivery(K::Open, false) else { unreachable!() };
+        let pending = crate::order::OrderState::new_pending();
+        match crate::order::transition(pending, &event) {
+            Ok(crate::order::Transition::Applied(c)) => assert_eq!(c.to.status, OrderStatus::Unknown),
+            other => panic!("{other:?}"),
+        }
+        let unknown = crate::order::OrderState { status: OrderStatus::Unknown, ..pending };
+        assert!(matches!(crate::order::transition(unknown, &event), Ok(crate::order::Transition::Unchanged(_))));
+    }
+
+    #[test]
+    fn a_close_refused_for_a_missing_position_never_reopens_the_order() {
+        let o = awaiting(OrderStatus::ClosePending, 4);
+        let rid = RequestId::close(Uuid::from_u128(5), 4);
+        let failed = |retcode: Option<u32>, error: &str| Ack {
+            success: false,
+            ticket: None,
+            price: None,
+            retcode: retcode.map(Retcode),
+            error: Some(error.into()),
+            time: None,
+        };
+        for gone in [failed(None, "Position 500000002 not found"), failed(Some(10036), "Position closed")] {
+            assert!(position_gone(&gone));
+            assert_eq!(ack_event(&o, rid, &gone, Utc::now()), Some(OrderEvent::CloseTimedOut), "{gone:?}");
+        }
+        for other in [failed(None, "Market closed"), failed(Some(10018), "Market closed"), failed(Some(10013), "x")] {
+            assert!(!position_gone(&other));
+            assert!(matches!(ack_event(&o, rid, &other, Utc::now()), Some(OrderEvent::CloseFailed(_))), "{other:?}");
+        }
+        // Only a close: a modify refused for a missing position is the modify's failure.
+        let m = awaiting(OrderStatus::ModifyPending, 4);
+        let gone = failed(Some(10036), "Position closed");
+        assert!(matches!(
+            ack_event(&m, RequestId::modify(Uuid::nil(), 4), &gone, Utc::now()),
+            Some(OrderEvent::ModifyFailed(_))
+        ));
     }
 
     #[test]

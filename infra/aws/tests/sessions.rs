@@ -1,0 +1,220 @@
+//! Sockets bound to sessions in AWS (issue 18): API Gateway WebSocket events through `nusatrade_aws::websocket::handle`
+//! over DynamoDB on moto, with the API Gateway Management push adapter (`ApiGwPush`) against the local fake of the
+//! management API (it records `DeleteConnection`). Revoking a session — logout, password reset's revoke-all, revoke
+//! others, refresh-token reuse — closes that session's connector and dashboard sockets; a socket that outlives its
+//! session (its `$disconnect` not yet run) has every frame refused and applied to nothing.
+//! The same over real sockets on the local gateway: tests/tests/sessions.rs.
+
+mod common;
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayProxyResponse;
+use common::fake_apigw::FakeApiGw;
+use nusatrade_app::auth::{AuthConfig, AuthService, Authenticator, RequestMeta};
+use nusatrade_app::brokers::service::{BrokerService, ConnectionInput};
+use nusatrade_app::channels::connector::channels;
+use nusatrade_app::channels::router::ChannelRouter;
+use nusatrade_app::ports::*;
+use nusatrade_app::trading::orders::routes::placed_status;
+use nusatrade_app::trading::orders::{OrderService, PlaceOrder, TradingConfig};
+use nusatrade_aws::websocket::handle;
+use nusatrade_aws::{ApiGwPush, AwsSettings, DynamoStore, build_ports_from};
+use nusatrade_domain::instrument::lookup;
+use nusatrade_domain::money::{Lots, Side};
+use nusatrade_domain::order::OrderStatus;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const SECRET: &str = "test-secret-test-secret-test-secret!";
+const PW: &str = "Str0ng!pass";
+
+struct World {
+    router: ChannelRouter,
+    auth: AuthService,
+    authn: Authenticator,
+    orders: OrderService,
+    brokers: BrokerService,
+    fake: FakeApiGw,
+}
+
+async fn world() -> World {
+    let sdk = common::sdk().await;
+    let table = common::unique("sess");
+    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await.unwrap();
+    let (fake, endpoint) = FakeApiGw::start().await;
+    let apigw = nusatrade_aws::sdk_config_for_endpoint(&endpoint).await;
+    let mut ports = build_ports_from(&sdk, &AwsSettings::for_endpoint(common::moto_endpoint()));
+    ports.store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table, Arc::new(SystemClock)));
+    ports.push = Arc::new(ApiGwPush::from_sdk(&apigw, &endpoint));
+    let mut config = AuthConfig::for_tests(SECRET);
+    config.require_email_verification = false;
+    let auth = AuthService::new(config, ports.clone()).unwrap();
+    let authn = auth.authenticator();
+    let orders = OrderService::new(&ports, TradingConfig::default());
+    let brokers = BrokerService::new(&ports);
+    let (connector, browser) = channels(authn.clone(), orders.clone(), brokers.clone());
+    World { router: ChannelRouter::new(connector, browser), auth, authn, orders, brokers, fake }
+}
+
+fn meta() -> RequestMeta {
+    RequestMeta { ip: "10.0.0.1".into(), user_agent: "tests".into() }
+}
+
+fn sample(name: &str) -> Value {
+    let path = format!("{}/../../events/_samples/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn connect_event(ws: &str, query: &[(&str, &str)]) -> Value {
+    let mut ev = sample("websocket-connect.json");
+    ev["requestContext"]["connectionId"] = json!(ws);
+    let single: serde_json::Map<String, Value> = query.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    let multi: serde_json::Map<String, Value> = query.iter().map(|(k, v)| ((*k).to_owned(), json!([v]))).collect();
+    ev["queryStringParameters"] = Value::Object(single);
+    ev["multiValueQueryStringParameters"] = Value::Object(multi);
+    ev
+}
+
+fn message_event(ws: &str, body: Value) -> Value {
+    let mut ev = sample("websocket-message.json");
+    ev["requestContext"]["connectionId"] = json!(ws);
+    ev["requestContext"]["routeKey"] = body.get("type").cloned().unwrap_or(json!("$default"));
+    ev["body"] = json!(body.to_string());
+    ev
+}
+
+impl World {
+    async fn send(&self, event: Value) -> ApiGatewayProxyResponse {
+        handle(&self.router, serde_json::from_value(event).unwrap()).await
+    }
+
+    fn frames(&self, ws: &str) -> Vec<Value> {
+        self.fake.received(ws).iter().map(|f| serde_json::from_str(f).unwrap()).collect()
+    }
+
+    fn revoked_notice(&self, ws: &str) -> bool {
+        self.frames(ws).iter().any(|f| f["type"] == "ERROR" && f["code"] == "SESSION_REVOKED")
+    }
+
+    /// A registered user: id, e-mail, first session's access and refresh tokens.
+    async fn user(&self) -> (Uuid, String, String, String) {
+        let email = format!("{}@example.com", common::unique("sess"));
+        let (out, pair) = self.auth.register(&email, PW, None, &meta()).await.unwrap();
+        (out.id.parse().unwrap(), email, pair.access_token, pair.refresh_token)
+    }
+
+    async fn connection(&self, user: Uuid) -> Uuid {
+        let input = ConnectionInput { broker_name: "Sim".into(), account_number: Some("1001".into()), server: None };
+        self.brokers.create(user, input).await.unwrap().record.id
+    }
+
+    /// An accepted connector socket (greeted) and an accepted dashboard socket of `token`'s session.
+    async fn sockets(&self, token: &str, broker: Uuid) -> (String, String) {
+        let (connector, browser) = (self.fake.open(), self.fake.open());
+        let r = self.send(connect_event(&connector, &[("token", token), ("connection_id", &broker.to_string())])).await;
+        assert_eq!(r.status_code, 200);
+        assert_eq!(self.send(connect_event(&browser, &[("token", token)])).await.status_code, 200);
+        self.send(message_event(&connector, json!({"type": "AUTH", "token": token}))).await;
+        assert_eq!(self.frames(&connector)[0]["type"], "WELCOME");
+        (connector, browser)
+    }
+}
+
+#[tokio::test]
+async fn logout_closes_the_sessions_sockets_through_delete_connection() {
+    let w = world().await;
+    let (ana, email, token, _) = w.user().await;
+    let broker = w.connection(ana).await;
+    let (connector, browser) = w.sockets(&token, broker).await;
+    // Another session of the same user keeps its dashboard.
+    let other = w.auth.login(&email, PW, &meta()).await.unwrap();
+    let keep = w.fake.open();
+    assert_eq!(w.send(connect_event(&keep, &[("token", &other.access_token)])).await.status_code, 200);
+
+    w.auth.logout(Some(&token), None, &meta()).await.unwrap();
+    for ws in [&connector, &browser] {
+        assert!(!w.fake.is_open(ws), "{ws} closed by DeleteConnection");
+        assert!(w.revoked_notice(ws), "{ws} told why: {:?}", w.frames(ws));
+    }
+    assert!(w.fake.is_open(&keep), "the other session's dashboard stays");
+    assert!(!w.revoked_notice(&keep));
+}
+
+#[tokio::test]
+async fn revoke_others_and_refresh_reuse_close_the_revoked_sessions_sockets() {
+    let w = world().await;
+    let (ana, email, token, _) = w.user().await;
+    let broker = w.connection(ana).await;
+    let second = w.auth.login(&email, PW, &meta()).await.unwrap();
+    let (connector, browser) = w.sockets(&second.access_token, broker).await;
+    let mine = w.fake.open();
+    assert_eq!(w.send(connect_event(&mine, &[("token", &token)])).await.status_code, 200);
+
+    let me = w.authn.authenticate(&token).await.unwrap();
+    w.auth.revoke_other_sessions(&me, &meta()).await.unwrap();
+    assert!(!w.fake.is_open(&connector) && !w.fake.is_open(&browser), "the other session's sockets closed");
+    assert!(w.fake.is_open(&mine), "the caller's own dashboard stays");
+
+    // A refresh token presented twice revokes its session: its dashboard goes too.
+    let third = w.auth.login(&email, PW, &meta()).await.unwrap();
+    let dash = w.fake.open();
+    assert_eq!(w.send(connect_event(&dash, &[("token", &third.access_token)])).await.status_code, 200);
+    w.auth.refresh(&third.refresh_token, &meta()).await.unwrap();
+    assert!(w.auth.refresh(&third.refresh_token, &meta()).await.is_err(), "reuse refused");
+    assert!(!w.fake.is_open(&dash), "the reused session's dashboard closed");
+    assert!(w.fake.is_open(&mine));
+}
+
+#[tokio::test]
+async fn a_revoked_sessions_connector_frame_is_refused_and_applies_nothing() {
+    let w = world().await;
+    let (ana, _, token, _) = w.user().await;
+    let broker = w.connection(ana).await;
+    let (connector, _) = w.sockets(&token, broker).await;
+    let user = w.authn.authenticate(&token).await.unwrap();
+    let place = PlaceOrder {
+        instrument: lookup("EURUSD").unwrap(),
+        side: Side::Buy,
+        lots: Lots::new_unchecked(Decimal::ONE),
+        price: "1.1".parse().unwrap(),
+        stop_loss: None,
+        take_profit: None,
+        broker_connection_id: None,
+        trailing_stop: None,
+        source: "api",
+    };
+    let reply = w.orders.place(&user, place, None).await.unwrap();
+    assert_eq!(placed_status(&reply).as_u16(), 201, "{}", reply.body);
+    let id: Uuid = reply.body["trade"]["id"].as_str().unwrap().parse().unwrap();
+    let open = w.frames(&connector).into_iter().find(|f| f["type"] == "TRADE_OPEN").expect("TRADE_OPEN sent");
+
+    // The session ends; the socket outlives it (API Gateway has not run its $disconnect yet: the fake keeps it).
+    w.auth.logout(Some(&token), None, &meta()).await.unwrap();
+    w.fake.open_as(&connector);
+    let before = w.frames(&connector).len();
+    let ack = json!({"type": "TRADE_RESULT", "request_id": open["request_id"], "success": true, "ticket": 987654,
+        "price": 1.1});
+    let r = w.send(message_event(&connector, ack)).await;
+    assert_eq!(r.status_code, 200);
+    let after = &w.frames(&connector)[before..];
+    assert!(after.iter().any(|f| f["code"] == "SESSION_REVOKED"), "refused with a reason: {after:?}");
+    assert!(!w.fake.is_open(&connector), "and closed again");
+    let order = w.orders.get(ana, id).await.unwrap();
+    assert_eq!(order.ticket, None, "the ack of a revoked session's socket is never applied");
+    assert_eq!(order.status, OrderStatus::Pending, "still waiting for evidence");
+}
+
+#[tokio::test]
+async fn the_dashboard_cap_refuses_one_more_with_a_reason() {
+    let w = world().await;
+    let (_, _, token, _) = w.user().await;
+    for _ in 0..nusatrade_app::connector::limits::DEFAULT_MAX_DASHBOARDS {
+        assert_eq!(w.send(connect_event(&w.fake.open(), &[("token", &token)])).await.status_code, 200);
+    }
+    let r = w.send(connect_event(&w.fake.open(), &[("token", &token)])).await;
+    assert_eq!(r.status_code, 429);
+    let body = format!("{:?}", r.body);
+    assert!(body.contains("Too many open dashboards"), "{body}");
+}
