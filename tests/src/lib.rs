@@ -289,6 +289,17 @@ impl Terminal {
         self.lock().executions
     }
 
+    /// MT5 closes position `ticket` on its own (its stop loss or take profit hit, a stop-out): no connector is told.
+    /// Whether it was open.
+    pub fn close_in_mt5(&self, ticket: u64) -> bool {
+        let mut st = self.lock();
+        let was_open = st.positions.remove(&ticket).is_some();
+        if was_open {
+            st.closed.insert(ticket);
+        }
+        was_open
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, TerminalState> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -19,7 +19,7 @@ use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use lambda_runtime::{LambdaEvent, service_fn};
 use nusatrade_app::ws::{ConnectDecision, ConnectRequest, InboundMessage, MAX_MESSAGE_BYTES, WsHandler, select_route};
-#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "apigw"))]
+#[cfg(all(feature = "dynamodb", feature = "s3", feature = "sqs", feature = "apigw"))]
 use nusatrade_app::{
     auth::AuthConfig, channels::router::ChannelRouter, compose::Trading, reconcile::ReconcileSettings,
     trading::orders::TradingConfig,
@@ -109,9 +109,10 @@ pub async fn run(handler: Arc<dyn WsHandler>) -> Result<(), lambda_runtime::Erro
 /// the auth, trading and reconciliation settings from the environment (once per execution environment), both
 /// channels ([`nusatrade_app::compose::Trading::channels`]) behind one [`ChannelRouter`], served on the Lambda
 /// runtime.
-#[cfg(all(feature = "dynamodb", feature = "sqs", feature = "apigw"))]
+#[cfg(all(feature = "dynamodb", feature = "s3", feature = "sqs", feature = "apigw"))]
 pub async fn run_channels(function: &str) -> Result<(), lambda_runtime::Error> {
-    let ports = crate::runtime::init(function, |p| p.store().queue().push()).await?;
+    // blobs: pages of a connector's price history are merged into the user's candle dataset (ml::import).
+    let ports = crate::runtime::init(function, |p| p.store().queue().push().blobs()).await?;
     let auth = AuthConfig::from_env()?;
     let trading = Trading::new(&ports, TradingConfig::from_env()?, ReconcileSettings::from_env()?);
     // `$connect` cannot post: the dashboard's CONNECTIONS_STATUS is queued to the reconcile function, which pushes

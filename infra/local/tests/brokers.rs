@@ -375,7 +375,7 @@ async fn status_offline_then_online_with_account_and_link_health() {
             "id": id, "status": "offline", "is_connected": false, "connected_since": null,
             "last_heartbeat": null, "last_message_at": null, "latency_ms": null, "mt5_connected": false,
             "account_info": null, "account_updated_at": null, "positions_synced": null, "positions_synced_at": null,
-            "positions_snapshot": null,
+            "positions_snapshot": null, "reconciliation": null, "report_error": null,
         })
     );
 
@@ -424,6 +424,8 @@ async fn status_offline_then_online_with_account_and_link_health() {
     assert_eq!(v["mt5_connected"], true);
     assert_eq!(v["positions_synced"], 3);
     assert_eq!(v["positions_synced_at"], ts.as_str());
+    // the connector stated no capabilities (the original): its reports are read only while MT5 holds none
+    assert_eq!(v["reconciliation"], nusatrade_app::reconcile::reporting::LIMITED);
     // a replacing connector starts with a clean record
     let _rx2 = w.connector(&ana, id, "ws-2").await;
     let (_, v) = w.call("GET", &uri, Some(&ana), None).await;

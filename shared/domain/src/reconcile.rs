@@ -25,7 +25,9 @@
 //! | same | absent, targeted lookup says closed | [`Action::CloseExternally`] at the lookup's deal price |
 //! | same | absent, targeted lookup says not found | [`Action::CloseExternally`] at the last known price |
 //! | same | absent, no lookup yet | [`Action::RequestTargetedCheck`] of the ticket |
+//! | same, connector without lookups ([`ReportEvidence::no_lookups`]) | absent from this complete report *and* from the previous one ([`ReportEvidence::previous`]), both taken at least `min_age` after the order's last change | [`Action::CloseExternally`] at the last known price ([`CloseSource::AbsentFromReports`]): unconfirmed until a deal says otherwise |
 //! | OPEN, EXTERNAL | position present, SL/TP or volume differ | [`Action::FollowMt5`] |
+//! | CLOSED_EXTERNALLY unconfirmed ([`ReportEvidence::unconfirmed`]) | closing deal (or a lookup's) for its ticket | [`Action::CorrectClose`] with the deal's price and time |
 //! | — | position matching no live order of ours | [`Action::AdoptExternal`] with a time-ordered id derived from (connection, ticket, MT5 open time), taking a reservation (counted against the limits) |
 //! | anything contradictory | e.g. an OPEN order without ticket, a lookup contradicting history | [`Action::Conflict`] (log + alert, no write) |
 //!
@@ -137,6 +139,40 @@ pub enum CloseSource {
     LastKnownPrice,
     /// Nothing found and no price known: closed without a price (profit unknown, flagged for audit).
     NoPrice,
+    /// A connector without lookups left the ticket out of two consecutive complete positions reports taken after
+    /// the order's last change: closed at the last known price (`None`: no price known), unconfirmed.
+    AbsentFromReports,
+}
+
+impl CloseSource {
+    /// The close is not backed by MT5's closing deal (a lookup's deal counts as confirmation).
+    pub fn unconfirmed(self) -> bool {
+        matches!(self, CloseSource::LastKnownPrice | CloseSource::NoPrice | CloseSource::AbsentFromReports)
+    }
+}
+
+/// A complete positions report seen before (kept by the caller between runs): when MT5 was read and which position
+/// tickets it listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorReport {
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// Every position ticket it listed.
+    pub tickets: BTreeSet<Ticket>,
+}
+
+/// What the caller knows besides the snapshot: what the connector can answer, and the complete report before this
+/// one. The default (lookups available, no previous report) is [`reconcile`]'s behaviour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportEvidence {
+    /// The connector cannot answer targeted lookups or deal history (the original connector): a missing position
+    /// is settled by two consecutive complete reports instead.
+    pub no_lookups: bool,
+    /// The latest complete positions report taken *before* this snapshot (the caller keeps it).
+    pub previous: Option<PriorReport>,
+    /// Orders closed externally without MT5's closing deal (flagged unconfirmed): a closing deal (or a lookup's) for
+    /// their ticket corrects the close ([`Action::CorrectClose`]).
+    pub unconfirmed: BTreeSet<Uuid>,
 }
 
 /// A write (or request) decided by reconciliation.
@@ -230,6 +266,22 @@ pub enum Action {
         /// MT5's volume.
         lots: Lots,
     },
+    /// An order closed externally without a deal (unconfirmed) whose closing deal has now been reported: its close
+    /// price and time become the deal's and the flag goes. No status change; the write bumps the version.
+    CorrectClose {
+        /// Order.
+        order_id: Uuid,
+        /// Guard.
+        expected: OrderState,
+        /// Same status and ticket, version + 1.
+        to: OrderState,
+        /// The deal's price.
+        close_price: Decimal,
+        /// The deal's time.
+        close_time: DateTime<Utc>,
+        /// The deal, or [`CloseSource::Lookup`].
+        source: CloseSource,
+    },
     /// Evidence contradicts our books in a way no rule resolves: log, alert, no write.
     Conflict {
         /// Order (or the adopted id for a position).
@@ -252,6 +304,7 @@ impl Action {
             Action::CloseExternally { .. } => "close_externally",
             Action::AdoptExternal { .. } => "adopt_external",
             Action::FollowMt5 { .. } => "follow_mt5",
+            Action::CorrectClose { .. } => "correct_close",
             Action::Conflict { .. } => "conflict",
         }
     }
@@ -266,6 +319,7 @@ impl Action {
             | Action::CloseExternally { order_id, .. }
             | Action::AdoptExternal { order_id, .. }
             | Action::FollowMt5 { order_id, .. }
+            | Action::CorrectClose { order_id, .. }
             | Action::Conflict { order_id, .. } => Some(*order_id),
         }
     }
@@ -291,7 +345,8 @@ impl Action {
             Action::ResolveOpen { expected, to, .. }
             | Action::ResolveRejected { expected, to, .. }
             | Action::CloseExternally { expected, to, .. }
-            | Action::FollowMt5 { expected, to, .. } => Some((*expected, *to)),
+            | Action::FollowMt5 { expected, to, .. }
+            | Action::CorrectClose { expected, to, .. } => Some((*expected, *to)),
             _ => None,
         }
     }
@@ -350,6 +405,18 @@ pub fn external_order_id(connection_id: Uuid, ticket: Ticket, open_time: Option<
 /// Compares our books with a snapshot (see the module docs for the rules). Pure and deterministic: actions come in
 /// the order of the books sorted by (created_at, id), then adoptions by ticket.
 pub fn reconcile(books: &[BookOrder], snapshot: &Snapshot, now: DateTime<Utc>, cfg: &ReconcileConfig) -> Vec<Action> {
+    reconcile_with(books, snapshot, now, cfg, &ReportEvidence::default())
+}
+
+/// [`reconcile`] with what the caller knows of the connector and of its previous complete report (the
+/// two-consecutive-reports rule for connectors without lookups).
+pub fn reconcile_with(
+    books: &[BookOrder],
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+    cfg: &ReconcileConfig,
+    evidence: &ReportEvidence,
+) -> Vec<Action> {
     let snap = match snapshot {
         Snapshot::Missing => return vec![Action::Skipped(SkipReason::Missing)],
         Snapshot::Failed { reason } => return vec![Action::Skipped(SkipReason::Failed(reason.clone()))],
@@ -362,12 +429,13 @@ pub fn reconcile(books: &[BookOrder], snapshot: &Snapshot, now: DateTime<Utc>, c
     if age > cfg.max_snapshot_age {
         return vec![Action::Skipped(SkipReason::Stale { age })];
     }
-    Run::new(books, snap, cfg).run()
+    Run::new(books, snap, cfg, evidence).run()
 }
 
 struct Run<'a> {
     snap: &'a Mt5Snapshot,
     cfg: &'a ReconcileConfig,
+    evidence: &'a ReportEvidence,
     books: Vec<&'a BookOrder>,
     positions: BTreeMap<Ticket, &'a Mt5Position>,
     /// Order id → the position it holds in MT5.
@@ -377,11 +445,16 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(books: &'a [BookOrder], snap: &'a Mt5Snapshot, cfg: &'a ReconcileConfig) -> Run<'a> {
+    fn new(
+        books: &'a [BookOrder],
+        snap: &'a Mt5Snapshot,
+        cfg: &'a ReconcileConfig,
+        evidence: &'a ReportEvidence,
+    ) -> Run<'a> {
         let mut books: Vec<&BookOrder> = books.iter().collect();
         books.sort_by_key(|o| (o.created_at, o.id));
         let positions = snap.positions.iter().map(|p| (p.ticket, p)).collect();
-        let mut run = Run { snap, cfg, books, positions, matched: HashMap::new(), claimed: BTreeSet::new() };
+        let mut run = Run { snap, cfg, evidence, books, positions, matched: HashMap::new(), claimed: BTreeSet::new() };
         run.match_positions();
         run
     }
@@ -448,6 +521,7 @@ impl<'a> Run<'a> {
         use OrderStatus as S;
         let position = self.matched.get(&o.id).and_then(|t| self.positions.get(t)).copied();
         match o.state.status {
+            S::ClosedExternally if self.evidence.unconfirmed.contains(&o.id) => self.confirm_close(o),
             S::Rejected | S::Closed | S::ClosedExternally => None,
             S::Pending | S::ClosePending | S::ModifyPending if !self.past_ack_timeout(o) => None,
             S::Pending | S::Unknown => match position {
@@ -606,6 +680,9 @@ impl<'a> Run<'a> {
                 },
                 // Open according to the lookup but not in the list: inconsistent reads, wait for the next snapshot.
                 Some(LookupResult::Open) => return None,
+                None if open_price.is_none() && self.absent_twice(o, ticket) => {
+                    (o.last_price, self.snap.taken_at, CloseSource::AbsentFromReports)
+                }
                 None => {
                     return Some(Action::RequestTargetedCheck {
                         order_id: o.id,
@@ -629,6 +706,27 @@ impl<'a> Run<'a> {
             close_time: time,
             source,
         }))
+    }
+
+    /// An unconfirmed external close: MT5's closing deal (or a lookup's) corrects it, if the snapshot has one.
+    fn confirm_close(&self, o: &BookOrder) -> Option<Action> {
+        let ticket = o.state.ticket?;
+        let (close_price, close_time, source) = match (self.closing_deal(ticket), self.lookup(ticket)) {
+            (Some(d), _) => (d.price, d.time, CloseSource::Deal(d.ticket)),
+            (None, Some(LookupResult::Closed { price, time })) => (*price, *time, CloseSource::Lookup),
+            _ => return None,
+        };
+        let to = OrderState { version: o.state.version + 1, ..o.state };
+        Some(Action::CorrectClose { order_id: o.id, expected: o.state, to, close_price, close_time, source })
+    }
+
+    /// A connector without lookups: `ticket` is missing from this complete report and from the previous one, both
+    /// taken at least `min_age` after the order's last change (this one is, or the order would not be compared).
+    fn absent_twice(&self, o: &BookOrder, ticket: Ticket) -> bool {
+        let Some(prev) = self.evidence.previous.as_ref().filter(|_| self.evidence.no_lookups) else { return false };
+        prev.taken_at < self.snap.taken_at
+            && o.updated_at + self.cfg.min_age <= prev.taken_at
+            && !prev.tickets.contains(&ticket)
     }
 
     fn adoptions(&self) -> Vec<Action> {
@@ -666,3 +764,6 @@ mod tests;
 
 #[cfg(test)]
 mod proptests;
+
+#[cfg(test)]
+mod blind;

@@ -14,6 +14,7 @@
 //! | `SYNC_REQUEST` | `SYNC_RESPONSE {request_id, positions: [position], account, deals}` |
 //! | `SYNC_REQUEST {history_from, tickets}` (reconciliation) | the same plus `history_from`, `orders` and `lookups` (below) |
 //! | `PING` | `PONG {timestamp}` |
+//! | `HISTORY_REQUEST {request_id, symbol, timeframe, start, end, max_bars}` | `HISTORY_CANDLES {request_id, symbol, timeframe, candles}` or `ERROR` ([`super::history`]) |
 //!
 //! A `position` is `{ticket, symbol, type: "BUY"|"SELL", volume, price, price_current, profit, sl, tp, comment,
 //! time}` (`sl`/`tp` are `0.0` when unset, as MT5 reports them). `deals` lists the most recent deals
@@ -58,6 +59,7 @@ use serde_json::{Map, Value, json};
 use tracing::{debug, info, warn};
 
 use super::faults::{FaultStats, Faults};
+use super::history::HistorySource;
 use super::state::{Executed, STATE_FORMAT, STATE_VERSION, SavedState};
 use crate::feed::Tick;
 use crate::paper::{self, AccountState, ClosedPosition, DealEntry, DealReason, PaperAccount, PaperPosition};
@@ -191,6 +193,8 @@ pub struct Engine {
     next_refused_ticket: u64,
     /// The history is complete from this time on only (a restored account: recent deals, no refusals).
     history_floor: Option<DateTime<Utc>>,
+    /// Where price history comes from (`HISTORY_REQUEST`).
+    prices: HistorySource,
 }
 
 /// A refused `TRADE_OPEN`, as MT5's history lists it.
@@ -217,7 +221,14 @@ impl Engine {
             refused: VecDeque::new(),
             next_refused_ticket: FIRST_REFUSED_TICKET,
             history_floor: None,
+            prices: HistorySource::Unavailable,
         }
+    }
+
+    /// Answers `HISTORY_REQUEST`s from `source`.
+    pub fn with_history(mut self, source: HistorySource) -> Engine {
+        self.prices = source;
+        self
     }
 
     /// The engine a saved state describes (its account and remembered results), reporting as `identity`. The
@@ -342,6 +353,7 @@ impl Engine {
             })),
             "GET_ACCOUNT" => Reaction::reply(self.account_message("ACCOUNT_INFO", Some(echo(&m)))),
             "SYNC_REQUEST" => Reaction::reply(self.sync_response(&m)),
+            "HISTORY_REQUEST" => Reaction::reply(self.prices.answer(&m)),
             other => {
                 // The original connector logs unknown types and sends nothing back.
                 debug!(kind = other, "ignoring a message of unknown type");

@@ -27,6 +27,7 @@
 pub mod api;
 pub mod engine;
 pub mod faults;
+pub mod history;
 pub mod market;
 mod session;
 pub mod state;

@@ -25,7 +25,8 @@ use tracing::{debug, error, info, warn};
 use super::api::{Api, BrokerConnection, Registration, Tokens};
 use super::engine::{AccountIdentity, Engine, Signal};
 use super::faults::{AckPlan, Faults};
-use super::market::{Market, Pacing};
+use super::history::HistorySource;
+use super::market::{Market, Pacing, PriceSource};
 use super::state::{StateError, StateFile};
 use super::{
     ConnectorConfig, ConnectorError, DEFAULT_HEARTBEAT, HANDSHAKE_TIMEOUT, MAX_FRAME_BYTES, REFRESH_MARGIN,
@@ -37,13 +38,15 @@ use crate::paper::PaperAccount;
 /// What this connector states in its `AUTH` (`nusatrade_app::connector::capabilities`), all of it true of the paper
 /// engine: trade commands de-duplicated by request id (and by `NT-` comment), complete positions reports whatever the
 /// account holds, comments in positions and deals, `SYNC_REQUEST` history and ticket lookups, fill price and time in
-/// acks. The server resends an unacknowledged `TRADE_OPEN` to it after a reconnect because of the first.
-pub const CAPABILITIES: [Capability; 5] = [
+/// acks, price history (`HISTORY_REQUEST`, [`super::history`]). The server resends an unacknowledged `TRADE_OPEN`
+/// to it after a reconnect because of the first.
+pub const CAPABILITIES: [Capability; 6] = [
     Capability::DedupeRequestId,
     Capability::ReportPositions,
     Capability::ReportComments,
     Capability::HistoryLookups,
     Capability::AckFillDetails,
+    Capability::HistoryCandles,
 ];
 
 /// Why one connection attempt ended.
@@ -210,8 +213,16 @@ impl SimConnector {
         if config.faults.any() {
             info!(faults = ?config.faults, "fault injection on");
         }
-        let mut engine =
-            engine.with_position_update_gap(config.position_update_gap).with_faults(Faults::new(config.faults));
+        let history = match &config.prices {
+            PriceSource::RandomWalk { seed, symbols } => {
+                HistorySource::Generated { seed: *seed, symbols: symbols.clone() }
+            }
+            PriceSource::Replay { .. } => HistorySource::Unavailable,
+        };
+        let mut engine = engine
+            .with_position_update_gap(config.position_update_gap)
+            .with_faults(Faults::new(config.faults))
+            .with_history(history);
         // Written once now: a state file that cannot be written stops the connector before it trades.
         engine.mark_changed();
         let engine = Arc::new(Mutex::new(engine));

@@ -83,6 +83,8 @@ fn status_out() -> Value {
         "positions_synced": nullable(integer()),
         "positions_synced_at": nullable(datetime()),
         "positions_snapshot": nullable(snapshot),
+        "reconciliation": nullable(string()),
+        "report_error": nullable(string()),
     }))
 }
 

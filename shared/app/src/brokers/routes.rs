@@ -36,7 +36,10 @@
 //! `mt5_connected` is `false` while offline. `account_info` is the last snapshot MT5 reported, also after the
 //! connector left (`account_updated_at` says when); `positions_snapshot` likewise the last full positions
 //! report (`source`: `positions` or `sync_response`; `complete` false when entries were unreadable or
-//! dropped), its positions in `POSITION_UPDATE`'s field names.
+//! dropped), its positions in `POSITION_UPDATE`'s field names. `reconciliation` (null while offline) says whether
+//! reconciliation can read the connector's reports — `unavailable — connector cannot report positions` after it
+//! answered a positions request with `ERROR` (`report_error`), until its next complete report
+//! ([`crate::reconcile::reporting`]).
 
 use axum::Router;
 use axum::extract::{FromRef, Path, State};
@@ -249,6 +252,11 @@ pub struct StatusResponse {
     pub positions_synced: Option<u32>,
     pub positions_synced_at: Option<String>,
     pub positions_snapshot: Option<Value>,
+    /// Whether reconciliation can read this connector's reports (`available`, `limited — …`,
+    /// `unavailable — connector cannot report positions`); null while offline.
+    pub reconciliation: Option<&'static str>,
+    /// The `ERROR` the connector answered its last positions request with, until its next complete report.
+    pub report_error: Option<String>,
 }
 
 impl From<&ConnectionStatus> for StatusResponse {
@@ -288,6 +296,8 @@ impl From<&ConnectionStatus> for StatusResponse {
                     "positions": p.positions.iter().map(|x| x.to_wire()).collect::<Vec<_>>(),
                 })
             }),
+            reconciliation: link.map(crate::reconcile::reporting::reconciliation),
+            report_error: link.and_then(|l| l.reporting.report_error.clone()),
         }
     }
 }

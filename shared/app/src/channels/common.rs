@@ -122,6 +122,7 @@ pub async fn connections_status(brokers: &BrokerService, user: Uuid) -> Value {
                 "server": c.record.server,
                 "connected_since": iso(l.connected_at),
                 "last_message_at": l.health.last_message_at.map(iso),
+                "reconciliation": crate::reconcile::reporting::reconciliation(l),
             }))
         })
         .collect();

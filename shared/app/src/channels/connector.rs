@@ -39,7 +39,8 @@
 //! | `ACCOUNT_INFO` / `ACCOUNT_UPDATE` | the account snapshot (margin check, dashboard stats); relayed as `ACCOUNT_UPDATE` |
 //! | `POSITION_UPDATE` | quotes; relayed as `POSITION_UPDATE` |
 //! | `MT5_STATUS` | `mt5_connected`; relayed as `MT5_STATUS_UPDATE` |
-//! | `ERROR` | relayed as `CONNECTOR_ERROR` |
+//! | `HISTORY_CANDLES` | a page of price history, handed to the [`HistoryHook`] (the ML dataset import) |
+//! | `ERROR` | relayed as `CONNECTOR_ERROR`; one answering a `HISTORY_REQUEST` also fails its import |
 //!
 //! **Link health** (shown by the broker `status` route): `last_message_at` and `last_heartbeat` are written
 //! at most every [`HEALTH_WRITE_GAP`] per connection (kept in memory in between), facts that change the
@@ -67,6 +68,7 @@ use uuid::Uuid;
 use crate::auth::Authenticator;
 use crate::brokers::service::BrokerService;
 use crate::connector::capabilities::Capabilities;
+use crate::connector::history::{DropHistory, HistoryHook, HistoryRequestId};
 use crate::connector::limits::{Admission, LinkGuard, LinkLimits, PerConnection};
 use crate::connector::outbox::{MAX_RESENDS, OutboxEntry};
 use crate::connector::protocol::{Command, ConnectorMessage, TradeResult};
@@ -131,6 +133,8 @@ pub struct ConnectorChannel {
     pub guard: Arc<LinkGuard>,
     /// Where stored positions snapshots go (reconciliation, issue #6).
     pub snapshots: Arc<dyn SnapshotHook>,
+    /// Where pages of price history go (the ML dataset import).
+    pub history: Arc<dyn HistoryHook>,
     memo: Arc<PerConnection<LinkMemo>>,
 }
 
@@ -147,6 +151,7 @@ impl ConnectorChannel {
             brokers,
             guard: Arc::new(LinkGuard::new(limits)),
             snapshots: Arc::new(LogSnapshots),
+            history: Arc::new(DropHistory),
             memo: Arc::new(PerConnection::default()),
         }
     }
@@ -154,6 +159,12 @@ impl ConnectorChannel {
     /// Hands stored positions snapshots to `hook` (reconciliation).
     pub fn with_snapshot_hook(mut self, hook: Arc<dyn SnapshotHook>) -> Self {
         self.snapshots = hook;
+        self
+    }
+
+    /// Hands pages of price history to `hook` (the ML dataset import).
+    pub fn with_history_hook(mut self, hook: Arc<dyn HistoryHook>) -> Self {
+        self.history = hook;
         self
     }
 
@@ -699,13 +710,24 @@ impl ConnectorChannel {
                 self.mt5_status(&conn, broker, &s, now).await;
                 return None;
             }
+            ConnectorMessage::History(page) => {
+                self.history.page(conn.user_id, broker, page).await;
+                None
+            }
             ConnectorMessage::Error { error, request_id } => {
                 warn!(ws, %error, ?request_id, "the connector reported an error");
-                let mut relay = json!({"type": "CONNECTOR_ERROR", "connection_id": broker, "error": error});
-                if let Some(r) = request_id {
-                    relay["request_id"] = json!(r);
+                if let Some(h) = request_id.as_deref().and_then(HistoryRequestId::parse) {
+                    self.history.failed(conn.user_id, h, &error).await;
                 }
-                self.orders.dashboards.broadcast(conn.user_id, &relay).await;
+                // An ERROR answering a positions request is a failed snapshot (recorded by the hook), relayed once
+                // per change, not at every sweep.
+                if self.snapshots.connector_error(conn.user_id, broker, &error, request_id.as_deref()).await {
+                    let mut relay = json!({"type": "CONNECTOR_ERROR", "connection_id": broker, "error": error});
+                    if let Some(r) = request_id {
+                        relay["request_id"] = json!(r);
+                    }
+                    self.orders.dashboards.broadcast(conn.user_id, &relay).await;
+                }
                 None
             }
         };

@@ -87,7 +87,8 @@ impl Trading {
     }
 
     /// The connector and dashboard WebSocket channels over these use cases: a connector's positions snapshot
-    /// triggers reconciliation and its prices move trailing stops; a dashboard is greeted with its
+    /// triggers reconciliation and its prices move trailing stops; its pages of price history go to the ML dataset
+    /// import ([`crate::ml::import`]); a dashboard is greeted with its
     /// CONNECTIONS_STATUS at `$connect` when `greet_at_connect` (the local gateway buffers posts to a socket being
     /// accepted), else through the reconcile queue (API Gateway's `$connect` cannot post).
     pub fn channels(
@@ -98,7 +99,9 @@ impl Trading {
     ) -> (Arc<ConnectorChannel>, Arc<BrowserChannel>) {
         let (connector, browser) = connector::channels(auth, self.orders.clone(), BrokerService::new(ports));
         let hook = Arc::new(ReconcileHook::new(self.reconcile.clone()));
-        let connector = Arc::new(ConnectorChannel::clone(&connector).with_snapshot_hook(hook));
+        let imports = Arc::new(crate::ml::HistoryImports::new(ports));
+        let connector =
+            Arc::new(ConnectorChannel::clone(&connector).with_snapshot_hook(hook).with_history_hook(imports));
         let browser = Arc::new(BrowserChannel::clone(&browser).with_greeter(self.reconcile.greeter(greet_at_connect)));
         (connector, browser)
     }

@@ -10,6 +10,7 @@
 //! | `report_comments` | positions and deals in reports carry their MT5 comment (`NT-<client order id>`), so they can be matched back to orders |
 //! | `history_lookups` | `SYNC_REQUEST` is answered with the deals since a watermark and targeted ticket lookups |
 //! | `ack_fill_details` | open and close acks carry MT5's fill price, volume and time |
+//! | `history_candles` | `HISTORY_REQUEST` is answered with `HISTORY_CANDLES`: OHLC bars of a symbol and timeframe over a range ([`super::history`]) |
 //!
 //! A connector that states nothing (the original NusaTrade connector: its `AUTH` is only `{type, token, client_type,
 //! timestamp}`) has none of them. Unknown names are ignored with a log line — a newer connector talking to an older
@@ -47,15 +48,17 @@ pub enum Capability {
     ReportComments,
     HistoryLookups,
     AckFillDetails,
+    HistoryCandles,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 6] = [
         Capability::DedupeRequestId,
         Capability::ReportPositions,
         Capability::ReportComments,
         Capability::HistoryLookups,
         Capability::AckFillDetails,
+        Capability::HistoryCandles,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl Capability {
             Capability::ReportComments => "report_comments",
             Capability::HistoryLookups => "history_lookups",
             Capability::AckFillDetails => "ack_fill_details",
+            Capability::HistoryCandles => "history_candles",
         }
     }
 
@@ -267,7 +271,14 @@ mod tests {
         let v = serde_json::to_value(&all).unwrap();
         assert_eq!(
             v,
-            json!(["dedupe_request_id", "report_positions", "report_comments", "history_lookups", "ack_fill_details"])
+            json!([
+                "dedupe_request_id",
+                "report_positions",
+                "report_comments",
+                "history_lookups",
+                "ack_fill_details",
+                "history_candles"
+            ])
         );
         assert_eq!(serde_json::from_value::<Capabilities>(v).unwrap(), all);
         let newer: Capabilities = serde_json::from_value(json!(["report_comments", "from_the_future"])).unwrap();

@@ -11,6 +11,7 @@
 
 pub mod capabilities;
 pub mod fanout;
+pub mod history;
 pub mod limits;
 pub mod outbox;
 pub mod protocol;

@@ -9,6 +9,8 @@
 //!   (`n` = the order version that issued the command). The connector echoes `request_id` verbatim, so an
 //!   acknowledgement names the command it answers and a late ack of an older command is recognised.
 //! * Numbers travel as JSON numbers; `client_order_id` is an extra field old connectors ignore.
+//! * `HISTORY_REQUEST` → `HISTORY_CANDLES` (capability `history_candles`): pages of price history,
+//!   [`super::history`].
 
 use std::str::FromStr;
 
@@ -20,6 +22,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::capabilities::{Capabilities, Stated};
+use super::history::HistoryPage;
 use super::reports::{AccountReport, Mt5Status, PositionUpdate, PositionsReport, ReportSource};
 
 pub use nusatrade_domain::order::command::{CommandKind, MAX_REQUEST_ID, RequestId};
@@ -75,6 +78,16 @@ pub enum Command {
         request_id: String,
         timestamp: String,
     },
+    /// One page of price history (capability `history_candles`, [`super::history`]): the bars with open time
+    /// `start ≤ t < end` (RFC 3339), at most `max_bars`; answered by `HISTORY_CANDLES`.
+    HistoryRequest {
+        request_id: String,
+        symbol: String,
+        timeframe: &'static str,
+        start: String,
+        end: String,
+        max_bars: u32,
+    },
 }
 
 impl Command {
@@ -93,7 +106,8 @@ impl Command {
             | Command::GetPositions { request_id }
             | Command::GetAccount { request_id }
             | Command::SyncRequest { request_id, .. }
-            | Command::Ping { request_id, .. } => request_id,
+            | Command::Ping { request_id, .. }
+            | Command::HistoryRequest { request_id, .. } => request_id,
         }
     }
 
@@ -211,6 +225,8 @@ pub enum ConnectorMessage {
     PositionUpdate(PositionUpdate),
     /// `MT5_STATUS`.
     Mt5Status(Mt5Status),
+    /// `HISTORY_CANDLES`: one page of price history answering our `HISTORY_REQUEST`.
+    History(HistoryPage),
     /// `ERROR {error}`: a command handler of the connector failed.
     Error { error: String, request_id: Option<String> },
 }
@@ -253,6 +269,7 @@ impl ConnectorMessage {
         "ACCOUNT_UPDATE",
         "POSITION_UPDATE",
         "MT5_STATUS",
+        "HISTORY_CANDLES",
         "ERROR",
     ];
 
@@ -286,6 +303,7 @@ impl ConnectorMessage {
             "ACCOUNT_INFO" | "ACCOUNT_UPDATE" => ConnectorMessage::Account(AccountReport::parse(&m).map_err(invalid)?),
             "POSITION_UPDATE" => ConnectorMessage::PositionUpdate(PositionUpdate::parse(&m).map_err(invalid)?),
             "MT5_STATUS" => ConnectorMessage::Mt5Status(Mt5Status::parse(&m).map_err(invalid)?),
+            "HISTORY_CANDLES" => ConnectorMessage::History(HistoryPage::parse(&m).map_err(invalid)?),
             _ => ConnectorMessage::Error {
                 error: match m.get("error").or_else(|| m.get("message")) {
                     Some(Value::String(s)) if !s.is_empty() => s.chars().take(MAX_ERROR_TEXT).collect(),
@@ -461,6 +479,31 @@ mod tests {
         };
         assert_eq!((close.request_id(), close.is_trade()), ("x:close:1", true));
         assert!(!Command::GetPositions { request_id: "p".into() }.is_trade());
+        let history = Command::HistoryRequest {
+            request_id: "hist:x:0".into(),
+            symbol: "EURUSD".into(),
+            timeframe: "H1",
+            start: "2024-01-01T00:00:00Z".into(),
+            end: "2024-01-02T00:00:00Z".into(),
+            max_bars: 24,
+        };
+        assert_eq!((history.request_id(), history.is_trade()), ("hist:x:0", false));
+        let v: Value = serde_json::from_str(&history.to_json()).unwrap();
+        assert_eq!(
+            v,
+            json!({"type": "HISTORY_REQUEST", "request_id": "hist:x:0", "symbol": "EURUSD", "timeframe": "H1",
+                "start": "2024-01-01T00:00:00Z", "end": "2024-01-02T00:00:00Z", "max_bars": 24})
+        );
+        let rid = format!("hist:{}:3", Uuid::nil());
+        let frame = json!({"type": "HISTORY_CANDLES", "request_id": rid, "symbol": "EURUSD", "timeframe": "H1",
+            "candles": [[1704067200, 1.1, 1.2, 1.0, 1.15, 3]]});
+        assert!(matches!(
+            ConnectorMessage::parse(&frame.to_string()),
+            Ok(ConnectorMessage::History(p)) if p.request.page == 3 && p.candles.len() == 1
+        ));
+        let bad = json!({"type": "HISTORY_CANDLES", "request_id": rid, "symbol": "EURUSD", "timeframe": "H1",
+            "candles": [[1704067200, 1.1, 1.0, 1.05, 1.15, 3]]});
+        assert!(matches!(ConnectorMessage::parse(&bad.to_string()), Err(ProtocolError::Invalid { .. })));
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct ConnectorLink {
     /// What the connector's traffic says about the link (top-level attributes of the same item).
     #[serde(flatten, default)]
     pub health: LinkHealth,
+    /// Whether the connector's positions reports can be reconciled ([`crate::reconcile::reporting`]).
+    #[serde(flatten, default)]
+    pub reporting: crate::reconcile::reporting::Reporting,
 }
 
 /// Health of a live connector link, shown by `GET /brokers/connections/{id}/status`. Every field is absent
@@ -246,6 +249,7 @@ impl ConnectorRegistry {
             ttl: self.ttl(now),
             capabilities: Capabilities::none(),
             health: LinkHealth::default(),
+            reporting: Default::default(),
         };
         self.store.put(Item::from_record(&key, &link)?, None).await?;
         Ok(previous.map(|p| p.ws_connection_id).filter(|id| id != ws_connection_id))

@@ -627,6 +627,19 @@ pub trait SnapshotHook: Send + Sync + 'static {
     /// Live prices of the open positions (`POSITION_UPDATE`): the trailing-stop driver's input. Best effort, like
     /// the snapshot.
     async fn position_update(&self, _user_id: Uuid, _broker_connection_id: Uuid, _positions: &[BrokerPosition]) {}
+
+    /// The connector sent `ERROR` (`request_id` as it came): when it answers a positions request it is a failed
+    /// snapshot, recorded on the connection. Returns whether to relay it to the dashboards as `CONNECTOR_ERROR`
+    /// (a repeated failed snapshot is not: once per change).
+    async fn connector_error(
+        &self,
+        _user_id: Uuid,
+        _broker_connection_id: Uuid,
+        _error: &str,
+        _request_id: Option<&str>,
+    ) -> bool {
+        true
+    }
 }
 
 /// The hook until reconciliation exists: logs what arrived.

@@ -137,7 +137,7 @@ fn dataset_properties() -> Value {
         "last": datetime(),
         "size_bytes": integer(),
         "months": described(integer(), "Month chunks stored"),
-        "source": json!({"type": "string", "enum": ["upload", "seed_file", "generated"]}),
+        "source": json!({"type": "string", "enum": ["upload", "seed_file", "generated", "connector"]}),
         "revision": integer(),
         "updated_at": datetime(),
     })
@@ -352,6 +352,28 @@ fn candle() -> Value {
     )
 }
 
+/// An import from the connector (`import_view`).
+fn history_import() -> Value {
+    record(json!({
+        "id": uuid(),
+        "status": json!({"type": "string", "enum": ["running", "completed", "failed"]}),
+        "symbol": string(),
+        "timeframe": timeframe(),
+        "start": datetime(),
+        "end": datetime(),
+        "pages": integer(),
+        "pages_done": integer(),
+        "bars_received": integer(),
+        "bars_added": described(integer(), "Bars new to the dataset"),
+        "connection_id": uuid(),
+        "error": described(nullable(string()), "Why a failed import stopped (POST the same request to resume)"),
+        "created_at": datetime(),
+        "updated_at": datetime(),
+        "requested_at": described(nullable(datetime()), "When the page it waits for was last asked for"),
+        "status_url": string(),
+    }))
+}
+
 fn scope() -> Value {
     json!({"type": "string", "enum": ["user", "system"]})
 }
@@ -382,6 +404,33 @@ pub fn operations() -> Vec<Op> {
             .describe("`symbol`: a catalogue symbol (400 otherwise); `timeframe`: M1 … W1 (422 otherwise).")
             .query("scope", scope(), SCOPE)
             .ok(record(json!({"deleted": described(string(), "SYMBOL/TF, e.g. EURUSD/H1")}))),
+        Op::post("/api/v1/ml/datasets/from-connector", ML, "Import candles from the caller's MT5 connector")
+            .describe(
+                "Asks the caller's connector (the one on `connection_id`, or the one online) for the OHLC history of \
+                 the symbol and timeframe with bar open times `start <= t < end`, and merges it into the caller's \
+                 dataset of that symbol and timeframe (the one CSV uploads write and training, predictions, the AI \
+                 analysis and backtests read). Answers 202 at once with the import; the connector answers page by \
+                 page (at most 400 bars each) over its WebSocket: poll `status_url`. The import's id follows from the \
+                 request, so the same request is the same import: repeated while it runs or after it failed, it \
+                 resumes at the page it waits for; once completed it is answered as it stands. 400: `end` not after \
+                 `start`, `end` in the future, `start` before 2000-01-01, or more than 50,000 bars. 409: the \
+                 connector does not state the `history_candles` capability (the original connector). 503: no \
+                 connector online.",
+            )
+            .body(object(
+                json!({
+                    "symbol": json!({"type": "string", "maxLength": 32, "examples": ["EURUSD"]}),
+                    "timeframe": timeframe(),
+                    "start": described(datetime(), "First bar open time (inclusive), RFC 3339"),
+                    "end": described(datetime(), "Last bar open time (exclusive), RFC 3339"),
+                    "connection_id": described(nullable(uuid()), "The broker connection to ask (default: the one online)"),
+                }),
+                &["symbol", "timeframe", "start", "end"],
+            ))
+            .respond(202, "Import started (or resumed, or already completed)", Some(history_import())),
+        Op::get("/api/v1/ml/datasets/imports/{id}", ML, "One import from the connector")
+            .describe("`id`: the import's UUID (400 when malformed, 404 when unknown or another user's).")
+            .ok(history_import()),
         // ---------------------------------------------------------------- models
         Op::get("/api/v1/ml/models", ML, "List the caller's models (oldest first)")
             .query("skip", json!({"type": "integer", "minimum": 0, "maximum": 100_000}), "Models to skip (default 0)")

@@ -33,4 +33,8 @@ impl SnapshotHook for ReconcileHook {
     async fn position_update(&self, user_id: Uuid, broker_connection_id: Uuid, positions: &[BrokerPosition]) {
         self.trailing.on_positions(user_id, broker_connection_id, positions).await;
     }
+
+    async fn connector_error(&self, user_id: Uuid, broker: Uuid, error: &str, request_id: Option<&str>) -> bool {
+        self.service.connector_error(user_id, broker, error, request_id).await
+    }
 }

@@ -8,6 +8,8 @@
 //!   snapshot, its conditional repairs, the sweeps and the snapshot requests.
 //! * [`books`]: our orders and a stored snapshot in the kernel's terms (what a snapshot may prove).
 //! * [`hook`]: the connector channel's [`crate::connector::SnapshotHook`] (snapshots → runs; prices → trailing).
+//! * [`reporting`]: a connector's `ERROR` to a positions request (a failed snapshot) and the connection's
+//!   `reconciliation` health.
 //! * [`trailing`]: the trailing-stop driver.
 //! * [`routes`]: `GET /trading/position-monitor/status`, `POST /trading/position-monitor/sync`.
 //! * [`store`]: the layout (run records, the two sweep indexes, audit items, trailing slots).
@@ -17,6 +19,7 @@ pub mod config;
 pub mod docs;
 pub mod hook;
 pub mod jobs;
+pub mod reporting;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use nusatrade_domain::instrument::lookup;
 use nusatrade_domain::order::{ClientOrderId, OrderStatus, Refused, Ticket};
-use nusatrade_domain::reconcile::{Action, CloseSource, SkipReason, Snapshot, external_order_id, reconcile};
+use nusatrade_domain::reconcile::{
+    Action, CloseSource, PriorReport, ReportEvidence, SkipReason, Snapshot, external_order_id, reconcile_with,
+};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -36,6 +38,7 @@ use super::store::{
 };
 use crate::brokers::service::BrokerService;
 use crate::channels::greeting::{self, Greeter};
+use crate::connector::capabilities::Capability;
 use crate::connector::protocol::Command;
 use crate::connector::registry::LINK_TTL;
 use crate::connector::reports::{BrokerPosition, PositionsSnapshot};
@@ -53,6 +56,8 @@ pub const SOURCE_EXTERNAL: &str = "mt5_external";
 pub const REQUEST_PREFIX: &str = "reconcile_";
 /// Entries of a sweep index handled per message (the rest follows in a continuation message).
 pub const SWEEP_PAGE: u32 = 100;
+/// The oldest quote used as a position's last known price.
+pub const LAST_PRICE_MAX_AGE: Duration = Duration::days(1);
 /// History is asked from this long before the oldest order concerned (clock skew between MT5 and us).
 pub const HISTORY_MARGIN: Duration = Duration::minutes(1);
 
@@ -82,6 +87,10 @@ pub struct RunReport {
     pub checks: u64,
     /// Orders still in flight or unknown.
     pub unresolved: u64,
+    /// The complete reports to keep on the run record (set when this run compared one).
+    pub complete_reports: Option<Vec<PriorReport>>,
+    /// The unconfirmed closes to keep watching (set when the list changed).
+    pub unconfirmed_closes: Option<Vec<Uuid>>,
 }
 
 /// The position-monitor status of one connection.
@@ -158,7 +167,7 @@ impl ReconcileService {
     }
 
     /// The broker connections' use cases over this service's ports.
-    fn brokers(&self) -> BrokerService {
+    pub(super) fn brokers(&self) -> BrokerService {
         let o = &self.orders;
         BrokerService {
             store: o.book.store.clone(),
@@ -266,6 +275,7 @@ impl ReconcileService {
     /// A snapshot was stored (the channel's hook): the connection joins the active-connections index and a run is
     /// queued (run here when the queue is unavailable). Never fails the connector's message.
     pub async fn snapshot_stored(&self, user: Uuid, s: &PositionsSnapshot) {
+        self.report_received(user, s).await;
         let broker = s.broker_connection_id;
         let entry = IndexEntry {
             user_id: user,
@@ -345,6 +355,29 @@ impl ReconcileService {
         }
     }
 
+    /// Positions without a reported price take the symbol's last quote (a buy closes at the bid, a sell at the ask),
+    /// when one is at most [`LAST_PRICE_MAX_AGE`] old: the close price of a position found gone without a deal.
+    async fn last_prices(
+        &self,
+        user: Uuid,
+        books: &mut [nusatrade_domain::reconcile::BookOrder],
+    ) -> Result<(), StoreError> {
+        let mut quotes: HashMap<String, Option<crate::connector::registry::Quote>> = HashMap::new();
+        for o in books.iter_mut().filter(|o| o.last_price.is_none() && o.state.status.is_position()) {
+            if !quotes.contains_key(&o.symbol) {
+                let q = self.orders.registry().quote(user, &o.symbol, LAST_PRICE_MAX_AGE).await?;
+                quotes.insert(o.symbol.clone(), q);
+            }
+            if let Some(q) = quotes.get(&o.symbol).and_then(Option::as_ref) {
+                o.last_price = Some(match o.side {
+                    nusatrade_domain::money::Side::Buy => q.bid,
+                    nusatrade_domain::money::Side::Sell => q.ask,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Reconciles one broker connection with its latest stored snapshot (see the module docs).
     pub async fn reconcile_connection(&self, user: Uuid, broker: Uuid) -> Result<RunReport, StoreError> {
         let stored = self.orders.registry().positions(user, broker).await?;
@@ -370,14 +403,58 @@ impl ReconcileService {
                 }
             }
         }
-        let books: Vec<_> = records.values().map(book_order).collect();
+        // What the connector can answer (a connector gone since counts as the original), and the complete report
+        // compared before this one: a connector without lookups settles a missing position by two of them.
+        let link = self.orders.registry().link(user, broker).await?;
+        let no_lookups = !link.is_some_and(|l| l.capabilities.has(Capability::HistoryLookups));
+        let run_before: ConnectionRun = match self.store().get(&run_key(user, broker)).await? {
+            Some(item) => item.to_record().unwrap_or_default(),
+            None => ConnectionRun::default(),
+        };
+        // Closes made without a deal, when the snapshot carries deals or lookups that may confirm them.
+        if let Snapshot::Received(m) = &snapshot
+            && (m.history.as_ref().is_some_and(|h| !h.deals.is_empty()) || !m.lookups.is_empty())
+        {
+            for id in &run_before.unconfirmed_closes {
+                if records.contains_key(id) {
+                    continue;
+                }
+                if let Some(o) = self.order(user, *id).await?
+                    && o.broker_connection_id == Some(broker)
+                {
+                    records.insert(*id, o);
+                }
+            }
+        }
+        let unconfirmed: BTreeSet<Uuid> = records
+            .values()
+            .filter(|o| o.close_unconfirmed && o.status == OrderStatus::ClosedExternally)
+            .map(|o| o.id)
+            .collect();
+        let mut books: Vec<_> = records.values().map(book_order).collect();
+        self.last_prices(user, &mut books).await?;
         let now = self.now();
-        let actions = reconcile(&books, &snapshot, now, &self.settings.kernel);
+        let this_report = match &snapshot {
+            Snapshot::Received(m) => {
+                Some(PriorReport { taken_at: m.taken_at, tickets: m.positions.iter().map(|p| p.ticket).collect() })
+            }
+            _ => None,
+        };
+        let evidence = ReportEvidence {
+            no_lookups,
+            previous: this_report.as_ref().and_then(|r| run_before.previous_report(r.taken_at)).cloned(),
+            unconfirmed,
+        };
+        let actions = reconcile_with(&books, &snapshot, now, &self.settings.kernel, &evidence);
         let positions: HashMap<u64, &BrokerPosition> =
             stored.iter().flat_map(|s| s.positions.iter()).map(|p| (p.ticket, p)).collect();
         let mut report = RunReport {
             outcome: "reconciled".into(),
             snapshot_at: stored.as_ref().map(|s| s.received_at),
+            // Kept only when compared (a stale report, or one from the future, is not evidence of the present).
+            complete_reports: this_report
+                .filter(|_| !actions.iter().any(|a| matches!(a, Action::Skipped(_))))
+                .map(|r| run_before.with_report(r)),
             ..RunReport::default()
         };
         let mut checks: Vec<(Option<Ticket>, DateTime<Utc>)> = Vec::new();
@@ -413,6 +490,18 @@ impl ReconcileService {
         }
         for rec in &report.applied {
             self.orders.notify(rec).await;
+        }
+        let mut watched = run_before.unconfirmed_closes.clone();
+        for rec in &report.applied {
+            watched.retain(|id| *id != rec.id);
+            if rec.close_unconfirmed {
+                watched.push(rec.id);
+            }
+        }
+        let drop = watched.len().saturating_sub(super::store::KEPT_UNCONFIRMED);
+        watched.drain(..drop);
+        if watched != run_before.unconfirmed_closes {
+            report.unconfirmed_closes = Some(watched);
         }
         let unresolved: Vec<&OrderRecord> = records.values().filter(|o| in_flight(o.status)).collect();
         report.unresolved = unresolved.len() as u64;
@@ -482,6 +571,14 @@ impl ReconcileService {
         if let Some(at) = r.snapshot_at {
             u = u.set("last_snapshot_at", iso(at));
         }
+        if let Some(ids) = &r.unconfirmed_closes {
+            let list: Vec<crate::ports::Value> = ids.iter().map(|i| crate::ports::Value::from(i.to_string())).collect();
+            u = u.set("unconfirmed_closes", crate::ports::Value::L(list));
+        }
+        if let Some(reports) = &r.complete_reports {
+            let list = serde_json::to_value(reports).map_err(|e| StoreError::Validation(e.to_string()))?;
+            u = u.set("complete_reports", crate::ports::Value::from_json(list)?);
+        }
         let item = self.store().update(&run_key(user, broker), u, None).await?;
         item.to_record()
     }
@@ -519,6 +616,7 @@ impl ReconcileService {
                 command_seq: 0,
                 open_price: Some(p.open_price),
                 fill_price_confirmed: true,
+                close_unconfirmed: false,
                 open_time: p.open_time.or(snapshot.map(|s| s.received_at)),
                 close_price: None,
                 close_time: None,
@@ -547,6 +645,9 @@ impl ReconcileService {
         let Some(before) = records.get(&id) else { return Ok(None) };
         if Some(before.state()) != action.expected() {
             return Ok(None);
+        }
+        if let Action::CorrectClose { close_price, close_time, source, .. } = action {
+            return self.correct_close(before, to.version, *close_price, *close_time, *source, snapshot, now).await;
         }
         let mut next = before.clone();
         next.status = to.status;
@@ -595,9 +696,10 @@ impl ReconcileService {
                 if next.profit.is_none() {
                     next.profit = self.orders.realised_profit(&next).await;
                 }
-                if matches!(source, CloseSource::NoPrice) {
+                if close_price.is_none() {
                     next.error = Some("Closed in MT5 at an unknown price (reconciliation)".into());
                 }
+                next.close_unconfirmed = source.unconfirmed();
                 (
                     events::CLOSED_EXTERNALLY,
                     json!({"from": before.status, "to": to.status, "ticket": to.ticket.map(|t| t.0),
@@ -626,6 +728,79 @@ impl ReconcileService {
         let audit = audit_item(user, id, next.version, event, now, details);
         let step = Step { before, after: &next, releases_reservation: action.releases_reservation() };
         Ok((self.orders.book.apply(step, Some(audit), None).await? == Written::Yes).then_some(next))
+    }
+
+    /// [`Action::CorrectClose`]: the deal's close price and time, its profit, the flag cleared, and the closed-trade
+    /// aggregates moved by the difference — one conditional transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn correct_close(
+        &self,
+        before: &OrderRecord,
+        version: u64,
+        close_price: Decimal,
+        close_time: DateTime<Utc>,
+        source: CloseSource,
+        snapshot: Option<&PositionsSnapshot>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        use crate::ports::TxOp;
+        use crate::trading::orders::store::{day_key, stats_key};
+        let mut next = before.clone();
+        next.version = version;
+        next.updated_at = now;
+        next.close_price = Some(close_price);
+        next.close_time = Some(close_time);
+        next.close_unconfirmed = false;
+        if before.close_price.is_none() {
+            next.error = None; // "closed at an unknown price": it is known now
+        }
+        next.profit = match source {
+            CloseSource::Deal(t) => deal_profit(snapshot, t),
+            _ => None,
+        };
+        if next.profit.is_none() {
+            next.profit = self.orders.realised_profit(&next).await;
+        }
+        let user = before.user_id;
+        let details = json!({"ticket": before.ticket.map(|t| t.0), "close_price": [before.close_price, close_price],
+            "close_time": [before.close_time.map(iso), iso(close_time)], "profit": [before.profit, next.profit],
+            "source": format!("{source:?}")});
+        let audit = audit_item(user, before.id, next.version, events::CLOSE_CORRECTED, now, details);
+        let (old, new) = (before.profit.unwrap_or_default(), next.profit.unwrap_or_default());
+        let won = |p: Decimal| i64::from(p > Decimal::ZERO);
+        let old_day = before.close_time.unwrap_or(before.updated_at).date_naive();
+        let mut ops = vec![
+            TxOp::Put { item: next.to_item()?, condition: Some(before.unchanged()) },
+            TxOp::Put { item: audit, condition: None },
+            TxOp::Update {
+                key: stats_key(user),
+                update: Update::new().add("winning_trades", won(new) - won(old)).add("total_pnl", new - old),
+                condition: None,
+            },
+        ];
+        if old_day == close_time.date_naive() {
+            ops.push(TxOp::Update {
+                key: day_key(user, old_day),
+                update: Update::new().add("pnl", new - old),
+                condition: None,
+            });
+        } else {
+            ops.push(TxOp::Update {
+                key: day_key(user, old_day),
+                update: Update::new().add("pnl", -old),
+                condition: None,
+            });
+            ops.push(TxOp::Update {
+                key: day_key(user, close_time.date_naive()),
+                update: Update::new().add("pnl", new),
+                condition: None,
+            });
+        }
+        match self.store().transact_write(ops).await {
+            Ok(()) => Ok(Some(next)),
+            Err(e) if e.is_condition_failure() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     // ------------------------------------------------------------------ position monitor

@@ -117,6 +117,40 @@ pub struct ConnectionRun {
     /// When a targeted check (history + tickets) was last asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_requested_at: Option<DateTime<Utc>>,
+    /// The two latest complete positions reports compared (when taken, which tickets): the previous one is the
+    /// kernel's evidence for the two-consecutive-reports rule ([`nusatrade_domain::reconcile::ReportEvidence`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub complete_reports: Vec<nusatrade_domain::reconcile::PriorReport>,
+    /// Orders of the connection closed externally without a deal (newest last, at most [`KEPT_UNCONFIRMED`]): a
+    /// later closing deal corrects them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed_closes: Vec<Uuid>,
+}
+
+/// How many unconfirmed closes a connection's run record keeps watching for their deal.
+pub const KEPT_UNCONFIRMED: usize = 50;
+
+/// How many complete reports a connection's run record keeps.
+pub const KEPT_REPORTS: usize = 2;
+
+impl ConnectionRun {
+    /// The latest complete report kept that was taken before `taken_at`.
+    pub fn previous_report(&self, taken_at: DateTime<Utc>) -> Option<&nusatrade_domain::reconcile::PriorReport> {
+        self.complete_reports.iter().filter(|r| r.taken_at < taken_at).max_by_key(|r| r.taken_at)
+    }
+
+    /// The reports to keep once `report` was compared: the [`KEPT_REPORTS`] latest, one per time.
+    pub fn with_report(
+        &self,
+        report: nusatrade_domain::reconcile::PriorReport,
+    ) -> Vec<nusatrade_domain::reconcile::PriorReport> {
+        let at = report.taken_at;
+        let mut all: Vec<_> =
+            self.complete_reports.iter().filter(|r| r.taken_at != at).cloned().chain([report]).collect();
+        all.sort_by_key(|r| std::cmp::Reverse(r.taken_at));
+        all.truncate(KEPT_REPORTS);
+        all
+    }
 }
 
 /// Event names of reconciliation's audit items.
@@ -126,6 +160,7 @@ pub mod events {
     pub const CLOSED_EXTERNALLY: &str = "order_closed_externally";
     pub const ADOPTED: &str = "position_adopted";
     pub const FOLLOWED: &str = "order_followed_mt5";
+    pub const CLOSE_CORRECTED: &str = "order_close_corrected";
 }
 
 /// The audit item of a repair: the shape `GET /users/activity` lists (`AuditLog`), keyed by the write (order id and

@@ -63,6 +63,9 @@ macro_rules! reconcile_contract {
                 the_hook_queues_a_run_and_redelivery_changes_nothing,
                 trailing_stops_move_protectively_at_most_every_15_seconds,
                 position_monitor_status_and_sync,
+                a_blind_connector_closes_what_two_complete_reports_lack,
+                an_error_report_is_a_failed_snapshot_told_once,
+                the_close_acks_price_and_profit_are_used,
             ]
         );
     };

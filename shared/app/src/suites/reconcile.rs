@@ -591,3 +591,190 @@ pub async fn position_monitor_status_and_sync(f: &impl StoreFactory) {
     let limits = w.b.store.get(&limits_key(w.b.user.id)).await.unwrap().unwrap();
     assert_eq!(limits.get_n(OPEN_ORDERS_ATTR), Some(Decimal::ONE));
 }
+
+// ------------------------------------------------------------------ blind connectors (issue 18)
+
+/// The original connector (no capabilities, no lookups): a position of ours missing from two consecutive complete
+/// reports taken after its last change is closed externally at the last known price, flagged unconfirmed; one
+/// report is not enough, nor the same report twice; a connector with lookups is asked instead.
+pub async fn a_blind_connector_closes_what_two_complete_reports_lack(f: &impl StoreFactory) {
+    use crate::connector::capabilities::Capabilities;
+    use crate::connector::registry::Quote;
+    let w = World::new(f, TradingConfig::default()).await;
+    let o = w.place(Side::Buy).await;
+    // The original's open ack: the ticket only.
+    w.b.ack(&o.id.to_string(), true, json!({"ticket": 900})).await;
+    w.advance(20);
+    w.report(vec![], vec![], ReportHistory::default()).await;
+    let r = w.run().await;
+    assert_eq!((r.applied.len(), r.checks), (0, 1), "one report: asked again, nothing written: {r:?}");
+    assert_eq!(w.run().await.applied.len(), 0, "the same report twice is one report");
+    assert_eq!(w.get(o.id).await.status, OrderStatus::Open);
+    // A report that lists it in between resets the count.
+    w.advance(30);
+    w.report(vec![mine(&o, 900, "1.0850")], vec![], ReportHistory::default()).await;
+    assert_eq!(w.run().await.applied.len(), 0);
+    w.advance(30);
+    w.report(vec![], vec![], ReportHistory::default()).await;
+    assert_eq!(w.run().await.applied.len(), 0, "absent once since it was last listed");
+    w.advance(30);
+    w.report(vec![], vec![], ReportHistory::default()).await;
+    let r = w.run().await;
+    assert_eq!(r.applied.len(), 1, "{r:?}");
+    let c = w.get(o.id).await;
+    // No price was ever known (the original's acks and reports carry none, no quote): closed without one.
+    assert_eq!((c.status, c.close_price, c.profit), (OrderStatus::ClosedExternally, None, None));
+    assert!(c.close_unconfirmed, "no deal confirms it");
+    assert!(c.error.as_deref().unwrap().contains("unknown price"));
+    assert_eq!(w.reservations().await, Decimal::ZERO);
+    let view = serde_json::to_value(crate::trading::orders::views::TradeOut::from(&c)).unwrap();
+    assert_eq!((view["status"].clone(), view["close_unconfirmed"].clone()), (json!("closed_externally"), json!(true)));
+    assert!(w.audit_events().await.iter().any(|e| e == "order_closed_externally"));
+    assert_eq!(w.run().await.applied.len(), 0);
+
+    // Never reported by MT5: the close takes the symbol's last quote (a buy closes at the bid).
+    let o2 = w.place(Side::Buy).await;
+    w.b.ack(&o2.id.to_string(), true, json!({"ticket": 901})).await;
+    let quote = Quote { symbol: "EURUSD".into(), bid: dec("1.0900"), ask: dec("1.0902"), time: w.now() };
+    w.b.orders.registry().save_quote(w.b.user.id, &quote).await.unwrap();
+    for _ in 0..2 {
+        w.advance(20);
+        w.report(vec![], vec![], ReportHistory::default()).await;
+        w.run().await;
+    }
+    let c2 = w.get(o2.id).await;
+    assert_eq!(
+        (c2.status, c2.close_price, c2.close_unconfirmed),
+        (OrderStatus::ClosedExternally, Some(dec("1.0900")), true)
+    );
+    assert_eq!(c2.profit, Some(dec("50")), "0.1 lot EURUSD +50 pips from the requested 1.0850");
+
+    // Later, MT5's closing deal of the first one is reported (say, by a newer connector): the close is corrected, its
+    // profit and the aggregates follow, and the flag goes.
+    w.advance(20);
+    let deal = BrokerDeal {
+        ticket: 7000,
+        position: Some(900),
+        symbol: "EURUSD".into(),
+        side: Some(Side::Sell),
+        entry: Some("out".into()),
+        volume: Some(dec("0.1")),
+        price: Some(dec("1.0950")),
+        profit: Some(dec("100")),
+        time: Some(w.now() - Duration::seconds(200)),
+        reason: Some("sl".into()),
+        comment: None,
+    };
+    w.report(vec![], vec![deal], ReportHistory::default()).await;
+    let r = w.run().await;
+    assert_eq!(r.applied.len(), 1, "{r:?}");
+    let fixed = w.get(o.id).await;
+    assert_eq!(
+        (fixed.status, fixed.close_price, fixed.profit, fixed.close_unconfirmed, fixed.error.clone()),
+        (OrderStatus::ClosedExternally, Some(dec("1.0950")), Some(dec("100")), false, None)
+    );
+    assert_eq!(fixed.version, c.version + 1);
+    let stats = w.b.store.get(&stats_key(w.b.user.id)).await.unwrap().unwrap();
+    assert_eq!(
+        (stats.get_n("closed_trades"), stats.get_n("winning_trades"), stats.get_n("total_pnl")),
+        (Some(dec("2")), Some(dec("2")), Some(dec("150")))
+    );
+    assert!(w.audit_events().await.iter().any(|e| e == "order_close_corrected"));
+    assert_eq!(w.run().await.applied.len(), 0, "corrected once");
+
+    // A connector with lookups is asked, never closed on absence alone.
+    w.b.orders.registry().record_capabilities(&w.b.ws, w.b.user.id, w.b.broker, &Capabilities::all()).await.unwrap();
+    let o3 = w.place(Side::Buy).await;
+    w.b.ack(&o3.id.to_string(), true, json!({"ticket": 902, "price": 1.0850})).await;
+    for _ in 0..3 {
+        w.advance(40);
+        w.report(vec![], vec![], ReportHistory::default()).await;
+        assert_eq!(w.run().await.applied.len(), 0);
+    }
+    assert_eq!(w.get(o3.id).await.status, OrderStatus::Open);
+}
+
+/// An `ERROR` answering a positions request is a failed snapshot: nothing changes, the connection's health says
+/// reconciliation is unavailable, the dashboards hear it once per change, and a complete report clears it.
+pub async fn an_error_report_is_a_failed_snapshot_told_once(f: &impl StoreFactory) {
+    use crate::connector::capabilities::Capabilities;
+    use crate::reconcile::reporting::{LIMITED, UNAVAILABLE, reconciliation};
+    let w = World::new(f, TradingConfig::default()).await;
+    let (user, broker) = (w.b.user.id, w.b.broker);
+    let o = w.place(Side::Buy).await;
+    w.b.ack(&o.id.to_string(), true, json!({"ticket": 31})).await;
+    w.advance(30);
+    let link = || async { w.b.orders.registry().link(user, broker).await.unwrap().unwrap() };
+    assert_eq!(reconciliation(&link().await), LIMITED, "the original promises no reports");
+    let statuses = || w.b.push.of_type(&w.browser, "CONNECTIONS_STATUS");
+    let before = statuses().len();
+    let error = "'PositionInfo' object has no attribute 'type'";
+    // The original's ERROR carries no request id: it answers the positions request.
+    assert!(w.svc.connector_error(user, broker, error, None).await, "first: relayed");
+    for _ in 0..3 {
+        assert!(!w.svc.connector_error(user, broker, error, None).await, "repeated: not relayed");
+    }
+    let l = link().await;
+    assert_eq!((reconciliation(&l), l.reporting.report_error.as_deref()), (UNAVAILABLE, Some(error)));
+    let sent = statuses();
+    assert_eq!(sent.len(), before + 1, "one status message per change");
+    // (Its content, `reconciliation` per connection, is checked over the gateway: this bench has no connection
+    // record to list.)
+
+    // Nothing written: the order stays open, the run says why.
+    let after = w.get(o.id).await;
+    assert_eq!((after.status, after.version), (OrderStatus::Open, o.version + 1));
+    let run: crate::reconcile::store::ConnectionRun =
+        w.b.store.get(&run_key(user, broker)).await.unwrap().unwrap().to_record().unwrap();
+    assert!(run.last_outcome.unwrap().contains("snapshot failed ('PositionInfo'"));
+    // Another error (not a positions request) is relayed and recorded nowhere.
+    assert!(w.svc.connector_error(user, broker, "Failed to get account info", Some("resync_ab_account")).await);
+    assert_eq!(link().await.reporting.report_error.as_deref(), Some(error));
+    // A complete report clears it (one more status message).
+    let s = PositionsSnapshot {
+        broker_connection_id: broker,
+        source: ReportSource::Positions,
+        request_id: None,
+        ws_connection_id: w.b.ws.clone(),
+        received_at: w.now(),
+        positions: vec![mine_position(&o)],
+        deals: vec![],
+        skipped: 0,
+        truncated: false,
+        history: ReportHistory::default(),
+    };
+    let stored = w.b.orders.registry().save_positions(user, s).await.unwrap();
+    w.svc.snapshot_stored(user, &stored).await;
+    assert_eq!((reconciliation(&link().await), statuses().len()), (LIMITED, before + 2));
+    // A connector promising reports: an uncorrelated ERROR is just relayed.
+    w.b.orders.registry().record_capabilities(&w.b.ws, user, broker, &Capabilities::all()).await.unwrap();
+    assert!(w.svc.connector_error(user, broker, "boom", None).await);
+    assert!(w.svc.connector_error(user, broker, "boom", None).await);
+    assert_eq!(reconciliation(&link().await), crate::reconcile::reporting::AVAILABLE);
+    // ...but an ERROR to one of our positions requests is a failed snapshot whatever it promised.
+    assert!(w.svc.connector_error(user, broker, "boom", Some("reconcile_sweep_1")).await);
+    assert_eq!(reconciliation(&link().await), UNAVAILABLE);
+}
+
+fn mine_position(o: &OrderRecord) -> BrokerPosition {
+    mine(o, 31, "1.0850")
+}
+
+/// Evidence the original does give: its close ack's price (and profit, when one is sent) settles the close — the
+/// ack's profit as MT5 reported it, else the profit at the ack's price from the order's entry.
+pub async fn the_close_acks_price_and_profit_are_used(f: &impl StoreFactory) {
+    let w = World::new(f, TradingConfig::default()).await;
+    for (ticket, ack, profit) in
+        [(41, json!({"price": 1.0900, "profit": 12.34}), dec("12.34")), (42, json!({"price": 1.0900}), dec("50"))]
+    {
+        let o = w.place(Side::Buy).await;
+        w.b.ack(&o.id.to_string(), true, json!({"ticket": ticket})).await; // the original's open ack
+        w.b.orders.close(&w.b.user, o.id, None).await.unwrap();
+        let close = w.connector_frames("TRADE_CLOSE").pop().unwrap();
+        assert_eq!(close["ticket"], ticket);
+        w.b.ack(close["request_id"].as_str().unwrap(), true, ack).await;
+        let c = w.get(o.id).await;
+        assert_eq!((c.status, c.close_price, c.profit), (OrderStatus::Closed, Some(dec("1.0900")), Some(profit)));
+        assert!(!c.close_unconfirmed);
+    }
+}

@@ -126,6 +126,7 @@ pub(crate) fn trade_out() -> Value {
         "profit": nullable(number()),
         "open_time": nullable(datetime()),
         "close_time": nullable(datetime()),
+        "close_unconfirmed": boolean(),
         "stop_loss": nullable(number()),
         "take_profit": nullable(number()),
         "status": order_status(),

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::parse::{body_error, model_id, parse_candles, parse_model, parse_train, query_error, symbol, timeframe};
 use super::views::{
-    bot_view, dataset_view, default_view, file_view, json_of, model_view, prediction_view, status_str, status_view,
-    upload_view,
+    bot_view, dataset_view, default_view, file_view, import_view, json_of, model_view, prediction_view, status_str,
+    status_view, upload_view,
 };
 use super::{MAX_MODEL_PATH, MlState, NEXT_CURSOR_HEADER};
 use crate::auth::CurrentUser;
@@ -21,6 +21,7 @@ use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError, optional_o
 use crate::ml::auto::{AutoTradingSettings, CycleOutcome, CycleResult, INTERVAL_MINUTES, STALE_AFTER_MINUTES};
 use crate::ml::defaults::{DEFAULT_SYMBOLS, default_symbol};
 use crate::ml::error::MlError;
+use crate::ml::import::ImportRequest;
 use crate::ml::service::{ExecuteInput, PredictCandles};
 use crate::ml::store::{Owner, tf_name};
 use crate::ports::Cursor;
@@ -85,6 +86,43 @@ pub(super) async fn delete_dataset(
         return Err(ApiError::NotFound("Dataset not found".into()));
     }
     Ok(axum::Json(json!({"deleted": format!("{sym}/{}", tf_name(tf))})).into_response())
+}
+
+/// `POST /ml/datasets/from-connector`.
+#[derive(Debug, Deserialize)]
+pub struct FromConnectorBody {
+    pub symbol: String,
+    pub timeframe: String,
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub connection_id: Option<Uuid>,
+}
+
+/// Starts (or resumes) an import of the connector's price history into the caller's dataset: 202 with the import.
+pub(super) async fn import_from_connector(
+    user: CurrentUser,
+    State(s): State<MlState>,
+    ApiJson(b): ApiJson<FromConnectorBody>,
+) -> ApiResult<Response> {
+    let sym = symbol(&b.symbol)?;
+    let tf = timeframe(&b.timeframe, &["body", "timeframe"])?;
+    let req = ImportRequest { symbol: sym, timeframe: tf, start: b.start, end: b.end, connection_id: b.connection_id };
+    req.check(s.ml.clock.now()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let record = s.ml.imports.start(user.id, req).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(import_view(&record))).into_response())
+}
+
+/// `GET /ml/datasets/imports/{id}`.
+pub(super) async fn import_status(
+    user: CurrentUser,
+    State(s): State<MlState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = Uuid::try_parse(&id)
+        .map_err(|_| ApiError::BadRequest("Invalid import id format. Must be a valid UUID.".into()))?;
+    let record = s.ml.imports.get(user.id, id).await?;
+    Ok(axum::Json(import_view(&record)).into_response())
 }
 
 // ------------------------------------------------------------------ models

@@ -5,6 +5,8 @@
 //! | `POST /api/v1/ml/datasets?symbol=&timeframe=[&scope=system]` (CSV body, ≤ 4 MiB) | 201 dataset + what the merge did |
 //! | `GET /api/v1/ml/datasets[?scope=system]` | 200 datasets |
 //! | `DELETE /api/v1/ml/datasets/{symbol}/{timeframe}[?scope=system]` | 200 `{"deleted": "EURUSD/H1"}` |
+//! | `POST /api/v1/ml/datasets/from-connector {symbol, timeframe, start, end, connection_id?}` | **202** the import (`crate::ml::import`): pages of the connector's history merged into the caller's dataset; 409 when the connector cannot provide history, 503 when none is online |
+//! | `GET /api/v1/ml/datasets/imports/{id}` | 200 the import: `status` running / completed / failed, `pages_done` of `pages`, bars |
 //! | `GET /api/v1/ml/models?skip=0&limit=20` | 200 `ModelResponse[]`, oldest first |
 //! | `POST /api/v1/ml/models` | 201 `ModelResponse` |
 //! | `GET` / `PUT` / `DELETE /api/v1/ml/models/{id}` | 200 `ModelResponse` / `ModelResponse` / `{"deleted": id}` |
@@ -76,6 +78,8 @@ pub fn router(state: MlState, limits: Option<RequestLimits>) -> Router {
     let mut routes = Router::new()
         .route("/ml/datasets", get(list_datasets).post(upload_dataset))
         .route("/ml/datasets/{symbol}/{timeframe}", delete(delete_dataset))
+        .route("/ml/datasets/from-connector", post(import_from_connector))
+        .route("/ml/datasets/imports/{id}", get(import_status))
         .route("/ml/models", get(list_models).post(create_model))
         .route("/ml/models/import-default/{symbol}", post(import_default))
         .route("/ml/models/{id}", get(get_model).put(update_model).delete(delete_model))

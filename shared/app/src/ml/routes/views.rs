@@ -118,6 +118,28 @@ pub(super) fn dataset_view(d: &DatasetRecord) -> Value {
     })
 }
 
+/// A history import from the connector (`crate::ml::import`).
+pub(super) fn import_view(r: &crate::ml::import::ImportRecord) -> Value {
+    json!({
+        "id": r.id,
+        "status": r.status,
+        "symbol": r.symbol,
+        "timeframe": tf_name(r.timeframe),
+        "start": iso(r.start),
+        "end": iso(r.end),
+        "pages": r.pages,
+        "pages_done": r.next_page,
+        "bars_received": r.bars_received,
+        "bars_added": r.bars_added,
+        "connection_id": r.connection_id,
+        "error": r.error,
+        "created_at": iso(r.created_at),
+        "updated_at": iso(r.updated_at),
+        "requested_at": r.requested_at.map(iso),
+        "status_url": format!("/api/v1/ml/datasets/imports/{}", r.id),
+    })
+}
+
 pub(super) fn upload_view(s: &UploadSummary) -> Value {
     let mut v = dataset_view(&s.record);
     if let Value::Object(m) = &mut v {

@@ -201,6 +201,8 @@ pub struct MlService {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub datasets: Datasets,
+    /// Datasets imported from the user's connector (`POST /ml/datasets/from-connector`).
+    pub imports: super::import::HistoryImports,
     pub cache: ModelCache,
     /// The order use case `execute` goes through (`None`: a process without trading, e.g. the training worker).
     pub orders: Option<OrderService>,
@@ -265,6 +267,7 @@ impl MlService {
             clock: ports.clock.clone(),
             ids: ports.ids.clone(),
             datasets: Datasets::new(ports.store.clone(), ports.blobs.clone(), ports.clock.clone()),
+            imports: super::import::HistoryImports::new(ports),
             cache,
             orders,
             config: Arc::new(config),

@@ -301,6 +301,7 @@ impl OrderService {
             command_seq: 0,
             open_price: None,
             fill_price_confirmed: false,
+            close_unconfirmed: false,
             open_time: None,
             close_price: None,
             close_time: None,

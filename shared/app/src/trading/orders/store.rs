@@ -94,6 +94,10 @@ pub struct OrderRecord {
     pub close_price: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_time: Option<DateTime<Utc>>,
+    /// Closed by reconciliation without MT5's closing deal (absent from two complete reports of a connector without
+    /// lookups, or a lookup that found nothing): the price is the last known one until a deal says otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub close_unconfirmed: bool,
     /// Realised profit in the account currency (2 dp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profit: Option<Decimal>,

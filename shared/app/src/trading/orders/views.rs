@@ -36,6 +36,8 @@ pub struct TradeOut {
     pub profit: Option<f64>,
     pub open_time: Option<String>,
     pub close_time: Option<String>,
+    /// Closed by reconciliation without MT5's closing deal: the close price is the last known price.
+    pub close_unconfirmed: bool,
     pub stop_loss: Option<f64>,
     pub take_profit: Option<f64>,
     pub status: OrderStatus,
@@ -61,6 +63,7 @@ impl From<&OrderRecord> for TradeOut {
             profit: opt(o.profit),
             open_time: opt_time(o.open_time),
             close_time: opt_time(o.close_time),
+            close_unconfirmed: o.close_unconfirmed,
             stop_loss: opt(o.stop_loss),
             take_profit: opt(o.take_profit),
             status: o.status,
