@@ -615,3 +615,23 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
+
+/// The `token=` of the newest mail to `to` whose subject contains `subject`.
+pub fn mailed_token(gw: &Gateway, to: &str, subject: &str) -> String {
+    let dir = gw.data_dir.path().join("data").join("mail");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    names.sort();
+    for p in names.iter().rev() {
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        if m["to"] == to && m["subject"].as_str().unwrap().contains(subject) {
+            let text = m["text"].as_str().unwrap();
+            let at = text.find("token=").unwrap() + "token=".len();
+            return text[at..].split_whitespace().next().unwrap().to_owned();
+        }
+    }
+    panic!("no mail {subject:?} to {to} in {}", dir.display());
+}

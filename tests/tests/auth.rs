@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use nusatrade_tests::{Gateway, http};
+use nusatrade_tests::{Gateway, http, mailed_token};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -48,26 +48,6 @@ async fn authed(gw: &Gateway, method: reqwest::Method, path: &str, token: &str, 
     let r = http().request(method, gw.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
     let s = r.status();
     (s, r.json().await.unwrap_or(Value::Null))
-}
-
-/// The `token=` of the newest mail to `to` whose subject contains `subject`.
-fn mailed_token(gw: &Gateway, to: &str, subject: &str) -> String {
-    let dir = gw.data_dir.path().join("data").join("mail");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    names.sort();
-    for p in names.iter().rev() {
-        let m: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-        if m["to"] == to && m["subject"].as_str().unwrap().contains(subject) {
-            let text = m["text"].as_str().unwrap();
-            let at = text.find("token=").unwrap() + "token=".len();
-            return text[at..].split_whitespace().next().unwrap().to_owned();
-        }
-    }
-    panic!("no mail {subject:?} to {to} in {}", dir.display());
 }
 
 async fn register(gw: &Gateway, email: &str) -> Value {

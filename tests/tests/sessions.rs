@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey};
-use nusatrade_tests::{Gateway, TEST_ENV, WsClient, broker_connection, http, next_of};
+use nusatrade_tests::{Gateway, TEST_ENV, WsClient, broker_connection, http, mailed_token, next_of};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -109,25 +109,6 @@ async fn closed_for_its_session(ws: &mut WsClient, what: &str) {
 async fn still_open(ws: &mut WsClient, what: &str) {
     ws.send(Message::Text(json!({"type": "PING"}).to_string().into())).await.unwrap();
     next_of(ws, "PONG", Duration::from_secs(3)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
-}
-
-fn mailed_token(gw: &Gateway, to: &str, subject: &str) -> String {
-    let dir = gw.data_dir.path().join("data").join("mail");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    names.sort();
-    for p in names.iter().rev() {
-        let m: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-        if m["to"] == to && m["subject"].as_str().unwrap().contains(subject) {
-            let text = m["text"].as_str().unwrap();
-            let at = text.find("token=").unwrap() + "token=".len();
-            return text[at..].split_whitespace().next().unwrap().to_owned();
-        }
-    }
-    panic!("no mail {subject:?} to {to}");
 }
 
 #[tokio::test]

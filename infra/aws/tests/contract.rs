@@ -159,12 +159,26 @@ impl MailFactory for Ses {
         Arc::new(SesMailer::new(client, SENDER))
     }
 
-    /// moto keeps sent messages in memory; its `/moto-api/data.json` dump shows them. Strict: a dump
-    /// that cannot be read fails the case instead of skipping the check.
+    /// moto keeps sent messages in memory; its `/moto-api/data.json` dump shows them. The dump serialises every
+    /// backend's state and can fail while other tests write to moto concurrently (an error page instead of JSON):
+    /// it is read again, up to 5 times. Strict: a dump that never reads fails the case instead of skipping the check.
     async fn sent_to(&self, to: &str) -> Option<Vec<Email>> {
         let url = format!("{}/moto-api/data.json", common::moto_endpoint());
-        let data: serde_json::Value =
-            reqwest::get(url).await.expect("moto data dump").json().await.expect("moto data dump is JSON");
+        let mut attempt = 0;
+        let data: serde_json::Value = loop {
+            attempt += 1;
+            let r = reqwest::get(&url).await.expect("moto data dump");
+            let status = r.status();
+            let text = r.text().await.expect("moto data dump body");
+            match serde_json::from_str(&text) {
+                Ok(v) => break v,
+                Err(e) if attempt >= 5 => panic!(
+                    "moto data dump is not JSON after {attempt} reads ({status}, {e}): {}",
+                    text.chars().take(300).collect::<String>()
+                ),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        };
         let messages = data.pointer("/ses/Message").and_then(|m| m.as_array()).cloned().unwrap_or_default();
         Some(
             messages

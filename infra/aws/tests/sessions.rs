@@ -7,93 +7,17 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use common::fake_apigw::FakeApiGw;
-use nusatrade_app::auth::{AuthConfig, AuthService, Authenticator, RequestMeta};
-use nusatrade_app::brokers::service::{BrokerService, ConnectionInput};
-use nusatrade_app::channels::connector::channels;
-use nusatrade_app::channels::router::ChannelRouter;
-use nusatrade_app::ports::*;
+use common::channels::{PW, World, connect_event, message_event, meta, world};
+use nusatrade_app::trading::orders::PlaceOrder;
 use nusatrade_app::trading::orders::routes::placed_status;
-use nusatrade_app::trading::orders::{OrderService, PlaceOrder, TradingConfig};
-use nusatrade_aws::websocket::handle;
-use nusatrade_aws::{ApiGwPush, AwsSettings, DynamoStore, build_ports_from};
 use nusatrade_domain::instrument::lookup;
 use nusatrade_domain::money::{Lots, Side};
 use nusatrade_domain::order::OrderStatus;
 use rust_decimal::Decimal;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
-const SECRET: &str = "test-secret-test-secret-test-secret!";
-const PW: &str = "Str0ng!pass";
-
-struct World {
-    router: ChannelRouter,
-    auth: AuthService,
-    authn: Authenticator,
-    orders: OrderService,
-    brokers: BrokerService,
-    fake: FakeApiGw,
-}
-
-async fn world() -> World {
-    let sdk = common::sdk().await;
-    let table = common::unique("sess");
-    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await.unwrap();
-    let (fake, endpoint) = FakeApiGw::start().await;
-    let apigw = nusatrade_aws::sdk_config_for_endpoint(&endpoint).await;
-    let mut ports = build_ports_from(&sdk, &AwsSettings::for_endpoint(common::moto_endpoint()));
-    ports.store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table, Arc::new(SystemClock)));
-    ports.push = Arc::new(ApiGwPush::from_sdk(&apigw, &endpoint));
-    let mut config = AuthConfig::for_tests(SECRET);
-    config.require_email_verification = false;
-    let auth = AuthService::new(config, ports.clone()).unwrap();
-    let authn = auth.authenticator();
-    let orders = OrderService::new(&ports, TradingConfig::default());
-    let brokers = BrokerService::new(&ports);
-    let (connector, browser) = channels(authn.clone(), orders.clone(), brokers.clone());
-    World { router: ChannelRouter::new(connector, browser), auth, authn, orders, brokers, fake }
-}
-
-fn meta() -> RequestMeta {
-    RequestMeta { ip: "10.0.0.1".into(), user_agent: "tests".into() }
-}
-
-fn sample(name: &str) -> Value {
-    let path = format!("{}/../../events/_samples/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn connect_event(ws: &str, query: &[(&str, &str)]) -> Value {
-    let mut ev = sample("websocket-connect.json");
-    ev["requestContext"]["connectionId"] = json!(ws);
-    let single: serde_json::Map<String, Value> = query.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
-    let multi: serde_json::Map<String, Value> = query.iter().map(|(k, v)| ((*k).to_owned(), json!([v]))).collect();
-    ev["queryStringParameters"] = Value::Object(single);
-    ev["multiValueQueryStringParameters"] = Value::Object(multi);
-    ev
-}
-
-fn message_event(ws: &str, body: Value) -> Value {
-    let mut ev = sample("websocket-message.json");
-    ev["requestContext"]["connectionId"] = json!(ws);
-    ev["requestContext"]["routeKey"] = body.get("type").cloned().unwrap_or(json!("$default"));
-    ev["body"] = json!(body.to_string());
-    ev
-}
-
 impl World {
-    async fn send(&self, event: Value) -> ApiGatewayProxyResponse {
-        handle(&self.router, serde_json::from_value(event).unwrap()).await
-    }
-
-    fn frames(&self, ws: &str) -> Vec<Value> {
-        self.fake.received(ws).iter().map(|f| serde_json::from_str(f).unwrap()).collect()
-    }
-
     fn revoked_notice(&self, ws: &str) -> bool {
         self.frames(ws).iter().any(|f| f["type"] == "ERROR" && f["code"] == "SESSION_REVOKED")
     }
@@ -103,11 +27,6 @@ impl World {
         let email = format!("{}@example.com", common::unique("sess"));
         let (out, pair) = self.auth.register(&email, PW, None, &meta()).await.unwrap();
         (out.id.parse().unwrap(), email, pair.access_token, pair.refresh_token)
-    }
-
-    async fn connection(&self, user: Uuid) -> Uuid {
-        let input = ConnectionInput { broker_name: "Sim".into(), account_number: Some("1001".into()), server: None };
-        self.brokers.create(user, input).await.unwrap().record.id
     }
 
     /// An accepted connector socket (greeted) and an accepted dashboard socket of `token`'s session.
@@ -124,7 +43,7 @@ impl World {
 
 #[tokio::test]
 async fn logout_closes_the_sessions_sockets_through_delete_connection() {
-    let w = world().await;
+    let w = world("sess").await;
     let (ana, email, token, _) = w.user().await;
     let broker = w.connection(ana).await;
     let (connector, browser) = w.sockets(&token, broker).await;
@@ -144,7 +63,7 @@ async fn logout_closes_the_sessions_sockets_through_delete_connection() {
 
 #[tokio::test]
 async fn revoke_others_and_refresh_reuse_close_the_revoked_sessions_sockets() {
-    let w = world().await;
+    let w = world("sess").await;
     let (ana, email, token, _) = w.user().await;
     let broker = w.connection(ana).await;
     let second = w.auth.login(&email, PW, &meta()).await.unwrap();
@@ -169,7 +88,7 @@ async fn revoke_others_and_refresh_reuse_close_the_revoked_sessions_sockets() {
 
 #[tokio::test]
 async fn a_revoked_sessions_connector_frame_is_refused_and_applies_nothing() {
-    let w = world().await;
+    let w = world("sess").await;
     let (ana, _, token, _) = w.user().await;
     let broker = w.connection(ana).await;
     let (connector, _) = w.sockets(&token, broker).await;
@@ -208,7 +127,7 @@ async fn a_revoked_sessions_connector_frame_is_refused_and_applies_nothing() {
 
 #[tokio::test]
 async fn the_dashboard_cap_refuses_one_more_with_a_reason() {
-    let w = world().await;
+    let w = world("sess").await;
     let (_, _, token, _) = w.user().await;
     for _ in 0..nusatrade_app::connector::limits::DEFAULT_MAX_DASHBOARDS {
         assert_eq!(w.send(connect_event(&w.fake.open(), &[("token", &token)])).await.status_code, 200);

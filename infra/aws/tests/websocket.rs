@@ -12,50 +12,18 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
-use common::fake_apigw::FakeApiGw;
-use nusatrade_app::auth::{AuthConfig, AuthService, Authenticator, RequestMeta};
-use nusatrade_app::brokers::service::{BrokerService, ConnectionInput};
+use common::channels::{World, connect_event, disconnect_event, message_event, world};
+use nusatrade_app::auth::RequestMeta;
 use nusatrade_app::channels::connector::channels;
 use nusatrade_app::channels::router::ChannelRouter;
 use nusatrade_app::ports::*;
-use nusatrade_app::trading::orders::{OrderService, PlaceOrder, TradingConfig};
+use nusatrade_app::trading::orders::PlaceOrder;
 use nusatrade_aws::websocket::handle;
-use nusatrade_aws::{ApiGwPush, AwsSettings, DynamoStore, build_ports_from};
 use nusatrade_domain::instrument::lookup;
 use nusatrade_domain::money::{Lots, Side};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-const SECRET: &str = "test-secret-test-secret-test-secret!";
-
-struct World {
-    router: ChannelRouter,
-    auth: AuthService,
-    authn: Authenticator,
-    orders: OrderService,
-    brokers: BrokerService,
-    fake: FakeApiGw,
-}
-
-async fn world() -> World {
-    let sdk = common::sdk().await;
-    let table = common::unique("ws");
-    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await.unwrap();
-    let (fake, endpoint) = FakeApiGw::start().await;
-    let apigw = nusatrade_aws::sdk_config_for_endpoint(&endpoint).await;
-    let mut ports = build_ports_from(&sdk, &AwsSettings::for_endpoint(common::moto_endpoint()));
-    ports.store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table, Arc::new(SystemClock)));
-    ports.push = Arc::new(ApiGwPush::from_sdk(&apigw, &endpoint));
-    let mut config = AuthConfig::for_tests(SECRET);
-    config.require_email_verification = false;
-    let auth = AuthService::new(config, ports.clone()).unwrap();
-    let authn = auth.authenticator();
-    let orders = OrderService::new(&ports, TradingConfig::default());
-    let brokers = BrokerService::new(&ports);
-    let (connector, browser) = channels(authn.clone(), orders.clone(), brokers.clone());
-    World { router: ChannelRouter::new(connector, browser), auth, authn, orders, brokers, fake }
-}
 
 impl World {
     /// A registered user's id and access token.
@@ -66,56 +34,9 @@ impl World {
         (out.id.parse().unwrap(), pair.access_token)
     }
 
-    async fn connection(&self, user: Uuid) -> Uuid {
-        let input = ConnectionInput { broker_name: "Sim".into(), account_number: Some("1001".into()), server: None };
-        self.brokers.create(user, input).await.unwrap().record.id
-    }
-
-    async fn send(&self, event: Value) -> ApiGatewayProxyResponse {
-        handle(&self.router, serde_json::from_value(event).unwrap()).await
-    }
-
-    /// Every JSON frame pushed to a socket so far.
-    fn frames(&self, ws: &str) -> Vec<Value> {
-        self.fake.received(ws).iter().map(|f| serde_json::from_str(f).unwrap()).collect()
-    }
-
     fn types(&self, ws: &str) -> Vec<String> {
         self.frames(ws).iter().map(|f| f["type"].as_str().unwrap_or_default().to_owned()).collect()
     }
-}
-
-fn sample(name: &str) -> Value {
-    let path = format!("{}/../../events/_samples/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn connect_event(ws: &str, query: &[(&str, &str)]) -> Value {
-    let mut ev = sample("websocket-connect.json");
-    ev["requestContext"]["connectionId"] = json!(ws);
-    let mut single = serde_json::Map::new();
-    let mut multi = serde_json::Map::new();
-    for (k, v) in query {
-        single.insert((*k).into(), json!(v));
-        multi.entry(k.to_string()).or_insert_with(|| json!([])).as_array_mut().unwrap().push(json!(v));
-    }
-    ev["queryStringParameters"] = Value::Object(single);
-    ev["multiValueQueryStringParameters"] = Value::Object(multi);
-    ev
-}
-
-fn message_event(ws: &str, body: Value) -> Value {
-    let mut ev = sample("websocket-message.json");
-    ev["requestContext"]["connectionId"] = json!(ws);
-    ev["requestContext"]["routeKey"] = body.get("type").cloned().unwrap_or(json!("$default"));
-    ev["body"] = json!(body.to_string());
-    ev
-}
-
-fn disconnect_event(ws: &str) -> Value {
-    let mut ev = sample("websocket-disconnect.json");
-    ev["requestContext"]["connectionId"] = json!(ws);
-    ev
 }
 
 fn body(r: &ApiGatewayProxyResponse) -> Option<Value> {
@@ -134,7 +55,7 @@ async fn refused(w: &World, query: Vec<(&str, String)>) -> i64 {
 
 #[tokio::test]
 async fn handshakes_are_decided_like_the_local_gateway() {
-    let w = world().await;
+    let w = world("ws").await;
     let (ana, token) = w.user().await;
     let (_, other_token) = w.user().await;
     let conn = w.connection(ana).await.to_string();
@@ -153,7 +74,7 @@ async fn handshakes_are_decided_like_the_local_gateway() {
 
 #[tokio::test]
 async fn an_order_round_trip_through_api_gateway_events() {
-    let w = world().await;
+    let w = world("ws").await;
     let (ana, token) = w.user().await;
     let conn = w.connection(ana).await;
 
@@ -232,7 +153,7 @@ async fn a_dashboard_gets_its_connections_status_within_a_second_of_connecting()
     use nusatrade_app::jobs::QueueConsumer;
     use nusatrade_app::reconcile::{ReconcileConsumer, ReconcileService, ReconcileSettings};
 
-    let w = world().await;
+    let w = world("ws").await;
     let sdk = common::sdk().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let url = sqs.create_queue().queue_name(common::unique("reconcile")).send().await.unwrap().queue_url.unwrap();

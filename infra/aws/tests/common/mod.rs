@@ -2,6 +2,7 @@
 //! Management endpoint.
 #![allow(dead_code)]
 
+pub mod channels;
 pub mod fake_apigw;
 
 use aws_config::SdkConfig;
