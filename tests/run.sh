@@ -12,7 +12,8 @@
 #    if it does not answer within 30 s;
 # 3. cargo build --workspace --all-targets;
 # 4. the tests: cargo nextest (when installed) plus doc tests, or cargo test; the browser tests use Debian's
-#    Chromium, installed here with apt-get when missing (NUSATRADE_REQUIRE_BROWSER=1: a missing browser fails);
+#    Chromium and chromedriver (the dashboard's, tests/dashboard.rs), installed here with apt-get when missing
+#    (NUSATRADE_REQUIRE_BROWSER=1: a missing browser fails);
 # 4b. tests/api/fuzz.sh: schemathesis fuzzes the local gateway from its own OpenAPI document;
 # 5. tests/lambda/run-events.sh: every function in template.yaml answers its events/ through the
 #    real Lambda Runtime API (cargo-lambda's emulator);
@@ -78,19 +79,21 @@ phase "tools"
 nt_ensure_venv
 export SAM_CLI_TELEMETRY=0 SAM_CLI_CONTACT_TRACKING=0
 nt_log "venv $NT_VENV; $(cargo lambda --version 2>/dev/null | head -n1); $(sam --version); $(cfn-lint --version)"
-# Headless Chromium for the browser tests (Debian's package; the tests refuse to skip when it is required).
+# Headless Chromium and its WebDriver for the browser tests (Debian's chromium and chromium-driver; the tests
+# refuse to skip when they are required).
 export NUSATRADE_CHROMIUM="${NUSATRADE_CHROMIUM:-/usr/bin/chromium}"
-if [[ ! -x "$NUSATRADE_CHROMIUM" ]]; then
+export NUSATRADE_CHROMEDRIVER="${NUSATRADE_CHROMEDRIVER:-/usr/bin/chromedriver}"
+if [[ ! -x "$NUSATRADE_CHROMIUM" || ! -x "$NUSATRADE_CHROMEDRIVER" ]]; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        nt_log "installing Debian's chromium for the browser tests"
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-            || nt_die "apt-get install chromium failed"
+        nt_log "installing Debian's chromium and chromium-driver for the browser tests"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+            || nt_die "apt-get install chromium chromium-driver failed"
     else
-        nt_die "$NUSATRADE_CHROMIUM not found: install Debian's chromium (apt-get install chromium) or set NUSATRADE_CHROMIUM"
+        nt_die "$NUSATRADE_CHROMIUM or $NUSATRADE_CHROMEDRIVER not found: install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver) or set NUSATRADE_CHROMIUM / NUSATRADE_CHROMEDRIVER"
     fi
 fi
 export NUSATRADE_REQUIRE_BROWSER=1
-nt_log "$("$NUSATRADE_CHROMIUM" --version 2>/dev/null | head -n1)"
+nt_log "$("$NUSATRADE_CHROMIUM" --version 2>/dev/null | head -n1); $("$NUSATRADE_CHROMEDRIVER" --version 2>/dev/null | head -n1)"
 
 # ---- 2. AWS emulator ------------------------------------------------------------------------------
 phase "moto"

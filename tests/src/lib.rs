@@ -5,6 +5,8 @@
 //! `cargo test --workspace` (and `tests/run.sh`) build it before running tests. Override with
 //! `NUSATRADE_BIN`.
 
+pub mod browser;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -264,8 +266,20 @@ impl ConnectorOptions {
 /// A stand-in for the MT5 terminal behind scripted connectors: the positions their `TRADE_OPEN`s opened (every
 /// execution is a new position with a new ticket, as MT5's market orders are) and what a de-duplicating connector
 /// remembers of the results it sent. Shared by clones, so it outlives a connector's socket.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Terminal(std::sync::Arc<std::sync::Mutex<TerminalState>>);
+
+impl Default for Terminal {
+    /// A fresh terminal. Its tickets are unique among the terminals of the test process, as MT5's are on one trade
+    /// server (the tests' broker connections all name one server and account, and the gateway refuses a ticket
+    /// already bound to another connection's order).
+    fn default() -> Self {
+        static TERMINALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = TERMINALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let state = TerminalState { last_ticket: 500_000_000 + n * 1_000_000, ..TerminalState::default() };
+        Terminal(std::sync::Arc::new(std::sync::Mutex::new(state)))
+    }
+}
 
 #[derive(Debug, Default)]
 struct TerminalState {
@@ -634,4 +648,106 @@ pub fn mailed_token(gw: &Gateway, to: &str, subject: &str) -> String {
         }
     }
     panic!("no mail {subject:?} to {to} in {}", dir.display());
+}
+
+/// The real EURUSD hourly candles of the team's reference folder (beside the checkout; tests only).
+pub const EURUSD_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/EURUSD.csv");
+
+/// The EURUSD sample's bytes, or `None` (printing why, so the test reports itself skipped) when the reference
+/// folder is not beside the checkout.
+pub fn eurusd_csv() -> Option<Vec<u8>> {
+    match std::fs::read(EURUSD_CSV) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("SKIPPED: {EURUSD_CSV} not readable ({e}); the EURUSD sample is not beside the repository");
+            None
+        }
+    }
+}
+
+/// Uploads `csv` as the caller's `symbol`/`timeframe` candle dataset (`POST /ml/datasets`, 201 expected);
+/// returns the answer.
+pub async fn upload_candles(
+    gw: &Gateway,
+    token: &str,
+    symbol: &str,
+    timeframe: &str,
+    csv: Vec<u8>,
+) -> serde_json::Value {
+    let r = http()
+        .post(gw.url(&format!("/api/v1/ml/datasets?symbol={symbol}&timeframe={timeframe}")))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("dataset upload");
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    assert_eq!(status, reqwest::StatusCode::CREATED, "dataset upload: {body}");
+    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+}
+
+/// [`TEST_ENV`] with no language model configured, whatever the machine's environment says (the AI pages' and
+/// routes' "no model" answers).
+pub fn env_without_llm() -> Vec<(&'static str, &'static str)> {
+    let mut env = TEST_ENV.to_vec();
+    for var in [
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "NUSATRADE_LLM_PROVIDER",
+        "NUSATRADE_LLM_BASE_URL",
+        "NUSATRADE_LLM_MODEL",
+    ] {
+        env.push((var, ""));
+    }
+    env
+}
+
+/// `bars` generated hourly EURUSD candles (CSV) ending an hour ago: a gentle, deterministic walk around 1.10.
+pub fn hourly_candles_csv(bars: i64) -> Vec<u8> {
+    let end = chrono::Utc::now().timestamp() / 3600 * 3600 - 3600;
+    let mut csv = String::from("time,open,high,low,close,volume\n");
+    let mut price: f64 = 1.1;
+    for i in 0..bars {
+        let t = chrono::DateTime::from_timestamp(end - (bars - 1 - i) * 3600, 0).unwrap();
+        let open = price;
+        let close = open + (i as f64 / 9.0).sin() * 0.0006 + ((i * 37 % 11) as f64 - 5.0) * 0.00008;
+        let high = open.max(close) + 0.0004;
+        let low = open.min(close) - 0.0004;
+        price = close;
+        csv.push_str(&format!("{},{open:.5},{high:.5},{low:.5},{close:.5},100\n", t.to_rfc3339()));
+    }
+    csv.into_bytes()
+}
+
+/// One EURUSD trade of 0.1 lot opened at `open` and closed at `close` through the scripted connector `conn`
+/// (a closed trade for statistics, equity curves and reviews).
+pub async fn round_trip(gw: &Gateway, token: &str, conn: &TestConnector, open: f64, close: f64) {
+    conn.set_price("EURUSD", open);
+    let (_, id) =
+        place(gw, token, serde_json::json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.1, "price": open}))
+            .await;
+    eventually(Duration::from_secs(5), || find_listed(gw, token, "/api/v1/trading/positions", &id, "open"))
+        .await
+        .expect("open");
+    conn.set_price("EURUSD", close);
+    let body = serde_json::json!({"close_price": close});
+    let (s, b) = send(gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), token, Some(body)).await;
+    assert_eq!(s, 200, "{b}");
+    eventually(Duration::from_secs(5), || find_listed(gw, token, "/api/v1/trading/history", &id, "closed"))
+        .await
+        .expect("closed");
+}
+
+/// The TOTP code of `secret` (base32) for now + `offset_secs` (±30 s: the previous / next step).
+pub fn totp_code(secret: &str, offset_secs: i64) -> String {
+    let t = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
+        .with_account_name("x")
+        .with_issuer(Some("NusaTrade"))
+        .build()
+        .unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    t.generate((now + offset_secs) as u64).to_string()
 }

@@ -3,32 +3,9 @@
 //! test prints why and passes without checking when absent), labelled as computed; recommendations for a trader
 //! with no trades, wins only (the original divided by zero here) and losses only, each from their own trades.
 
-use std::time::Duration;
-
-use nusatrade_tests::{
-    Gateway, TEST_ENV, TestConnector, eventually, find_listed, http, online_trader, place, register, send,
-};
+use nusatrade_tests::{Gateway, TEST_ENV, eurusd_csv, http, online_trader, register, round_trip, send, upload_candles};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const EURUSD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/EURUSD.csv");
-
-async fn round_trip(gw: &Gateway, token: &str, conn: &TestConnector, open: f64, close: f64) {
-    conn.set_price("EURUSD", open);
-    let (_, id) =
-        place(gw, token, json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.1, "price": open})).await;
-    eventually(Duration::from_secs(5), || find_listed(gw, token, "/api/v1/trading/positions", &id, "open"))
-        .await
-        .expect("open");
-    conn.set_price("EURUSD", close);
-    let (s, b) =
-        send(gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), token, Some(json!({"close_price": close})))
-            .await;
-    assert_eq!(s, 200, "{b}");
-    eventually(Duration::from_secs(5), || find_listed(gw, token, "/api/v1/trading/history", &id, "closed"))
-        .await
-        .expect("closed");
-}
 
 async fn recommendations(gw: &Gateway, token: &str) -> Value {
     let (s, r) = send(gw, "GET", "/api/v1/ai/recommendations", token, None).await;
@@ -93,22 +70,8 @@ async fn analyses_are_computed_from_the_stored_candles() {
     let (s, _) = send(&gw, "GET", "/api/v1/ai/analysis/NOTASYMBOL", &token, None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
-    let csv = match std::fs::read(EURUSD) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("SKIPPED: {EURUSD} not readable ({e})");
-            return;
-        }
-    };
-    let r = http()
-        .post(gw.url("/api/v1/ml/datasets?symbol=EURUSD&timeframe=H1"))
-        .bearer_auth(&token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let Some(csv) = eurusd_csv() else { return };
+    upload_candles(&gw, &token, "EURUSD", "H1", csv).await;
     let (s, a) = send(&gw, "GET", "/api/v1/ai/analysis/eurusd", &token, None).await;
     assert_eq!(s, 200, "{a}");
     assert_eq!((a["symbol"].as_str(), a["computed"].as_bool()), (Some("EURUSD"), Some(true)));

@@ -1,10 +1,8 @@
 //! Accounts end to end: the real gateway binary over HTTP, mails read from the local mailer's files.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use nusatrade_tests::{Gateway, http, mailed_token};
+use nusatrade_tests::{Gateway, http, mailed_token, totp_code};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -277,17 +275,6 @@ async fn password_reset_through_the_mailer() {
     let (st, _) =
         post(&gw, "/api/v1/auth/login", json!({"email": "reset@example.com", "password": "N3w!password"})).await;
     assert_eq!(st, 200);
-}
-
-fn totp_code(secret: &str, offset_secs: i64) -> String {
-    let t = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
-        .with_account_name("x")
-        .with_issuer(Some("NusaTrade"))
-        .build()
-        .unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    t.generate((now + offset_secs) as u64).to_string()
 }
 
 #[tokio::test]

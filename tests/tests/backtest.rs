@@ -7,33 +7,9 @@
 
 use std::time::Duration;
 
-use nusatrade_tests::{Gateway, eventually, http, register, send};
+use nusatrade_tests::{Gateway, eurusd_csv, eventually, http, register, send, upload_candles};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const EURUSD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/EURUSD.csv");
-
-fn eurusd_csv() -> Option<Vec<u8>> {
-    match std::fs::read(EURUSD) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            eprintln!("SKIPPED: {EURUSD} not readable ({e}); the EURUSD sample is not beside the repository");
-            None
-        }
-    }
-}
-
-async fn upload_eurusd(gw: &Gateway, token: &str, csv: Vec<u8>) {
-    let r = http()
-        .post(gw.url("/api/v1/ml/datasets?symbol=EURUSD&timeframe=H1"))
-        .bearer_auth(token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
-}
 
 fn sma_cross() -> Value {
     json!({
@@ -64,7 +40,7 @@ async fn strategies_backtests_optimizations_and_monte_carlo_end_to_end() {
     let Some(csv) = eurusd_csv() else { return };
     let gw = Gateway::start(&[]).await.expect("gateway");
     let token = register(&gw, "bt@example.com").await.expect("register");
-    upload_eurusd(&gw, &token, csv).await;
+    upload_candles(&gw, &token, "EURUSD", "H1", csv).await;
 
     // A strategy from rules (201), listed, validated.
     let (s, created) = send(&gw, "POST", "/api/v1/strategies", &token, Some(sma_cross())).await;
@@ -339,7 +315,7 @@ async fn large_runs_are_queued_and_walk_forward_runs_as_a_job() {
     let Some(csv) = eurusd_csv() else { return };
     let gw = Gateway::start_with_env(&[], &[("NUSATRADE_BACKTEST_SYNC_MAX_BARS", "1000")]).await.expect("gateway");
     let token = register(&gw, "queued@example.com").await.expect("register");
-    upload_eurusd(&gw, &token, csv).await;
+    upload_candles(&gw, &token, "EURUSD", "H1", csv).await;
     let (s, created) = send(&gw, "POST", "/api/v1/strategies", &token, Some(sma_cross())).await;
     assert_eq!(s, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
@@ -392,7 +368,7 @@ async fn an_ml_models_signals_drive_a_backtest() {
     let Some(csv) = eurusd_csv() else { return };
     let gw = Gateway::start(&[]).await.expect("gateway");
     let token = register(&gw, "mlbt@example.com").await.expect("register");
-    upload_eurusd(&gw, &token, csv).await;
+    upload_candles(&gw, &token, "EURUSD", "H1", csv).await;
     let strategy = json!({
         "name": "Follow the model",
         "parameters": [{"name": "threshold", "default_value": 0.55, "min": 0.5, "max": 0.9}],

@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use nusatrade_tests::{Gateway, TEST_ENV, TestConnector, broker_connection, eventually, http, register, send};
+use nusatrade_tests::{
+    Gateway, TEST_ENV, TestConnector, broker_connection, eurusd_csv, eventually, http, register, send, upload_candles,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const EURUSD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/EURUSD.csv");
 
 #[tokio::test]
 async fn trigger_trades_through_the_order_rules_and_status_shows_it() {
@@ -35,22 +35,8 @@ async fn trigger_trades_through_the_order_rules_and_status_shows_it() {
     assert_eq!(s, 200, "{st}");
     assert_eq!(st["config"]["default_confidence_threshold"], 0.65, "advertised = applied: {st}");
 
-    let csv = match std::fs::read(EURUSD) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("SKIPPED (trading part): {EURUSD} not readable ({e})");
-            return;
-        }
-    };
-    let r = http()
-        .post(gw.url("/api/v1/ml/datasets?symbol=EURUSD&timeframe=H1"))
-        .bearer_auth(&token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let Some(csv) = eurusd_csv() else { return };
+    upload_candles(&gw, &token, "EURUSD", "H1", csv).await;
     // Binary labels, no signal floor and an auto-trading threshold of 0: every prediction trades.
     let body = json!({
         "name": "EURUSD auto", "model_type": "gradient_boosting", "symbol": "EURUSD", "timeframe": "H1",

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey};
-use nusatrade_tests::{Gateway, TEST_ENV, WsClient, broker_connection, http, mailed_token, next_of};
+use nusatrade_tests::{Gateway, TEST_ENV, WsClient, broker_connection, http, mailed_token, next_of, totp_code};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -216,16 +216,6 @@ async fn dashboards_are_capped_per_user_with_a_reason() {
     .unwrap();
 }
 
-fn totp_code(secret: &str) -> String {
-    let t = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
-        .with_account_name("x")
-        .with_issuer(Some("NusaTrade"))
-        .build()
-        .unwrap();
-    t.generate(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).to_string()
-}
-
 #[tokio::test]
 async fn failed_totp_checks_count_in_the_lockout_and_the_locking_one_ends_the_session() {
     let gw = gateway(&[("NUSATRADE_LOGIN_MAX_FAILURES", "3")]).await;
@@ -238,9 +228,13 @@ async fn failed_totp_checks_count_in_the_lockout_and_the_locking_one_ends_the_se
         let (s, _) = post(&gw, "/api/v1/totp/verify", Some(&token), json!({"token": "000000"})).await;
         assert_eq!(s, 401);
     }
-    let (s, b) =
-        post(&gw, "/api/v1/totp/verify", Some(&token), json!({"token": totp_code(setup["secret"].as_str().unwrap())}))
-            .await;
+    let (s, b) = post(
+        &gw,
+        "/api/v1/totp/verify",
+        Some(&token),
+        json!({"token": totp_code(setup["secret"].as_str().unwrap(), 0)}),
+    )
+    .await;
     assert_eq!(s, 200, "a right code still passes below the limit: {b}");
     // A wrong password on /totp/disable is the third failure: the account locks and this session ends.
     let mut dash = dashboard(&gw, &token).await;

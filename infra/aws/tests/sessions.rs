@@ -7,13 +7,9 @@
 
 mod common;
 
-use common::channels::{PW, World, connect_event, message_event, meta, world};
-use nusatrade_app::trading::orders::PlaceOrder;
+use common::channels::{PW, World, connect_event, eurusd_buy, message_event, meta, world};
 use nusatrade_app::trading::orders::routes::placed_status;
-use nusatrade_domain::instrument::lookup;
-use nusatrade_domain::money::{Lots, Side};
 use nusatrade_domain::order::OrderStatus;
-use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -93,18 +89,7 @@ async fn a_revoked_sessions_connector_frame_is_refused_and_applies_nothing() {
     let broker = w.connection(ana).await;
     let (connector, _) = w.sockets(&token, broker).await;
     let user = w.authn.authenticate(&token).await.unwrap();
-    let place = PlaceOrder {
-        instrument: lookup("EURUSD").unwrap(),
-        side: Side::Buy,
-        lots: Lots::new_unchecked(Decimal::ONE),
-        price: "1.1".parse().unwrap(),
-        stop_loss: None,
-        take_profit: None,
-        broker_connection_id: None,
-        trailing_stop: None,
-        source: "api",
-    };
-    let reply = w.orders.place(&user, place, None).await.unwrap();
+    let reply = w.orders.place(&user, eurusd_buy(), None).await.unwrap();
     assert_eq!(placed_status(&reply).as_u16(), 201, "{}", reply.body);
     let id: Uuid = reply.body["trade"]["id"].as_str().unwrap().parse().unwrap();
     let open = w.frames(&connector).into_iter().find(|f| f["type"] == "TRADE_OPEN").expect("TRADE_OPEN sent");

@@ -12,16 +12,12 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
-use common::channels::{World, connect_event, disconnect_event, message_event, world};
+use common::channels::{World, connect_event, disconnect_event, eurusd_buy, message_event, world};
 use nusatrade_app::auth::RequestMeta;
 use nusatrade_app::channels::connector::channels;
 use nusatrade_app::channels::router::ChannelRouter;
 use nusatrade_app::ports::*;
-use nusatrade_app::trading::orders::PlaceOrder;
 use nusatrade_aws::websocket::handle;
-use nusatrade_domain::instrument::lookup;
-use nusatrade_domain::money::{Lots, Side};
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -105,18 +101,7 @@ async fn an_order_round_trip_through_api_gateway_events() {
 
     // An order placed by the use case reaches the connector as TRADE_OPEN through ApiGwPush.
     let user = w.authn.authenticate(&token).await.unwrap();
-    let place = PlaceOrder {
-        instrument: lookup("EURUSD").unwrap(),
-        side: Side::Buy,
-        lots: Lots::new_unchecked(Decimal::ONE),
-        price: "1.1".parse().unwrap(),
-        stop_loss: None,
-        take_profit: None,
-        broker_connection_id: None,
-        trailing_stop: None,
-        source: "api",
-    };
-    let reply = w.orders.place(&user, place, None).await.unwrap();
+    let reply = w.orders.place(&user, eurusd_buy(), None).await.unwrap();
     assert_eq!(placed_status(&reply).as_u16(), 201, "{}", reply.body);
     let id = reply.body["trade"]["id"].as_str().unwrap().to_owned();
     let open = w.frames(&connector).into_iter().find(|f| f["type"] == "TRADE_OPEN").expect("TRADE_OPEN pushed");

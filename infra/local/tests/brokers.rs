@@ -375,7 +375,8 @@ async fn status_offline_then_online_with_account_and_link_health() {
             "id": id, "status": "offline", "is_connected": false, "connected_since": null,
             "last_heartbeat": null, "last_message_at": null, "latency_ms": null, "mt5_connected": false,
             "account_info": null, "account_updated_at": null, "positions_synced": null, "positions_synced_at": null,
-            "positions_snapshot": null, "reconciliation": null, "report_error": null,
+            "positions_snapshot": null, "reconciliation": null, "report_error": null, "capabilities": null,
+            "flags": [],
         })
     );
 

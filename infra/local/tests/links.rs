@@ -828,3 +828,21 @@ async fn placeholder_prices_take_the_market_and_positions_follow_the_quotes() {
     let page = w.orders.positions(ana.id, &Default::default(), 10, None).await.unwrap();
     assert_eq!((page.items[0].current_price, page.items[0].floating_profit), (Some(dec("150.00")), Some(dec("19.33"))));
 }
+
+/// Issue 18, bad input: a positions report from the socket of a revoked session (the race with its close) is refused
+/// (the reason is logged; the socket is closed already), neither stored nor handed to reconciliation.
+#[tokio::test]
+async fn a_revoked_sessions_connector_cannot_report_positions() {
+    let w = world();
+    let (ana, broker, mut c) = w.ana_online().await;
+    let handed = w.hook.0.lock().unwrap().len();
+    let cu = w.current(&ana).await;
+    w.auth.revoke_session(&cu, cu.session_id, &common::meta()).await.unwrap();
+    assert_eq!(c.drain().last(), Some(&json!("CLOSE")));
+    let report =
+        json!({"type": "POSITIONS", "positions": [{"ticket": 5, "symbol": "EURUSD", "type": 0, "volume": 0.1}]});
+    assert_eq!(w.connector_says(&c, report).await, None);
+    assert!(c.drain().iter().all(|f| f["type"] != "POSITIONS"), "nothing answered");
+    assert_eq!(w.hook.0.lock().unwrap().len(), handed, "not handed to reconciliation");
+    assert_eq!(w.registry.positions(ana.id, broker).await.unwrap(), None, "not stored");
+}

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use nusatrade_domain::instrument::Symbol;
 use rust_decimal::Decimal;
 use tokio::sync::watch;
@@ -12,10 +12,51 @@ use super::connector::faults::{self, FaultConfig, MAX_ACK_DELAY, MAX_DISCONNECT_
 use super::connector::{
     Backoff, ConnectorConfig, ConnectorError, DEFAULT_MT5_SERVER, Pacing, PriceSource, SimConnector,
 };
+use super::mt5::bridge::{self, Bridge, BridgeConfig, BridgeTerminal};
+use super::mt5::connector::{TerminalConfig, TerminalConnector};
+
+/// Which MT5 the connector trades on.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mt5Mode {
+    /// A paper account inside the connector (the default).
+    #[default]
+    Paper,
+    /// A real MetaTrader 5 terminal on this machine, through the `MetaTrader5` Python package (Windows).
+    Terminal,
+}
 
 /// Flags of `nusatrade connector`.
 #[derive(Args, Debug, Clone)]
 pub struct ConnectorArgs {
+    /// Trade on a paper account (`paper`) or a real MetaTrader 5 terminal (`terminal`, Windows, Python 3 with
+    /// `pip install MetaTrader5`).
+    #[arg(long, value_enum, default_value_t = Mt5Mode::Paper)]
+    pub mt5: Mt5Mode,
+    /// `--mt5 terminal`: the Python interpreter that has the MetaTrader5 package (default: `python` on Windows,
+    /// `python3` elsewhere).
+    #[arg(long, env = "NUSATRADE_PYTHON")]
+    pub python: Option<String>,
+    /// `--mt5 terminal`: the terminal's terminal64.exe, when not the default installation.
+    #[arg(long, env = "NUSATRADE_MT5_PATH")]
+    pub mt5_path: Option<String>,
+    /// `--mt5 terminal`: log the terminal in to this MT5 account (default: the account it is logged in to).
+    #[arg(long, env = "NUSATRADE_MT5_LOGIN")]
+    pub mt5_login: Option<u64>,
+    /// `--mt5 terminal`: the MT5 account's password (read from the environment preferably; never logged).
+    #[arg(long, env = "NUSATRADE_MT5_PASSWORD", hide_env_values = true, requires = "mt5_login")]
+    pub mt5_password: Option<String>,
+    /// `--mt5 terminal`: the MT5 account's trade server (e.g. `MetaQuotes-Demo`).
+    #[arg(long, env = "NUSATRADE_MT5_TRADE_SERVER", requires = "mt5_login")]
+    pub mt5_trade_server: Option<String>,
+    /// `--mt5 terminal`: seconds one terminal call may take before the bridge is restarted.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub mt5_timeout_secs: u64,
+    /// `--mt5 terminal`: milliseconds between two looks at the terminal's positions and account.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub mt5_poll_ms: u64,
+    /// `--mt5 terminal`: where the bridge script is written (default: a folder in the temporary directory).
+    #[arg(long, env = "NUSATRADE_MT5_BRIDGE_DIR")]
+    pub bridge_dir: Option<PathBuf>,
     /// NusaTrade API base URL (the original connector's NUSATRADE_SERVER).
     #[arg(long, visible_alias = "api", env = "NUSATRADE_SERVER", default_value = "http://127.0.0.1:8000")]
     pub server: String,
@@ -111,6 +152,9 @@ pub struct ConnectorArgs {
 impl ConnectorArgs {
     /// The connector settings these flags describe.
     pub fn config(&self) -> Result<ConnectorConfig, ConnectorError> {
+        if self.mt5 == Mt5Mode::Terminal {
+            return Err(ConnectorError::Config("--mt5 terminal has no paper account settings".into()));
+        }
         let mut c = ConnectorConfig::new(&self.server, &self.email, &self.password);
         c.ws_url = self.ws_url.clone();
         c.register = self.register;
@@ -159,6 +203,44 @@ impl ConnectorArgs {
         c.state_file = self.state_file.clone();
         Ok(c)
     }
+    /// The terminal connector settings and its bridge's (`--mt5 terminal`); writes the bridge script.
+    pub fn terminal_config(&self) -> Result<(TerminalConfig, BridgeConfig), ConnectorError> {
+        let dir = self.bridge_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("nusatrade-mt5-bridge"));
+        let script = bridge::write_script(&dir).map_err(|e| {
+            ConnectorError::Config(format!("cannot write the MT5 bridge script into {}: {e}", dir.display()))
+        })?;
+        let python = self.python.clone().unwrap_or_else(|| bridge::default_python().to_owned());
+        let mut b = BridgeConfig::new(python, script);
+        b.terminal_path = self.mt5_path.clone();
+        b.login = self.mt5_login;
+        b.password = self.mt5_password.clone();
+        b.server = self.mt5_trade_server.clone();
+        b.timeout = Duration::from_secs(self.mt5_timeout_secs);
+        b.restart = Backoff {
+            base: Duration::from_millis(self.reconnect_base_ms),
+            max: Duration::from_secs(self.reconnect_max_secs),
+            max_attempts: 0,
+        };
+        let c = TerminalConfig {
+            server: self.server.clone(),
+            ws_url: self.ws_url.clone(),
+            email: self.email.clone(),
+            password: self.password.clone(),
+            register: self.register,
+            heartbeat: self.heartbeat_secs.map(Duration::from_secs),
+            account_update_every: Duration::from_secs(self.account_update_secs),
+            poll_every: Duration::from_millis(self.mt5_poll_ms),
+            position_update_gap: Duration::from_millis(self.tick_ms).max(Duration::from_secs(1)),
+            reconnect: Backoff {
+                base: Duration::from_millis(self.reconnect_base_ms),
+                max: Duration::from_secs(self.reconnect_max_secs),
+                max_attempts: self.max_reconnects,
+            },
+            http_timeout: Duration::from_secs(10),
+            state_file: self.state_file.clone(),
+        };
+        Ok((c, b))
+    }
 }
 
 /// Runs the connector until `shutdown` completes (the command line passes Ctrl-C / SIGTERM; the connector then
@@ -167,18 +249,32 @@ pub async fn run(
     args: ConnectorArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ConnectorError> {
-    let connector = SimConnector::new(args.config()?)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
+    let stop = async move {
         shutdown.await;
         tracing::info!("stopping the connector");
         let _ = stop_tx.send(true);
-    });
-    connector.run(stop_rx).await
+    };
+    match args.mt5 {
+        Mt5Mode::Paper => {
+            let connector = SimConnector::new(args.config()?)?;
+            tokio::spawn(stop);
+            connector.run(stop_rx).await
+        }
+        Mt5Mode::Terminal => {
+            let (config, bridge_config) = args.terminal_config()?;
+            tracing::info!(bridge = ?bridge_config, "MT5 terminal connector starting");
+            let connector = TerminalConnector::new(config, BridgeTerminal::new(Bridge::new(bridge_config)))?;
+            tokio::spawn(stop);
+            connector.run(stop_rx).await
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use clap::Parser;
 
     use super::*;
@@ -270,6 +366,53 @@ mod tests {
         }
         let e = parse(&["--drop-acks", "150"]).expect_err("range").to_string();
         assert!(e.contains("percentage from 0 to 100"), "{e}");
+    }
+
+    #[test]
+    fn terminal_flags_make_a_bridge_config() {
+        let dir = tempfile::tempdir().expect("dir");
+        let bridge_dir = dir.path().join("b");
+        let b = bridge_dir.to_str().expect("utf-8");
+        let args = parse(&[
+            "--mt5",
+            "terminal",
+            "--python",
+            "py3",
+            "--bridge-dir",
+            b,
+            "--mt5-login",
+            "5001234",
+            "--mt5-password",
+            "pw-secret",
+            "--mt5-trade-server",
+            "Demo",
+            "--mt5-path",
+            "C:/MT5/terminal64.exe",
+            "--mt5-timeout-secs",
+            "7",
+            "--mt5-poll-ms",
+            "250",
+            "--state-file",
+            "/tmp/t.json",
+        ])
+        .expect("terminal");
+        assert_eq!(args.mt5, Mt5Mode::Terminal);
+        assert!(args.config().is_err(), "no paper account in terminal mode");
+        let (c, bridge) = args.terminal_config().expect("terminal config");
+        assert_eq!(
+            (c.poll_every, c.state_file.as_deref()),
+            (Duration::from_millis(250), Some(Path::new("/tmp/t.json")))
+        );
+        assert_eq!(
+            (bridge.python.as_str(), bridge.login, bridge.server.as_deref()),
+            ("py3", Some(5_001_234), Some("Demo"))
+        );
+        assert_eq!((bridge.password.as_deref(), bridge.timeout), (Some("pw-secret"), Duration::from_secs(7)));
+        assert_eq!(std::fs::read_to_string(&bridge.script).expect("script written"), crate::mt5::bridge::SCRIPT);
+        assert!(!format!("{bridge:?}").contains("pw-secret"));
+        assert_eq!(parse(&[]).expect("defaults").mt5, Mt5Mode::Paper);
+        assert!(parse(&["--mt5", "terminal", "--mt5-password", "x"]).is_err(), "a password needs a login");
+        assert!(parse(&["--mt5", "real"]).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod connector;
 pub mod feed;
+pub mod mt5;
 pub mod paper;
 #[cfg(test)]
 mod testing;

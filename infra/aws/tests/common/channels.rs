@@ -9,9 +9,12 @@ use nusatrade_app::brokers::service::{BrokerService, ConnectionInput};
 use nusatrade_app::channels::connector::channels;
 use nusatrade_app::channels::router::ChannelRouter;
 use nusatrade_app::ports::SystemClock;
-use nusatrade_app::trading::orders::{OrderService, TradingConfig};
+use nusatrade_app::trading::orders::{OrderService, PlaceOrder, TradingConfig};
 use nusatrade_aws::websocket::handle;
 use nusatrade_aws::{ApiGwPush, AwsSettings, DynamoStore, build_ports_from};
+use nusatrade_domain::instrument::lookup;
+use nusatrade_domain::money::{Lots, Side};
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -72,6 +75,21 @@ impl World {
 }
 
 /// An event of `events/_samples`.
+/// The order both channel tests place: buy 1 lot of EURUSD at 1.1, no stops, on the user's only connection.
+pub fn eurusd_buy() -> PlaceOrder {
+    PlaceOrder {
+        instrument: lookup("EURUSD").unwrap(),
+        side: Side::Buy,
+        lots: Lots::new_unchecked(Decimal::ONE),
+        price: "1.1".parse().unwrap(),
+        stop_loss: None,
+        take_profit: None,
+        broker_connection_id: None,
+        trailing_stop: None,
+        source: "api",
+    }
+}
+
 pub fn sample(name: &str) -> Value {
     let path = format!("{}/../../events/_samples/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

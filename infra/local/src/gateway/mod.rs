@@ -1,7 +1,9 @@
 //! The local gateway: one HTTP server that emulates API Gateway in front of every function — the
 //! merged HTTP routers and the WebSocket APIs (`/connector/ws`, `/connector/client`, and `/ws`, the
-//! single endpoint an API Gateway stage offers, serving both channels) — with graceful shutdown.
+//! single endpoint an API Gateway stage offers, serving both channels) and the dashboard ([`web`]: `/`, `/app/*`) —
+//! with graceful shutdown.
 
+pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -66,7 +68,8 @@ pub fn app(upstream: &impl Upstream, apis: WsApis, limits: WsLimits, shutdown: w
     let connector = ws::endpoint(CONNECTOR_PATH, apis.connector, push.clone(), limits, shutdown.clone());
     let client = ws::endpoint(CLIENT_PATH, apis.client, push.clone(), limits, shutdown.clone());
     let stage = ws::endpoint(STAGE_PATH, apis.stage, push, limits, shutdown);
-    Router::new().merge(connector).merge(client).merge(stage).merge(upstream.http_router())
+    // The dashboard (`/`, `/app/*`) before the API, whose JSON 404 fallback answers everything else.
+    Router::new().merge(connector).merge(client).merge(stage).merge(web::router()).merge(upstream.http_router())
 }
 
 /// A bound, not yet running gateway (so callers learn the real port before serving).

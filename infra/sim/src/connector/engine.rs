@@ -2,6 +2,12 @@
 //! [`PaperAccount`]. No I/O: the network loop ([`super::SimConnector`]) feeds it text frames and ticks and sends
 //! what it returns, so every command can be tested without a socket.
 //!
+//! The protocol logic is written once, in [`TerminalEngine`]: [`Engine`] is that engine over the paper account as
+//! an MT5 terminal ([`PaperTerminal`]), plus what only a paper account has — the ticks that move it (a stop hit is
+//! reported at once), its state file and the `--reject` faults (drawn by the paper terminal's `order_send`). The
+//! paper terminal knows its account's whole history ([`Mt5::history_complete_since`](crate::mt5::Mt5)), so its
+//! lookups may answer `not_found`, and it lists every refused open among its rejected history orders.
+//!
 //! Commands (contract §3.2.2) and their replies (§3.2.1, with the original connector's attribute bugs fixed):
 //!
 //! | server → connector | reply |
@@ -46,23 +52,22 @@
 //! A modify that changes nothing (10025 NO_CHANGES) reports success: the position already has the requested
 //! stops, which is what the command asks for.
 
-use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-// History windows are written with microseconds (a window must not start before what it claims).
-use nusatrade_app::wire;
-use nusatrade_domain::order::Ticket;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use serde_json::{Map, Value, json};
-use tracing::{debug, info, warn};
+use serde_json::{Value, json};
+use tracing::{info, warn};
 
 use super::faults::{FaultStats, Faults};
 use super::history::HistorySource;
-use super::state::{Executed, STATE_FORMAT, STATE_VERSION, SavedState};
+use super::state::{STATE_FORMAT, STATE_VERSION, SavedState};
 use crate::feed::Tick;
-use crate::paper::{self, AccountState, ClosedPosition, DealEntry, DealReason, PaperAccount, PaperPosition};
+use crate::mt5::engine::TerminalEngine;
+use crate::mt5::paper::PaperTerminal;
+use crate::paper::{ClosedPosition, DealReason, PaperAccount};
 
 /// How many trade results are remembered for de-duplication.
 pub const DEDUP_CAPACITY: usize = 10_000;
@@ -72,14 +77,8 @@ pub const MAX_SAVED_DEALS: usize = 1_000;
 pub const MAX_SYNC_DEALS: usize = 50;
 /// How many refused orders a `SYNC_RESPONSE` lists, and how many lookups it answers.
 pub const MAX_SYNC_ORDERS: usize = 20;
-/// How many refused orders are remembered for the history.
-const MAX_REFUSED: usize = 1_000;
-/// Synthetic MT5 order tickets of refused orders start here.
-const FIRST_REFUSED_TICKET: u64 = 900_000_000;
 /// Default minimum gap between two routine `POSITION_UPDATE`s.
 pub const DEFAULT_POSITION_UPDATE_GAP: Duration = Duration::from_secs(1);
-/// The volume of a `TRADE_OPEN` without `lot_size` (the original connector's default).
-const DEFAULT_VOLUME: Decimal = Decimal::from_parts(1, 0, 0, false, 1);
 
 /// Who the paper account is, as MT5 would report it after login.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,50 +120,6 @@ pub struct Reaction {
     pub executed: bool,
 }
 
-impl Reaction {
-    fn reply(reply: Value) -> Reaction {
-        Reaction { replies: vec![reply], ..Reaction::default() }
-    }
-
-    fn signal(signal: Signal) -> Reaction {
-        Reaction { signal: Some(signal), ..Reaction::default() }
-    }
-}
-
-/// Trade results by `request_id`, oldest forgotten first.
-#[derive(Debug, Default)]
-struct ResultCache {
-    results: HashMap<String, Value>,
-    order: VecDeque<String>,
-    capacity: usize,
-}
-
-impl ResultCache {
-    fn new(capacity: usize) -> ResultCache {
-        ResultCache { capacity: capacity.max(1), ..ResultCache::default() }
-    }
-
-    fn get(&self, request_id: &str) -> Option<&Value> {
-        self.results.get(request_id)
-    }
-
-    /// The remembered results, oldest first.
-    fn entries(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.order.iter().filter_map(|k| self.results.get_key_value(k))
-    }
-
-    fn insert(&mut self, request_id: String, result: Value) {
-        if self.results.insert(request_id.clone(), result).is_none() {
-            self.order.push_back(request_id);
-        }
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.results.remove(&old);
-            }
-        }
-    }
-}
-
 /// Counters of what the engine did (for logs and tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineStats {
@@ -176,58 +131,46 @@ pub struct EngineStats {
     pub stops_hit: u64,
 }
 
-/// The message handler: a paper account, the remembered results and the update throttle.
+/// The paper connector's handler: the terminal engine ([`TerminalEngine`]) over the paper account
+/// ([`PaperTerminal`]), plus what only a paper account has: the ticks that move it (stop hits reported at once),
+/// its saved state and the injected faults. The paper terminal never waits, so its calls complete at once.
 #[derive(Debug)]
 pub struct Engine {
-    account: PaperAccount,
+    inner: TerminalEngine<PaperTerminal>,
     identity: AccountIdentity,
-    results: ResultCache,
     position_update_gap: Duration,
     last_position_update: Option<Instant>,
     reported_positions: bool,
-    stats: EngineStats,
-    faults: Faults,
+    stops_hit: u64,
     changed: bool,
-    /// `TRADE_OPEN`s the account refused (MT5's history orders in state rejected), oldest first.
-    refused: VecDeque<RefusedOrder>,
-    next_refused_ticket: u64,
-    /// The history is complete from this time on only (a restored account: recent deals, no refusals).
-    history_floor: Option<DateTime<Utc>>,
-    /// Where price history comes from (`HISTORY_REQUEST`).
-    prices: HistorySource,
 }
 
-/// A refused `TRADE_OPEN`, as MT5's history lists it.
-#[derive(Debug, Clone, PartialEq)]
-struct RefusedOrder {
-    ticket: u64,
-    time: DateTime<Utc>,
-    comment: String,
+/// Runs a paper terminal call: it never waits.
+fn now_or_never<F: Future>(f: F) -> Option<F::Output> {
+    futures::FutureExt::now_or_never(Box::pin(f))
 }
 
 impl Engine {
     /// An engine over `account`, reporting as `identity`.
     pub fn new(account: PaperAccount, identity: AccountIdentity) -> Engine {
+        Engine::over(PaperTerminal::new(account, identity.clone()), identity)
+    }
+
+    fn over(terminal: PaperTerminal, identity: AccountIdentity) -> Engine {
         Engine {
-            account,
+            inner: TerminalEngine::new(terminal).with_connected(),
             identity,
-            results: ResultCache::new(DEDUP_CAPACITY),
             position_update_gap: DEFAULT_POSITION_UPDATE_GAP,
             last_position_update: None,
             reported_positions: false,
-            stats: EngineStats::default(),
-            faults: Faults::default(),
+            stops_hit: 0,
             changed: false,
-            refused: VecDeque::new(),
-            next_refused_ticket: FIRST_REFUSED_TICKET,
-            history_floor: None,
-            prices: HistorySource::Unavailable,
         }
     }
 
     /// Answers `HISTORY_REQUEST`s from `source`.
     pub fn with_history(mut self, source: HistorySource) -> Engine {
-        self.prices = source;
+        self.inner.terminal().set_history(source);
         self
     }
 
@@ -235,36 +178,35 @@ impl Engine {
     /// caller checks that the state is this identity's; the account is checked for consistency here.
     pub fn restore(saved: SavedState, identity: AccountIdentity) -> Result<Engine, String> {
         let account = PaperAccount::restore(saved.account)?;
-        let mut engine = Engine::new(account, identity);
-        // Older deals may have been dropped from the state, and refusals are not kept: complete from now on.
-        engine.history_floor = Some(Utc::now());
-        let skip = saved.executed.len().saturating_sub(DEDUP_CAPACITY);
-        for e in saved.executed.into_iter().skip(skip) {
+        for e in &saved.executed {
             if e.request_id.is_empty() {
                 return Err("a remembered result without a request id".into());
             }
             if e.result.get("type").and_then(Value::as_str) != Some("TRADE_RESULT") {
                 return Err(format!("the remembered result of {} is not a TRADE_RESULT", e.request_id));
             }
-            engine.results.insert(e.request_id, e.result);
         }
+        // Older deals may have been dropped from the state, and refusals are not kept: complete from now on.
+        let terminal = PaperTerminal::restored(account, identity.clone(), Utc::now());
+        let mut engine = Engine::over(terminal, identity);
+        engine.inner.restore(saved.executed);
         Ok(engine)
     }
 
     /// Injects `faults` (see [`Faults`]).
     pub fn with_faults(mut self, faults: Faults) -> Engine {
-        self.faults = faults;
+        *self.inner.terminal().faults_mut() = faults;
         self
     }
 
     /// The fault decisions (the network loop asks them what to do with each `TRADE_RESULT` frame).
     pub fn faults_mut(&mut self) -> &mut Faults {
-        &mut self.faults
+        self.inner.terminal().faults_mut()
     }
 
     /// What was injected so far.
     pub fn fault_stats(&self) -> FaultStats {
-        self.faults.stats()
+        self.inner.terminal_ref().faults().stats()
     }
 
     /// The account, the remembered results (oldest first) and who the account is, as saved at `now`.
@@ -275,21 +217,18 @@ impl Engine {
             saved_at: now,
             login: self.identity.login,
             server: self.identity.server.clone(),
-            account: self.account.snapshot(MAX_SAVED_DEALS),
-            executed: self
-                .results
-                .entries()
-                .map(|(k, v)| Executed { request_id: k.clone(), result: v.clone() })
-                .collect(),
+            account: self.account().snapshot(MAX_SAVED_DEALS),
+            executed: self.inner.executed(),
         }
     }
 
     /// [`saved_state`](Self::saved_state) if something changed since the last call, once.
     pub fn take_changes(&mut self, now: DateTime<Utc>) -> Option<SavedState> {
-        if !self.changed {
+        if !self.has_changes() {
             return None;
         }
         self.changed = false;
+        let _ = self.inner.take_changes(&self.identity, now);
         Some(self.saved_state(now))
     }
 
@@ -300,7 +239,7 @@ impl Engine {
 
     /// Whether something changed since the last [`take_changes`](Self::take_changes).
     pub fn has_changes(&self) -> bool {
-        self.changed
+        self.changed || self.inner.has_changes()
     }
 
     /// Sets the minimum gap between two routine `POSITION_UPDATE`s (stop hits are reported at once).
@@ -311,7 +250,7 @@ impl Engine {
 
     /// The paper account.
     pub fn account(&self) -> &PaperAccount {
-        &self.account
+        self.inner.terminal_ref().account()
     }
 
     /// Who the account is.
@@ -321,45 +260,20 @@ impl Engine {
 
     /// What the engine did so far.
     pub fn stats(&self) -> EngineStats {
-        self.stats
+        EngineStats { stops_hit: self.stops_hit, ..self.inner.stats() }
     }
 
-    /// Handles one text frame from the server at `now`.
+    /// Handles one text frame from the server at `now` (fills are booked at `now`).
     pub fn handle(&mut self, text: &str, now: DateTime<Utc>) -> Reaction {
-        let m = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                warn!(frame = %truncate(text, 200), "ignoring a frame that is not a JSON object");
-                return Reaction::default();
-            }
+        self.inner.terminal().set_clock(Some(now));
+        let reaction = now_or_never(self.inner.handle(text, now));
+        self.inner.terminal().set_clock(None);
+        let Some(reaction) = reaction else {
+            warn!("the paper terminal waited: frame not handled");
+            return Reaction::default();
         };
-        let kind = m.get("type").and_then(Value::as_str).unwrap_or_default();
-        match kind {
-            "WELCOME" => Reaction::signal(Signal::Welcome {
-                heartbeat_interval: m.get("heartbeat_interval").and_then(Value::as_u64).filter(|s| *s > 0),
-            }),
-            "HEARTBEAT_ACK" => Reaction::signal(Signal::HeartbeatAck),
-            "PONG" => Reaction::signal(Signal::Pong),
-            "ERROR" => {
-                let error = m.get("error").and_then(Value::as_str).unwrap_or("unknown error").to_owned();
-                Reaction::signal(Signal::Error(error))
-            }
-            "PING" => Reaction::reply(json!({"type": "PONG", "timestamp": iso_millis(now)})),
-            "TRADE_OPEN" | "TRADE_CLOSE" | "TRADE_MODIFY" => self.trade_command(kind, &m, now),
-            "GET_POSITIONS" => Reaction::reply(json!({
-                "type": "POSITIONS",
-                "request_id": echo(&m),
-                "data": self.positions_json(),
-            })),
-            "GET_ACCOUNT" => Reaction::reply(self.account_message("ACCOUNT_INFO", Some(echo(&m)))),
-            "SYNC_REQUEST" => Reaction::reply(self.sync_response(&m)),
-            "HISTORY_REQUEST" => Reaction::reply(self.prices.answer(&m)),
-            other => {
-                // The original connector logs unknown types and sends nothing back.
-                debug!(kind = other, "ignoring a message of unknown type");
-                Reaction::default()
-            }
-        }
+        self.changed |= reaction.traded;
+        reaction
     }
 
     /// Feeds ticks (in order) to the paper account and returns what to report: after a stop loss or take profit
@@ -369,10 +283,10 @@ impl Engine {
     pub fn on_ticks(&mut self, ticks: &[Tick], at: Instant) -> Vec<Value> {
         let mut closed: Vec<ClosedPosition> = Vec::new();
         for tick in ticks {
-            closed.extend(self.account.on_tick(*tick));
+            closed.extend(self.inner.terminal().account_mut().on_tick(*tick));
         }
         for c in &closed {
-            self.stats.stops_hit += 1;
+            self.stops_hit += 1;
             self.changed = true;
             let reason = match c.reason {
                 DealReason::StopLoss => "stop loss",
@@ -388,208 +302,32 @@ impl Engine {
         if !closed.is_empty() {
             return vec![self.position_update(at), self.account_message("ACCOUNT_UPDATE", None)];
         }
-        if self.position_update_due(at) { vec![self.position_update(at)] } else { Vec::new() }
-    }
-
-    fn position_update_due(&self, at: Instant) -> bool {
-        let open = !self.account.positions().is_empty();
-        (open || self.reported_positions)
-            && self
-                .last_position_update
-                .is_none_or(|last| at.saturating_duration_since(last) >= self.position_update_gap)
+        let open = !self.account().positions().is_empty();
+        let due = self.last_position_update.is_none_or(|l| at.saturating_duration_since(l) >= self.position_update_gap);
+        if (open || self.reported_positions) && due { vec![self.position_update(at)] } else { Vec::new() }
     }
 
     /// `POSITION_UPDATE {positions: [{ticket, symbol, order_type, volume, open_price, current_price, stop_loss,
     /// take_profit, profit, comment}], timestamp}` (contract §3.2.1); records it as sent at `at`.
     pub fn position_update(&mut self, at: Instant) -> Value {
-        let positions: Vec<Value> = self
-            .account
-            .positions()
-            .iter()
-            .map(|p| {
-                json!({
-                    "ticket": p.ticket.0,
-                    "symbol": p.symbol.as_str(),
-                    "order_type": p.side.as_str(),
-                    "volume": num(p.lots),
-                    "open_price": num(p.open_price),
-                    "current_price": num(p.current_price),
-                    "stop_loss": p.stop_loss.map(num),
-                    "take_profit": p.take_profit.map(num),
-                    "profit": num(p.profit),
-                    "comment": p.comment,
-                })
-            })
-            .collect();
-        self.reported_positions = !positions.is_empty();
+        let v = now_or_never(self.inner.position_update(at)).and_then(Result::ok).unwrap_or_else(
+            || json!({"type": "POSITION_UPDATE", "positions": [], "timestamp": iso_millis(Utc::now())}),
+        );
+        self.reported_positions = v["positions"].as_array().is_some_and(|p| !p.is_empty());
         self.last_position_update = Some(at);
-        json!({"type": "POSITION_UPDATE", "positions": positions, "timestamp": iso_millis(Utc::now())})
+        v
     }
 
     /// `ACCOUNT_UPDATE` / `ACCOUNT_INFO`: `{balance, equity, margin, free_margin, profit, leverage, currency,
     /// margin_level, login, server, company}`, with `request_id` when answering a request.
-    pub fn account_message(&self, kind: &str, request_id: Option<Value>) -> Value {
-        let mut v = account_json(&self.account.account(), &self.identity);
-        v.insert("type".into(), json!(kind));
-        if let Some(rid) = request_id {
-            v.insert("request_id".into(), rid);
-        }
-        Value::Object(v)
+    pub fn account_message(&mut self, kind: &str, request_id: Option<Value>) -> Value {
+        now_or_never(self.inner.account_message(kind, request_id)).and_then(Result::ok).unwrap_or(Value::Null)
     }
 
     /// `MT5_STATUS {connected: true, broker_name, account_number, server}`.
     pub fn mt5_status(&self) -> Value {
-        json!({
-            "type": "MT5_STATUS",
-            "connected": true,
-            "broker_name": self.identity.company,
-            "account_number": self.identity.login.to_string(),
-            "server": self.identity.server,
-        })
+        self.inner.mt5_status(&self.identity)
     }
-
-    fn sync_response(&self, m: &Map<String, Value>) -> Value {
-        let all = self.account.history();
-        let asked_from = m
-            .get("history_from")
-            .and_then(Value::as_str)
-            .and_then(|s| DateTime::parse_from_rfc3339(s.trim()).ok())
-            .map(|t| t.with_timezone(&Utc));
-        let (recent, refused, window): (Vec<&paper::Deal>, Vec<&RefusedOrder>, Option<DateTime<Utc>>) = match asked_from
-        {
-            None => (all[all.len().saturating_sub(MAX_SYNC_DEALS)..].iter().collect(), Vec::new(), None),
-            Some(asked) => {
-                let mut from = self.history_floor.map_or(asked, |f| f.max(asked));
-                // More than fits: the window starts just after the newest entry left out.
-                let deals: Vec<&paper::Deal> = all.iter().filter(|d| d.time >= from).collect();
-                if deals.len() > MAX_SYNC_DEALS {
-                    from = from.max(deals[deals.len() - MAX_SYNC_DEALS - 1].time + chrono::Duration::microseconds(1));
-                }
-                let refused: Vec<&RefusedOrder> = self.refused.iter().filter(|r| r.time >= from).collect();
-                if refused.len() > MAX_SYNC_ORDERS {
-                    from =
-                        from.max(refused[refused.len() - MAX_SYNC_ORDERS - 1].time + chrono::Duration::microseconds(1));
-                }
-                (
-                    all.iter().filter(|d| d.time >= from).collect(),
-                    self.refused.iter().filter(|r| r.time >= from).collect(),
-                    Some(from),
-                )
-            }
-        };
-        let deals: Vec<Value> = recent
-            .iter()
-            .map(|d| {
-                json!({
-                    "ticket": d.ticket.0,
-                    "position": d.position.0,
-                    "symbol": d.symbol.as_str(),
-                    "type": d.side.as_str(),
-                    "entry": match d.entry { DealEntry::In => "in", DealEntry::Out => "out" },
-                    "volume": num(d.lots),
-                    "price": num(d.price),
-                    "profit": num(d.profit),
-                    "time": iso_millis(d.time),
-                    "reason": match d.reason {
-                        DealReason::Client => "client",
-                        DealReason::StopLoss => "sl",
-                        DealReason::TakeProfit => "tp",
-                    },
-                    "comment": d.comment,
-                })
-            })
-            .collect();
-        let mut account = account_json(&self.account.account(), &self.identity);
-        account.remove("type");
-        let mut v = json!({
-            "type": "SYNC_RESPONSE",
-            "request_id": echo(m),
-            "positions": self.positions_json(),
-            "account": account,
-            "deals": deals,
-        });
-        if let Some(c) = m.get("connection_id") {
-            v["connection_id"] = c.clone();
-        }
-        if let Some(from) = window {
-            v["history_from"] = json!(wire::iso(from));
-            v["orders"] = refused
-                .iter()
-                .map(|r| json!({"ticket": r.ticket, "state": "rejected", "time": wire::iso(r.time), "comment": r.comment}))
-                .collect();
-        }
-        if let Some(Value::Array(tickets)) = m.get("tickets") {
-            let lookups: Vec<Value> = tickets
-                .iter()
-                .filter_map(Value::as_u64)
-                .take(MAX_SYNC_ORDERS)
-                .filter_map(|t| self.lookup(Ticket(t)))
-                .collect();
-            v["lookups"] = json!(lookups);
-        }
-        v
-    }
-
-    /// A targeted lookup of a position ticket: open, closed (its closing deal), or — when the whole history is
-    /// known — not found.
-    fn lookup(&self, ticket: Ticket) -> Option<Value> {
-        if self.account.position(ticket).is_some() {
-            return Some(json!({"ticket": ticket.0, "status": "open"}));
-        }
-        let closing = self.account.history().iter().rev().find(|d| d.position == ticket && d.entry == DealEntry::Out);
-        match closing {
-            Some(d) => {
-                Some(json!({"ticket": ticket.0, "status": "closed", "price": num(d.price), "time": wire::iso(d.time)}))
-            }
-            None if self.history_floor.is_none() => Some(json!({"ticket": ticket.0, "status": "not_found"})),
-            None => None,
-        }
-    }
-
-    fn positions_json(&self) -> Vec<Value> {
-        self.account.positions().iter().map(position_json).collect()
-    }
-}
-
-fn position_json(p: &PaperPosition) -> Value {
-    json!({
-        "ticket": p.ticket.0,
-        "symbol": p.symbol.as_str(),
-        "type": p.side.as_str(),
-        "volume": num(p.lots),
-        "price": num(p.open_price),
-        "price_current": num(p.current_price),
-        "profit": num(p.profit),
-        "sl": num(p.stop_loss.unwrap_or_default()),
-        "tp": num(p.take_profit.unwrap_or_default()),
-        "comment": p.comment,
-        "time": iso_millis(p.open_time),
-    })
-}
-
-fn account_json(a: &AccountState, identity: &AccountIdentity) -> Map<String, Value> {
-    let v = json!({
-        "balance": num(a.balance),
-        "equity": num(a.equity),
-        "margin": num(a.margin),
-        "free_margin": num(a.free_margin),
-        "profit": num(a.profit),
-        "leverage": a.leverage,
-        "currency": a.currency.as_str(),
-        "margin_level": a.margin_level.map(num),
-        "login": identity.login,
-        "server": identity.server,
-        "company": identity.company,
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
-/// The `request_id` to echo (`null` when absent, as the original connector).
-fn echo(m: &Map<String, Value>) -> Value {
-    m.get("request_id").cloned().unwrap_or(Value::Null)
 }
 
 /// A decimal as a JSON number (the wire carries floats, as the original connector's).
@@ -598,19 +336,10 @@ pub fn num(d: Decimal) -> Value {
 }
 
 /// RFC 3339 UTC with milliseconds: the connector's own times (the original connector's form), on purpose
-/// not [`wire::iso`]'s microseconds.
+/// not `nusatrade_app::wire::iso`'s microseconds.
 pub fn iso_millis(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-mod trades;
 
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,7 @@ pub mod api;
 pub mod engine;
 pub mod faults;
 pub mod history;
+pub(crate) mod link;
 pub mod market;
 mod session;
 pub mod state;

@@ -1,37 +1,36 @@
-//! The connector's network side: log in, find the broker connection, run the WebSocket session (heartbeats,
-//! account and position updates, server commands through the [`Engine`], faults on the frames sent) and reconnect
-//! with back-off; the state file is written after every change, before the command's `TRADE_RESULT` leaves.
+//! The paper connector's side of a live link (the login, the broker connection and the reconnects are the shared
+//! [`super::link`]): the WebSocket session (heartbeats, account and position updates, server commands through the
+//! [`Engine`], faults on the frames sent) and the market feeding the paper account; the state file is written after
+//! every change, before the command's `TRADE_RESULT` leaves.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use futures::{SinkExt, StreamExt};
 use nusatrade_app::connector::Capability;
 use nusatrade_domain::instrument::Symbol;
 use nusatrade_domain::money::Currency;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, error, info, warn};
 
-use super::api::{Api, BrokerConnection, Registration, Tokens};
+use super::api::BrokerConnection;
 use super::engine::{AccountIdentity, Engine, Signal};
 use super::faults::{AckPlan, Faults};
 use super::history::HistorySource;
+use super::link::{Ended, Link, LinkConfig, Session, Ws, send, stopped, ticker};
 use super::market::{Market, Pacing, PriceSource};
 use super::state::{StateError, StateFile};
-use super::{
-    ConnectorConfig, ConnectorError, DEFAULT_HEARTBEAT, HANDSHAKE_TIMEOUT, MAX_FRAME_BYTES, REFRESH_MARGIN,
-    WELCOME_TIMEOUT, engine, ws_endpoint,
-};
+use super::{ConnectorConfig, ConnectorError, DEFAULT_HEARTBEAT, WELCOME_TIMEOUT, engine};
 use crate::feed::Tick;
 use crate::paper::PaperAccount;
 
@@ -49,38 +48,12 @@ pub const CAPABILITIES: [Capability; 6] = [
     Capability::HistoryCandles,
 ];
 
-/// Why one connection attempt ended.
-#[derive(Debug)]
-enum Ended {
-    /// Asked to stop.
-    Shutdown,
-    /// The link closed; `welcomed`: it had been up.
-    Closed { welcomed: bool, reason: String },
-}
-
-/// Why one connection attempt failed before the link was up.
-#[derive(Debug)]
-enum AttemptError {
-    Fatal(ConnectorError),
-    Retry(String),
-    /// The handshake answered 401: refresh the token.
-    Unauthorized(String),
-    /// The handshake answered 403: look the broker connection up again.
-    Forbidden(String),
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// The simulated connector. See the module docs.
 pub struct SimConnector {
     config: ConnectorConfig,
-    api: Api,
-    endpoint: String,
+    link: Link,
     engine: Arc<Mutex<Engine>>,
     state: Option<Arc<Persister>>,
-    tokens: Option<Tokens>,
-    registered: bool,
-    broker: Option<BrokerConnection>,
 }
 
 /// Writes the engine's state file, one save at a time and in the order of the changes.
@@ -148,10 +121,8 @@ fn restore_engine(file: &StateFile, identity: &AccountIdentity) -> Result<Option
 impl std::fmt::Debug for SimConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimConnector")
-            .field("server", &self.config.server)
-            .field("email", &self.config.email)
-            .field("endpoint", &self.endpoint)
-            .field("broker", &self.broker)
+            .field("link", &self.link)
+            .field("login", &self.config.identity.login)
             .finish_non_exhaustive()
     }
 }
@@ -160,24 +131,22 @@ fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
     engine.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Resolves once `shutdown` turns true (or its sender is gone).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
 impl SimConnector {
     /// Checks the settings and opens the paper account (no network yet). Makes ring the process's TLS provider
     /// for `wss://` unless one is installed already.
     pub fn new(config: ConnectorConfig) -> Result<SimConnector, ConnectorError> {
-        // With several rustls providers compiled in (the AWS SDK brings aws-lc-rs), rustls cannot pick one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let api = Api::new(&config.server, config.http_timeout).map_err(ConnectorError::Url)?;
-        let endpoint = ws_endpoint(&config.server, config.ws_url.as_deref())?;
+        let link = Link::new(LinkConfig {
+            server: &config.server,
+            ws_url: config.ws_url.as_deref(),
+            http_timeout: config.http_timeout,
+            email: &config.email,
+            password: &config.password,
+            register: config.register,
+            client_name: "Simulated MT5 connector",
+            reconnect: config.reconnect,
+        })?;
         if config.balance <= Decimal::ZERO {
             return Err(ConnectorError::Config(format!("the balance must be positive, got {}", config.balance)));
-        }
-        if config.reconnect.base.is_zero() {
-            return Err(ConnectorError::Config("the reconnect delay must be positive".into()));
         }
         if let Pacing::Speed(s) = config.pacing
             && !(s.is_finite() && s > 0.0)
@@ -229,7 +198,7 @@ impl SimConnector {
         if let Some(p) = &state {
             p.save_changes(&engine)?;
         }
-        Ok(SimConnector { config, api, endpoint, engine, state, tokens: None, registered: false, broker: None })
+        Ok(SimConnector { config, link, engine, state })
     }
 
     /// The message handler and its paper account (shared with the running connector).
@@ -243,14 +212,16 @@ impl SimConnector {
         let market = Market::open(&self.config.prices, self.config.pacing, Utc::now())?;
         let symbols: Vec<&str> = market.symbols().iter().map(Symbol::as_str).collect();
         info!(
-            server = %self.api.base(), email = %self.config.email, login = self.config.identity.login,
+            server = %self.link.base(), email = %self.config.email, login = self.config.identity.login,
             mt5_server = %self.config.identity.server, balance = %self.config.balance, leverage = self.config.leverage,
             symbols = ?symbols, prices = ?self.config.prices, "simulated MT5 connector starting"
         );
         let (tx, mut rx) = mpsc::channel::<Value>(256);
         let market_task =
             tokio::spawn(drive_market(market, self.engine.clone(), self.state.clone(), tx, shutdown.clone()));
-        let result = self.connect_loop(&mut rx, &mut shutdown).await;
+        let mut session =
+            SimSession { config: &self.config, engine: &self.engine, state: self.state.as_ref(), rx: &mut rx };
+        let result = self.link.run(&self.config.identity, &mut session, &mut shutdown).await;
         market_task.abort();
         persist(self.state.as_ref(), &self.engine).await;
         let (stats, faults) = {
@@ -270,174 +241,28 @@ impl SimConnector {
         );
         result
     }
+}
 
-    async fn connect_loop(
-        &mut self,
-        rx: &mut mpsc::Receiver<Value>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), ConnectorError> {
-        let mut failures: u32 = 0;
-        let mut force_refresh = false;
-        loop {
-            if *shutdown.borrow() {
-                return Ok(());
-            }
-            let reason = match self.attempt(force_refresh, rx, shutdown).await {
-                Ok(Ended::Shutdown) => return Ok(()),
-                Ok(Ended::Closed { welcomed, reason }) => {
-                    force_refresh = false;
-                    if welcomed {
-                        failures = 0;
-                    }
-                    info!(%reason, "connection closed");
-                    reason
-                }
-                Err(AttemptError::Fatal(e)) => return Err(e),
-                Err(AttemptError::Retry(reason)) => {
-                    force_refresh = false;
-                    warn!(%reason, "connection attempt failed");
-                    reason
-                }
-                Err(AttemptError::Unauthorized(reason)) => {
-                    force_refresh = true;
-                    warn!(%reason, "token refused at the handshake: refreshing it before the next attempt");
-                    reason
-                }
-                Err(AttemptError::Forbidden(reason)) => {
-                    force_refresh = false;
-                    self.broker = None;
-                    warn!(%reason, "broker connection refused at the handshake: looking it up again");
-                    reason
-                }
-            };
-            failures += 1;
-            let backoff = self.config.reconnect;
-            if backoff.max_attempts > 0 && failures > backoff.max_attempts {
-                return Err(ConnectorError::GaveUp { attempts: failures - 1, last: reason });
-            }
-            let delay = backoff.delay(failures);
-            info!(delay_ms = delay.as_millis() as u64, attempt = failures, "reconnecting");
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stopped(shutdown) => return Ok(()),
-            }
-            // Reports queued while offline are stale: fresh ones follow the next WELCOME.
-            while rx.try_recv().is_ok() {}
-        }
-    }
+/// The paper connector on a live link: its engine, its state file and the reports the market produces.
+struct SimSession<'a> {
+    config: &'a ConnectorConfig,
+    engine: &'a Arc<Mutex<Engine>>,
+    state: Option<&'a Arc<Persister>>,
+    rx: &'a mut mpsc::Receiver<Value>,
+}
 
-    /// One attempt: tokens, broker connection, handshake, session.
-    async fn attempt(
-        &mut self,
-        force_refresh: bool,
-        rx: &mut mpsc::Receiver<Value>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Ended, AttemptError> {
-        let access = self.access_token(force_refresh).await?;
-        let broker = self.broker_connection(&access).await?;
-        let sep = if self.endpoint.contains('?') { '&' } else { '?' };
-        let url = format!("{}{sep}token={access}&connection_id={}", self.endpoint, broker.id);
-        debug!(endpoint = %self.endpoint, connection_id = %broker.id, "opening the WebSocket");
-        let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::connect_async(url.as_str())).await {
-            Err(_) => return Err(AttemptError::Retry(format!("no WebSocket handshake within {HANDSHAKE_TIMEOUT:?}"))),
-            Ok(Ok((ws, _))) => ws,
-            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
-                let status = resp.status().as_u16();
-                let reason = format!("WebSocket handshake refused with HTTP {status}");
-                return Err(match status {
-                    401 => AttemptError::Unauthorized(reason),
-                    403 => AttemptError::Forbidden(reason),
-                    _ => AttemptError::Retry(reason),
-                });
-            }
-            Ok(Err(e)) => return Err(AttemptError::Retry(format!("WebSocket: {e}"))),
-        };
-        Ok(self.session(ws, &access, &broker, rx, shutdown).await)
-    }
-
-    async fn login(&mut self) -> Result<(), AttemptError> {
-        let (email, password) = (self.config.email.clone(), self.config.password.clone());
-        if self.config.register && !self.registered {
-            match self.api.register(&email, &password, "Simulated MT5 connector").await {
-                Ok(Registration::Created(tokens)) => {
-                    info!(%email, user_id = ?tokens.user_id, "account registered");
-                    self.registered = true;
-                    self.tokens = Some(tokens);
-                    return Ok(());
-                }
-                Ok(Registration::AlreadyRegistered) => {
-                    info!(%email, "account already registered: logging in");
-                    self.registered = true;
-                }
-                Err(e) if e.is_transient() => return Err(AttemptError::Retry(e.to_string())),
-                Err(e) => return Err(AttemptError::Fatal(ConnectorError::Register(e))),
-            }
-        }
-        match self.api.login(&email, &password).await {
-            Ok(tokens) => {
-                info!(%email, user_id = ?tokens.user_id, "logged in");
-                self.tokens = Some(tokens);
-                Ok(())
-            }
-            Err(e) if e.is_transient() => Err(AttemptError::Retry(e.to_string())),
-            Err(e) => Err(AttemptError::Fatal(ConnectorError::Login(e))),
-        }
-    }
-
-    /// A usable access token: the current one, refreshed when near expiry (or `force`), or a new login.
-    async fn access_token(&mut self, force: bool) -> Result<String, AttemptError> {
-        let refresh = match &self.tokens {
-            None => None,
-            Some(t) if !force && !t.expires_within(REFRESH_MARGIN, Utc::now()) => return Ok(t.access.clone()),
-            Some(t) => Some(t.refresh.clone()),
-        };
-        match refresh {
-            None => self.login().await?,
-            Some(refresh) => match self.api.refresh(&refresh).await {
-                Ok(tokens) => {
-                    info!(expires = ?tokens.access_expires, "access token refreshed");
-                    self.tokens = Some(tokens);
-                }
-                Err(e) if e.is_transient() => return Err(AttemptError::Retry(e.to_string())),
-                Err(e) => {
-                    info!(error = %e, "token refresh refused: logging in again");
-                    self.tokens = None;
-                    self.login().await?;
-                }
-            },
-        }
-        self.tokens.as_ref().map(|t| t.access.clone()).ok_or_else(|| AttemptError::Retry("no token".into()))
-    }
-
-    async fn broker_connection(&mut self, access: &str) -> Result<BrokerConnection, AttemptError> {
-        if let Some(b) = &self.broker {
-            return Ok(b.clone());
-        }
-        let id = &self.config.identity;
-        let login = id.login.to_string();
-        match self.api.find_or_create_connection(access, &id.company, &login, &id.server).await {
-            Ok((conn, created)) => {
-                let what = if created { "broker connection created" } else { "broker connection found" };
-                info!(connection_id = %conn.id, account_number = %login, mt5_server = %id.server, "{what}");
-                self.broker = Some(conn.clone());
-                Ok(conn)
-            }
-            Err(e) if e.status() == Some(401) => {
-                self.tokens = None;
-                Err(AttemptError::Retry(format!("token refused: {e}")))
-            }
-            Err(e) if e.is_transient() => Err(AttemptError::Retry(e.to_string())),
-            Err(e) => Err(AttemptError::Fatal(ConnectorError::BrokerConnection(e))),
-        }
+impl Session for SimSession<'_> {
+    /// Reports queued while offline are stale: fresh ones follow the next WELCOME.
+    fn before_redial(&mut self) {
+        while self.rx.try_recv().is_ok() {}
     }
 
     /// One live link, until it closes or the connector stops.
     async fn session(
-        &self,
+        &mut self,
         mut ws: Ws,
         access: &str,
         broker: &BrokerConnection,
-        rx: &mut mpsc::Receiver<Value>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Ended {
         let closed = |welcomed: bool, reason: String| Ended::Closed { welcomed, reason };
@@ -485,10 +310,10 @@ impl SimConnector {
                         Some(Ok(Message::Text(t))) => t,
                         Some(Ok(_)) => continue,
                     };
-                    let reaction = lock(&self.engine).handle(text.as_str(), Utc::now());
+                    let reaction = lock(self.engine).handle(text.as_str(), Utc::now());
                     // On disk before any result leaves: a restart never forgets what the server was told.
-                    persist(self.state.as_ref(), &self.engine).await;
-                    if reaction.executed && lock(&self.engine).faults_mut().disconnect_after_execution() {
+                    persist(self.state, self.engine).await;
+                    if reaction.executed && lock(self.engine).faults_mut().disconnect_after_execution() {
                         let every = self.config.faults.disconnect_every;
                         warn!(every, "injected fault (--disconnect-every): dropping the link after executing, before acknowledging");
                         // Dropping the stream closes the TCP connection without a close frame, as a lost link.
@@ -503,7 +328,7 @@ impl SimConnector {
                             heartbeat = ticker(hb_every);
                             info!(connection_id = %broker.id, heartbeat_secs = hb_every.as_secs_f64(), "connector online");
                             let (status, account, positions) = {
-                                let mut e = lock(&self.engine);
+                                let mut e = lock(self.engine);
                                 (e.mt5_status(), e.account_message("ACCOUNT_UPDATE", None), e.position_update(std::time::Instant::now()))
                             };
                             for msg in [status, account, positions] {
@@ -530,7 +355,7 @@ impl SimConnector {
                             }
                             continue;
                         }
-                        let plan = lock(&self.engine).faults_mut().plan_ack();
+                        let plan = lock(self.engine).faults_mut().plan_ack();
                         let rid = reply.get("request_id").cloned().unwrap_or(Value::Null);
                         match plan {
                             AckPlan::Drop => {
@@ -558,7 +383,7 @@ impl SimConnector {
                     }
                     if reaction.traded {
                         let (account, positions) = {
-                            let mut e = lock(&self.engine);
+                            let mut e = lock(self.engine);
                             (e.account_message("ACCOUNT_UPDATE", None), e.position_update(std::time::Instant::now()))
                         };
                         for msg in [account, positions] {
@@ -568,7 +393,7 @@ impl SimConnector {
                         }
                     }
                 }
-                Some(report) = rx.recv(), if welcomed => {
+                Some(report) = self.rx.recv(), if welcomed => {
                     if let Err(e) = send(&mut ws, &report).await {
                         return ended(&delayed, closed(welcomed, e));
                     }
@@ -595,7 +420,7 @@ impl SimConnector {
                     }
                 }
                 _ = account_timer.tick(), if welcomed => {
-                    let account = lock(&self.engine).account_message("ACCOUNT_UPDATE", None);
+                    let account = lock(self.engine).account_message("ACCOUNT_UPDATE", None);
                     if let Err(e) = send(&mut ws, &account).await {
                         return ended(&delayed, closed(welcomed, e));
                     }
@@ -606,26 +431,6 @@ impl SimConnector {
             }
         }
     }
-}
-
-/// An interval whose first tick is one period from now.
-fn ticker(period: Duration) -> tokio::time::Interval {
-    let period = period.max(Duration::from_millis(10));
-    let mut i = tokio::time::interval_at(Instant::now() + period, period);
-    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    i
-}
-
-/// Sends one JSON frame; a frame over [`MAX_FRAME_BYTES`] is dropped (logged) rather than sent and answered
-/// with a closed connection.
-async fn send(ws: &mut Ws, msg: &Value) -> Result<(), String> {
-    let text = msg.to_string();
-    if text.len() > MAX_FRAME_BYTES {
-        let kind = msg.get("type").and_then(Value::as_str).unwrap_or_default();
-        warn!(kind, bytes = text.len(), "not sending a frame over the 32 KB limit");
-        return Ok(());
-    }
-    ws.send(Message::Text(text.into())).await.map_err(|e| format!("send failed: {e}"))
 }
 
 /// Feeds the paper account from the market at its pace and queues the reports it produces (after saving the

@@ -22,6 +22,7 @@ use super::generate::{GeneratedStrategy, Progress, StrategyAsk};
 use super::prompts::ContextType;
 use super::service::{AiService, SymbolAnalysis};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
+use crate::backtest::routes::views::spec_view;
 use crate::http::fields::instrument;
 use crate::http::{ApiError, ApiJson, ApiQuery, ApiResult, FieldError};
 use crate::ml::error::MlError;
@@ -293,20 +294,8 @@ fn strategy_ask(body: StrategyRequest) -> ApiResult<StrategyAsk> {
 }
 
 fn strategy_view(g: &GeneratedStrategy) -> Value {
-    let st = &g.strategy;
     json!({
-        "strategy": {
-            "id": g.id.to_string(),
-            "name": st.name,
-            "description": st.description,
-            "strategy_type": st.strategy_type,
-            "code": Value::Null,
-            "parameters": to_json(&st.parameters),
-            "indicators": st.indicators,
-            "entry_rules": to_json(&st.entry_rules),
-            "exit_rules": to_json(&st.exit_rules),
-            "risk_management": st.risk_management.as_ref().map(to_json),
-        },
+        "strategy": spec_view(&g.id.to_string(), &g.strategy, json!({})),
         "explanation": g.explanation,
         "warnings": g.warnings,
         "suggested_improvements": g.suggested_improvements,

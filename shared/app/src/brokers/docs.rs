@@ -85,6 +85,24 @@ fn status_out() -> Value {
         "positions_snapshot": nullable(snapshot),
         "reconciliation": nullable(string()),
         "report_error": nullable(string()),
+        "capabilities": nullable(capabilities()),
+        "flags": array(flag()),
+    }))
+}
+
+/// `{stated, effective}` capability names of a live connector.
+pub fn capabilities() -> Value {
+    record(json!({"stated": array(string()), "effective": array(string())}))
+}
+
+/// One flag of bad input from a connector (`connector::flags`).
+pub fn flag() -> Value {
+    record(json!({
+        "kind": one_of(&["dedupe_violated", "price_suspect", "foreign_ticket"]),
+        "at": datetime(),
+        "detail": string(),
+        "ticket": nullable(integer()),
+        "order_id": nullable(uuid()),
     }))
 }
 

@@ -39,7 +39,10 @@
 //! dropped), its positions in `POSITION_UPDATE`'s field names. `reconciliation` (null while offline) says whether
 //! reconciliation can read the connector's reports — `unavailable — connector cannot report positions` after it
 //! answered a positions request with `ERROR` (`report_error`), until its next complete report
-//! ([`crate::reconcile::reporting`]).
+//! ([`crate::reconcile::reporting`]). `capabilities` (null while offline): `{stated, effective}` — what the connector
+//! stated in its `AUTH` and what is trusted after the connection's `flags` (a connector caught filling twice loses
+//! `dedupe_request_id`); `flags`: the bad input seen from its connectors, `[{kind, at, detail, ticket, order_id}]`
+//! ([`crate::connector::flags`]).
 
 use axum::Router;
 use axum::extract::{FromRef, Path, State};
@@ -257,6 +260,20 @@ pub struct StatusResponse {
     pub reconciliation: Option<&'static str>,
     /// The `ERROR` the connector answered its last positions request with, until its next complete report.
     pub report_error: Option<String>,
+    /// What the live connector stated in its `AUTH` and what is trusted after the connection's flags
+    /// (`{stated: [...], effective: [...]}`); null while offline.
+    pub capabilities: Option<Value>,
+    /// Bad input seen from the connection's connectors ([`crate::connector::flags`]), oldest first.
+    pub flags: Vec<Value>,
+}
+
+/// `{stated, effective}` of a live link.
+pub fn capabilities_view(link: &crate::connector::ConnectorLink) -> Value {
+    let stated = link.stated_capabilities.as_ref().unwrap_or(&link.capabilities);
+    json!({
+        "stated": stated.names().collect::<Vec<_>>(),
+        "effective": link.capabilities.names().collect::<Vec<_>>(),
+    })
 }
 
 impl From<&ConnectionStatus> for StatusResponse {
@@ -298,6 +315,8 @@ impl From<&ConnectionStatus> for StatusResponse {
             }),
             reconciliation: link.map(crate::reconcile::reporting::reconciliation),
             report_error: link.and_then(|l| l.reporting.report_error.clone()),
+            capabilities: link.map(capabilities_view),
+            flags: s.connection.record.flags.iter().map(|f| f.to_wire()).collect(),
         }
     }
 }

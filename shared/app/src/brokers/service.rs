@@ -24,14 +24,17 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::store::{BROKER_COUNT_ATTR, BROKER_PREFIX, BrokerConnectionRecord, broker_count_key, broker_key};
+use super::store::{
+    BROKER_COUNT_ATTR, BROKER_PREFIX, BrokerConnectionRecord, FLAGS_SEQ_ATTR, broker_count_key, broker_key,
+};
 use crate::auth::store::user_pk;
+use crate::connector::flags::{ConnectionFlag, with_flag};
 use crate::connector::registry::account_key;
 use crate::connector::reports::snapshot_key;
 use crate::connector::{AccountSnapshot, Command, ConnectorLink, ConnectorRegistry, PositionsSnapshot};
 use crate::ports::{
     CancelReason, Clock, Condition, IdGenerator, Item, ItemStore, Ports, Push, PushError, PushOutcome, Query,
-    StoreError, TxOp, Update,
+    StoreError, TxOp, Update, Value,
 };
 use crate::wire::iso;
 
@@ -140,7 +143,7 @@ impl BrokerService {
     // ------------------------------------------------------------------ reads
 
     /// The stored record of one of the user's connections.
-    async fn record(&self, user: Uuid, id: Uuid) -> BrokerResult<BrokerConnectionRecord> {
+    pub async fn record(&self, user: Uuid, id: Uuid) -> BrokerResult<BrokerConnectionRecord> {
         let item = self.store.get(&broker_key(user, id)).await?.ok_or(BrokerError::NotFound)?;
         let record: BrokerConnectionRecord = item.to_record()?;
         if record.user_id != user {
@@ -202,6 +205,40 @@ impl BrokerService {
         Ok(ConnectionStatus { connection: connection?, account: account?, positions: positions? })
     }
 
+    /// The connection's flags ([`crate::connector::flags`]); none for an unknown connection.
+    pub async fn flags(&self, user: Uuid, id: Uuid) -> BrokerResult<Vec<ConnectionFlag>> {
+        match self.record(user, id).await {
+            Ok(r) => Ok(r.flags),
+            Err(BrokerError::NotFound) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds a flag to the connection (once per kind and ticket, the newest
+    /// [`MAX_FLAGS`](crate::connector::flags::MAX_FLAGS) kept). Returns the flags
+    /// after the write, `None` when the flag was there already (or the connection is gone).
+    pub async fn flag(&self, user: Uuid, id: Uuid, flag: ConnectionFlag) -> BrokerResult<Option<Vec<ConnectionFlag>>> {
+        for _ in 0..5 {
+            let key = broker_key(user, id);
+            let Some(item) = self.store.get(&key).await? else { return Ok(None) };
+            let seq = item.get_n(FLAGS_SEQ_ATTR);
+            let record: BrokerConnectionRecord = item.to_record()?;
+            let Some(flags) = with_flag(&record.flags, flag.clone()) else { return Ok(None) };
+            let value = serde_json::to_value(&flags).map_err(|e| StoreError::Validation(e.to_string()))?;
+            let update = Update::new().set("flags", Value::from_json(value)?).add(FLAGS_SEQ_ATTR, 1);
+            let unchanged = match seq {
+                Some(n) => Condition::eq(FLAGS_SEQ_ATTR, n),
+                None => Condition::AttrNotExists(FLAGS_SEQ_ATTR.into()),
+            };
+            match self.store.update(&key, update, Some(Condition::Exists.and(unchanged))).await {
+                Ok(_) => return Ok(Some(flags)),
+                Err(e) if e.is_condition_failure() => continue, // written meanwhile (or deleted): read again
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(BrokerError::Store(StoreError::Throttled))
+    }
+
     // ------------------------------------------------------------------ writes
 
     /// Creates a connection (`is_active = false` until a connector holds it). Refused with
@@ -216,6 +253,7 @@ impl BrokerService {
             is_active: false,
             last_connected_at: None,
             created_at: self.clock.now(),
+            flags: Vec::new(),
         };
         let item = Item::from_record(&broker_key(user, record.id), &record)?;
         // One repair of a counter that drifted above the real count (connections removed behind the

@@ -2,7 +2,7 @@
 //!
 //! | PK | SK | what |
 //! |---|---|---|
-//! | `USER#<uid>` | `BROKER#<connection id>` | one broker connection ([`BrokerConnectionRecord`]) |
+//! | `USER#<uid>` | `BROKER#<connection id>` | one broker connection ([`BrokerConnectionRecord`]), with the `flags` of bad input from its connectors |
 //! | `USER#<uid>` | `COUNT#BROKERS` | how many broker connections the user has (`count`), kept in the same transaction as every create and delete, so the per-user limit holds under concurrency |
 //!
 //! The connector's WebSocket `$connect` accepts a `connection_id` only if this item exists under the
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::store::user_pk;
+use crate::connector::flags::ConnectionFlag;
 use crate::ports::Key;
 
 /// Sort-key prefix of a user's broker connections.
@@ -48,4 +49,11 @@ pub struct BrokerConnectionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_connected_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Bad input seen from its connectors ([`crate::connector::flags`]), newest last; written with
+    /// [`FLAGS_SEQ_ATTR`] as an optimistic-concurrency guard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<ConnectionFlag>,
 }
+
+/// Attribute counting the writes of `flags` (the guard of [`super::service::BrokerService::flag`]).
+pub const FLAGS_SEQ_ATTR: &str = "flags_seq";

@@ -101,7 +101,8 @@ pub(crate) async fn refuse(fanout: &Fanout, ws: &str, admission: Admission, limi
 }
 
 /// `CONNECTIONS_STATUS`: the user's broker connections a connector holds now (the original's shape,
-/// `{connection_id, mt5_connected, broker_name}`, plus account number, server and link times).
+/// `{connection_id, mt5_connected, broker_name}`, plus account number, server, link times, `reconciliation`, the
+/// connector's `capabilities` (`{stated, effective}`) and the connection's `flags` — additive fields).
 pub async fn connections_status(brokers: &BrokerService, user: Uuid) -> Value {
     let list = match brokers.list(user).await {
         Ok(l) => l,
@@ -123,6 +124,8 @@ pub async fn connections_status(brokers: &BrokerService, user: Uuid) -> Value {
                 "connected_since": iso(l.connected_at),
                 "last_message_at": l.health.last_message_at.map(iso),
                 "reconciliation": crate::reconcile::reporting::reconciliation(l),
+                "capabilities": crate::brokers::routes::capabilities_view(l),
+                "flags": c.record.flags.iter().map(|f| f.to_wire()).collect::<Vec<_>>(),
             }))
         })
         .collect();

@@ -34,8 +34,8 @@
 //! | `AUTH` | capabilities recorded; `WELCOME` (first contact above; a repeated `AUTH` gets `WELCOME` again) |
 //! | `HEARTBEAT` | `HEARTBEAT_ACK`; `last_heartbeat` |
 //! | `PING` / `PONG` | `PONG` / the round trip of our last `PING` becomes `latency_ms` |
-//! | `TRADE_RESULT` | the order use case applies the ack; relayed as `TRADE_RESULT` (+ `ORDER_UPDATE`); the outbox entry goes |
-//! | `POSITIONS` / `SYNC_RESPONSE` | stored as the connection's positions snapshot, handed to the [`SnapshotHook`]; quotes; `positions_count`; `SYNC_RESPONSE.account` as below |
+//! | `TRADE_RESULT` | checked first (bad input, [`crate::connector::flags`]): an ack for another connection's order or naming a ticket bound elsewhere is refused with an `ERROR`, a price off by orders of magnitude dropped; then the order use case applies the ack; relayed as `TRADE_RESULT` (+ `ORDER_UPDATE`); the outbox entry goes; a second ticket for one open flags `dedupe_violated` |
+//! | `POSITIONS` / `SYNC_RESPONSE` | two positions sharing one `NT-` comment flag `dedupe_violated`; stored as the connection's positions snapshot, handed to the [`SnapshotHook`]; quotes; `positions_count`; `SYNC_RESPONSE.account` as below |
 //! | `ACCOUNT_INFO` / `ACCOUNT_UPDATE` | the account snapshot (margin check, dashboard stats); relayed as `ACCOUNT_UPDATE` |
 //! | `POSITION_UPDATE` | quotes; relayed as `POSITION_UPDATE` |
 //! | `MT5_STATUS` | `mt5_connected`; relayed as `MT5_STATUS_UPDATE` |
@@ -67,21 +67,24 @@ use uuid::Uuid;
 
 use crate::auth::Authenticator;
 use crate::brokers::service::BrokerService;
-use crate::connector::capabilities::Capabilities;
+use crate::connector::capabilities::{Capabilities, Capability};
+use crate::connector::flags::{self, ConnectionFlag, FlagKind};
 use crate::connector::history::{DropHistory, HistoryHook, HistoryRequestId};
 use crate::connector::limits::{Admission, LinkGuard, LinkLimits, PerConnection};
 use crate::connector::outbox::{MAX_RESENDS, OutboxEntry};
-use crate::connector::protocol::{Command, ConnectorMessage, TradeResult};
+use crate::connector::protocol::{Command, ConnectorMessage, RequestId, TradeResult};
 use crate::connector::registry::{
     AccountSnapshot, ConnectorRegistry, LinkHealth, PING_SENT_ATTR, Quote, WsConnection, health_update,
 };
 use crate::connector::reports::{
     AccountReport, LogSnapshots, Mt5Status, PositionUpdate, PositionsReport, PositionsSnapshot, SnapshotHook, quotes,
 };
+use crate::connector::tickets::{TicketBinding, Verdict, judge, ticket_key};
 use crate::ports::PushOutcome;
-use crate::trading::orders::{AckOutcome, OrderService, TradingError};
+use crate::trading::orders::{AckOutcome, OrderRecord, OrderService, TradingError};
 use crate::wire::{iso, num};
 use crate::ws::{ConnectDecision, ConnectRequest, InboundMessage, WsHandler};
+use nusatrade_domain::order::Ticket;
 use nusatrade_domain::order::command::{CommandKind, Redelivery, redelivery};
 
 pub use super::browser::BrowserChannel;
@@ -101,6 +104,8 @@ pub const PONG_MAX_AGE: Duration = Duration::seconds(60);
 pub const QUOTE_WRITE_GAP: Duration = Duration::seconds(5);
 /// Most positions relayed in one `POSITION_UPDATE` (keeps the relay far below the 128 KB push limit).
 pub const MAX_RELAY_POSITIONS: usize = 200;
+/// Most shared `NT-` comments flagged from one positions report.
+pub const MAX_SHARED_COMMENTS: usize = 5;
 
 /// What one connection's traffic says between two health writes.
 #[derive(Debug, Default)]
@@ -111,6 +116,16 @@ struct LinkMemo {
     ping_sent_at: Option<DateTime<Utc>>,
     ping_answered: bool,
     quotes_written: HashMap<&'static str, DateTime<Utc>>,
+}
+
+/// What the checks of an order ack found before it was applied (see [`crate::connector::flags`]).
+#[derive(Debug)]
+struct Vetted {
+    order: OrderRecord,
+    /// Where the ack's ticket is to be bound (it was free).
+    binding: Option<crate::ports::Key>,
+    /// The ack's price (and profit) were dropped as off by orders of magnitude.
+    price_suspect: bool,
 }
 
 /// What a message adds to the link health.
@@ -204,6 +219,8 @@ impl ConnectorChannel {
             }
         }
         info!(ws, connection = %broker, "connector link up: welcomed, outbox resent, re-sync requested");
+        // Swept from now on, whether or not the re-sync's answer arrives.
+        self.snapshots.connector_up(conn.user_id, broker).await;
         let status = connections_status(&self.brokers, conn.user_id).await;
         self.orders.dashboards.broadcast(conn.user_id, &status).await;
         true
@@ -258,19 +275,38 @@ impl ConnectorChannel {
         true
     }
 
-    /// Keeps what an `AUTH` stated with the connection (its record and link), when it differs from what is kept.
+    /// Keeps what an `AUTH` stated with the connection (its record and link), less what the connection's flags
+    /// withdraw ([`crate::connector::flags`]: a connector caught filling twice is not trusted to de-duplicate again,
+    /// whatever it states), when it differs from what is kept. Flags that cannot be read withdraw de-duplication (the
+    /// safe side: an open is then never resent).
     async fn record_capabilities(&self, conn: &mut WsConnection, stated: &Capabilities) {
-        if &conn.capabilities == stated {
+        let ws = conn.ws_connection_id.as_str();
+        let effective = match conn.broker_connection_id {
+            Some(broker) => match self.brokers.flags(conn.user_id, broker).await {
+                Ok(flags) => flags::effective(stated, &flags),
+                Err(e) => {
+                    warn!(ws, error = %e, "could not read the connection's flags: de-duplication not trusted");
+                    stated.iter().filter(|c| *c != Capability::DedupeRequestId).collect()
+                }
+            },
+            None => stated.clone(),
+        };
+        let kept_stated = (&effective != stated).then(|| stated.clone());
+        if conn.capabilities == effective && conn.stated_capabilities == kept_stated {
             return;
         }
-        let ws = conn.ws_connection_id.as_str();
         info!(ws, capabilities = ?stated.names().collect::<Vec<_>>(), "connector capabilities");
+        if kept_stated.is_some() {
+            warn!(ws, stated = ?stated.names().collect::<Vec<_>>(), trusted = ?effective.names().collect::<Vec<_>>(),
+                "the connection's flags withdraw capabilities its connector states");
+        }
         if let Some(broker) = conn.broker_connection_id
-            && let Err(e) = self.registry.record_capabilities(ws, conn.user_id, broker, stated).await
+            && let Err(e) = self.registry.record_stated_capabilities(ws, conn.user_id, broker, stated, &effective).await
         {
             warn!(ws, error = %e, "could not record the connector's capabilities");
         }
-        conn.capabilities = stated.clone();
+        conn.capabilities = effective;
+        conn.stated_capabilities = kept_stated;
     }
 
     /// Whether the entry's order still waits for exactly that command (a store error counts as yes: the delivery
@@ -466,6 +502,7 @@ impl ConnectorChannel {
     }
 
     async fn positions(&self, conn: &WsConnection, broker: Uuid, report: PositionsReport, now: DateTime<Utc>) -> Note {
+        self.shared_comments(conn, broker, &report.positions, now).await;
         let count = u32::try_from(report.positions.len()).unwrap_or(u32::MAX);
         self.quotes(conn, &report.positions, now).await;
         if let Some(a) = &report.account {
@@ -516,12 +553,29 @@ impl ConnectorChannel {
         self.orders.dashboards.broadcast(conn.user_id, &relay).await;
     }
 
-    async fn trade_result(&self, conn: &WsConnection, result: TradeResult, raw: serde_json::Map<String, Value>) {
+    async fn trade_result(
+        &self,
+        conn: &WsConnection,
+        mut result: TradeResult,
+        raw: serde_json::Map<String, Value>,
+    ) -> Option<String> {
+        let vetted = match (result.command(), conn.broker_connection_id) {
+            (Some(rid), Some(broker)) => match self.vet_ack(conn, broker, rid, &mut result).await {
+                Ok(v) => v,
+                Err(refusal) => return Some(refusal),
+            },
+            _ => None,
+        };
         let mut relay = raw;
         relay.insert("type".into(), "TRADE_RESULT".into());
         relay.insert("connection_id".into(), json!(conn.broker_connection_id));
         if let Some(rid) = result.command() {
             relay.insert("order_id".into(), json!(rid.order_id));
+        }
+        if vetted.as_ref().is_some_and(|v| v.price_suspect) {
+            relay.insert("price".into(), Value::Null);
+            relay.insert("profit".into(), Value::Null);
+            relay.insert("price_suspect".into(), Value::Bool(true));
         }
         // The acknowledged command leaves the outbox whatever the ack says (the order use case removes it).
         let applied = self
@@ -531,19 +585,207 @@ impl ConnectorChannel {
         match applied {
             // The order's id, status and version — not the whole record.
             Ok(outcome) => {
-                let (result, order) = match &outcome {
+                let (verdict, order) = match &outcome {
                     AckOutcome::Applied(o) => ("applied", Some(o)),
                     AckOutcome::Unchanged(o, _) => ("unchanged", Some(o)),
                     AckOutcome::Refused(o, _) => ("refused", Some(o)),
                     AckOutcome::UnknownOrder => ("unknown_order", None),
                     AckOutcome::NotAnOrderCommand => ("not_an_order_command", None),
                 };
-                info!(ws = %conn.ws_connection_id, result, order = ?order.map(|o| o.id),
+                info!(ws = %conn.ws_connection_id, result = verdict, order = ?order.map(|o| o.id),
                     status = ?order.map(|o| o.status), version = ?order.map(|o| o.version), "TRADE_RESULT");
+                if let (Some(v), Some(broker)) = (vetted, conn.broker_connection_id) {
+                    self.after_ack(conn, broker, &result, v, &outcome).await;
+                }
             }
             // The ack is not lost: the order stays in flight and reconciliation reads MT5.
             Err(e) => warn!(ws = %conn.ws_connection_id, error = %e, "could not apply TRADE_RESULT"),
         }
+        None
+    }
+
+    // ------------------------------------------------------------------ bad input (connector::flags)
+
+    /// Checks an order ack against the order and the ticket bindings before it is applied: an ack for another
+    /// connection's order, or naming a ticket bound to another connection's order, is refused (`Err`: the `ERROR`
+    /// reply; nothing applied); a price off by orders of magnitude is dropped (and the profit of a close with it), the
+    /// ack still applied as evidence. `Ok(None)`: the order is not this user's (the use case answers that).
+    async fn vet_ack(
+        &self,
+        conn: &WsConnection,
+        broker: Uuid,
+        rid: RequestId,
+        result: &mut TradeResult,
+    ) -> Result<Option<Vetted>, String> {
+        let ws = conn.ws_connection_id.as_str();
+        let order = match self.orders.get(conn.user_id, rid.order_id).await {
+            Ok(o) => o,
+            Err(_) => return Ok(None),
+        };
+        let now = self.now();
+        if order.broker_connection_id.is_some_and(|b| b != broker) {
+            let detail = format!("TRADE_RESULT {} names an order sent through another broker connection: refused", rid);
+            warn!(ws, connection = %broker, order = %order.id, ticket = ?result.ticket, "{detail}");
+            let flag = ConnectionFlag::new(FlagKind::ForeignTicket, now, &detail, result.ticket, Some(order.id));
+            self.flag(conn, broker, flag).await;
+            return Err(json!({"type": "ERROR", "error": detail, "request_id": result.request_id}).to_string());
+        }
+        let mut binding = None;
+        if rid.kind == CommandKind::Open
+            && result.success
+            && let Some(ticket) = result.ticket
+        {
+            let (server, account) = match self.brokers.record(conn.user_id, broker).await {
+                Ok(r) => (r.server, r.account_number),
+                Err(e) => {
+                    warn!(ws, error = %e, "could not read the broker connection: ticket keyed by user");
+                    (None, None)
+                }
+            };
+            let key = ticket_key(server.as_deref(), account.as_deref(), conn.user_id, ticket);
+            match self.registry.ticket_binding(&key).await {
+                Ok(stored) => match judge(stored.as_ref(), conn.user_id, broker, order.id) {
+                    Verdict::Free => binding = Some(key),
+                    Verdict::Same | Verdict::Orphan => {}
+                    Verdict::Foreign => {
+                        let detail = format!(
+                            "TRADE_RESULT {rid}: ticket {ticket} is already bound to another order or connection: refused"
+                        );
+                        warn!(ws, connection = %broker, order = %order.id, ticket, "{detail}");
+                        let flag =
+                            ConnectionFlag::new(FlagKind::ForeignTicket, now, &detail, Some(ticket), Some(order.id));
+                        self.flag(conn, broker, flag).await;
+                        return Err(
+                            json!({"type": "ERROR", "error": detail, "request_id": result.request_id}).to_string()
+                        );
+                    }
+                },
+                // The order's own state machine still guards it (a second ticket is refused there).
+                Err(e) => warn!(ws, error = %e, "could not read the ticket binding: unchecked"),
+            }
+        }
+        let reference = match rid.kind {
+            CommandKind::Open => Some(order.requested_price),
+            CommandKind::Close => order.current_price.or(order.open_price),
+            CommandKind::Modify => None,
+        };
+        let mut price_suspect = false;
+        if let (Some(price), Some(reference)) = (result.price, reference)
+            && flags::price_suspect(price, reference)
+        {
+            price_suspect = true;
+            let detail = format!(
+                "{} ack for {} priced {price}, more than {}x away from {reference}: price ignored, no P/L taken from it",
+                rid.kind.as_str(),
+                order.symbol,
+                flags::PRICE_BAND
+            );
+            warn!(ws, connection = %broker, order = %order.id, ticket = ?result.ticket, %price, %reference, "{detail}");
+            result.price = None;
+            if rid.kind == CommandKind::Close {
+                result.profit = None;
+            }
+            let ticket = result.ticket.or(order.ticket.map(|t| t.0));
+            self.flag(conn, broker, ConnectionFlag::new(FlagKind::PriceSuspect, now, &detail, ticket, Some(order.id)))
+                .await;
+        }
+        Ok(Some(Vetted { order, binding, price_suspect }))
+    }
+
+    /// After an order ack was applied: its ticket is bound to the order; a second, different ticket for an open that
+    /// already has one is a double fill — the order keeps its first ticket, the second is recorded as an orphan and the
+    /// connection flagged `dedupe_violated` (de-duplication no longer trusted).
+    async fn after_ack(&self, conn: &WsConnection, broker: Uuid, result: &TradeResult, v: Vetted, out: &AckOutcome) {
+        let Some(rid) = result.command() else { return };
+        let (Some(ticket), true) = (result.ticket, rid.kind == CommandKind::Open && result.success) else { return };
+        let bind = |orphan: bool| TicketBinding {
+            ticket,
+            user_id: conn.user_id,
+            broker_connection_id: broker,
+            order_id: v.order.id,
+            orphan,
+        };
+        match out {
+            AckOutcome::Applied(o) if o.ticket == Some(Ticket(ticket)) => {
+                if let Some(key) = &v.binding
+                    && let Err(e) = self.registry.bind_ticket(key, &bind(false)).await
+                {
+                    warn!(error = %e, ticket, "could not bind the ticket to its order");
+                }
+            }
+            AckOutcome::Refused(o, _) | AckOutcome::Unchanged(o, _)
+                if o.ticket.is_some_and(|first| first != Ticket(ticket)) =>
+            {
+                let first = o.ticket.map_or(0, |t| t.0);
+                let claimed = conn.stated_capabilities.as_ref().unwrap_or(&conn.capabilities).dedupes();
+                warn!(ws = %conn.ws_connection_id, connection = %broker, order = %o.id, first_ticket = first,
+                    second_ticket = ticket, claimed_dedupe = claimed,
+                    "the connector filled one TRADE_OPEN twice: the order keeps its first ticket, the second is an \
+                     orphan MT5 position; de-duplication is no longer trusted for this connection");
+                if let Some(key) = &v.binding
+                    && let Err(e) = self.registry.bind_ticket(key, &bind(true)).await
+                {
+                    warn!(error = %e, ticket, "could not record the orphan ticket");
+                }
+                let detail = format!(
+                    "request {rid} filled twice: order keeps ticket {first}, ticket {ticket} is an orphan MT5 position \
+                     (reconciliation shows it as external); de-duplication no longer trusted"
+                );
+                let flag = ConnectionFlag::new(FlagKind::DedupeViolated, self.now(), &detail, Some(ticket), Some(o.id));
+                self.flag(conn, broker, flag).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Positions sharing one `NT-` comment: one order of ours filled twice ([`flags::shared_comments`]).
+    async fn shared_comments(
+        &self,
+        conn: &WsConnection,
+        broker: Uuid,
+        positions: &[crate::connector::reports::BrokerPosition],
+        now: DateTime<Utc>,
+    ) {
+        for (comment, tickets) in flags::shared_comments(positions).into_iter().take(MAX_SHARED_COMMENTS) {
+            let listed: Vec<String> = tickets.iter().map(u64::to_string).collect();
+            let detail = format!(
+                "positions {} carry the same comment {comment}: one order filled twice (the extra ones are orphan MT5 \
+                 positions, shown as external by reconciliation); de-duplication no longer trusted",
+                listed.join(", ")
+            );
+            warn!(ws = %conn.ws_connection_id, connection = %broker, %comment, tickets = ?tickets, "{detail}");
+            let last = tickets.last().copied();
+            self.flag(conn, broker, ConnectionFlag::new(FlagKind::DedupeViolated, now, &detail, last, None)).await;
+        }
+    }
+
+    /// Flags the broker connection; a new flag withdraws what it withdraws from the live link at once and reaches the
+    /// dashboards (`CONNECTOR_WARNING`, then a fresh `CONNECTIONS_STATUS`). A flag already there changes nothing.
+    async fn flag(&self, conn: &WsConnection, broker: Uuid, flag: ConnectionFlag) {
+        let ws = conn.ws_connection_id.as_str();
+        // The live link stops trusting first, so whoever sees the flag sees the capability gone.
+        if let Some(withdrawn) = flag.kind.withdraws()
+            && conn.capabilities.has(withdrawn)
+        {
+            let stated = conn.stated_capabilities.clone().unwrap_or_else(|| conn.capabilities.clone());
+            let effective: Capabilities = conn.capabilities.iter().filter(|c| *c != withdrawn).collect();
+            if let Err(e) =
+                self.registry.record_stated_capabilities(ws, conn.user_id, broker, &stated, &effective).await
+            {
+                warn!(ws, error = %e, "could not withdraw the connector's capabilities");
+            }
+        }
+        match self.brokers.flag(conn.user_id, broker, flag.clone()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => warn!(ws, error = %e, kind = %flag.kind, "could not flag the broker connection"),
+        }
+        let mut warning = flag.to_wire();
+        warning["type"] = json!("CONNECTOR_WARNING");
+        warning["connection_id"] = json!(broker);
+        warning["timestamp"] = json!(now_iso());
+        let status = connections_status(&self.brokers, conn.user_id).await;
+        self.orders.dashboards.broadcast_all(conn.user_id, &[warning, status]).await;
     }
 }
 
@@ -689,10 +931,7 @@ impl ConnectorChannel {
                 }
                 None
             }
-            ConnectorMessage::TradeResult { result, raw } => {
-                self.trade_result(&conn, result, raw).await;
-                None
-            }
+            ConnectorMessage::TradeResult { result, raw } => self.trade_result(&conn, result, raw).await,
             ConnectorMessage::Positions(report) => {
                 note = self.positions(&conn, broker, report, now).await;
                 None

@@ -33,6 +33,8 @@ use crate::ports::{Condition, StoreError, Update, Value};
 
 /// The attribute of the connection and link records holding the capabilities (a list of names).
 pub const CAPABILITIES_ATTR: &str = "capabilities";
+/// The attribute holding what the connector stated, when its connection's flags withdraw some of it.
+pub const STATED_CAPABILITIES_ATTR: &str = "stated_capabilities";
 
 /// Most capability names read from one `AUTH` (more: the list is ignored).
 pub const MAX_CAPABILITIES: usize = 32;
@@ -141,6 +143,11 @@ impl Capabilities {
         self.0.is_empty()
     }
 
+    /// The capabilities, in a stable order.
+    pub fn iter(&self) -> impl Iterator<Item = Capability> + '_ {
+        self.0.iter().copied()
+    }
+
     /// The names, in a stable order.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.0.iter().map(|c| c.as_str())
@@ -197,11 +204,32 @@ impl ConnectorRegistry {
         broker_connection_id: Uuid,
         capabilities: &Capabilities,
     ) -> Result<(), StoreError> {
-        let names: Vec<Value> = capabilities.names().map(Value::from).collect();
+        self.record_stated_capabilities(ws_connection_id, user_id, broker_connection_id, capabilities, capabilities)
+            .await
+    }
+
+    /// [`record_capabilities`](Self::record_capabilities) of a connection whose flags withdraw some of what its
+    /// connector states ([`super::flags::effective`]): `capabilities` holds what is trusted (every decision reads it),
+    /// `stated_capabilities` what the connector said, when the two differ.
+    pub async fn record_stated_capabilities(
+        &self,
+        ws_connection_id: &str,
+        user_id: Uuid,
+        broker_connection_id: Uuid,
+        stated: &Capabilities,
+        effective: &Capabilities,
+    ) -> Result<(), StoreError> {
+        let list = |c: &Capabilities| Value::L(c.names().map(Value::from).collect());
         // An empty list is no attribute (the original connector's records stay as they were).
-        let update = || match names.is_empty() {
-            true => Update::new().remove(CAPABILITIES_ATTR),
-            false => Update::new().set(CAPABILITIES_ATTR, Value::L(names.clone())),
+        let update = || {
+            let u = match effective.is_empty() {
+                true => Update::new().remove(CAPABILITIES_ATTR),
+                false => Update::new().set(CAPABILITIES_ATTR, list(effective)),
+            };
+            match stated == effective {
+                true => u.remove(STATED_CAPABILITIES_ATTR),
+                false => u.set(STATED_CAPABILITIES_ATTR, list(stated)),
+            }
         };
         let conn = self.store.update(&ws_key(ws_connection_id), update(), Some(Condition::Exists)).await;
         match conn {
@@ -249,6 +277,18 @@ mod tests {
         assert_eq!(stated(json!({"capabilities": [long]})).unknown[0].len(), MAX_CAPABILITY_NAME);
         // names are exact: no case folding, no aliases
         assert!(stated(json!({"capabilities": ["DEDUPE_REQUEST_ID", "dedupe"]})).capabilities.is_empty());
+    }
+
+    #[test]
+    fn unknown_names_are_bounded_and_never_stored() {
+        let mut names: Vec<String> =
+            (0..MAX_CAPABILITIES - 1).map(|i| format!("future_{i}_{}", "x".repeat(500))).collect();
+        names.push("report_positions".into());
+        let s = stated(json!({ "capabilities": names }));
+        assert_eq!(s.unknown.len(), MAX_CAPABILITIES - 1);
+        assert!(s.unknown.iter().all(|n| n.chars().count() <= MAX_CAPABILITY_NAME));
+        // what is kept with the connection: the known names only
+        assert_eq!(serde_json::to_value(&s.capabilities).unwrap(), json!(["report_positions"]));
     }
 
     #[test]

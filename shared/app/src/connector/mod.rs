@@ -11,12 +11,14 @@
 
 pub mod capabilities;
 pub mod fanout;
+pub mod flags;
 pub mod history;
 pub mod limits;
 pub mod outbox;
 pub mod protocol;
 pub mod registry;
 pub mod reports;
+pub mod tickets;
 
 pub use capabilities::{Capabilities, Capability};
 pub use fanout::Fanout;

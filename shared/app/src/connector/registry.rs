@@ -66,9 +66,13 @@ pub struct WsConnection {
     /// resent): set once, by a conditional write, whichever function instance gets the first message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greeted_at: Option<DateTime<Utc>>,
-    /// What a connector stated in its `AUTH` ([`super::capabilities`]); empty for the original connector.
+    /// What a connector stated in its `AUTH` ([`super::capabilities`]) less what its connection's flags withdraw
+    /// ([`super::flags`]); empty for the original connector.
     #[serde(default, skip_serializing_if = "Capabilities::is_empty")]
     pub capabilities: Capabilities,
+    /// What the connector stated, when flags withdrew some of it (else the same as `capabilities`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stated_capabilities: Option<Capabilities>,
 }
 
 /// `USER#<uid>` / `LINK#<broker connection id>`.
@@ -79,9 +83,13 @@ pub struct ConnectorLink {
     pub user_id: Uuid,
     pub connected_at: DateTime<Utc>,
     pub ttl: i64,
-    /// What the connector stated in its `AUTH` ([`super::capabilities`]); empty for the original connector.
+    /// What the connector stated in its `AUTH` ([`super::capabilities`]) less what the connection's flags withdraw
+    /// ([`super::flags`]): what every decision reads. Empty for the original connector.
     #[serde(default, skip_serializing_if = "Capabilities::is_empty")]
     pub capabilities: Capabilities,
+    /// What the connector stated, when flags withdrew some of it (else the same as `capabilities`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stated_capabilities: Option<Capabilities>,
     /// What the connector's traffic says about the link (top-level attributes of the same item).
     #[serde(flatten, default)]
     pub health: LinkHealth,
@@ -237,6 +245,7 @@ impl ConnectorRegistry {
             session_id,
             greeted_at: None,
             capabilities: Capabilities::none(),
+            stated_capabilities: None,
         };
         self.store.put(Item::from_record(&ws_key(ws_connection_id), &conn)?, None).await?;
         let key = link_key(user_id, broker_connection_id);
@@ -248,6 +257,7 @@ impl ConnectorRegistry {
             connected_at: now,
             ttl: self.ttl(now),
             capabilities: Capabilities::none(),
+            stated_capabilities: None,
             health: LinkHealth::default(),
             reporting: Default::default(),
         };
@@ -280,6 +290,7 @@ impl ConnectorRegistry {
             session_id,
             greeted_at: None,
             capabilities: Capabilities::none(),
+            stated_capabilities: None,
         };
         let browser = Item::new(&browser_key(user_id, ws_connection_id))
             .with("ws_connection_id", ws_connection_id)

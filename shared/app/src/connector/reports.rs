@@ -640,6 +640,10 @@ pub trait SnapshotHook: Send + Sync + 'static {
     ) -> bool {
         true
     }
+
+    /// A connector's link came up (its first contact, after the re-sync requests went out): reconciliation keeps
+    /// asking it from now on, even when its answer to the re-sync is lost.
+    async fn connector_up(&self, _user_id: Uuid, _broker_connection_id: Uuid) {}
 }
 
 /// The hook until reconciliation exists: logs what arrived.

@@ -404,6 +404,35 @@ pub fn operations() -> Vec<Op> {
             .describe("`symbol`: a catalogue symbol (400 otherwise); `timeframe`: M1 … W1 (422 otherwise).")
             .query("scope", scope(), SCOPE)
             .ok(record(json!({"deleted": described(string(), "SYMBOL/TF, e.g. EURUSD/H1")}))),
+        Op::get("/api/v1/ml/datasets/{symbol}/{timeframe}/candles", ML, "The newest candles of a dataset")
+            .describe(
+                "The newest `limit` bars (default 300) of the caller's dataset of the symbol and timeframe, oldest \
+                 first — what the dashboard's candle chart draws. `symbol`: a catalogue symbol (400 otherwise); \
+                 `timeframe`: M1 … W1 (422 otherwise); 404 when there is no such dataset.",
+            )
+            .query("limit", json!({"type": "integer", "minimum": 1, "maximum": 2000}), "Bars (default 300)")
+            .query("scope", scope(), SCOPE)
+            .ok(object(
+                json!({
+                    "symbol": string(),
+                    "timeframe": string(),
+                    "source": string(),
+                    "bars": described(integer(), "Bars in the whole dataset"),
+                    "revision": integer(),
+                    "candles": array(object(
+                        json!({
+                            "time": datetime(),
+                            "open": number(),
+                            "high": number(),
+                            "low": number(),
+                            "close": number(),
+                            "volume": number(),
+                        }),
+                        &["time", "open", "high", "low", "close", "volume"],
+                    )),
+                }),
+                &["symbol", "timeframe", "candles"],
+            )),
         Op::post("/api/v1/ml/datasets/from-connector", ML, "Import candles from the caller's MT5 connector")
             .describe(
                 "Asks the caller's connector (the one on `connection_id`, or the one online) for the OHLC history of \

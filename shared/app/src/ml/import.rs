@@ -16,6 +16,10 @@
 //! * **Resumable.** The import records the page it waits for. When the link drops, the connector fails a page or
 //!   the process dies between merging and advancing, `POST` the same request again: it asks for that page again
 //!   (a page merged twice changes nothing). A completed import is answered as it stands, nothing asked.
+//! * **Stalls noticed.** A running import whose page was asked for more than [`STALL_AFTER`] ago (its connector went
+//!   away or stopped answering pages) is failed with `error: "stalled: no answer to page N for S s …"` when it is
+//!   read (`GET /api/v1/ml/datasets/imports/{id}`), by a conditional write that loses to a page merged meanwhile; a
+//!   page arriving after that is ignored, and the same request resumes from the page it waited for.
 //! * **Limits** (checked at the edge): at most [`MAX_IMPORT_BARS`] bars per request (`(end − start) / timeframe`),
 //!   `end` not in the future, `start` not before [`EARLIEST`]; the dataset's own limits (bars, datasets per user)
 //!   fail the import with their message. Each page is one frame under the WebSocket frame limit; each merge writes
@@ -52,6 +56,10 @@ pub const EARLIEST: &str = "2000-01-01T00:00:00Z";
 pub const IMPORT_TTL_DAYS: i64 = 30;
 /// Sort-key prefix of import records.
 pub const IMPORT_PREFIX: &str = "DSIMPORT#";
+/// A running import whose page was asked for longer ago than this is failed as stalled when read.
+pub const STALL_AFTER: Duration = Duration::minutes(2);
+/// How the error of a stalled import starts.
+pub const STALLED: &str = "stalled";
 
 /// Where an import is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,12 +224,28 @@ impl HistoryImports {
         }
     }
 
-    /// One of the user's imports.
-    pub async fn get(&self, user: Uuid, id: Uuid) -> MlResult<ImportRecord> {
+    /// One of the user's imports, as stored.
+    async fn stored(&self, user: Uuid, id: Uuid) -> MlResult<ImportRecord> {
         match self.store.get(&import_key(user, id)).await? {
             Some(item) if !item.is_expired(self.clock.epoch_seconds()) => Ok(item.to_record()?),
             _ => Err(MlError::NotFound("Import not found".into())),
         }
+    }
+
+    /// One of the user's imports; a running one whose page was asked for more than [`STALL_AFTER`] ago is failed
+    /// as stalled first (see the module docs).
+    pub async fn get(&self, user: Uuid, id: Uuid) -> MlResult<ImportRecord> {
+        let record = self.stored(user, id).await?;
+        let now = self.clock.now();
+        let Some(waited) = stalled(&record, now) else { return Ok(record) };
+        let why = format!(
+            "{STALLED}: no answer to page {} for {} s (the connector went away or stopped answering); POST the same \
+             request again to resume from that page",
+            record.next_page,
+            waited.num_seconds()
+        );
+        self.fail(user, &record, &why).await?;
+        self.stored(user, id).await
     }
 
     /// Starts or resumes an import (see the module docs); the import as it now stands.
@@ -239,7 +263,7 @@ impl HistoryImports {
         let id = req.id(user);
         let key = import_key(user, id);
         for _ in 0..MAX_ATTEMPTS {
-            let current = self.get(user, id).await.ok();
+            let current = self.stored(user, id).await.ok();
             let (record, condition) = match current {
                 Some(r) if r.status == ImportStatus::Completed => return Ok(r),
                 Some(r) => {
@@ -319,7 +343,7 @@ impl HistoryImports {
 
     /// Handles one page (the [`HistoryHook`]); errors are the store's, the page's own faults fail the import.
     pub async fn on_page(&self, user: Uuid, broker: Uuid, page: HistoryPage) -> MlResult<PageOutcome> {
-        let Ok(record) = self.get(user, page.request.import).await else { return Ok(PageOutcome::Unknown) };
+        let Ok(record) = self.stored(user, page.request.import).await else { return Ok(PageOutcome::Unknown) };
         let p = page.request.page;
         if record.status != ImportStatus::Running || p < record.next_page {
             return Ok(PageOutcome::AlreadyApplied);
@@ -406,7 +430,7 @@ impl HistoryImports {
 
     /// The connector answered page `request` with `ERROR`: the import fails (while it waits for that page).
     pub async fn on_error(&self, user: Uuid, request: HistoryRequestId, error: &str) -> MlResult<()> {
-        let Ok(record) = self.get(user, request.import).await else { return Ok(()) };
+        let Ok(record) = self.stored(user, request.import).await else { return Ok(()) };
         if record.status == ImportStatus::Running && record.next_page == request.page {
             let text: String = error.chars().take(MAX_ERROR_TEXT).collect();
             self.fail(user, &record, &format!("the connector could not answer page {}: {text}", request.page)).await?;
@@ -431,6 +455,12 @@ impl HistoryImports {
             Err(e) => Err(e),
         }
     }
+}
+
+/// How long a running import has waited for its page, when that is longer than [`STALL_AFTER`].
+pub fn stalled(r: &ImportRecord, now: DateTime<Utc>) -> Option<Duration> {
+    let waited = now - r.requested_at.unwrap_or(r.updated_at);
+    (r.status == ImportStatus::Running && waited > STALL_AFTER).then_some(waited)
 }
 
 fn ttl(now: DateTime<Utc>) -> i64 {

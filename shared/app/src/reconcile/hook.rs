@@ -37,4 +37,8 @@ impl SnapshotHook for ReconcileHook {
     async fn connector_error(&self, user_id: Uuid, broker: Uuid, error: &str, request_id: Option<&str>) -> bool {
         self.service.connector_error(user_id, broker, error, request_id).await
     }
+
+    async fn connector_up(&self, user_id: Uuid, broker: Uuid) {
+        self.service.index_active(user_id, broker, self.service.orders.clock.now()).await;
+    }
 }

@@ -109,6 +109,8 @@ impl ReconcileService {
             Err(StoreError::ConditionFailed) => return Ok(true), // a newer connector holds the link
             Err(e) => return Err(e),
         }
+        // Still asked by the sweep: once MT5 is flat the connector answers, and its complete reports settle what closed.
+        self.index_active(user, broker, now).await;
         let outcome = Update::new()
             .set("broker_connection_id", broker.to_string())
             .set("last_outcome", format!("skipped: snapshot failed ({error})"));

@@ -277,12 +277,23 @@ impl ReconcileService {
     pub async fn snapshot_stored(&self, user: Uuid, s: &PositionsSnapshot) {
         self.report_received(user, s).await;
         let broker = s.broker_connection_id;
-        let entry = IndexEntry {
-            user_id: user,
-            broker_connection_id: broker,
-            since: s.received_at,
-            ttl: (s.received_at + LINK_TTL).timestamp(),
-        };
+        self.index_active(user, broker, s.received_at).await;
+        let job = ReconcileJob::Snapshot { user_id: user, connection_id: broker, received_at: s.received_at };
+        if let Err(e) = self.enqueue(&job).await {
+            warn!(error = %e, "could not queue the reconciliation: running it here");
+            if let Err(e) = self.reconcile_connection(user, broker).await {
+                warn!(error = %e, "reconciliation failed; the next sweep retries");
+            }
+        }
+    }
+
+    /// Puts (or keeps) the connection in the active-connections index the 5-minute sweep asks for positions, for
+    /// [`LINK_TTL`] from `at`. Written when a report arrives, when a positions request fails (a connector answering
+    /// `ERROR` while MT5 holds positions must be asked again: once flat, its complete reports settle what closed) and
+    /// when a connector link comes up (its first-contact report may be lost). Best effort, logged.
+    pub async fn index_active(&self, user: Uuid, broker: Uuid, at: DateTime<Utc>) {
+        let entry =
+            IndexEntry { user_id: user, broker_connection_id: broker, since: at, ttl: (at + LINK_TTL).timestamp() };
         match Item::from_record(&index_key(IndexKind::Link, user, broker), &entry) {
             Ok(item) => {
                 if let Err(e) = self.store().put(item, None).await {
@@ -290,13 +301,6 @@ impl ReconcileService {
                 }
             }
             Err(e) => warn!(error = %e, "could not index the active connection"),
-        }
-        let job = ReconcileJob::Snapshot { user_id: user, connection_id: broker, received_at: s.received_at };
-        if let Err(e) = self.enqueue(&job).await {
-            warn!(error = %e, "could not queue the reconciliation: running it here");
-            if let Err(e) = self.reconcile_connection(user, broker).await {
-                warn!(error = %e, "reconciliation failed; the next sweep retries");
-            }
         }
     }
 

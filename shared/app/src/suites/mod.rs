@@ -3,6 +3,7 @@
 
 pub mod ai;
 pub mod backup;
+pub mod fault_matrix;
 pub mod orders;
 pub mod reconcile;
 pub mod settings;
@@ -38,6 +39,7 @@ macro_rules! orders_contract {
                 margin_verification_and_lists,
                 commands_wait_in_the_outbox_until_acked,
                 connector_capabilities_are_kept_with_the_connection,
+                connection_flags_and_ticket_bindings,
             ]
         );
     };

@@ -563,3 +563,75 @@ pub async fn connector_capabilities_are_kept_with_the_connection(f: &impl StoreF
     assert!(registry.connection(&b.ws).await.unwrap().is_none());
     assert!(registry.link(b.user.id, b.broker).await.unwrap().unwrap().capabilities.is_empty());
 }
+
+/// Issue 18, bad input: a broker connection's flags (kept once, capped, never lost to a concurrent flag, kept by an
+/// update of the connection's fields), what they withdraw from the live link, and ticket bindings written once.
+pub async fn connection_flags_and_ticket_bindings(f: &impl StoreFactory) {
+    use crate::brokers::service::{BrokerService, ConnectionInput};
+    use crate::connector::flags::{ConnectionFlag, FlagKind, MAX_FLAGS, effective};
+    use crate::connector::tickets::{TicketBinding, ticket_key};
+    use crate::connector::{Capabilities, Capability};
+    let b = Bench::new(f, TradingConfig::default()).await;
+    let registry = b.orders.registry().clone();
+    let brokers = BrokerService {
+        store: b.store.clone(),
+        push: b.push.clone(),
+        clock: b.clock.clone(),
+        ids: Arc::new(RandomIds),
+        registry: registry.clone(),
+    };
+    let input =
+        || ConnectionInput { broker_name: "P".into(), account_number: Some("1".into()), server: Some("S".into()) };
+    let user = b.user.id;
+    let conn = brokers.create(user, input()).await.unwrap().record.id;
+    assert!(brokers.flags(user, conn).await.unwrap().is_empty());
+    let at = b.clock.now();
+    let flag = |kind, t: u64| ConnectionFlag::new(kind, at, &format!("ticket {t}"), Some(t), None);
+
+    // Concurrent flags are all kept (a conditional write on the flags' sequence, read again on a lost race).
+    let writes = (0..4).map(|t| brokers.flag(user, conn, flag(FlagKind::PriceSuspect, t)));
+    for r in futures::future::join_all(writes).await {
+        assert!(matches!(r, Ok(Some(_))), "{r:?}");
+    }
+    assert_eq!(brokers.flags(user, conn).await.unwrap().len(), 4);
+    assert!(brokers.flag(user, conn, flag(FlagKind::PriceSuspect, 2)).await.unwrap().is_none(), "kept once");
+    let flags = brokers.flag(user, conn, flag(FlagKind::DedupeViolated, 9)).await.unwrap().unwrap();
+    assert!(!effective(&Capabilities::all(), &flags).dedupes());
+    for t in 10..10 + MAX_FLAGS as u64 {
+        brokers.flag(user, conn, flag(FlagKind::ForeignTicket, t)).await.unwrap();
+    }
+    let kept = brokers.flags(user, conn).await.unwrap();
+    assert_eq!(kept.len(), MAX_FLAGS);
+    assert_eq!(kept.last().unwrap().ticket, Some(9 + MAX_FLAGS as u64), "the newest kept");
+    let updated = brokers.update(user, conn, input()).await.unwrap();
+    assert_eq!(updated.record.flags, kept, "an update of the fields keeps the flags");
+    assert_eq!(brokers.flag(Uuid::new_v4(), conn, flag(FlagKind::PriceSuspect, 1)).await.unwrap(), None);
+
+    // What the connector stated and what is trusted, on its records.
+    let stated = Capabilities::all();
+    let trusted: Capabilities = stated.iter().filter(|c| *c != Capability::DedupeRequestId).collect();
+    registry.record_stated_capabilities(&b.ws, user, b.broker, &stated, &trusted).await.unwrap();
+    let link = registry.link(user, b.broker).await.unwrap().unwrap();
+    assert_eq!((link.capabilities, link.stated_capabilities), (trusted.clone(), Some(stated.clone())));
+    let ws = registry.connection(&b.ws).await.unwrap().unwrap();
+    assert_eq!((ws.capabilities, ws.stated_capabilities), (trusted, Some(stated.clone())));
+    registry.record_capabilities(&b.ws, user, b.broker, &stated).await.unwrap();
+    let link = registry.link(user, b.broker).await.unwrap().unwrap();
+    assert_eq!((link.capabilities, link.stated_capabilities), (stated, None));
+
+    // A ticket is bound once, whoever races for it.
+    let key = ticket_key(Some("S"), Some("1"), user, 77);
+    let binding = |order: u128| TicketBinding {
+        ticket: 77,
+        user_id: user,
+        broker_connection_id: conn,
+        order_id: Uuid::from_u128(order),
+        orphan: false,
+    };
+    let (first, second) = (binding(1), binding(2));
+    let (one, two) = futures::join!(registry.bind_ticket(&key, &first), registry.bind_ticket(&key, &second));
+    assert!(one.unwrap() ^ two.unwrap(), "exactly one binds");
+    let bound = registry.ticket_binding(&key).await.unwrap().unwrap();
+    assert!(bound == first || bound == second);
+    assert_eq!(registry.ticket_binding(&ticket_key(Some("S"), Some("2"), user, 77)).await.unwrap(), None);
+}

@@ -3,7 +3,11 @@ use nusatrade_domain::instrument::Symbol;
 use nusatrade_domain::money::Currency;
 use nusatrade_domain::order::Retcode;
 
+use chrono::SecondsFormat;
+
 use super::*;
+use crate::connector::state::Executed;
+use crate::paper;
 use crate::testing::d;
 
 fn at(second: i64) -> DateTime<Utc> {
@@ -361,7 +365,10 @@ fn stop_hits_and_position_updates_are_reported() {
 fn injected_rejections_are_first_results_and_nothing_executes() {
     use crate::connector::faults::{FaultConfig, OPEN_REJECTS};
     let faults = Faults::new(FaultConfig { reject: 100.0, seed: 7, ..FaultConfig::default() });
-    let mut e = engine().with_faults(faults);
+    let mut e = engine();
+    // A position to close and modify, opened before the faults are on.
+    assert_eq!(open(&mut e, "p", json!({}))["ticket"], 100000001);
+    let mut e = e.with_faults(faults);
     let r = e.handle(
         &json!({"type": "TRADE_OPEN", "request_id": "o1", "symbol": "EURUSD", "order_type": "BUY",
             "lot_size": 0.1, "comment": "NT-o1"})
@@ -374,7 +381,7 @@ fn injected_rejections_are_first_results_and_nothing_executes() {
     let code = ack.retcode.expect("retcode");
     let (_, message) = OPEN_REJECTS.iter().find(|(c, _)| *c == code).expect("one of the open rejections");
     assert_eq!(ack.error.as_deref(), Some(*message));
-    assert!(e.account().positions().is_empty(), "rejected instead of executed");
+    assert_eq!(e.account().positions().len(), 1, "rejected instead of executed");
     // The resend gets the same rejection without a new draw, and is not counted as executed.
     let again = e.handle(
         &json!({"type": "TRADE_OPEN", "request_id": "o1", "symbol": "EURUSD", "order_type": "BUY",
@@ -393,6 +400,8 @@ fn injected_rejections_are_first_results_and_nothing_executes() {
     let v = one(&mut e, json!({"type": "TRADE_MODIFY", "request_id": "m2", "ticket": 1, "stop_loss": "x"}));
     assert_eq!(v["retcode"], paper::INVALID.0, "unreadable: no fault drawn");
     assert_eq!(e.fault_stats().rejected, 3);
+    let p = &e.account().positions()[0];
+    assert_eq!((p.lots, p.stop_loss), (d("1"), None), "neither closed nor modified");
 }
 
 #[test]
@@ -457,13 +466,31 @@ fn a_restored_engine_keeps_positions_and_still_deduplicates() {
 }
 
 #[test]
-fn the_result_cache_forgets_the_oldest() {
-    let mut c = ResultCache::new(2);
-    for k in ["a", "b", "c"] {
-        c.insert(k.into(), json!(k));
+fn every_refused_open_is_a_rejected_history_order_oldest_first_and_bounded() {
+    let mut e = engine();
+    for (rid, symbol) in [("nop", "GBPUSD"), ("bad", "NOPE99")] {
+        let v = one(
+            &mut e,
+            json!({"type": "TRADE_OPEN", "request_id": rid, "symbol": symbol, "order_type": "BUY", "lot_size": 0.1,
+                "comment": format!("NT-{rid}")}),
+        );
+        assert_eq!(v["success"], false, "{v}");
+        assert!(v.get("price").is_none(), "a refused open carries no price: {v}");
     }
-    assert!(c.get("a").is_none());
-    assert_eq!((c.get("b"), c.get("c")), (Some(&json!("b")), Some(&json!("c"))));
-    c.insert("b".into(), json!("b2"));
-    assert_eq!(c.order.len(), 2, "a replaced key keeps one slot");
+    let sync = json!({"type": "SYNC_REQUEST", "request_id": "s", "history_from": at(0).to_rfc3339(),
+        "tickets": [424242]});
+    let v = one(&mut e, sync.clone());
+    let comments: Vec<&str> = v["orders"].as_array().unwrap().iter().filter_map(|o| o["comment"].as_str()).collect();
+    assert_eq!(comments, ["NT-nop", "NT-bad"], "refused before reaching the account too, oldest first: {v}");
+    assert_eq!(v["lookups"], json!([{"ticket": 424242, "status": "not_found"}]));
+    // Past the bound the oldest are forgotten: the window starts after them and nothing is claimed absent.
+    for n in 0..crate::mt5::paper::MAX_ORDERS {
+        let cmd = json!({"type": "TRADE_OPEN", "request_id": format!("x{n}"), "symbol": "GBPUSD",
+            "order_type": "BUY", "comment": format!("NT-x{n}")});
+        e.handle(&cmd.to_string(), at(20 + n as i64));
+    }
+    let v = one(&mut e, sync);
+    assert_eq!(v["lookups"], json!([]), "{}", v["lookups"]);
+    assert_eq!(v["orders"].as_array().map(Vec::len), Some(MAX_SYNC_ORDERS));
+    assert_eq!(v["orders"][MAX_SYNC_ORDERS - 1]["comment"], format!("NT-x{}", crate::mt5::paper::MAX_ORDERS - 1));
 }

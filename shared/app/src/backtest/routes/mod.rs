@@ -4,7 +4,7 @@
 
 mod runs;
 mod strategies;
-mod views;
+pub(crate) mod views;
 
 use axum::Router;
 use axum::extract::FromRef;

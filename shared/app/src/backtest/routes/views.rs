@@ -31,11 +31,11 @@ pub fn strategy_view(r: &StrategyRecord) -> Value {
     })
 }
 
-/// The template (not persisted): `id` is `"template"`.
-pub fn template_view(spec: &StrategySpec, config: &Value) -> Value {
-    let now = iso(chrono::Utc::now());
-    json!({
-        "id": "template",
+/// A strategy that is not (yet) a stored record — a template, an AI-generated draft — in the `StrategyResponse`
+/// shape: the spec's fields under `id`, plus `extra`'s.
+pub(crate) fn spec_view(id: &str, spec: &StrategySpec, extra: Value) -> Value {
+    let mut view = json!({
+        "id": id,
         "name": spec.name,
         "description": spec.description,
         "strategy_type": spec.strategy_type,
@@ -45,12 +45,27 @@ pub fn template_view(spec: &StrategySpec, config: &Value) -> Value {
         "entry_rules": to_json(&spec.entry_rules),
         "exit_rules": to_json(&spec.exit_rules),
         "risk_management": spec.risk_management.as_ref().map(to_json),
-        "config": config,
-        "is_active": false,
-        "backtest_results": Value::Null,
-        "created_at": now,
-        "updated_at": now,
-    })
+    });
+    if let (Value::Object(fields), Value::Object(more)) = (&mut view, extra) {
+        fields.extend(more);
+    }
+    view
+}
+
+/// The template (not persisted): `id` is `"template"`.
+pub fn template_view(spec: &StrategySpec, config: &Value) -> Value {
+    let now = iso(chrono::Utc::now());
+    spec_view(
+        "template",
+        spec,
+        json!({
+            "config": config,
+            "is_active": false,
+            "backtest_results": Value::Null,
+            "created_at": now,
+            "updated_at": now,
+        }),
+    )
 }
 
 /// `BTStrategyResponse`.

@@ -65,6 +65,7 @@ struct Bench {
     registry: ConnectorRegistry,
     user: Uuid,
     broker: Uuid,
+    clock: Arc<ManualClock>,
 }
 
 fn now() -> DateTime<Utc> {
@@ -73,7 +74,8 @@ fn now() -> DateTime<Utc> {
 
 async fn bench(capabilities: Capabilities) -> Bench {
     let store: Arc<dyn ItemStore> = Arc::new(crate::settings::tests::MemoryStore::default());
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
+    let manual = Arc::new(ManualClock::new(now()));
+    let clock: Arc<dyn Clock> = manual.clone();
     let push = Arc::new(Frames::default());
     let imports =
         HistoryImports::with_parts(store.clone(), Arc::new(MemoryBlobs::default()), push.clone(), clock.clone());
@@ -81,7 +83,7 @@ async fn bench(capabilities: Capabilities) -> Bench {
     let (user, broker) = (Uuid::new_v4(), Uuid::new_v4());
     registry.register_connector("ws-1", user, "u@example.com", broker).await.unwrap();
     registry.record_capabilities("ws-1", user, broker, &capabilities).await.unwrap();
-    Bench { imports, push, registry, user, broker }
+    Bench { imports, push, registry, user, broker, clock: manual }
 }
 
 fn history() -> Capabilities {
@@ -208,6 +210,30 @@ async fn an_interrupted_import_resumes_at_the_page_it_waits_for() {
     assert_eq!((resumed.status, resumed.next_page, resumed.error.clone()), (ImportStatus::Running, 1, None));
     assert_eq!(b.push.history().last().unwrap()["request_id"], format!("hist:{}:1", rec.id));
     assert_eq!(b.imports.on_page(b.user, b.broker, page_of(&rec, 1)).await.unwrap(), PageOutcome::Merged);
+}
+
+#[tokio::test]
+async fn an_import_whose_connector_stops_answering_is_noticed_as_stalled_and_resumes() {
+    let b = bench(history()).await;
+    let rec = b.imports.start(b.user, request()).await.unwrap();
+    b.imports.on_page(b.user, b.broker, page_of(&rec, 0)).await.unwrap();
+    // page 1 was asked for; the connector answers nothing
+    b.clock.advance(STALL_AFTER);
+    assert_eq!(b.imports.get(b.user, rec.id).await.unwrap().status, ImportStatus::Running, "not yet");
+    b.clock.advance(Duration::seconds(1));
+    let stalled = b.imports.get(b.user, rec.id).await.unwrap();
+    assert_eq!((stalled.status, stalled.next_page), (ImportStatus::Failed, 1));
+    let why = stalled.error.clone().unwrap();
+    assert!(why.starts_with(STALLED) && why.contains("page 1") && why.contains("121 s"), "{why}");
+    // a late page changes nothing; the same request resumes from the page it waited for
+    assert_eq!(b.imports.on_page(b.user, b.broker, page_of(&rec, 1)).await.unwrap(), PageOutcome::AlreadyApplied);
+    let resumed = b.imports.start(b.user, request()).await.unwrap();
+    assert_eq!((resumed.status, resumed.next_page, resumed.error.clone()), (ImportStatus::Running, 1, None));
+    assert_eq!(b.push.history().last().unwrap()["request_id"], format!("hist:{}:1", rec.id));
+    assert_eq!(b.imports.on_page(b.user, b.broker, page_of(&rec, 1)).await.unwrap(), PageOutcome::Merged);
+    // a page merged in time restarts the wait
+    b.clock.advance(Duration::seconds(100));
+    assert_eq!(b.imports.get(b.user, rec.id).await.unwrap().status, ImportStatus::Running);
 }
 
 #[tokio::test]

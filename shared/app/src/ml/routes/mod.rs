@@ -5,6 +5,7 @@
 //! | `POST /api/v1/ml/datasets?symbol=&timeframe=[&scope=system]` (CSV body, ≤ 4 MiB) | 201 dataset + what the merge did |
 //! | `GET /api/v1/ml/datasets[?scope=system]` | 200 datasets |
 //! | `DELETE /api/v1/ml/datasets/{symbol}/{timeframe}[?scope=system]` | 200 `{"deleted": "EURUSD/H1"}` |
+//! | `GET /api/v1/ml/datasets/{symbol}/{timeframe}/candles?limit=300[&scope=system]` | 200 `{symbol, timeframe, source, bars, revision, candles: [{time, open, high, low, close, volume}]}`: the newest `limit` (1–2000) bars, oldest first; 404 without the dataset |
 //! | `POST /api/v1/ml/datasets/from-connector {symbol, timeframe, start, end, connection_id?}` | **202** the import (`crate::ml::import`): pages of the connector's history merged into the caller's dataset; 409 when the connector cannot provide history, 503 when none is online |
 //! | `GET /api/v1/ml/datasets/imports/{id}` | 200 the import: `status` running / completed / failed, `pages_done` of `pages`, bars |
 //! | `GET /api/v1/ml/models?skip=0&limit=20` | 200 `ModelResponse[]`, oldest first |
@@ -78,6 +79,7 @@ pub fn router(state: MlState, limits: Option<RequestLimits>) -> Router {
     let mut routes = Router::new()
         .route("/ml/datasets", get(list_datasets).post(upload_dataset))
         .route("/ml/datasets/{symbol}/{timeframe}", delete(delete_dataset))
+        .route("/ml/datasets/{symbol}/{timeframe}/candles", get(dataset_candles))
         .route("/ml/datasets/from-connector", post(import_from_connector))
         .route("/ml/datasets/imports/{id}", get(import_status))
         .route("/ml/models", get(list_models).post(create_model))
