@@ -21,16 +21,21 @@ const present = (v) => Number.isFinite(num(v)) && num(v) > 0;
 
 /** A form action that sends one request per user intent: the button disables while it is in flight, the intent's
  *  Idempotency-Key is reused when the same intent is retried after a transient failure (network, 409 still being
- *  processed, 429, 5xx), a 429 counts its Retry-After down on the button, errors show in `errorEl`. */
+ *  processed, 429, 5xx), a 429 counts its Retry-After down on the button, errors show in `errorEl`. After a success
+ *  the button stays disabled for SETTLE_MS ("Sent ✓"): the second click of a double click that lands after a fast
+ *  answer is not a new order. */
+const SETTLE_MS = 700;
+
 function guarded(button, errorEl, label) {
   let intent = null;
   let busy = false;
   let cooling = null;
+  let settling = null;
   const idle = () => { button.textContent = typeof label === 'function' ? label() : label; };
   idle();
   // `payload`: what the first attempt of an intent sent; a retry sends exactly that again (same key, same body).
   const run = async (fingerprint, send, payload) => {
-    if (busy || cooling) return undefined;
+    if (busy || cooling || settling) return undefined;
     if (!intent || intent.fp !== fingerprint) intent = { fp: fingerprint, key: idempotencyKey(), payload };
     busy = true;
     button.disabled = true;
@@ -40,6 +45,8 @@ function guarded(button, errorEl, label) {
     try {
       const out = await send(intent.key, intent.payload);
       intent = null;
+      settling = setTimeout(() => { settling = null; button.disabled = false; idle(); }, SETTLE_MS);
+      button.textContent = 'Sent ✓';
       return out;
     } catch (e) {
       // Keep the key when the first attempt may still land: no answer, throttled, server trouble, or the same key
@@ -59,7 +66,7 @@ function guarded(button, errorEl, label) {
     } finally {
       busy = false;
       button.removeAttribute('aria-busy');
-      if (!cooling) { button.disabled = false; idle(); }
+      if (!cooling && !settling) { button.disabled = false; idle(); }
     }
   };
   run.relabel = () => { if (!busy && !cooling) idle(); };
