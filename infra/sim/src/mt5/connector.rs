@@ -28,9 +28,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, error, info, warn};
 
 use super::Mt5;
+use super::engine::{AccountIdentity, Signal, iso_millis};
 use super::engine::{TERMINAL_STATE_FORMAT, TerminalEngine, TerminalState};
 use crate::connector::api::BrokerConnection;
-use crate::connector::engine::{AccountIdentity, Signal, iso_millis};
 use crate::connector::link::{Ended, Link, LinkConfig, Session, Ws, send, stopped, ticker};
 use crate::connector::state::write_atomic;
 use crate::connector::{Backoff, ConnectorError, DEFAULT_HEARTBEAT, StateError, WELCOME_TIMEOUT};

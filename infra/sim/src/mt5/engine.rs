@@ -28,7 +28,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use nusatrade_app::connector::protocol::decimal;
 use nusatrade_app::wire;
 use nusatrade_domain::order::MT5_COMMENT_MAX_LEN;
@@ -45,11 +45,81 @@ use super::{
     RETCODE_PLACED, SYMBOL_FILLING_FOK, SYMBOL_FILLING_IOC, TRADE_ACTION_DEAL, TRADE_ACTION_SLTP, TradeDeal,
     TradePosition, TradeRequest,
 };
-use crate::connector::engine::{
-    AccountIdentity, DEDUP_CAPACITY, EngineStats, MAX_SYNC_DEALS, MAX_SYNC_ORDERS, Reaction, Signal, iso_millis, num,
-};
 use crate::connector::history::MAX_HISTORY_BARS;
 use crate::connector::state::Executed;
+
+/// How many trade results are remembered for de-duplication.
+pub const DEDUP_CAPACITY: usize = 10_000;
+/// How many recent deals the saved state keeps (for the `NT-…` comment check and `SYNC_RESPONSE`).
+pub const MAX_SAVED_DEALS: usize = 1_000;
+/// How many recent deals a `SYNC_RESPONSE` lists (the gateway's 32 KB frame limit bounds a frame).
+pub const MAX_SYNC_DEALS: usize = 50;
+/// How many refused orders a `SYNC_RESPONSE` lists, and how many lookups it answers.
+pub const MAX_SYNC_ORDERS: usize = 20;
+/// Default minimum gap between two routine `POSITION_UPDATE`s.
+pub const DEFAULT_POSITION_UPDATE_GAP: Duration = Duration::from_secs(1);
+
+/// Who the paper account is, as MT5 would report it after login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountIdentity {
+    /// MT5 login (the broker connection's `account_number`).
+    pub login: u64,
+    /// Trade server name (the broker connection's `server`).
+    pub server: String,
+    /// Broker company (the broker connection's `broker_name`).
+    pub company: String,
+}
+
+/// Something the server said that is not a command: the network loop acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// `WELCOME`: the link is up; `heartbeat_interval` in seconds when the server advertised one.
+    Welcome {
+        /// Advertised heartbeat interval (s).
+        heartbeat_interval: Option<u64>,
+    },
+    /// `HEARTBEAT_ACK`.
+    HeartbeatAck,
+    /// `PONG`.
+    Pong,
+    /// `ERROR {error}` (e.g. "Unknown message type" for a report the server does not handle yet).
+    Error(String),
+}
+
+/// What handling one server frame produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reaction {
+    /// Frames to send back, in order.
+    pub replies: Vec<Value>,
+    /// The paper account changed (a trade executed): send `ACCOUNT_UPDATE` and `POSITION_UPDATE`.
+    pub traded: bool,
+    /// A non-command message the loop acts on.
+    pub signal: Option<Signal>,
+    /// A new trade command was decided (executed or rejected), not answered from the de-duplication memory.
+    pub executed: bool,
+}
+
+/// Counters of what the engine did (for logs and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Trade commands executed (successfully or not).
+    pub executed: u64,
+    /// Repeated trade commands answered from the cache.
+    pub duplicates: u64,
+    /// Positions closed by their stop loss or take profit.
+    pub stops_hit: u64,
+}
+
+/// A decimal as a JSON number (the wire carries floats, as the original connector's).
+pub fn num(d: Decimal) -> Value {
+    d.to_f64().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+}
+
+/// RFC 3339 UTC with milliseconds: the connector's own times (the original connector's form), on purpose
+/// not `nusatrade_app::wire::iso`'s microseconds.
+pub fn iso_millis(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
 
 /// How far back the `NT-…` comment is looked for in the deal history before an open.
 pub const COMMENT_LOOKBACK_DAYS: i64 = 30;
@@ -187,7 +257,7 @@ impl<T: Mt5> TerminalEngine<T> {
             stats: EngineStats::default(),
             connected: false,
             last_positions: None,
-            position_update_gap: crate::connector::engine::DEFAULT_POSITION_UPDATE_GAP,
+            position_update_gap: DEFAULT_POSITION_UPDATE_GAP,
             last_position_update: None,
             unresolved: Vec::new(),
         }

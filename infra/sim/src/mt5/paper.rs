@@ -11,13 +11,13 @@ use nusatrade_domain::order::Ticket;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use super::engine::AccountIdentity;
 use super::{
     AccountInfo, DEAL_ENTRY_IN, DEAL_ENTRY_OUT, DEAL_REASON_EXPERT, DEAL_REASON_SL, DEAL_REASON_TP, HistoryQuery, Mt5,
     Mt5Error, ORDER_STATE_REJECTED, ORDER_TYPE_BUY, ORDER_TYPE_SELL, OrderSendResult, PositionFilter, RETCODE_DONE,
     RETCODE_NO_CHANGES, Rate, SYMBOL_FILLING_FOK, SYMBOL_FILLING_IOC, SymbolInfo, SymbolTick, TRADE_ACTION_DEAL,
     TRADE_ACTION_SLTP, TradeDeal, TradeOrder, TradePosition, TradeRequest, decimal_of,
 };
-use crate::connector::AccountIdentity;
 use crate::connector::faults::Faults;
 use crate::connector::history::HistorySource;
 use crate::paper::{self, Deal, DealEntry, DealReason, OpenRequest, PaperAccount, PaperPosition, Reject};

@@ -267,15 +267,6 @@ pub struct StatusResponse {
     pub flags: Vec<Value>,
 }
 
-/// `{stated, effective}` of a live link.
-pub fn capabilities_view(link: &crate::connector::ConnectorLink) -> Value {
-    let stated = link.stated_capabilities.as_ref().unwrap_or(&link.capabilities);
-    json!({
-        "stated": stated.names().collect::<Vec<_>>(),
-        "effective": link.capabilities.names().collect::<Vec<_>>(),
-    })
-}
-
 impl From<&ConnectionStatus> for StatusResponse {
     fn from(s: &ConnectionStatus) -> Self {
         let link = s.connection.link.as_ref();
@@ -315,7 +306,7 @@ impl From<&ConnectionStatus> for StatusResponse {
             }),
             reconciliation: link.map(crate::reconcile::reporting::reconciliation),
             report_error: link.and_then(|l| l.reporting.report_error.clone()),
-            capabilities: link.map(capabilities_view),
+            capabilities: link.map(crate::connector::ConnectorLink::capabilities_view),
             flags: s.connection.record.flags.iter().map(|f| f.to_wire()).collect(),
         }
     }

@@ -124,7 +124,7 @@ pub async fn connections_status(brokers: &BrokerService, user: Uuid) -> Value {
                 "connected_since": iso(l.connected_at),
                 "last_message_at": l.health.last_message_at.map(iso),
                 "reconciliation": crate::reconcile::reporting::reconciliation(l),
-                "capabilities": crate::brokers::routes::capabilities_view(l),
+                "capabilities": l.capabilities_view(),
                 "flags": c.record.flags.iter().map(|f| f.to_wire()).collect::<Vec<_>>(),
             }))
         })

@@ -98,6 +98,18 @@ pub struct ConnectorLink {
     pub reporting: crate::reconcile::reporting::Reporting,
 }
 
+impl ConnectorLink {
+    /// `{stated, effective}`: what the connector stated in its `AUTH` and what is trusted of it (the connection's
+    /// flags withdraw capabilities), as the connection status and `CONNECTIONS_STATUS` show them.
+    pub fn capabilities_view(&self) -> serde_json::Value {
+        let stated = self.stated_capabilities.as_ref().unwrap_or(&self.capabilities);
+        serde_json::json!({
+            "stated": stated.names().collect::<Vec<_>>(),
+            "effective": self.capabilities.names().collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// Health of a live connector link, shown by `GET /brokers/connections/{id}/status`. Every field is absent
 /// until the WebSocket handler records it with [`ConnectorRegistry::record_link_health`]: `last_heartbeat`
 /// on `HEARTBEAT`, `last_message_at` on any inbound frame (both written at most every few seconds),
