@@ -104,32 +104,33 @@ impl Generator {
     }
 }
 
-impl HistorySource {
-    /// Answers one `HISTORY_REQUEST`.
-    pub fn answer(&self, m: &Map<String, Value>) -> Value {
-        let request_id = m.get("request_id").cloned().unwrap_or(Value::Null);
-        match self.candles(m) {
-            Ok((symbol, tf, candles)) => json!({
-                "type": "HISTORY_CANDLES",
-                "request_id": request_id,
-                "symbol": symbol,
-                "timeframe": tf,
-                "candles": candles,
-            }),
-            Err(error) => json!({"type": "ERROR", "request_id": request_id, "error": error}),
-        }
-    }
+/// What a `HISTORY_REQUEST` asks, read the same way for every terminal (the paper account's generator here, a real
+/// terminal's `copy_rates_range` in [`crate::mt5::engine`]): the window is `[start, end)`, at most `max` bars.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryAsk {
+    /// As sent, trimmed (1–32 characters; which symbols exist is the terminal's answer).
+    pub symbol: String,
+    /// `M1` … `W1`.
+    pub timeframe: &'static str,
+    /// The timeframe's length in seconds.
+    pub seconds: i64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// `max_bars`, at most [`MAX_HISTORY_BARS`].
+    pub max: usize,
+}
 
-    fn candles(&self, m: &Map<String, Value>) -> Result<(&'static str, &'static str, Vec<Value>), String> {
-        let HistorySource::Generated { seed, symbols } = self else {
-            return Err("history is not available: prices come from a replayed file".into());
-        };
-        let raw = m.get("symbol").and_then(Value::as_str).unwrap_or_default();
-        let symbol = Symbol::parse(raw)
-            .ok()
-            .filter(|s| symbols.contains(s))
-            .ok_or_else(|| format!("Symbol {} not found", raw.chars().take(32).collect::<String>()))?;
-        let (tf_name, tf) = match m.get("timeframe").and_then(Value::as_str).unwrap_or_default() {
+impl HistoryAsk {
+    /// Reads the request; `Err` is the `ERROR` text sent back.
+    pub fn parse(m: &Map<String, Value>) -> Result<HistoryAsk, String> {
+        let symbol = m
+            .get("symbol")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= 32)
+            .ok_or("symbol is required")?
+            .to_owned();
+        let (timeframe, seconds) = match m.get("timeframe").and_then(Value::as_str).unwrap_or_default() {
             "M1" => ("M1", 60),
             "M5" => ("M5", 300),
             "M15" => ("M15", 900),
@@ -150,6 +151,35 @@ impl HistorySource {
         let (start, end) = (time("start")?, time("end")?);
         let max =
             m.get("max_bars").and_then(Value::as_u64).map_or(MAX_HISTORY_BARS, |n| (n as usize).min(MAX_HISTORY_BARS));
+        Ok(HistoryAsk { symbol, timeframe, seconds, start, end, max })
+    }
+}
+
+impl HistorySource {
+    /// Answers one `HISTORY_REQUEST`.
+    pub fn answer(&self, m: &Map<String, Value>) -> Value {
+        let request_id = m.get("request_id").cloned().unwrap_or(Value::Null);
+        match self.candles(m) {
+            Ok((symbol, tf, candles)) => json!({
+                "type": "HISTORY_CANDLES",
+                "request_id": request_id,
+                "symbol": symbol,
+                "timeframe": tf,
+                "candles": candles,
+            }),
+            Err(error) => json!({"type": "ERROR", "request_id": request_id, "error": error}),
+        }
+    }
+
+    fn candles(&self, m: &Map<String, Value>) -> Result<(&'static str, &'static str, Vec<Value>), String> {
+        let HistorySource::Generated { seed, symbols } = self else {
+            return Err("history is not available: prices come from a replayed file".into());
+        };
+        let HistoryAsk { symbol: raw, timeframe: tf_name, seconds: tf, start, end, max } = HistoryAsk::parse(m)?;
+        let symbol = Symbol::parse(&raw)
+            .ok()
+            .filter(|s| symbols.contains(s))
+            .ok_or_else(|| format!("Symbol {raw} not found"))?;
         let generator = Generator::new(*seed, symbol);
         // MT5 bars open on multiples of the timeframe (weeks: on Sundays, as MT5's W1).
         let align = |t: DateTime<Utc>| {

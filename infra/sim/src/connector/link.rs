@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::SinkExt;
+use nusatrade_app::connector::Capability;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -19,6 +20,20 @@ use tracing::{debug, info, warn};
 use super::api::{Api, BrokerConnection, Registration, Tokens};
 use super::engine::AccountIdentity;
 use super::{Backoff, ConnectorError, HANDSHAKE_TIMEOUT, MAX_FRAME_BYTES, REFRESH_MARGIN, ws_endpoint};
+
+/// What both connectors state in their `AUTH` (`nusatrade_app::connector::capabilities`), all of it true of the
+/// protocol engine over either terminal: trade commands de-duplicated by request id (remembered results, and the
+/// `NT-` comment looked up in the terminal's positions and deals), complete positions reports whatever the account
+/// holds, comments in positions and deals, `SYNC_REQUEST` history and ticket lookups, fill price, volume and time in
+/// acks, price history (`HISTORY_REQUEST`). The server resends an unacknowledged `TRADE_OPEN` because of the first.
+pub const CAPABILITIES: [Capability; 6] = [
+    Capability::DedupeRequestId,
+    Capability::ReportPositions,
+    Capability::ReportComments,
+    Capability::HistoryLookups,
+    Capability::AckFillDetails,
+    Capability::HistoryCandles,
+];
 
 /// The WebSocket of a live link.
 pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -34,20 +34,6 @@ use super::{ConnectorConfig, ConnectorError, DEFAULT_HEARTBEAT, WELCOME_TIMEOUT,
 use crate::feed::Tick;
 use crate::paper::PaperAccount;
 
-/// What this connector states in its `AUTH` (`nusatrade_app::connector::capabilities`), all of it true of the paper
-/// engine: trade commands de-duplicated by request id (and by `NT-` comment), complete positions reports whatever the
-/// account holds, comments in positions and deals, `SYNC_REQUEST` history and ticket lookups, fill price and time in
-/// acks, price history (`HISTORY_REQUEST`, [`super::history`]). The server resends an unacknowledged `TRADE_OPEN`
-/// to it after a reconnect because of the first.
-pub const CAPABILITIES: [Capability; 6] = [
-    Capability::DedupeRequestId,
-    Capability::ReportPositions,
-    Capability::ReportComments,
-    Capability::HistoryLookups,
-    Capability::AckFillDetails,
-    Capability::HistoryCandles,
-];
-
 /// The simulated connector. See the module docs.
 pub struct SimConnector {
     config: ConnectorConfig,
@@ -268,7 +254,7 @@ impl Session for SimSession<'_> {
         let closed = |welcomed: bool, reason: String| Ended::Closed { welcomed, reason };
         let auth = json!({"type": "AUTH", "token": access, "client_type": "connector",
             "timestamp": engine::iso_millis(Utc::now()), "version": concat!("nusatrade-sim/", env!("CARGO_PKG_VERSION")),
-            "capabilities": CAPABILITIES.map(Capability::as_str)});
+            "capabilities": crate::connector::link::CAPABILITIES.map(Capability::as_str)});
         if let Err(e) = send(&mut ws, &auth).await {
             return closed(false, e);
         }

@@ -35,18 +35,6 @@ use crate::connector::link::{Ended, Link, LinkConfig, Session, Ws, send, stopped
 use crate::connector::state::write_atomic;
 use crate::connector::{Backoff, ConnectorError, DEFAULT_HEARTBEAT, StateError, WELCOME_TIMEOUT};
 
-/// What the terminal connector states in its `AUTH`: de-duplication by request id (remembered results, and the
-/// `NT-` comment looked up in the terminal), complete positions reports with comments, history and ticket lookups
-/// from the terminal's deals, fill details from the deal of each order, price history from `copy_rates_range`.
-pub const CAPABILITIES: [Capability; 6] = [
-    Capability::DedupeRequestId,
-    Capability::ReportPositions,
-    Capability::ReportComments,
-    Capability::HistoryLookups,
-    Capability::AckFillDetails,
-    Capability::HistoryCandles,
-];
-
 /// Settings of the terminal connector.
 #[derive(Debug, Clone)]
 pub struct TerminalConfig {
@@ -214,7 +202,7 @@ impl<T: Mt5> Session for TerminalSession<'_, T> {
         let closed = |welcomed: bool, reason: String| Ended::Closed { welcomed, reason };
         let auth = json!({"type": "AUTH", "token": access, "client_type": "connector",
             "timestamp": iso_millis(Utc::now()), "version": concat!("nusatrade-mt5-terminal/", env!("CARGO_PKG_VERSION")),
-            "capabilities": CAPABILITIES.map(Capability::as_str)});
+            "capabilities": crate::connector::link::CAPABILITIES.map(Capability::as_str)});
         if let Err(e) = send(&mut ws, &auth).await {
             return closed(false, e);
         }

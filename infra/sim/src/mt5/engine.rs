@@ -45,7 +45,7 @@ use super::{
     RETCODE_PLACED, SYMBOL_FILLING_FOK, SYMBOL_FILLING_IOC, TRADE_ACTION_DEAL, TRADE_ACTION_SLTP, TradeDeal,
     TradePosition, TradeRequest,
 };
-use crate::connector::history::MAX_HISTORY_BARS;
+use crate::connector::history::HistoryAsk;
 use crate::connector::state::Executed;
 
 /// How many trade results are remembered for de-duplication.
@@ -932,27 +932,7 @@ impl<T: Mt5> TerminalEngine<T> {
     }
 
     async fn candles(&mut self, m: &Map<String, Value>) -> Result<(String, String, Vec<Value>), String> {
-        let symbol = m
-            .get("symbol")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && s.len() <= 32)
-            .ok_or("symbol is required")?
-            .to_owned();
-        let tf = m.get("timeframe").and_then(Value::as_str).unwrap_or_default();
-        if !["M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1"].contains(&tf) {
-            return Err(format!("unknown timeframe {}", tf.chars().take(8).collect::<String>()));
-        }
-        let time = |f: &str| {
-            m.get(f)
-                .and_then(Value::as_str)
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| format!("{f} must be an RFC 3339 time"))
-        };
-        let (start, end) = (time("start")?, time("end")?);
-        let max =
-            m.get("max_bars").and_then(Value::as_u64).map_or(MAX_HISTORY_BARS, |n| (n as usize).min(MAX_HISTORY_BARS));
+        let HistoryAsk { symbol, timeframe: tf, start, end, max, .. } = HistoryAsk::parse(m)?;
         // copy_rates_range includes a bar opening at `end`; the protocol's window is [start, end).
         let rates = self.mt5.copy_rates_range(&symbol, tf, start, end).await.map_err(|e| match e {
             Mt5Error::Terminal { code: -1, message } => message,
