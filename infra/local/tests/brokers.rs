@@ -426,7 +426,7 @@ async fn status_offline_then_online_with_account_and_link_health() {
     assert_eq!(v["positions_synced"], 3);
     assert_eq!(v["positions_synced_at"], ts.as_str());
     // the connector stated no capabilities (the original): its reports are read only while MT5 holds none
-    assert_eq!(v["reconciliation"], nusatrade_app::reconcile::reporting::LIMITED);
+    assert_eq!(v["reconciliation"], nusatrade_app::connector::reporting::LIMITED);
     // a replacing connector starts with a clean record
     let _rx2 = w.connector(&ana, id, "ws-2").await;
     let (_, v) = w.call("GET", &uri, Some(&ana), None).await;

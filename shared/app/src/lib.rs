@@ -15,6 +15,7 @@ pub mod compose;
 pub mod connector;
 pub mod http;
 pub mod jobs;
+pub mod keys;
 pub mod limits;
 pub mod load;
 pub mod ml;

@@ -1,5 +1,5 @@
-//! Wire formatting shared by every feature: how times and digests are written in JSON bodies, WebSocket
-//! frames and stored fingerprints. One home, so the dashboard and the connector read one format.
+//! Wire formatting shared by every feature: how times, numbers and digests are written in (and numbers read from)
+//! JSON bodies, WebSocket frames and stored fingerprints. One home, so the dashboard and the connector read one format.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -23,6 +23,18 @@ pub fn naive_iso(t: DateTime<Utc>) -> String {
 pub fn num(d: rust_decimal::Decimal) -> f64 {
     use rust_decimal::prelude::ToPrimitive as _;
     d.to_f64().unwrap_or(0.0)
+}
+
+/// A JSON number or numeric string as a decimal (shortest round-trip form of floats; exponents accepted).
+pub fn decimal(v: &serde_json::Value) -> Option<rust_decimal::Decimal> {
+    let text = match v {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) if s.len() <= 64 => s.trim().to_owned(),
+        _ => return None,
+    };
+    use std::str::FromStr as _;
+    let d = rust_decimal::Decimal::from_str(&text).ok();
+    d.or_else(|| rust_decimal::Decimal::from_scientific(&text).ok())
 }
 
 /// Lower-case hex of a digest (token hashes, idempotency fingerprints).

@@ -31,7 +31,7 @@ use crate::features::FeatureSpec;
 use crate::labels::LabelSpec;
 use crate::metrics::{BacktestConfig, TrainingMetrics};
 use crate::models::{ModelConfig, ModelKind, TrainedModel};
-use crate::predict::SignalConfig;
+use crate::signal::SignalConfig;
 use crate::split::SplitConfig;
 
 /// The `format` value.

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod models;
 pub mod predict;
 pub mod rng;
+pub mod signal;
 pub mod split;
 pub mod train;
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use uuid::Uuid;
 
 use super::error::{AiError, AiResult};
-use crate::auth::store::user_pk;
+use crate::keys::user_pk;
 use crate::ports::{Clock, Condition, ItemStore, Key, StoreError, Update};
 
 const PREFIX: &str = "AITOKENS#";

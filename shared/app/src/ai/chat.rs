@@ -20,7 +20,7 @@ use super::error::{AiError, AiResult};
 use super::model::ModelChoice;
 use super::prompts::{self, ContextType};
 use super::service::{AiService, COMPUTED_LABEL};
-use crate::auth::store::user_pk;
+use crate::keys::user_pk;
 use crate::ports::{CancelReason, Condition, Item, Key, Query, StoreError, TxOp, Update};
 use crate::ports::{ChatMessage, Completion, CompletionRequest, Role};
 use crate::trading::orders::queries::ListFilter;

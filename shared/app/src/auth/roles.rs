@@ -17,7 +17,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{AuditLog, RequestMeta, events};
-use super::store::{UserRecord, email_key, user_key, user_pk};
+use super::store::{UserRecord, email_key, user_key};
+use crate::keys::user_pk;
 use crate::ports::{Clock, Condition, IdGenerator, Item, ItemStore, Key, Query, StoreError, TxOp, Update};
 
 pub const ADMIN_ROLE: &str = "admin";

@@ -21,6 +21,7 @@ use super::store::*;
 use super::tokens::{TokenError, TokenKind, TokenPair, TokenService};
 use super::totp;
 use super::views::{SessionOut, TokenResponse, UserOut, default_settings};
+use crate::keys::user_pk;
 use crate::ports::{Condition, Cursor, Email, Item, Ports, Query, TxOp, Update, Value};
 use crate::settings::RuntimeSettings;
 

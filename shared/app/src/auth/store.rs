@@ -24,9 +24,8 @@ use crate::ports::Key;
 pub const PROFILE_SK: &str = "PROFILE";
 pub const SESSION_PREFIX: &str = "SESSION#";
 
-pub fn user_pk(id: Uuid) -> String {
-    format!("USER#{id}")
-}
+use crate::keys::user_pk;
+
 pub fn user_key(id: Uuid) -> Key {
     Key::new(user_pk(id), PROFILE_SK)
 }

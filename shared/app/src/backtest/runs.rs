@@ -32,7 +32,7 @@ use super::store::{
     session_key,
 };
 use super::strategies::{self, StrategyService};
-use crate::auth::store::user_pk;
+use crate::keys::user_pk;
 use crate::ml::datasets::Datasets;
 use crate::ml::store::tf_name;
 use crate::ports::{BlobStore, Clock, Condition, Cursor, IdGenerator, Item, ItemStore, Ports, Query, Queue, Update};

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::store::user_pk;
+use crate::keys::user_pk;
 use crate::ports::{BlobError, BlobKey, Key};
 
 /// Sort-key prefix of a user's strategies.

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::error::{BacktestError, BacktestResult};
 use super::store::{COUNT_ATTR, PUBLIC_INDEX_PK, STRATEGY_PREFIX, StrategyRecord, strategy_count_key, strategy_key};
-use crate::auth::store::user_pk;
+use crate::keys::user_pk;
 use crate::ml::service::LinkedStrategy;
 use crate::ports::{
     CancelReason, Clock, Condition, IdGenerator, Index, Item, ItemStore, Ports, Query, StoreError, TxOp, Update,

@@ -39,7 +39,7 @@
 //! dropped), its positions in `POSITION_UPDATE`'s field names. `reconciliation` (null while offline) says whether
 //! reconciliation can read the connector's reports — `unavailable — connector cannot report positions` after it
 //! answered a positions request with `ERROR` (`report_error`), until its next complete report
-//! ([`crate::reconcile::reporting`]). `capabilities` (null while offline): `{stated, effective}` — what the connector
+//! ([`crate::connector::reporting`]). `capabilities` (null while offline): `{stated, effective}` — what the connector
 //! stated in its `AUTH` and what is trusted after the connection's `flags` (a connector caught filling twice loses
 //! `dedupe_request_id`); `flags`: the bad input seen from its connectors, `[{kind, at, detail, ticket, order_id}]`
 //! ([`crate::connector::flags`]).
@@ -56,6 +56,7 @@ use uuid::Uuid;
 
 use super::service::{BrokerError, BrokerService, Connection, ConnectionInput, ConnectionStatus};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
+use crate::connector::ConnectorLink;
 use crate::http::{ApiError, ApiJson, ApiResult, FieldError};
 use crate::ports::Ports;
 use crate::wire::{iso, num};
@@ -304,9 +305,9 @@ impl From<&ConnectionStatus> for StatusResponse {
                     "positions": p.positions.iter().map(|x| x.to_wire()).collect::<Vec<_>>(),
                 })
             }),
-            reconciliation: link.map(crate::reconcile::reporting::reconciliation),
+            reconciliation: link.map(ConnectorLink::reconciliation),
             report_error: link.and_then(|l| l.reporting.report_error.clone()),
-            capabilities: link.map(crate::connector::ConnectorLink::capabilities_view),
+            capabilities: link.map(ConnectorLink::capabilities_view),
             flags: s.connection.record.flags.iter().map(|f| f.to_wire()).collect(),
         }
     }

@@ -27,11 +27,11 @@ use uuid::Uuid;
 use super::store::{
     BROKER_COUNT_ATTR, BROKER_PREFIX, BrokerConnectionRecord, FLAGS_SEQ_ATTR, broker_count_key, broker_key,
 };
-use crate::auth::store::user_pk;
 use crate::connector::flags::{ConnectionFlag, with_flag};
 use crate::connector::registry::account_key;
 use crate::connector::reports::snapshot_key;
 use crate::connector::{AccountSnapshot, Command, ConnectorLink, ConnectorRegistry, PositionsSnapshot};
+use crate::keys::user_pk;
 use crate::ports::{
     CancelReason, Clock, Condition, IdGenerator, Item, ItemStore, Ports, Push, PushError, PushOutcome, Query,
     StoreError, TxOp, Update, Value,

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::store::user_pk;
 use crate::connector::flags::ConnectionFlag;
+use crate::keys::user_pk;
 use crate::ports::Key;
 
 /// Sort-key prefix of a user's broker connections.

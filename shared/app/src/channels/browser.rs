@@ -6,7 +6,7 @@
 //!   (`NUSATRADE_WS_MAX_DASHBOARDS`, default 10): one more is refused with 429 "Too many open dashboards: at most
 //!   N per user; close one and connect again".
 //! * **`CONNECTIONS_STATUS` at once.** The original sent it right after accepting; API Gateway cannot post during
-//!   `$connect`, so `$connect` queues a greeting that pushes it as soon as the socket is up ([`super::greeting`]),
+//!   `$connect`, so `$connect` queues a greeting that pushes it as soon as the socket is up ([`crate::brokers::greeting`]),
 //!   typically well within a second. Should the browser's first message (whatever its type) come first, it goes
 //!   out then — before that message's answer, which is then pushed as well, so the order is the same on both
 //!   platforms. Either way it is sent once.
@@ -42,11 +42,12 @@ use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::common::{connections_status, contact, error_reply, refuse, reject};
-use super::greeting::Greeter;
+use super::common::{contact, error_reply, refuse, reject};
 use crate::auth::store::{SessionRecord, UserRecord, session_key, user_key};
 use crate::auth::{Authenticator, CurrentUser};
+use crate::brokers::greeting::Greeter;
 use crate::brokers::service::BrokerService;
+use crate::brokers::status::connections_status;
 use crate::connector::limits::{Admission, LinkGuard, LinkLimits};
 use crate::connector::registry::{ConnectorRegistry, WsConnection};
 use crate::http::ApiError;
@@ -64,7 +65,7 @@ pub struct BrowserChannel {
     pub orders: OrderService,
     pub brokers: BrokerService,
     pub guard: Arc<LinkGuard>,
-    /// Queues the `CONNECTIONS_STATUS` of a socket just accepted ([`super::greeting`]); `None`: it goes out with
+    /// Queues the `CONNECTIONS_STATUS` of a socket just accepted ([`crate::brokers::greeting`]); `None`: it goes out with
     /// the answer to the socket's first message only.
     pub greeter: Option<Greeter>,
 }

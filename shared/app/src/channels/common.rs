@@ -1,21 +1,18 @@
 //! What both WebSocket channels share: the first-contact check of a socket, `ERROR` replies, `$connect` refusals,
-//! closing a socket over its limits, and the dashboards' `CONNECTIONS_STATUS`.
+//! closing a socket over its limits.
 
 use bytes::Bytes;
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::json;
 use tracing::warn;
-use uuid::Uuid;
 
 use crate::auth::Authenticator;
 use crate::auth::sockets::SESSION_REVOKED;
 use crate::auth::store::{SessionRecord, session_key};
-use crate::brokers::service::BrokerService;
 use crate::connector::fanout::Fanout;
 use crate::connector::limits::{Admission, LinkLimits};
 use crate::connector::registry::{ConnectorRegistry, WsConnection};
 use crate::ports::StoreError;
-use crate::wire::iso;
 use crate::ws::ConnectDecision;
 
 pub(crate) fn now_iso() -> String {
@@ -98,36 +95,4 @@ pub(crate) async fn refuse(fanout: &Fanout, ws: &str, admission: Admission, limi
     if let Err(e) = fanout.push.close(ws).await {
         warn!(ws, error = %e, "could not close the connection");
     }
-}
-
-/// `CONNECTIONS_STATUS`: the user's broker connections a connector holds now (the original's shape,
-/// `{connection_id, mt5_connected, broker_name}`, plus account number, server, link times, `reconciliation`, the
-/// connector's `capabilities` (`{stated, effective}`) and the connection's `flags` — additive fields).
-pub async fn connections_status(brokers: &BrokerService, user: Uuid) -> Value {
-    let list = match brokers.list(user).await {
-        Ok(l) => l,
-        Err(e) => {
-            warn!(error = %e, "could not list the broker connections");
-            Vec::new()
-        }
-    };
-    let connections: Vec<Value> = list
-        .iter()
-        .filter_map(|c| {
-            let l = c.link.as_ref()?;
-            Some(json!({
-                "connection_id": c.record.id,
-                "mt5_connected": l.health.mt5_connected,
-                "broker_name": c.record.broker_name,
-                "account_number": c.record.account_number,
-                "server": c.record.server,
-                "connected_since": iso(l.connected_at),
-                "last_message_at": l.health.last_message_at.map(iso),
-                "reconciliation": crate::reconcile::reporting::reconciliation(l),
-                "capabilities": l.capabilities_view(),
-                "flags": c.record.flags.iter().map(|f| f.to_wire()).collect::<Vec<_>>(),
-            }))
-        })
-        .collect();
-    json!({"type": "CONNECTIONS_STATUS", "connections": connections, "timestamp": now_iso()})
 }

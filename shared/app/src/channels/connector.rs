@@ -67,6 +67,7 @@ use uuid::Uuid;
 
 use crate::auth::Authenticator;
 use crate::brokers::service::BrokerService;
+use crate::brokers::status::connections_status;
 use crate::connector::capabilities::{Capabilities, Capability};
 use crate::connector::flags::{self, ConnectionFlag, FlagKind};
 use crate::connector::history::{DropHistory, HistoryHook, HistoryRequestId};
@@ -88,9 +89,7 @@ use nusatrade_domain::order::Ticket;
 use nusatrade_domain::order::command::{CommandKind, Redelivery, redelivery};
 
 pub use super::browser::BrowserChannel;
-use super::common::{
-    connections_status, contact, error_reply, now_iso, refuse, refuse_dead_session, reject, session_live,
-};
+use super::common::{contact, error_reply, now_iso, refuse, refuse_dead_session, reject, session_live};
 
 /// The heartbeat interval advertised in `WELCOME` (the original's 30 s).
 pub const HEARTBEAT_INTERVAL_SECS: u64 = 30;

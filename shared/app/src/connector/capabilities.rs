@@ -26,10 +26,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use tracing::{info, warn};
-use uuid::Uuid;
-
-use super::registry::{ConnectorRegistry, link_key, ws_key};
-use crate::ports::{Condition, StoreError, Update, Value};
 
 /// The attribute of the connection and link records holding the capabilities (a list of names).
 pub const CAPABILITIES_ATTR: &str = "capabilities";
@@ -190,58 +186,6 @@ impl Stated {
         }
         if !self.unknown.is_empty() {
             info!(ws, unknown = ?self.unknown, "AUTH states capabilities this server does not know: ignored");
-        }
-    }
-}
-
-impl ConnectorRegistry {
-    /// Keeps a connector's capabilities with its connection record and, while it holds it, its broker connection's
-    /// link. A connection that is gone (or a link held by a newer connector) is left alone.
-    pub async fn record_capabilities(
-        &self,
-        ws_connection_id: &str,
-        user_id: Uuid,
-        broker_connection_id: Uuid,
-        capabilities: &Capabilities,
-    ) -> Result<(), StoreError> {
-        self.record_stated_capabilities(ws_connection_id, user_id, broker_connection_id, capabilities, capabilities)
-            .await
-    }
-
-    /// [`record_capabilities`](Self::record_capabilities) of a connection whose flags withdraw some of what its
-    /// connector states ([`super::flags::effective`]): `capabilities` holds what is trusted (every decision reads it),
-    /// `stated_capabilities` what the connector said, when the two differ.
-    pub async fn record_stated_capabilities(
-        &self,
-        ws_connection_id: &str,
-        user_id: Uuid,
-        broker_connection_id: Uuid,
-        stated: &Capabilities,
-        effective: &Capabilities,
-    ) -> Result<(), StoreError> {
-        let list = |c: &Capabilities| Value::L(c.names().map(Value::from).collect());
-        // An empty list is no attribute (the original connector's records stay as they were).
-        let update = || {
-            let u = match effective.is_empty() {
-                true => Update::new().remove(CAPABILITIES_ATTR),
-                false => Update::new().set(CAPABILITIES_ATTR, list(effective)),
-            };
-            match stated == effective {
-                true => u.remove(STATED_CAPABILITIES_ATTR),
-                false => u.set(STATED_CAPABILITIES_ATTR, list(stated)),
-            }
-        };
-        let conn = self.store.update(&ws_key(ws_connection_id), update(), Some(Condition::Exists)).await;
-        match conn {
-            Ok(_) => {}
-            Err(e) if e.is_condition_failure() => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        let mine = Condition::Exists.and(Condition::eq("ws_connection_id", ws_connection_id));
-        match self.store.update(&link_key(user_id, broker_connection_id), update(), Some(mine)).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_condition_failure() => Ok(()),
-            Err(e) => Err(e),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! browser sockets, the latest account and positions snapshots — [`protocol`] — the commands sent to a
 //! connector and the messages it sends back, parsed once — [`reports`] (positions, deals, account, MT5
 //! status), the [`outbox`] of unacknowledged commands, the per-connection [`limits`] and the
-//! [`fanout`] to a user's sockets; what a connector stated it can do, its [`capabilities`].
+//! [`fanout`] to a user's sockets; what a connector stated it can do, its [`capabilities`], and whether
+//! its positions reports can be reconciled, its [`reporting`] state.
 //!
 //! The WebSocket handlers that feed inbound messages to the use cases live at the edge, in `crate::channels`
 //! (they write the registry on `$connect`/`$disconnect`); the order use cases read it to find the connector to
@@ -17,6 +18,7 @@ pub mod limits;
 pub mod outbox;
 pub mod protocol;
 pub mod registry;
+pub mod reporting;
 pub mod reports;
 pub mod tickets;
 

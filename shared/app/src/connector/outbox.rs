@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use super::protocol::{Command, RequestId};
 use super::registry::ConnectorRegistry;
-use crate::auth::store::user_pk;
+use crate::keys::user_pk;
 use crate::ports::{Item, Key, Query, StoreError, TxOp, Update};
 
 /// How long an unacknowledged command may be resent after a reconnect.

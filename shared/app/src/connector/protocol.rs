@@ -12,7 +12,8 @@
 //! * `HISTORY_REQUEST` → `HISTORY_CANDLES` (capability `history_candles`): pages of price history,
 //!   [`super::history`].
 
-use std::str::FromStr;
+// How the protocol reads numbers (also what a connector implementation should use).
+pub use crate::wire::decimal;
 
 use chrono::{DateTime, Utc};
 use nusatrade_domain::order::{ClientOrderId, Retcode};
@@ -318,16 +319,6 @@ impl ConnectorMessage {
     }
 }
 
-/// A JSON number or numeric string as a decimal (shortest round-trip form of floats; exponents accepted).
-pub fn decimal(v: &Value) -> Option<Decimal> {
-    let text = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) if s.len() <= 64 => s.trim().to_owned(),
-        _ => return None,
-    };
-    Decimal::from_str(&text).ok().or_else(|| Decimal::from_scientific(&text).ok())
-}
-
 fn optional_decimal(obj: &Map<String, Value>, field: &str) -> Result<Option<Decimal>, ()> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -338,6 +329,8 @@ fn optional_decimal(obj: &Map<String, Value>, field: &str) -> Result<Option<Deci
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    use std::str::FromStr;
 
     use super::*;
     use crate::connector::capabilities::Capability;

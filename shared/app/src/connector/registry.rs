@@ -25,9 +25,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::capabilities::Capabilities;
+use super::capabilities::{CAPABILITIES_ATTR, Capabilities, STATED_CAPABILITIES_ATTR};
+use super::reporting::Reporting;
 use super::reports::{PositionsSnapshot, snapshot_item, snapshot_key};
-use crate::auth::store::user_pk;
+use crate::keys::user_pk;
 use crate::ports::{Clock, Condition, Item, ItemStore, Key, Query, StoreError, Update, Value};
 
 /// How long a link record outlives its connection's start: API Gateway's 2-hour maximum plus a margin.
@@ -93,12 +94,17 @@ pub struct ConnectorLink {
     /// What the connector's traffic says about the link (top-level attributes of the same item).
     #[serde(flatten, default)]
     pub health: LinkHealth,
-    /// Whether the connector's positions reports can be reconciled ([`crate::reconcile::reporting`]).
+    /// Whether the connector's positions reports can be reconciled ([`super::reporting`]).
     #[serde(flatten, default)]
-    pub reporting: crate::reconcile::reporting::Reporting,
+    pub reporting: Reporting,
 }
 
 impl ConnectorLink {
+    /// What the connection health shows for the link's positions reports ([`Reporting::reconciliation`]).
+    pub fn reconciliation(&self) -> &'static str {
+        self.reporting.reconciliation(&self.capabilities)
+    }
+
     /// `{stated, effective}`: what the connector stated in its `AUTH` and what is trusted of it (the connection's
     /// flags withdraw capabilities), as the connection status and `CONNECTIONS_STATUS` show them.
     pub fn capabilities_view(&self) -> serde_json::Value {
@@ -514,5 +520,57 @@ impl ConnectorRegistry {
     fn live(&self, item: Option<Item>) -> Option<Item> {
         let now = self.clock.epoch_seconds();
         item.filter(|i| !i.is_expired(now))
+    }
+}
+
+impl ConnectorRegistry {
+    /// Keeps a connector's capabilities with its connection record and, while it holds it, its broker connection's
+    /// link. A connection that is gone (or a link held by a newer connector) is left alone.
+    pub async fn record_capabilities(
+        &self,
+        ws_connection_id: &str,
+        user_id: Uuid,
+        broker_connection_id: Uuid,
+        capabilities: &Capabilities,
+    ) -> Result<(), StoreError> {
+        self.record_stated_capabilities(ws_connection_id, user_id, broker_connection_id, capabilities, capabilities)
+            .await
+    }
+
+    /// [`record_capabilities`](Self::record_capabilities) of a connection whose flags withdraw some of what its
+    /// connector states ([`super::flags::effective`]): `capabilities` holds what is trusted (every decision reads it),
+    /// `stated_capabilities` what the connector said, when the two differ.
+    pub async fn record_stated_capabilities(
+        &self,
+        ws_connection_id: &str,
+        user_id: Uuid,
+        broker_connection_id: Uuid,
+        stated: &Capabilities,
+        effective: &Capabilities,
+    ) -> Result<(), StoreError> {
+        let list = |c: &Capabilities| Value::L(c.names().map(Value::from).collect());
+        // An empty list is no attribute (the original connector's records stay as they were).
+        let update = || {
+            let u = match effective.is_empty() {
+                true => Update::new().remove(CAPABILITIES_ATTR),
+                false => Update::new().set(CAPABILITIES_ATTR, list(effective)),
+            };
+            match stated == effective {
+                true => u.remove(STATED_CAPABILITIES_ATTR),
+                false => u.set(STATED_CAPABILITIES_ATTR, list(stated)),
+            }
+        };
+        let conn = self.store.update(&ws_key(ws_connection_id), update(), Some(Condition::Exists)).await;
+        match conn {
+            Ok(_) => {}
+            Err(e) if e.is_condition_failure() => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let mine = Condition::Exists.and(Condition::eq("ws_connection_id", ws_connection_id));
+        match self.store.update(&link_key(user_id, broker_connection_id), update(), Some(mine)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_condition_failure() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -34,9 +34,10 @@ use serde_json::{Map, Value, json};
 use tracing::info;
 use uuid::Uuid;
 
-use super::protocol::decimal;
-use crate::auth::store::user_pk;
+use crate::keys::user_pk;
 use crate::ports::{Item, Key, StoreError};
+use crate::wire::decimal;
+use nusatrade_domain::order::command::MAX_REQUEST_ID;
 
 /// Most positions read from one report (more are dropped and the report marked truncated).
 pub const MAX_REPORT_POSITIONS: usize = 1000;
@@ -368,7 +369,7 @@ impl PositionUpdate {
 
 fn request_id(m: &Map<String, Value>) -> Option<String> {
     match m.get("request_id") {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.chars().take(super::protocol::MAX_REQUEST_ID).collect()),
+        Some(Value::String(s)) if !s.is_empty() => Some(s.chars().take(MAX_REQUEST_ID).collect()),
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     }

@@ -55,7 +55,7 @@ use crate::ports::store::TTL_ATTR;
 use crate::ports::{CancelReason, Condition, Index, Item, Query, StoreError, TxOp, Update, Value as StoreValue};
 use crate::trading::orders::{Delivery, IdempotencyKey, TradingError};
 
-mod rules;
+pub mod rules;
 
 pub use rules::{
     AutoTradingSettings, Decision, SETTING_KEYS, SettingError, auto_trade_key, decide, in_cooldown, utc_day,

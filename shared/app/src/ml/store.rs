@@ -28,7 +28,7 @@ use nusatrade_ml::Timeframe;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::store::user_pk;
+use crate::keys::user_pk;
 use crate::ports::{BlobError, BlobKey, Key};
 
 /// Partition of the platform's own ML items (defaults, system datasets).
@@ -229,7 +229,7 @@ pub struct ModelRecord {
     /// The auto-trading knobs (the `config` keys `confidence_threshold`, `max_trades_per_day`,
     /// `cooldown_minutes`, `lot_size`; defaults for records written before they existed).
     #[serde(default)]
-    pub auto_trading: super::auto::AutoTradingSettings,
+    pub auto_trading: super::auto::rules::AutoTradingSettings,
     #[serde(default)]
     pub is_active: bool,
     #[serde(default)]
@@ -429,7 +429,7 @@ mod tests {
             timeframe: Timeframe::H1,
             strategy_id: None,
             config: "{}".into(),
-            auto_trading: crate::ml::auto::AutoTradingSettings {
+            auto_trading: crate::ml::auto::rules::AutoTradingSettings {
                 confidence_threshold: 0.55,
                 max_trades_per_day: 3,
                 cooldown_minutes: 45,

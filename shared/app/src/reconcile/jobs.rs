@@ -1,4 +1,4 @@
-//! The messages of the `reconcile` queue and its consumer. Bodies are JSON objects tagged by `kind`:
+//! The messages of the `reconcile` queue (its consumer: [`super::consumer`]). Bodies are JSON objects tagged by `kind`:
 //!
 //! | `kind` | fields | sent by | what the consumer does |
 //! |---|---|---|---|
@@ -7,21 +7,19 @@
 //! | `ask` | `user_id`, `connection_id`, `history_from` | a run that left unresolved orders too recent to compare (delayed until they are old enough) | the connection is asked for MT5's history again (`SYNC_REQUEST`) |
 //! | `sweep_in_flight` | `shard?`, `cursor?` | the schedule, every minute (`{"kind":"sweep_in_flight"}`) | without `shard`: one message per shard; with it: each watched connection of a page is asked for history (`SYNC_REQUEST`) |
 //! | `sweep_connections` | `shard?`, `cursor?` | the schedule, every 5 minutes (`{"kind":"sweep_connections"}`) | the same over the active connections, asked for `GET_POSITIONS` |
-//! | `greet_dashboard` | `connection_id`, `attempt` | the dashboard channel's `$connect` | `CONNECTIONS_STATUS` pushed as soon as the socket is up ([`crate::channels::greeting`]) |
+//! | `greet_dashboard` | `connection_id`, `attempt` | the dashboard channel's `$connect` | `CONNECTIONS_STATUS` pushed as soon as the socket is up ([`crate::brokers::greeting`]) |
 //!
 //! Every kind is idempotent under redelivery (conditional writes, requests that may be repeated).
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::service::ReconcileService;
-use crate::channels::greeting::Greet;
-use crate::jobs::{JobError, QueueConsumer, Schedule};
-use crate::ports::{Cursor, ReceivedMessage};
+use crate::brokers::greeting::Greet;
+use crate::jobs::{JobError, Schedule};
+use crate::ports::Cursor;
 
 /// The logical queue (its `ack_timeout` messages are written by the order side: `AckTimeouts`).
 pub const QUEUE: &str = crate::trading::orders::timeouts::RECONCILE_QUEUE;
@@ -95,28 +93,6 @@ pub const SCHEDULES: &[Schedule] = &[
         body: r#"{"kind":"sweep_connections"}"#,
     },
 ];
-
-/// The consumer of the `reconcile` queue.
-#[derive(Clone)]
-pub struct ReconcileConsumer {
-    pub service: ReconcileService,
-}
-
-#[async_trait]
-impl QueueConsumer for ReconcileConsumer {
-    fn queue(&self) -> &'static str {
-        QUEUE
-    }
-
-    async fn handle(&self, message: &ReceivedMessage) -> Result<(), JobError> {
-        let job = ReconcileJob::parse(&message.body)?;
-        let result = self.service.handle(job).await;
-        if let Err(e) = &result {
-            tracing::warn!(message_id = %message.id, receives = message.receive_count, error = %e, "reconcile message not handled");
-        }
-        result
-    }
-}
 
 #[cfg(test)]
 mod tests {

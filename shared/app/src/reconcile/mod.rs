@@ -1,7 +1,7 @@
 //! Reconciliation, ack timeouts and trailing stops (issue #6; design §3, §4): the `reconcile` function's use cases.
 //!
-//! * [`jobs`]: the `reconcile` queue's messages, its [`jobs::ReconcileConsumer`] and its schedules (every minute the
-//!   connections with orders in flight, every 5 minutes every active connection).
+//! * [`jobs`]: the `reconcile` queue's messages and its schedules (every minute the connections with orders in
+//!   flight, every 5 minutes every active connection); [`consumer`]: the queue's consumer.
 //! * ack timeouts: one delayed `ack_timeout` message per command sent to a connector (`NUSATRADE_ACK_TIMEOUT_SECS`),
 //!   scheduled by the order side (`crate::trading::orders::timeouts`), handled here.
 //! * [`service`]: a run of the pure kernel (`nusatrade_domain::reconcile`) on a connection's books and latest
@@ -16,6 +16,7 @@
 
 pub mod books;
 pub mod config;
+pub mod consumer;
 pub mod docs;
 pub mod hook;
 pub mod jobs;
@@ -27,7 +28,8 @@ pub mod trailing;
 
 pub use crate::trading::orders::timeouts::AckTimeouts;
 pub use config::ReconcileSettings;
+pub use consumer::ReconcileConsumer;
 pub use hook::ReconcileHook;
-pub use jobs::{QUEUE, ReconcileConsumer, ReconcileJob, SCHEDULES};
+pub use jobs::{QUEUE, ReconcileJob, SCHEDULES};
 pub use service::{Ask, ReconcileService, RunReport};
 pub use trailing::TrailingDriver;

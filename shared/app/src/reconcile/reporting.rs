@@ -3,60 +3,29 @@
 //!
 //! * An `ERROR` answering a positions request (`GET_POSITIONS` / `SYNC_REQUEST`) is a **failed snapshot**: the
 //!   stored snapshot is left as it was (never read as "flat"), and the failure is recorded on the connection's
-//!   `LINK#` record ([`Reporting`]) until its next complete report. It answers a positions request when its
-//!   `request_id` is one of ours for positions ([`is_positions_request`]); the original connector's `ERROR` carries
+//!   `LINK#` record ([`Reporting`](crate::connector::reporting::Reporting)) until its next complete report. It
+//!   answers a positions request when its `request_id` is one of ours for positions ([`is_positions_request`]); the original connector's `ERROR` carries
 //!   no `request_id`, so from a connector without `report_positions` an uncorrelated `ERROR` is read as one (the
 //!   only other request the original can answer with `ERROR` is `GET_ACCOUNT`: misreading it only hides
 //!   reconciliation until the next complete report, the safe side).
 //! * The dashboards get the failure once per change — a `CONNECTOR_ERROR` and a fresh `CONNECTIONS_STATUS` carrying
 //!   `reconciliation` — not at every sweep; a complete report clears it (and sends a fresh `CONNECTIONS_STATUS`).
-//! * [`reconciliation`] is what the connection health shows: `available`, `limited — …` (a connector without
-//!   `report_positions`: its reports are read only while MT5 holds no position), or
+//! * What the connection health shows for it is the link's
+//!   [`reconciliation`](crate::connector::ConnectorLink::reconciliation): `available`, `limited — …` (a connector
+//!   without `report_positions`: its reports are read only while MT5 holds no position), or
 //!   `unavailable — connector cannot report positions`.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::service::{REQUEST_PREFIX, ReconcileService};
 use super::store::run_key;
 use crate::connector::capabilities::Capability;
-use crate::connector::registry::{ConnectorLink, link_key};
+use crate::connector::registry::link_key;
+use crate::connector::reporting::MAX_REPORT_ERROR;
 use crate::connector::reports::PositionsSnapshot;
 use crate::ports::{Condition, StoreError, Update};
 use crate::wire::iso;
-
-/// `reconciliation` of a connection whose connector answered its last positions request with `ERROR`.
-pub const UNAVAILABLE: &str = "unavailable — connector cannot report positions";
-/// `reconciliation` of a connection whose connector does not promise complete reports.
-pub const LIMITED: &str = "limited — connector reports positions only while MT5 holds none";
-/// `reconciliation` of a connection whose connector reports positions.
-pub const AVAILABLE: &str = "available";
-
-/// Longest connector error kept on the link record (longer ones are cut).
-pub const MAX_REPORT_ERROR: usize = 200;
-
-/// The reporting state of a connector link (top-level attributes of its `LINK#` record).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reporting {
-    /// The `ERROR` the connector answered its last positions request with; cleared by a complete report.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report_error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report_failed_at: Option<DateTime<Utc>>,
-}
-
-/// What the connection health shows for a link (see the module docs).
-pub fn reconciliation(link: &ConnectorLink) -> &'static str {
-    if link.reporting.report_error.is_some() {
-        UNAVAILABLE
-    } else if !link.capabilities.has(Capability::ReportPositions) {
-        LIMITED
-    } else {
-        AVAILABLE
-    }
-}
 
 /// Whether `request_id` is one of the server's positions requests: reconciliation's (`reconcile_…`), the sync
 /// route's (`manual_sync_…`), the first contact's (`resync_…_positions`) or the original monitor's (`sync_…`).
@@ -147,7 +116,7 @@ impl ReconcileService {
 
     /// A fresh `CONNECTIONS_STATUS` to the user's dashboards.
     async fn status_changed(&self, user: Uuid) {
-        let status = crate::channels::common::connections_status(&self.brokers(), user).await;
+        let status = crate::brokers::status::connections_status(&self.brokers(), user).await;
         self.orders.dashboards.broadcast(user, &status).await;
     }
 }

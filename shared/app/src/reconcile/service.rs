@@ -36,8 +36,8 @@ use super::jobs::{QUEUE, ReconcileJob};
 use super::store::{
     ConnectionRun, IndexEntry, IndexKind, SHARDS, WATCH_TTL_DAYS, audit_item, events, index_key, index_pk, run_key,
 };
+use crate::brokers::greeting::{self, Greeter};
 use crate::brokers::service::BrokerService;
-use crate::channels::greeting::{self, Greeter};
 use crate::connector::capabilities::Capability;
 use crate::connector::protocol::Command;
 use crate::connector::registry::LINK_TTL;
@@ -830,7 +830,7 @@ impl ReconcileService {
         let online: BTreeSet<Uuid> = links.iter().map(|l| l.broker_connection_id).collect();
         let page = self
             .store()
-            .query(Query::partition(crate::auth::store::user_pk(user)).sk_prefix(super::store::RUN_PREFIX).limit(100))
+            .query(Query::partition(crate::keys::user_pk(user)).sk_prefix(super::store::RUN_PREFIX).limit(100))
             .await?;
         let mut runs: HashMap<Uuid, ConnectionRun> = HashMap::new();
         for item in &page.items {

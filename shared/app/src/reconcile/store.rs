@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::audit::{AUDIT_PREFIX, AUDIT_RETENTION_DAYS};
-use crate::auth::store::user_pk;
+use crate::keys::user_pk;
 use crate::ports::{Item, Key, Value};
 
 /// Shards of the sweep indexes.

@@ -698,14 +698,14 @@ pub async fn a_blind_connector_closes_what_two_complete_reports_lack(f: &impl St
 /// reconciliation is unavailable, the dashboards hear it once per change, and a complete report clears it.
 pub async fn an_error_report_is_a_failed_snapshot_told_once(f: &impl StoreFactory) {
     use crate::connector::capabilities::Capabilities;
-    use crate::reconcile::reporting::{LIMITED, UNAVAILABLE, reconciliation};
+    use crate::connector::reporting::{AVAILABLE, LIMITED, UNAVAILABLE};
     let w = World::new(f, TradingConfig::default()).await;
     let (user, broker) = (w.b.user.id, w.b.broker);
     let o = w.place(Side::Buy).await;
     w.b.ack(&o.id.to_string(), true, json!({"ticket": 31})).await;
     w.advance(30);
     let link = || async { w.b.orders.registry().link(user, broker).await.unwrap().unwrap() };
-    assert_eq!(reconciliation(&link().await), LIMITED, "the original promises no reports");
+    assert_eq!(link().await.reconciliation(), LIMITED, "the original promises no reports");
     let statuses = || w.b.push.of_type(&w.browser, "CONNECTIONS_STATUS");
     let before = statuses().len();
     let error = "'PositionInfo' object has no attribute 'type'";
@@ -715,7 +715,7 @@ pub async fn an_error_report_is_a_failed_snapshot_told_once(f: &impl StoreFactor
         assert!(!w.svc.connector_error(user, broker, error, None).await, "repeated: not relayed");
     }
     let l = link().await;
-    assert_eq!((reconciliation(&l), l.reporting.report_error.as_deref()), (UNAVAILABLE, Some(error)));
+    assert_eq!((l.reconciliation(), l.reporting.report_error.as_deref()), (UNAVAILABLE, Some(error)));
     let sent = statuses();
     assert_eq!(sent.len(), before + 1, "one status message per change");
     // (Its content, `reconciliation` per connection, is checked over the gateway: this bench has no connection
@@ -745,15 +745,15 @@ pub async fn an_error_report_is_a_failed_snapshot_told_once(f: &impl StoreFactor
     };
     let stored = w.b.orders.registry().save_positions(user, s).await.unwrap();
     w.svc.snapshot_stored(user, &stored).await;
-    assert_eq!((reconciliation(&link().await), statuses().len()), (LIMITED, before + 2));
+    assert_eq!((link().await.reconciliation(), statuses().len()), (LIMITED, before + 2));
     // A connector promising reports: an uncorrelated ERROR is just relayed.
     w.b.orders.registry().record_capabilities(&w.b.ws, user, broker, &Capabilities::all()).await.unwrap();
     assert!(w.svc.connector_error(user, broker, "boom", None).await);
     assert!(w.svc.connector_error(user, broker, "boom", None).await);
-    assert_eq!(reconciliation(&link().await), crate::reconcile::reporting::AVAILABLE);
+    assert_eq!(link().await.reconciliation(), AVAILABLE);
     // ...but an ERROR to one of our positions requests is a failed snapshot whatever it promised.
     assert!(w.svc.connector_error(user, broker, "boom", Some("reconcile_sweep_1")).await);
-    assert_eq!(reconciliation(&link().await), UNAVAILABLE);
+    assert_eq!(link().await.reconciliation(), UNAVAILABLE);
 }
 
 fn mine_position(o: &OrderRecord) -> BrokerPosition {

@@ -5,6 +5,7 @@
 pub mod docs;
 pub mod orders;
 pub mod sizing;
+pub mod views;
 
 use crate::auth::{AuthConfig, Authenticator, TokenService};
 use crate::ports::Ports;

@@ -161,7 +161,7 @@ impl MlService {
             timeframe: Timeframe::H1,
             strategy_id: None,
             config: json_text(&defaults::default_config(symbol))?,
-            auto_trading: crate::ml::auto::AutoTradingSettings::default(),
+            auto_trading: crate::ml::auto::rules::AutoTradingSettings::default(),
             is_active: false,
             is_pretrained: true,
             default_symbol: Some(symbol.to_owned()),

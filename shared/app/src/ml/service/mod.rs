@@ -121,7 +121,7 @@ pub struct ModelInput {
     /// Family and hyperparameters, label, split, signal and backtest settings.
     pub config: TrainConfig,
     /// The auto-trading knobs (validated).
-    pub auto_trading: super::auto::AutoTradingSettings,
+    pub auto_trading: super::auto::rules::AutoTradingSettings,
 }
 
 /// A validated training request (`POST /ml/models/{id}/train`).

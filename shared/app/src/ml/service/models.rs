@@ -34,12 +34,7 @@ impl MlService {
         loop {
             let page = self
                 .store
-                .query(
-                    Query::partition(crate::auth::store::user_pk(user))
-                        .sk_prefix(MODEL_PREFIX)
-                        .limit(200)
-                        .after(cursor),
-                )
+                .query(Query::partition(crate::keys::user_pk(user)).sk_prefix(MODEL_PREFIX).limit(200).after(cursor))
                 .await?;
             for item in &page.items {
                 out.push(item.to_record::<ModelRecord>()?);
@@ -235,9 +230,7 @@ impl MlService {
         while deleted < MAX_PREDICTIONS_DELETED {
             let page = self
                 .store
-                .query(
-                    Query::partition(crate::auth::store::user_pk(user)).sk_prefix(prediction_prefix(model)).limit(100),
-                )
+                .query(Query::partition(crate::keys::user_pk(user)).sk_prefix(prediction_prefix(model)).limit(100))
                 .await?;
             if page.items.is_empty() {
                 break;

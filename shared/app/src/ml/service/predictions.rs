@@ -168,7 +168,7 @@ impl MlService {
         let page = self
             .store
             .query(
-                Query::partition(crate::auth::store::user_pk(user))
+                Query::partition(crate::keys::user_pk(user))
                     .sk_prefix(prediction_prefix(id))
                     .descending()
                     .limit(limit)
@@ -188,10 +188,7 @@ impl MlService {
         let page = self
             .store
             .query(
-                Query::partition(crate::auth::store::user_pk(user))
-                    .sk_prefix(prediction_prefix(model))
-                    .descending()
-                    .limit(5),
+                Query::partition(crate::keys::user_pk(user)).sk_prefix(prediction_prefix(model)).descending().limit(5),
             )
             .await?;
         let now = self.clock.epoch_seconds();
@@ -208,7 +205,7 @@ impl MlService {
             let page = self
                 .store
                 .query(
-                    Query::partition(crate::auth::store::user_pk(user))
+                    Query::partition(crate::keys::user_pk(user))
                         .sk(crate::ports::SkCondition::Between(
                             format!("{}{floor}", prediction_prefix(model)),
                             format!("{}~", prediction_prefix(model)),

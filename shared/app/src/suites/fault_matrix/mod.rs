@@ -1096,9 +1096,9 @@ impl World {
         } else {
             // A connector that cannot report says so in the connection health.
             let link = self.orders.registry().link(self.user.id, self.broker).await.map_err(|e| e.to_string())?;
-            let health = link.as_ref().map_or("offline", crate::reconcile::reporting::reconciliation);
+            let health = link.as_ref().map_or("offline", |l| l.reconciliation());
             *finals.entry(format!("original/connection reconciliation: {health}")).or_insert(0) += 1;
-            if health == crate::reconcile::reporting::AVAILABLE {
+            if health == crate::connector::reporting::AVAILABLE {
                 return Err("the original connector's link shows reconciliation available".into());
             }
         }

@@ -40,6 +40,16 @@ pub enum AckOutcome {
     NotAnOrderCommand,
 }
 
+impl AckOutcome {
+    /// The order as it stands after the ack or event, when there is one.
+    pub fn into_order(self) -> Option<OrderRecord> {
+        match self {
+            AckOutcome::Applied(o) | AckOutcome::Unchanged(o, _) | AckOutcome::Refused(o, _) => Some(*o),
+            _ => None,
+        }
+    }
+}
+
 impl OrderService {
     /// Applies a `TRADE_RESULT` from a connector of `user` (design §3): one conditional write on the order's
     /// state and version; duplicates, late and stale acks change nothing; an ack naming another user's order
@@ -201,13 +211,6 @@ impl OrderService {
             None => None,
         };
         account.and_then(|a| a.currency).unwrap_or(self.config.default_account_currency)
-    }
-}
-
-pub(super) fn outcome_order(out: AckOutcome) -> Option<OrderRecord> {
-    match out {
-        AckOutcome::Applied(o) | AckOutcome::Unchanged(o, _) | AckOutcome::Refused(o, _) => Some(*o),
-        _ => None,
     }
 }
 

@@ -2,46 +2,14 @@
 //! claimed in the same transaction that writes the order; the first request's outcome is stored once known and a
 //! repeat gets it back verbatim; a request that provably changed nothing frees its key.
 
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tracing::warn;
 use uuid::Uuid;
 
 use super::error::{TradingError, TradingResult};
 use super::service::{Delivery, OrderService, Placed};
-use super::store::{IdempotencyRecord, idempotency_key};
+use super::store::{IdempotencyKey, IdempotencyRecord, idempotency_key};
 use crate::connector::CommandKind;
 use crate::ports::{Condition, Item, StoreError, TxOp, Update};
-
-/// An idempotency key and the fingerprint of the request it came with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IdempotencyKey {
-    pub key: String,
-    pub request_hash: String,
-}
-
-impl IdempotencyKey {
-    /// Longest accepted key.
-    pub const MAX_LEN: usize = 64;
-
-    /// A key (1–64 characters of `[A-Za-z0-9_.:-]`) for a request, fingerprinted by route and canonical body.
-    pub fn new(key: &str, route: &str, body: &Value) -> Result<Self, TradingError> {
-        let ok = !key.is_empty()
-            && key.len() <= Self::MAX_LEN
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
-        if !ok {
-            return Err(TradingError::Invalid(
-                "Idempotency-Key must be 1-64 characters of letters, digits, '_', '.', ':' or '-'".into(),
-            ));
-        }
-        let mut h = Sha256::new();
-        h.update(route.as_bytes());
-        h.update([0]);
-        // serde_json's Map is ordered by key: the same fields in another order hash the same.
-        h.update(body.to_string().as_bytes());
-        Ok(IdempotencyKey { key: key.to_owned(), request_hash: crate::wire::hex(&h.finalize()) })
-    }
-}
 
 impl OrderService {
     /// The stored outcome of a repeated request, or `None` for a first use of the key.

@@ -23,6 +23,5 @@ pub use acks::AckOutcome;
 pub use book::OrderBook;
 pub use config::TradingConfig;
 pub use error::{TradingError, TradingResult};
-pub use idempotency::IdempotencyKey;
 pub use service::{Delivery, ModifyOrder, OrderService, PlaceOrder, Placed};
-pub use store::OrderRecord;
+pub use store::{IdempotencyKey, OrderRecord};

@@ -16,8 +16,8 @@ use super::book::OrderBook;
 use super::error::TradingResult;
 use super::service::OrderService;
 use super::store::{ORDER_PREFIX, OrderRecord, day_key, stats_key};
-use crate::auth::store::user_pk;
 use crate::connector::registry::Quote;
+use crate::keys::user_pk;
 use crate::ports::{Cursor, Query};
 
 /// Items examined at most for one page.

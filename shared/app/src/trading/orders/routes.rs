@@ -37,9 +37,9 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::TradingError;
-use super::idempotency::IdempotencyKey;
 use super::queries::{DEFAULT_HISTORY_PAGE, DEFAULT_POSITIONS_PAGE, ListFilter, MAX_PAGE, OrderPage};
 use super::service::{Delivery, ModifyOrder, OrderService, PlaceOrder, Placed};
+use super::store::IdempotencyKey;
 use super::store::SOURCE_API;
 use super::views::{PositionOut, TradeOut};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};

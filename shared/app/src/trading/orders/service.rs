@@ -31,11 +31,10 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::acks::outcome_order;
 use super::book::{OrderBook, Reserved, Written, backoff};
 use super::config::TradingConfig;
 use super::error::{TradingError, TradingResult};
-use super::idempotency::IdempotencyKey;
+use super::store::IdempotencyKey;
 use super::store::OrderRecord;
 use super::timeouts::AckTimeouts;
 use super::views::{order_update, trade_with_mt5};
@@ -346,7 +345,7 @@ impl OrderService {
             Sending::Uncertain(reason) => {
                 let out =
                     self.apply_event(user.id, id, |_| Some(OrderEvent::OpenTimedOut), |_| {}, None, false).await?;
-                let order = outcome_order(out).unwrap_or(order);
+                let order = out.into_order().unwrap_or(order);
                 let mut exec = exec(false);
                 exec["error"] =
                     json!(format!("The command may not have reached MT5 ({reason}); the order will be reconciled"));

@@ -20,9 +20,12 @@ use nusatrade_domain::order::{OrderState, OrderStatus, Ticket};
 use nusatrade_domain::trailing::TrailingStopSettings;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::auth::store::user_pk;
+use super::error::TradingError;
+use crate::keys::user_pk;
 use crate::ports::{Condition, Item, Key, StoreError};
 
 pub const ORDER_PREFIX: &str = "ORDER#";
@@ -172,4 +175,34 @@ pub struct IdempotencyRecord {
     pub response_body: Option<String>,
     pub created_at: DateTime<Utc>,
     pub ttl: i64,
+}
+
+/// An idempotency key and the fingerprint of the request it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+}
+
+impl IdempotencyKey {
+    /// Longest accepted key.
+    pub const MAX_LEN: usize = 64;
+
+    /// A key (1–64 characters of `[A-Za-z0-9_.:-]`) for a request, fingerprinted by route and canonical body.
+    pub fn new(key: &str, route: &str, body: &Value) -> Result<Self, TradingError> {
+        let ok = !key.is_empty()
+            && key.len() <= Self::MAX_LEN
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+        if !ok {
+            return Err(TradingError::Invalid(
+                "Idempotency-Key must be 1-64 characters of letters, digits, '_', '.', ':' or '-'".into(),
+            ));
+        }
+        let mut h = Sha256::new();
+        h.update(route.as_bytes());
+        h.update([0]);
+        // serde_json's Map is ordered by key: the same fields in another order hash the same.
+        h.update(body.to_string().as_bytes());
+        Ok(IdempotencyKey { key: key.to_owned(), request_hash: crate::wire::hex(&h.finalize()) })
+    }
 }

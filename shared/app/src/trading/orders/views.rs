@@ -10,7 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::store::OrderRecord;
-use crate::trading::sizing::TrailingOut;
+use crate::trading::views::TrailingOut;
 use crate::wire::num;
 
 fn opt(d: Option<Decimal>) -> Option<f64> {

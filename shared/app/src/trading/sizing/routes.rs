@@ -33,7 +33,7 @@ use nusatrade_domain::sizing::{
     self as rules, DEFAULT_LEVERAGE, MAX_RISK_PERCENT, RiskProfile, RiskProfiles, SizingError, SizingRequest,
     SlTpRequest, SlType, StopLoss, TpType,
 };
-use nusatrade_domain::trailing::TrailingStopSettings;
+
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -41,6 +41,7 @@ use serde_json::{Map, Value};
 use crate::auth::{Authenticator, CurrentUser, RequestLimits, limit_requests};
 use crate::http::fields::{Fields, fmt_dec, ge, gt, instrument, num, unprocessable};
 use crate::http::{ApiError, ApiJson, ApiResult};
+use crate::trading::views::TrailingOut;
 
 // ------------------------------------------------------------------ limits
 
@@ -347,42 +348,6 @@ pub fn sl_tp(input: &SlTpIn) -> ApiResult<SlTpOut> {
 }
 
 // ------------------------------------------------------------------ risk profiles
-
-/// `trailing_stop` of a profile, with both `type` (the original's key) and `trailing_type` (what the
-/// dashboard reads, contract §9.2 item 2).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TrailingOut {
-    pub enabled: bool,
-    #[serde(rename = "type")]
-    pub kind: nusatrade_domain::trailing::TrailingType,
-    pub trailing_type: nusatrade_domain::trailing::TrailingType,
-    pub activation_pips: f64,
-    pub trail_distance_pips: f64,
-    pub atr_multiplier: f64,
-    /// Percent of the price for the `percentage` type.
-    pub percentage: f64,
-    pub breakeven_enabled: bool,
-    pub breakeven_pips: f64,
-    /// Pips locked by the breakeven move (the original's hidden 2-pip offset).
-    pub lock_profit_pips: f64,
-}
-
-impl From<&TrailingStopSettings> for TrailingOut {
-    fn from(t: &TrailingStopSettings) -> Self {
-        TrailingOut {
-            enabled: t.enabled,
-            kind: t.trailing_type,
-            trailing_type: t.trailing_type,
-            activation_pips: num(t.activation_pips),
-            trail_distance_pips: num(t.trail_distance_pips),
-            atr_multiplier: num(t.atr_multiplier),
-            percentage: num(t.percentage),
-            breakeven_enabled: t.breakeven_enabled,
-            breakeven_pips: num(t.breakeven_pips),
-            lock_profit_pips: num(t.lock_profit_pips),
-        }
-    }
-}
 
 /// One profile (`P` of contract §2.4) with numbers as numbers.
 #[derive(Clone, Debug, PartialEq, Serialize)]

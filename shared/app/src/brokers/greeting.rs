@@ -23,8 +23,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use super::common::connections_status;
-use crate::brokers::service::BrokerService;
+use super::service::BrokerService;
+use super::status::connections_status;
 use crate::connector::registry::LinkKind;
 use crate::jobs::JobError;
 use crate::ports::{PushOutcome, Queue};

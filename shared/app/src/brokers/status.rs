@@ -1,0 +1,43 @@
+//! `CONNECTIONS_STATUS`, the dashboards' view of the user's broker connections and the connectors holding them:
+//! pushed by the dashboard channel (on demand and at first contact, [`super::greeting`]), by the connector channel
+//! when a link changes, and by reconciliation when a connector's reporting changes.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tracing::warn;
+use uuid::Uuid;
+
+use super::service::BrokerService;
+use crate::wire::iso;
+
+/// `CONNECTIONS_STATUS`: the user's broker connections a connector holds now (the original's shape,
+/// `{connection_id, mt5_connected, broker_name}`, plus account number, server, link times, `reconciliation`, the
+/// connector's `capabilities` (`{stated, effective}`) and the connection's `flags` — additive fields).
+pub async fn connections_status(brokers: &BrokerService, user: Uuid) -> Value {
+    let list = match brokers.list(user).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "could not list the broker connections");
+            Vec::new()
+        }
+    };
+    let connections: Vec<Value> = list
+        .iter()
+        .filter_map(|c| {
+            let l = c.link.as_ref()?;
+            Some(json!({
+                "connection_id": c.record.id,
+                "mt5_connected": l.health.mt5_connected,
+                "broker_name": c.record.broker_name,
+                "account_number": c.record.account_number,
+                "server": c.record.server,
+                "connected_since": iso(l.connected_at),
+                "last_message_at": l.health.last_message_at.map(iso),
+                "reconciliation": l.reconciliation(),
+                "capabilities": l.capabilities_view(),
+                "flags": c.record.flags.iter().map(|f| f.to_wire()).collect::<Vec<_>>(),
+            }))
+        })
+        .collect();
+    json!({"type": "CONNECTIONS_STATUS", "connections": connections, "timestamp": iso(Utc::now())})
+}
