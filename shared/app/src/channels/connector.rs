@@ -67,7 +67,7 @@ use uuid::Uuid;
 
 use crate::auth::Authenticator;
 use crate::brokers::service::BrokerService;
-use crate::brokers::status::connections_status;
+use crate::brokers::status::{connections_status, tell_flag};
 use crate::connector::capabilities::{Capabilities, Capability};
 use crate::connector::flags::{self, ConnectionFlag, FlagKind};
 use crate::connector::history::{DropHistory, HistoryHook, HistoryRequestId};
@@ -779,12 +779,7 @@ impl ConnectorChannel {
             Ok(None) => return,
             Err(e) => warn!(ws, error = %e, kind = %flag.kind, "could not flag the broker connection"),
         }
-        let mut warning = flag.to_wire();
-        warning["type"] = json!("CONNECTOR_WARNING");
-        warning["connection_id"] = json!(broker);
-        warning["timestamp"] = json!(now_iso());
-        let status = connections_status(&self.brokers, conn.user_id).await;
-        self.orders.dashboards.broadcast_all(conn.user_id, &[warning, status]).await;
+        tell_flag(&self.brokers, &self.orders.dashboards, conn.user_id, broker, &flag).await;
     }
 }
 

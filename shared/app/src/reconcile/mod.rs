@@ -10,6 +10,7 @@
 //! * [`hook`]: the connector channel's [`crate::connector::SnapshotHook`] (snapshots → runs; prices → trailing).
 //! * [`reporting`]: a connector's `ERROR` to a positions request (a failed snapshot) and the connection's
 //!   `reconciliation` health.
+//! * [`tickets`]: a reported ticket bound to another connection's order is not adopted.
 //! * [`trailing`]: the trailing-stop driver.
 //! * [`routes`]: `GET /trading/position-monitor/status`, `POST /trading/position-monitor/sync`.
 //! * [`store`]: the layout (run records, the two sweep indexes, audit items, trailing slots).
@@ -24,6 +25,7 @@ pub mod reporting;
 pub mod routes;
 pub mod service;
 pub mod store;
+pub mod tickets;
 pub mod trailing;
 
 pub use crate::trading::orders::timeouts::AckTimeouts;

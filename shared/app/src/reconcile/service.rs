@@ -601,6 +601,9 @@ impl ReconcileService {
     ) -> Result<Option<OrderRecord>, StoreError> {
         if let Action::AdoptExternal { order_id, position, claimed_by, .. } = action {
             let p = position;
+            if self.foreign_ticket(user, broker, p.ticket.0).await {
+                return Ok(None);
+            }
             let reported = positions.get(&p.ticket.0);
             let symbol = lookup(&p.symbol).map(|i| i.symbol.to_owned()).unwrap_or_else(|_| p.symbol.clone());
             let rec = OrderRecord {

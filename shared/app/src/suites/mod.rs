@@ -68,6 +68,7 @@ macro_rules! reconcile_contract {
                 a_blind_connector_closes_what_two_complete_reports_lack,
                 an_error_report_is_a_failed_snapshot_told_once,
                 the_close_acks_price_and_profit_are_used,
+                a_reported_ticket_bound_to_another_connection_is_not_adopted,
             ]
         );
     };

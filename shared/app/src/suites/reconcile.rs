@@ -778,3 +778,75 @@ pub async fn the_close_acks_price_and_profit_are_used(f: &impl StoreFactory) {
         assert!(!c.close_unconfirmed);
     }
 }
+
+/// A positions report listing a ticket bound to another connection's order (issue 18, "Bad input"): the position is
+/// not adopted — the same MT5 position is never a second order in other books — the connection is flagged
+/// `foreign_ticket` once and its dashboards get one `CONNECTOR_WARNING`; an unbound ticket beside it is adopted.
+pub async fn a_reported_ticket_bound_to_another_connection_is_not_adopted(f: &impl StoreFactory) {
+    use crate::brokers::{BrokerService, ConnectionInput};
+    use crate::connector::flags::FlagKind;
+    use crate::connector::tickets::{TicketBinding, ticket_key};
+
+    let w = World::new(f, TradingConfig::default()).await;
+    let registry = w.b.orders.registry().clone();
+    let brokers = BrokerService {
+        store: w.b.store.clone(),
+        push: w.b.push.clone(),
+        clock: w.b.clock.clone(),
+        ids: Arc::new(RandomIds),
+        registry: registry.clone(),
+    };
+    let input =
+        ConnectionInput { broker_name: "B".into(), account_number: Some("5001".into()), server: Some("Demo".into()) };
+    let user = w.b.user.id;
+    let conn = brokers.create(user, input).await.unwrap().record.id;
+    let ws = format!("ws-{}", Uuid::new_v4().simple());
+    registry.register_connector(&ws, user, &w.b.user.email, conn).await.unwrap();
+    // Ticket 5151 of that trade server and account was acknowledged for another user's order on another connection.
+    let other = TicketBinding {
+        ticket: 5151,
+        user_id: Uuid::new_v4(),
+        broker_connection_id: Uuid::new_v4(),
+        order_id: Uuid::new_v4(),
+        orphan: false,
+    };
+    assert!(registry.bind_ticket(&ticket_key(Some("demo"), Some("5001"), user, 5151), &other).await.unwrap());
+
+    let opened = Some(w.now() - Duration::hours(1));
+    let (mut bound, mut free) = (position(5151, "", Side::Buy, "1.0900"), position(5152, "", Side::Sell, "1.0910"));
+    (bound.open_time, free.open_time) = (opened, opened);
+    let report = |at: DateTime<Utc>| PositionsSnapshot {
+        broker_connection_id: conn,
+        source: ReportSource::SyncResponse,
+        request_id: Some("reconcile_test".into()),
+        ws_connection_id: ws.clone(),
+        received_at: at,
+        positions: vec![bound.clone(), free.clone()],
+        deals: vec![],
+        skipped: 0,
+        truncated: false,
+        history: ReportHistory::default(),
+    };
+    registry.save_positions(user, report(w.now())).await.unwrap();
+    let r = w.svc.reconcile_connection(user, conn).await.unwrap();
+    assert_eq!((r.applied.len(), r.dropped), (1, 1), "{r:?}");
+    assert_eq!(r.applied[0].ticket, Some(Ticket(5152)), "the unbound ticket is adopted");
+    let foreign = external_order_id(conn, Ticket(5151), opened);
+    assert!(w.b.orders.get(user, foreign).await.is_err(), "the bound ticket is not");
+    let flags = brokers.flags(user, conn).await.unwrap();
+    assert_eq!(flags.iter().map(|f| (f.kind, f.ticket)).collect::<Vec<_>>(), [(FlagKind::ForeignTicket, Some(5151))]);
+    let warnings = w.b.push.of_type(&w.browser, "CONNECTOR_WARNING");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!((&warnings[0]["kind"], &warnings[0]["ticket"]), (&json!("foreign_ticket"), &json!(5151)));
+    assert_eq!(warnings[0]["connection_id"], json!(conn));
+    assert!(!warnings[0].to_string().contains(&other.user_id.to_string()), "nothing of the other user is shown");
+
+    // Reported again: still not adopted, flagged and told once.
+    w.advance(60);
+    registry.save_positions(user, report(w.now())).await.unwrap();
+    let again = w.svc.reconcile_connection(user, conn).await.unwrap();
+    assert!(again.applied.is_empty(), "{again:?}");
+    assert!(w.b.orders.get(user, foreign).await.is_err());
+    assert_eq!(brokers.flags(user, conn).await.unwrap().len(), 1);
+    assert_eq!(w.b.push.of_type(&w.browser, "CONNECTOR_WARNING").len(), 1);
+}
