@@ -16,7 +16,8 @@
 //! - `tabindex` (no positive tabindex), `focusable-hidden` (nothing focusable is invisible or under `aria-hidden`),
 //!   `focus` (each Tab lands on a visible element with a visible focus indicator — outline or box-shadow).
 //! - `phone-overflow` (no page-level horizontal scroll at 360 px; the widest offenders are named), `phone-nav`
-//!   (the header's links and buttons reachable: on screen or in a scrollable nav).
+//!   (the header's links and buttons reachable: on screen or in a scrollable nav), `phone-chart-scale` (every chart
+//!   drawn at the width it is shown at, ±10 %: its tick text keeps its CSS size).
 //! - `structure`: `<html lang>`, one `h1`, one `main`, a `header`, and the `nav` when signed in.
 //!
 //! Every violation is printed (page, theme, rule, selector path, values); the test fails listing them all, except
@@ -346,6 +347,14 @@ for (const el of header ? header.querySelectorAll('a[href], button') : []) {
   }
   if (!sc) out.push({ rule: 'phone-nav', path: path(el), detail: `off screen (left ${Math.round(r.left)}, right ${Math.round(r.right)}) and not in a scrollable container` });
 }
+// Charts drawn at the width they are shown at: a drawing scaled down to the phone shrinks its tick text with it.
+for (const svg of document.querySelectorAll('svg.chart')) {
+  const vb = svg.viewBox && svg.viewBox.baseVal;
+  if (!svg.getClientRects().length || !vb || !vb.width) continue;
+  const shown = svg.getBoundingClientRect().width;
+  const k = shown / vb.width;
+  if (k < 0.9 || k > 1.1) out.push({ rule: 'phone-chart-scale', path: path(svg), detail: `drawn ${Math.round(vb.width)} px wide, shown at ${Math.round(shown)} px: its text scaled ×${k.toFixed(2)}` });
+}
 return out;
 "#;
 
@@ -383,7 +392,10 @@ const dup = document.createElement('span'); dup.id = 'view';
 const wide = document.createElement('div'); wide.style.width = '2000px'; wide.textContent = 'wide';
 const hid = document.createElement('div'); hid.setAttribute('aria-hidden', 'true');
 const link = document.createElement('a'); link.href = '#/login'; link.textContent = 'hidden link'; hid.append(link);
-box.append(low, btn, pos, dup, wide, hid);
+const chart = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+chart.setAttribute('class', 'chart'); chart.setAttribute('viewBox', '0 0 800 100'); chart.setAttribute('role', 'img');
+chart.setAttribute('aria-label', 'scaled chart'); chart.style.width = '200px';
+box.append(low, btn, pos, dup, wide, hid, chart);
 document.getElementById('view').append(box);
 return true;
 "#;
@@ -587,7 +599,7 @@ async fn audit_catches_the_canary(b: &Browser, gw: &Gateway) {
     collect(b.eval(PHONE).await, "canary", "light", &mut found);
     b.eval("document.getElementById('a11y-canary').remove(); return true;").await;
     let rules: BTreeSet<&str> = found.iter().map(|v| v.rule.as_str()).collect();
-    for rule in ["contrast", "name", "tabindex", "duplicate-id", "focusable-hidden", "phone-overflow"] {
+    for rule in ["contrast", "name", "tabindex", "duplicate-id", "focusable-hidden", "phone-overflow", "phone-chart-scale"] {
         assert!(rules.contains(rule), "the audit misses the planted {rule:?} offender: {found:#?}");
     }
 }

@@ -9,7 +9,7 @@
 // Colours come from CSS custom properties (--up, --down, --chart-*, --muted), set through the CSSOM (the strict CSP
 // refuses style attributes), so both themes work.
 import { h, s } from './ui.js';
-import { M, frame, extent, ticks, tooltip, timeLabel } from './chart.js';
+import { M, fitted, frame, extent, ticks, tooltip, timeLabel } from './chart.js';
 
 const LINE_COLOUR = { entry: 'var(--chart-1)', sl: 'var(--down)', tp: 'var(--up)', trail: 'var(--chart-4)' };
 
@@ -23,9 +23,6 @@ export function candleChart(opts) {
   let lines = opts.lines || [];
   const digits = opts.digits ?? 5;
   const height = opts.height || 320;
-  const host = h('div', { class: 'candles-host' });
-  let width = 0;
-  let ro = null;
 
   const setCandles = (list) => {
     series = (list || []).map((c) => ({ t: toMs(c.time ?? c.timestamp), o: +c.open, h: +c.high, l: +c.low, c: +c.close }))
@@ -33,10 +30,8 @@ export function candleChart(opts) {
   };
   setCandles(opts.candles);
 
-  function draw() {
-    width = Math.round(host.clientWidth) || width || 800;
-    host.replaceChildren();
-    if (!series.length) { host.append(h('p', { class: 'empty' }, opts.empty || 'No candles to draw.')); return; }
+  function render(width) {
+    if (!series.length) return h('p', { class: 'empty' }, opts.empty || 'No candles to draw.');
     // At least 3 px per bar: a narrow screen shows the newest bars only.
     const fit = Math.max(10, Math.floor((width - M.left - M.right) / 3));
     const candles = series.length > fit ? series.slice(series.length - fit) : series;
@@ -125,18 +120,15 @@ export function candleChart(opts) {
       else return;
       ev.preventDefault();
     });
-    host.append(f.figure);
+    return f.figure;
   }
 
+  // Drawn once attached (its width is known then) and again whenever the width changes.
+  const host = fitted(render, 'candles-host');
   host.update = (next = {}) => {
     if (next.candles) setCandles(next.candles);
     if (next.lines) lines = next.lines;
-    if (host.isConnected) draw();
+    host.redraw();
   };
-  // Draw once attached (its width is known then) and again whenever the width changes.
-  ro = new ResizeObserver(() => { const w = Math.round(host.clientWidth); if (w && w !== width) draw(); });
-  ro.observe(host);
-  host.dispose = () => ro.disconnect();
-  queueMicrotask(() => { if (!host.firstChild) draw(); });
   return host;
 }

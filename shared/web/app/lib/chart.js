@@ -1,8 +1,10 @@
-// SVG chart core, drawn by the app (no chart library, no CDN). Charts size to their container's width via a
-// viewBox and redraw nothing on resize (the SVG scales); text stays legible through `vector-effect` strokes.
+// SVG chart core, drawn by the app (no chart library, no CDN). Charts are drawn at their container's real width
+// (`fitted`: redrawn when it changes), so ticks and labels keep their CSS pixel size from a phone to a wide screen.
 //
 //   lineChart({ series: [{ name, points: [[x, y]…], class? }], bands: [{ name, lower: [[x,y]…], upper: […] }],
-//               x: 'time' | 'number', yFormat: (v) => string, xFormat, height: 240, title })  → <figure>
+//               x: 'time' | 'number', yFormat: (v) => string, xFormat, height: 240, title })
+//     → <div class="chart-host"> holding the <figure> (`.dispose()` stops watching its width)
+//   fitted(render, cls) → a host drawing render(width) → element at its real width ({ redraw(), dispose() })
 //   scale(domain, range) → f(v) with f.invert ; ticks(min, max, n) → nice tick values
 //   tooltip(svg, figure) → { show(html parts, x, y), hide() }   (one per chart)
 // Colours come from CSS custom properties (--chart-1 … --chart-4, --grid, --muted) so both themes work.
@@ -65,6 +67,23 @@ export function tooltip(figure) {
 
 export const M = { top: 12, right: 64, bottom: 28, left: 12 };
 
+/** A host that draws `render(width)` (→ an element) at its real width once attached, and again whenever that width
+ *  changes. `host.redraw()` draws again now (new data), `host.dispose()` stops watching the width. */
+export function fitted(render, cls = 'chart-host') {
+  const host = h('div', { class: cls });
+  let width = 0;
+  const draw = () => {
+    width = Math.round(host.clientWidth) || width || 800;
+    host.replaceChildren(render(width));
+  };
+  const ro = new ResizeObserver(() => { const w = Math.round(host.clientWidth); if (w && w !== width) draw(); });
+  ro.observe(host);
+  host.redraw = () => { if (host.isConnected) draw(); };
+  host.dispose = () => ro.disconnect();
+  queueMicrotask(() => { if (!host.firstChild) draw(); });
+  return host;
+}
+
 /** The frame shared by charts: svg, plot area, axes; returns { figure, svg, plot, x, y, W, H }. */
 export function frame({ width = 800, height = 240, xDomain, yDomain, xTicks, yTicks, xFormat, yFormat, title }) {
   const W = width;
@@ -115,9 +134,15 @@ export function lineChart(opts) {
   const yFormat = opts.yFormat || ((v) => String(+v.toPrecision(6)));
   const xFormat = opts.xFormat || (time ? (t) => timeLabel(t, x1 - x0) : (v) => String(v));
   const yt = ticks(y0 - pad, y1 + pad, 4);
+  return fitted((width) => drawLines(opts, series, bands, { x0, x1, y0: y0 - pad, y1: y1 + pad, yt, time, xFormat, yFormat }, width));
+}
+
+function drawLines(opts, series, bands, { x0, x1, y0, y1, yt, time, xFormat, yFormat }, width) {
+  // About one x label per 110 px.
+  const nx = Math.max(2, Math.min(6, Math.floor(width / 110)));
   const f = frame({
-    height: opts.height || 240, xDomain: [x0, x1], yDomain: [y0 - pad, y1 + pad],
-    xTicks: time ? timeTicks(x0, x1, 4) : ticks(x0, x1, 5), yTicks: yt, xFormat, yFormat, title: opts.title,
+    width, height: opts.height || 240, xDomain: [x0, x1], yDomain: [y0, y1],
+    xTicks: time ? timeTicks(x0, x1, nx - 1) : ticks(x0, x1, nx), yTicks: yt, xFormat, yFormat, title: opts.title,
   });
   bands.forEach((b, i) => {
     const d = pathOf(b.upper, f.x, f.y) + pathOf([...b.lower].reverse(), f.x, f.y).replace(/^M/, 'L') + 'Z';

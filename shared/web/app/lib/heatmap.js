@@ -2,7 +2,8 @@
 //
 //   heatmap({ x: 'fast', y: 'slow', xValues: [5, 10], yValues: [20, 40], values: [v | null, …] (row-major:
 //             values[row * xValues.length + col], row = y index — the API's `heatmap` object as it comes),
-//             metric: 'net_profit', format: (v) => string, title })  → <figure>
+//             metric: 'net_profit', format: (v) => string, title })
+//     → <div> holding the grid's <figure> (drawn at its real width, `fitted`), its legend and the table
 //   heatmapFromApi(apiHeatmap, metric, format)  → the same from GET /backtest/optimize/{id}'s `heatmap`
 //
 // Colours come from CSS custom properties, so both themes read: a diverging scale (--neg … --card … --pos) when the
@@ -10,7 +11,7 @@
 // focusable (one tab stop, arrow keys move — a roving tabindex), each has an aria-label with both parameter values and
 // the metric, and hovering or focusing shows the tooltip; a table of the same numbers follows in a <details>.
 import { h, s } from './ui.js';
-import { tooltip } from './chart.js';
+import { fitted, tooltip } from './chart.js';
 
 const num = (v) => String(+(+v).toPrecision(6));
 
@@ -39,85 +40,89 @@ export function heatmap(opts) {
     const t = hi === lo ? 1 : (v - lo) / (hi - lo);
     return `color-mix(in srgb, var(--chart-1) ${Math.round(12 + 78 * t)}%, var(--card))`;
   };
-  const CW = Math.max(44, Math.min(90, Math.floor(640 / nx)));
-  const CH = Math.max(26, Math.min(44, Math.floor(360 / ny)));
-  const L = 64; const T = 8; const B = 44;
-  const W = L + nx * CW + 8;
-  const H = T + ny * CH + B;
-  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart heatmap', role: 'grid', 'aria-label': opts.title || `${metric} by ${x} and ${y}` });
-  svg.style.maxWidth = Math.round(W * 1.3) + 'px'; // never blown up: the labels keep their size
-  const fig = h('figure', { class: 'chart-figure heatmap-figure' }, opts.title ? h('figcaption', null, opts.title) : null, svg);
-  const tip = tooltip(fig);
-  const cells = [];
   const label = (xi, yi, v) => `${x} ${num(xValues[xi])}, ${y} ${num(yValues[yi])}: ${metric} ${v === null || v === undefined ? 'not evaluated (constraint or too few trades)' : format(v)}`;
-  // Rows top to bottom: the largest y first, as a chart reads.
-  for (let r = 0; r < ny; r++) {
-    const yi = ny - 1 - r;
-    const row = s('g', { role: 'row' });
-    row.append(s('text', { x: L - 6, y: T + r * CH + CH / 2 + 4, class: 'tick', 'text-anchor': 'end', role: 'rowheader' }, num(yValues[yi])));
-    for (let xi = 0; xi < nx; xi++) {
-      const v = values[yi * nx + xi];
-      const ok = typeof v === 'number' && Number.isFinite(v);
-      const g = s('g', { class: 'cell' + (ok ? '' : ' cell-empty'), role: 'gridcell', tabindex: -1, 'aria-label': label(xi, yi, ok ? v : null) });
-      const rect = s('rect', { x: L + xi * CW + 1, y: T + r * CH + 1, width: CW - 2, height: CH - 2, rx: 3 });
-      rect.style.setProperty('fill', fill(ok ? v : null)); // CSSOM, not a style attribute: the page's CSP has no 'unsafe-inline'
-      g.append(rect);
-      if (CW >= 50) g.append(s('text', { x: L + xi * CW + CW / 2, y: T + r * CH + CH / 2 + 4, 'text-anchor': 'middle', class: 'cell-value' }, ok ? shortNum(v) : '—'));
-      g.dataset.xi = xi; g.dataset.yi = yi; g.dataset.r = r;
-      const show = () => {
-        const rect = svg.getBoundingClientRect();
-        tip.show([`${x} = ${num(xValues[xi])}`, `${y} = ${num(yValues[yi])}`, `${metric}: ${ok ? format(v) : 'not evaluated'}`],
-          ((L + xi * CW + CW / 2) / W) * rect.width, ((T + r * CH) / H) * rect.height);
-      };
-      g.addEventListener('pointerenter', show);
-      g.addEventListener('focus', show);
-      g.addEventListener('blur', () => tip.hide());
-      row.append(g);
-      cells.push(g);
-    }
-    svg.append(row);
-  }
-  svg.addEventListener('pointerleave', () => tip.hide());
-  for (let xi = 0; xi < nx; xi++) {
-    svg.append(s('text', { x: L + xi * CW + CW / 2, y: T + ny * CH + 16, class: 'tick', 'text-anchor': 'middle' }, num(xValues[xi])));
-  }
-  svg.append(s('text', { x: L + (nx * CW) / 2, y: H - 6, class: 'tick axis-name', 'text-anchor': 'middle' }, x + ' →'));
-  svg.append(s('text', { x: 12, y: T + (ny * CH) / 2, class: 'tick axis-name', 'text-anchor': 'middle', transform: `rotate(-90 12 ${T + (ny * CH) / 2})` }, y + ' →'));
-  // Roving tabindex: the best cell (or the first) is the tab stop; arrows move within the grid.
+  // The cell the keyboard starts on: the best one (or the first).
   let best = 0;
   values.forEach((v, i) => { if (typeof v === 'number' && Number.isFinite(v) && (typeof values[best] !== 'number' || v > values[best])) best = i; });
-  const at = (xi, yi) => cells.find((c) => +c.dataset.xi === xi && +c.dataset.yi === yi);
-  const start = at(best % nx, Math.floor(best / nx)) || cells[0];
-  start.setAttribute('tabindex', '0');
-  svg.addEventListener('keydown', (ev) => {
-    const cur = ev.target.closest && ev.target.closest('.cell');
-    if (!cur) return;
-    let xi = +cur.dataset.xi; let yi = +cur.dataset.yi;
-    if (ev.key === 'ArrowLeft') xi = Math.max(0, xi - 1);
-    else if (ev.key === 'ArrowRight') xi = Math.min(nx - 1, xi + 1);
-    else if (ev.key === 'ArrowUp') yi = Math.min(ny - 1, yi + 1);
-    else if (ev.key === 'ArrowDown') yi = Math.max(0, yi - 1);
-    else if (ev.key === 'Home') xi = 0;
-    else if (ev.key === 'End') xi = nx - 1;
-    else return;
-    ev.preventDefault();
-    const next = at(xi, yi);
-    if (next && next !== cur) { cur.setAttribute('tabindex', '-1'); next.setAttribute('tabindex', '0'); next.focus(); }
-  });
+  // The grid is drawn at its real width (cells 24–90 px wide: values shown from 50 px), again when it changes.
+  const grid = fitted((width) => {
+    const CW = Math.max(24, Math.min(90, Math.floor((width - 72) / nx)));
+    const CH = Math.max(26, Math.min(44, Math.floor(360 / ny)));
+    const L = 64; const T = 8; const B = 44;
+    const W = L + nx * CW + 8;
+    const H = T + ny * CH + B;
+    const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart heatmap', role: 'grid', 'aria-label': opts.title || `${metric} by ${x} and ${y}` });
+    svg.style.maxWidth = W + 'px'; // never blown up: the labels keep their size
+    const fig = h('figure', { class: 'chart-figure heatmap-figure' }, opts.title ? h('figcaption', null, opts.title) : null, svg);
+    const tip = tooltip(fig);
+    const cells = [];
+    // Rows top to bottom: the largest y first, as a chart reads.
+    for (let r = 0; r < ny; r++) {
+      const yi = ny - 1 - r;
+      const row = s('g', { role: 'row' });
+      row.append(s('text', { x: L - 6, y: T + r * CH + CH / 2 + 4, class: 'tick', 'text-anchor': 'end', role: 'rowheader' }, num(yValues[yi])));
+      for (let xi = 0; xi < nx; xi++) {
+        const v = values[yi * nx + xi];
+        const ok = typeof v === 'number' && Number.isFinite(v);
+        const g = s('g', { class: 'cell' + (ok ? '' : ' cell-empty'), role: 'gridcell', tabindex: -1, 'aria-label': label(xi, yi, ok ? v : null) });
+        const rect = s('rect', { x: L + xi * CW + 1, y: T + r * CH + 1, width: CW - 2, height: CH - 2, rx: 3 });
+        rect.style.setProperty('fill', fill(ok ? v : null)); // CSSOM, not a style attribute: the page's CSP has no 'unsafe-inline'
+        g.append(rect);
+        if (CW >= 50) g.append(s('text', { x: L + xi * CW + CW / 2, y: T + r * CH + CH / 2 + 4, 'text-anchor': 'middle', class: 'cell-value' }, ok ? shortNum(v) : '—'));
+        g.dataset.xi = xi; g.dataset.yi = yi; g.dataset.r = r;
+        const show = () => {
+          const rect = svg.getBoundingClientRect();
+          tip.show([`${x} = ${num(xValues[xi])}`, `${y} = ${num(yValues[yi])}`, `${metric}: ${ok ? format(v) : 'not evaluated'}`],
+            ((L + xi * CW + CW / 2) / W) * rect.width, ((T + r * CH) / H) * rect.height);
+        };
+        g.addEventListener('pointerenter', show);
+        g.addEventListener('focus', show);
+        g.addEventListener('blur', () => tip.hide());
+        row.append(g);
+        cells.push(g);
+      }
+      svg.append(row);
+    }
+    svg.addEventListener('pointerleave', () => tip.hide());
+    for (let xi = 0; xi < nx; xi++) {
+      svg.append(s('text', { x: L + xi * CW + CW / 2, y: T + ny * CH + 16, class: 'tick', 'text-anchor': 'middle' }, num(xValues[xi])));
+    }
+    svg.append(s('text', { x: L + (nx * CW) / 2, y: H - 6, class: 'tick axis-name', 'text-anchor': 'middle' }, x + ' →'));
+    svg.append(s('text', { x: 12, y: T + (ny * CH) / 2, class: 'tick axis-name', 'text-anchor': 'middle', transform: `rotate(-90 12 ${T + (ny * CH) / 2})` }, y + ' →'));
+    // Roving tabindex: the best cell (or the first) is the tab stop; arrows move within the grid.
+    const at = (xi, yi) => cells.find((c) => +c.dataset.xi === xi && +c.dataset.yi === yi);
+    const start = at(best % nx, Math.floor(best / nx)) || cells[0];
+    start.setAttribute('tabindex', '0');
+    svg.addEventListener('keydown', (ev) => {
+      const cur = ev.target.closest && ev.target.closest('.cell');
+      if (!cur) return;
+      let xi = +cur.dataset.xi; let yi = +cur.dataset.yi;
+      if (ev.key === 'ArrowLeft') xi = Math.max(0, xi - 1);
+      else if (ev.key === 'ArrowRight') xi = Math.min(nx - 1, xi + 1);
+      else if (ev.key === 'ArrowUp') yi = Math.min(ny - 1, yi + 1);
+      else if (ev.key === 'ArrowDown') yi = Math.max(0, yi - 1);
+      else if (ev.key === 'Home') xi = 0;
+      else if (ev.key === 'End') xi = nx - 1;
+      else return;
+      ev.preventDefault();
+      const next = at(xi, yi);
+      if (next && next !== cur) { cur.setAttribute('tabindex', '-1'); next.setAttribute('tabindex', '0'); next.focus(); }
+    });
+    return fig;
+  }, 'heatmap-host');
   const legend = h('div', { class: 'legend heat-legend' },
     h('span', null, `${metric}: `),
     h('span', { class: 'heat-swatch', style: { background: fill(lo) } }), ' ', finite.length ? format(lo) : '—', ' … ',
     h('span', { class: 'heat-swatch', style: { background: fill(hi) } }), ' ', finite.length ? format(hi) : '—',
     h('span', { class: 'muted' }, ' · arrow keys move between cells'));
-  fig.append(legend);
   // The same numbers as a table (screen readers, copy/paste, very small screens).
-  fig.append(h('details', { class: 'heat-table' }, h('summary', null, 'Show as a table'),
+  const table = (h('details', { class: 'heat-table' }, h('summary', null, 'Show as a table'),
     h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
       h('caption', null, `${metric}: rows ${y}, columns ${x}`),
       h('thead', null, h('tr', null, h('th', { scope: 'col' }, `${y} \\ ${x}`), xValues.map((xv) => h('th', { scope: 'col', class: 'num' }, num(xv))))),
       h('tbody', null, yValues.map((yv, yi) => h('tr', null, h('th', { scope: 'row' }, num(yv)),
         xValues.map((_, xi) => { const v = values[yi * nx + xi]; return h('td', { class: 'num' }, typeof v === 'number' && Number.isFinite(v) ? format(v) : '—'); }))))))));
-  return fig;
+  return h('div', { class: 'heatmap-block' }, grid, legend, table);
 }
 
 function shortNum(v) {
