@@ -599,7 +599,9 @@ async fn audit_catches_the_canary(b: &Browser, gw: &Gateway) {
     collect(b.eval(PHONE).await, "canary", "light", &mut found);
     b.eval("document.getElementById('a11y-canary').remove(); return true;").await;
     let rules: BTreeSet<&str> = found.iter().map(|v| v.rule.as_str()).collect();
-    for rule in ["contrast", "name", "tabindex", "duplicate-id", "focusable-hidden", "phone-overflow", "phone-chart-scale"] {
+    for rule in
+        ["contrast", "name", "tabindex", "duplicate-id", "focusable-hidden", "phone-overflow", "phone-chart-scale"]
+    {
         assert!(rules.contains(rule), "the audit misses the planted {rule:?} offender: {found:#?}");
     }
 }

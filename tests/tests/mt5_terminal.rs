@@ -9,6 +9,10 @@
 //!   connected:false`, restarts the bridge and acks the order once, from the terminal's position with its `NT-`
 //!   comment; the connector killed in the same gap and restarted WITHOUT its state file still fills it once.
 //! * The MT5 password goes to the bridge through the environment and appears in no log.
+//! * A broker whose symbols carry a suffix (`EURUSD.m`) and whose server runs on UTC+2: orders open on the
+//!   broker's symbol and show under the platform's (`EURUSD`) at their UTC time; an ambiguous symbol (two broker
+//!   names) and one the broker does not offer are refused with a clear error; a history import's bars land at
+//!   their UTC open times.
 //!
 //! The interpreter is `NUSATRADE_PYTHON` (tests/run.sh's venv) or `python3`.
 
@@ -16,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use nusatrade_tests::{Gateway, TEST_ENV, binary, eventually, find_listed, place, register, send};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -93,6 +98,18 @@ struct ConnectorProcess {
 
 impl ConnectorProcess {
     async fn start(gw: &Gateway, name: &str, email: &str, standin: &StandIn, extra: &[&str]) -> ConnectorProcess {
+        ConnectorProcess::start_with(gw, name, email, standin, extra, &[]).await
+    }
+
+    /// With more environment for the stand-in (a broker's suffix, its server's time zone).
+    async fn start_with(
+        gw: &Gateway,
+        name: &str,
+        email: &str,
+        standin: &StandIn,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ConnectorProcess {
         let log = gw.data_dir.path().join(format!("{name}.log"));
         let standin_pkg = Path::new(env!("CARGO_MANIFEST_DIR")).join("mt5");
         let child = Command::new(binary().unwrap())
@@ -108,6 +125,7 @@ impl ConnectorProcess {
             .env("MT5_STANDIN_DIR", standin.path())
             .env("MT5_STANDIN_PASSWORD", MT5_PASSWORD)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
@@ -119,6 +137,12 @@ impl ConnectorProcess {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn logged(&self, what: &str) {
+        eventually(WAIT, || async { self.log().contains(what).then_some(()) })
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {what:?} not logged; connector log:\n{}", self.log()));
     }
 
     async fn online(&self, n: usize) {
@@ -300,4 +324,120 @@ async fn a_link_cut_between_fill_and_ack_never_fills_twice_even_after_a_restart_
     assert_eq!(positions.as_array().map(Vec::len), Some(2), "{positions}");
     let (_, st) = send(&gw, "GET", &format!("/api/v1/brokers/connections/{conn_id}/status"), &token, None).await;
     assert_eq!(st["mt5_connected"], true, "the terminal reported back: {st}");
+}
+
+/// The stand-in as a broker naming its symbols `EURUSD.m` (and GBPUSD three ways), its server on UTC+2.
+const BROKER_ENV: [(&str, &str); 3] = [
+    ("NT_FAKE_MT5_SUFFIX", ".m"),
+    ("NT_FAKE_MT5_ALIASES", "GBPUSD.a=GBPUSD,GBPUSD.b=GBPUSD"),
+    ("NT_FAKE_MT5_UTC_OFFSET", "+02:00"),
+];
+
+fn utc(v: &Value) -> DateTime<Utc> {
+    let s = v.as_str().unwrap_or_else(|| panic!("a time: {v}"));
+    DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{e}: {s}")).with_timezone(&Utc)
+}
+
+#[tokio::test]
+async fn a_brokers_suffixed_symbols_and_server_clock_read_as_the_platforms_symbols_in_utc() {
+    let gw = Gateway::start_with_env(&[], &env()).await.unwrap();
+    let email = "terminal-broker@example.com";
+    let token = register(&gw, email).await.unwrap();
+    let standin = StandIn::new();
+    let connector = ConnectorProcess::start_with(&gw, "connector", email, &standin, &[], &BROKER_ENV).await;
+    connection(&gw, &token).await;
+    connector.online(1).await;
+    connector.logged("EURUSD=EURUSD.m").await;
+    // On a weekend the offset is taken once the tick is seen moving (a few seconds).
+    connector.logged("MT5 server time: UTC+02:00").await;
+
+    // EURUSD is the broker's EURUSD.m: it opens there and shows as EURUSD here, at its UTC time.
+    let before = Utc::now();
+    let (_, id) =
+        place(&gw, &token, json!({"symbol": "EURUSD", "order_type": "BUY", "lot_size": 0.1, "price": 1.1})).await;
+    let open = status_of(&gw, &token, &id, "open", || connector.log()).await;
+    let p = &standin.positions()[0];
+    assert_eq!((&p["symbol"], &open["ticket"]), (&json!("EURUSD.m"), &p["ticket"]), "{open}");
+    assert_eq!(open["symbol"], "EURUSD", "{open}");
+    let opened = utc(&open["open_time"]);
+    assert!(
+        opened >= before - TimeDelta::seconds(5) && opened <= Utc::now() + TimeDelta::seconds(5),
+        "the open time in UTC ({opened}, placed at {before}), not the server's (+2 h): {open}"
+    );
+    let listed =
+        eventually(WAIT, || async { find_listed(&gw, &token, "/api/v1/trading/positions", &id, "open").await })
+            .await
+            .unwrap();
+    assert_eq!(listed["symbol"], "EURUSD", "{listed}");
+    // It closes on the broker's symbol too.
+    let (s, b) = send(&gw, "PUT", &format!("/api/v1/trading/orders/{id}/close"), &token, Some(json!({}))).await;
+    assert_eq!(s, 200, "{b}");
+    let closed = status_of(&gw, &token, &id, "closed", || connector.log()).await;
+    assert_eq!(closed["close_price"], 1.1, "{closed}");
+    let close_time = utc(&closed["close_time"]);
+    assert!((Utc::now() - close_time).num_seconds().abs() < 30, "closed at {close_time} UTC: {closed}");
+
+    // GBPUSD is GBPUSD.m, GBPUSD.a and GBPUSD.b at this broker: refused, not guessed; USDCHF is not offered.
+    let (_, ambiguous) =
+        place(&gw, &token, json!({"symbol": "GBPUSD", "order_type": "BUY", "lot_size": 0.1, "price": 1.27})).await;
+    let refused = status_of(&gw, &token, &ambiguous, "rejected", || connector.log()).await;
+    let error = refused["error"].to_string();
+    assert!(error.contains("ambiguous") && error.contains("GBPUSD.a, GBPUSD.b, GBPUSD.m"), "{refused}");
+    let (_, missing) =
+        place(&gw, &token, json!({"symbol": "USDCHF", "order_type": "SELL", "lot_size": 0.1, "price": 0.9})).await;
+    let refused = status_of(&gw, &token, &missing, "rejected", || connector.log()).await;
+    assert!(refused["error"].to_string().contains("not offered by this MT5 terminal"), "{refused}");
+    assert_eq!(standin.fills(), 1, "nothing sent for them");
+}
+
+#[tokio::test]
+async fn a_history_import_from_a_utc_plus_2_server_lands_at_utc_bar_times() {
+    let gw = Gateway::start_with_env(&[], &env()).await.unwrap();
+    let email = "terminal-history@example.com";
+    let token = register(&gw, email).await.unwrap();
+    let standin = StandIn::new();
+    let connector = ConnectorProcess::start_with(&gw, "connector", email, &standin, &[], &BROKER_ENV).await;
+    connection(&gw, &token).await;
+    connector.online(1).await;
+    connector.logged("MT5 server time: UTC+02:00").await;
+
+    let end = Utc::now().duration_trunc(TimeDelta::days(1)).unwrap() - TimeDelta::days(1);
+    let start = end - TimeDelta::days(6);
+    let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let body = json!({"symbol": "EURUSD", "timeframe": "H1", "start": iso(start), "end": iso(end)});
+    let (s, job) = send(&gw, "POST", "/api/v1/ml/datasets/from-connector", &token, Some(body)).await;
+    assert_eq!(s, 202, "{job}");
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    eventually(WAIT, || async {
+        let (_, v) = send(&gw, "GET", &format!("/api/v1/ml/datasets/imports/{job_id}"), &token, None).await;
+        assert_ne!(v["status"], "failed", "{v}\n{}", connector.log());
+        (v["status"] == "completed").then_some(v)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {}", connector.log()));
+    let (s, d) = send(&gw, "GET", "/api/v1/ml/datasets/EURUSD/H1/candles?limit=2000", &token, None).await;
+    assert_eq!(s, 200, "{d}");
+    let candles = d["candles"].as_array().cloned().unwrap_or_default();
+    assert!(candles.len() >= 72, "four weekdays of H1 bars at least: {d}");
+    // The stand-in's bar opening at server time t opens at 1.1 + ((t / 3600) % 50) points: the bar stored at
+    // UTC time u must be the server's bar of u + 2 h.
+    for c in &candles {
+        let u = utc(&c["time"]);
+        assert!(u >= start && u < end, "inside the asked window: {c}");
+        let server = u.timestamp() + 7200;
+        let expected = ((1.1 + ((server / 3600) % 50) as f64 * 1e-5) * 1e5).round() / 1e5;
+        let open = c["open"].as_f64().unwrap();
+        assert!(
+            (open - expected).abs() < 1e-9,
+            "bar {u}: open {open}, the server's bar of {u} + 2 h opens at {expected}"
+        );
+    }
+    // No bar in the server's weekend: Friday 22:00 UTC is Saturday 00:00 on the server.
+    assert!(
+        candles.iter().all(|c| {
+            let server = utc(&c["time"]) + TimeDelta::hours(2);
+            !matches!(chrono::Datelike::weekday(&server), chrono::Weekday::Sat | chrono::Weekday::Sun)
+        }),
+        "{d}"
+    );
 }

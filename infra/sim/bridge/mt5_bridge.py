@@ -83,6 +83,14 @@ def account_info(_):
     return plain(info) if info is not None else failed("account_info")
 
 
+def symbols_get(_):
+    """The names of every symbol the terminal offers (names only: a broker lists thousands)."""
+    rows = mt5.symbols_get()
+    if rows is None:
+        failed("symbols_get")
+    return [s.name for s in rows[:20000]]
+
+
 def symbol_info(p):
     info = mt5.symbol_info(p["symbol"])
     return plain(info)
@@ -154,8 +162,8 @@ def shutdown(_):
     return True
 
 
-METHODS = {f.__name__: f for f in (initialize, account_info, symbol_info, symbol_select, symbol_info_tick,
-                                    positions_get, history_deals_get, history_orders_get, order_send,
+METHODS = {f.__name__: f for f in (initialize, account_info, symbols_get, symbol_info, symbol_select,
+                                    symbol_info_tick, positions_get, history_deals_get, history_orders_get, order_send,
                                     copy_rates_range, shutdown)}
 
 

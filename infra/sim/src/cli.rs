@@ -13,7 +13,10 @@ use super::connector::{
     Backoff, ConnectorConfig, ConnectorError, DEFAULT_MT5_SERVER, Pacing, PriceSource, SimConnector,
 };
 use super::mt5::bridge::{self, Bridge, BridgeConfig, BridgeTerminal};
+use super::mt5::broker::BrokerTerminal;
 use super::mt5::connector::{TerminalConfig, TerminalConnector};
+use super::mt5::server_time;
+use super::mt5::symbols::{self, SymbolRules};
 
 /// Which MT5 the connector trades on.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,6 +60,24 @@ pub struct ConnectorArgs {
     /// `--mt5 terminal`: where the bridge script is written (default: a folder in the temporary directory).
     #[arg(long, env = "NUSATRADE_MT5_BRIDGE_DIR")]
     pub bridge_dir: Option<PathBuf>,
+    /// `--mt5 terminal`: the broker's name of a platform symbol, `CANONICAL=BROKER` (e.g. `EURUSD=EURUSD.pro`;
+    /// repeatable or comma-separated); wins over the automatic map and the affixes.
+    #[arg(long, value_name = "SYMBOL=NAME", env = "NUSATRADE_MT5_SYMBOL_MAP", value_delimiter = ',',
+        value_parser = symbols::parse_pair)]
+    pub symbol_map: Vec<(String, String)>,
+    /// `--mt5 terminal`: every platform symbol is the broker's `SYMBOL<suffix>` (e.g. `.m`: `EURUSD.m`), instead
+    /// of the automatic map from the terminal's symbol list.
+    #[arg(long, value_name = "SUFFIX", env = "NUSATRADE_MT5_SYMBOL_SUFFIX", allow_hyphen_values = true,
+        value_parser = symbols::parse_affix)]
+    pub symbol_suffix: Option<String>,
+    /// `--mt5 terminal`: every platform symbol is the broker's `<prefix>SYMBOL` (e.g. `m.`: `m.EURUSD`).
+    #[arg(long, value_name = "PREFIX", env = "NUSATRADE_MT5_SYMBOL_PREFIX", value_parser = symbols::parse_affix)]
+    pub symbol_prefix: Option<String>,
+    /// `--mt5 terminal`: the trade server's time zone, `±HH:MM` (e.g. `+02:00`); default: inferred from a fresh
+    /// tick and re-checked every 10 minutes (DST).
+    #[arg(long, value_name = "±HH:MM", env = "NUSATRADE_MT5_SERVER_UTC_OFFSET", allow_hyphen_values = true,
+        value_parser = server_time::parse_offset)]
+    pub server_utc_offset: Option<chrono::TimeDelta>,
     /// NusaTrade API base URL (the original connector's NUSATRADE_SERVER).
     #[arg(long, visible_alias = "api", env = "NUSATRADE_SERVER", default_value = "http://127.0.0.1:8000")]
     pub server: String,
@@ -241,6 +262,18 @@ impl ConnectorArgs {
         };
         Ok((c, b))
     }
+
+    /// The broker's symbol names and server clock (`--symbol-map`, `--symbol-prefix`/`--symbol-suffix`,
+    /// `--server-utc-offset`) of `--mt5 terminal`.
+    pub fn broker_rules(&self) -> Result<(SymbolRules, Option<chrono::TimeDelta>), ConnectorError> {
+        let rules = SymbolRules {
+            pairs: self.symbol_map.clone(),
+            prefix: self.symbol_prefix.clone(),
+            suffix: self.symbol_suffix.clone(),
+        };
+        rules.validate().map_err(|e| ConnectorError::Config(e.to_string()))?;
+        Ok((rules, self.server_utc_offset))
+    }
 }
 
 /// Runs the connector until `shutdown` completes (the command line passes Ctrl-C / SIGTERM; the connector then
@@ -263,8 +296,11 @@ pub async fn run(
         }
         Mt5Mode::Terminal => {
             let (config, bridge_config) = args.terminal_config()?;
-            tracing::info!(bridge = ?bridge_config, "MT5 terminal connector starting");
-            let connector = TerminalConnector::new(config, BridgeTerminal::new(Bridge::new(bridge_config)))?;
+            let (rules, offset) = args.broker_rules()?;
+            tracing::info!(bridge = ?bridge_config, symbol_rules = ?rules,
+                server_utc_offset = ?offset.map(|o| server_time::format_offset(o.num_seconds())), "MT5 terminal connector starting");
+            let terminal = BrokerTerminal::new(BridgeTerminal::new(Bridge::new(bridge_config)), rules, offset);
+            let connector = TerminalConnector::new(config, terminal)?;
             tokio::spawn(stop);
             connector.run(stop_rx).await
         }
@@ -413,6 +449,35 @@ mod tests {
         assert_eq!(parse(&[]).expect("defaults").mt5, Mt5Mode::Paper);
         assert!(parse(&["--mt5", "terminal", "--mt5-password", "x"]).is_err(), "a password needs a login");
         assert!(parse(&["--mt5", "real"]).is_err());
+    }
+
+    #[test]
+    fn symbol_and_server_time_flags() {
+        let (rules, offset) = parse(&[]).expect("defaults").broker_rules().expect("rules");
+        assert_eq!((rules, offset), (SymbolRules::default(), None), "automatic map, inferred offset");
+        let args = parse(&[
+            "--mt5",
+            "terminal",
+            "--symbol-map",
+            "EURUSD=EURUSD.pro",
+            "--symbol-map",
+            "xauusd=GOLD.m,GBPUSD=GBPUSD.x",
+            "--symbol-suffix",
+            ".m",
+            "--server-utc-offset",
+            "-03:30",
+        ])
+        .expect("flags");
+        let (rules, offset) = args.broker_rules().expect("rules");
+        assert_eq!(rules.pairs.len(), 3);
+        assert_eq!(rules.pairs[1], ("XAUUSD".to_owned(), "GOLD.m".to_owned()));
+        assert_eq!((rules.suffix.as_deref(), offset), (Some(".m"), Some(chrono::TimeDelta::minutes(-210))));
+        assert!(parse(&["--server-utc-offset", "+02:10"]).is_err());
+        assert!(parse(&["--symbol-map", "NOPE=X"]).is_err());
+        assert!(parse(&["--symbol-map", "EURUSD"]).is_err());
+        assert!(parse(&["--symbol-suffix", "a b"]).is_err());
+        let twice = parse(&["--symbol-map", "EURUSD=A,EURUSD=B"]).expect("parses");
+        assert!(twice.broker_rules().is_err(), "the same symbol twice");
     }
 
     #[test]

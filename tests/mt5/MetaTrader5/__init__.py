@@ -15,6 +15,17 @@ survives the bridge process (as a real terminal outlives its clients) and a test
 
 Stop losses and take profits are checked against prices.json on every call: a position whose SL/TP is reached is
 closed at its level with a DEAL_REASON_SL / DEAL_REASON_TP deal, as the trade server would.
+
+A real broker's naming and clock, from the environment (read at import):
+
+    NT_FAKE_MT5_SUFFIX=.m          every symbol carries the broker's suffix (EURUSD.m); prices.json stays keyed by
+                                   the plain name (EURUSD)
+    NT_FAKE_MT5_PREFIX=m.          … or prefix (m.EURUSD)
+    NT_FAKE_MT5_ALIASES=GBPUSD.a=GBPUSD,GBPUSD.b=GBPUSD
+                                   more broker names for the same instruments (makes GBPUSD ambiguous)
+    NT_FAKE_MT5_UTC_OFFSET=+02:00  the trade server's time zone: every time the module gives (ticks, positions,
+                                   deals, orders, bars) is seconds in that zone, and the dates it is given
+                                   (history_*_get, copy_rates_range) are read in that zone, as MT5 does
 """
 
 import fnmatch
@@ -86,10 +97,35 @@ TradeRequest = namedtuple("TradeRequest", "action magic order symbol volume pric
 OrderSendResult = namedtuple("OrderSendResult", "retcode deal order volume price bid ask comment request_id "
                              "retcode_external request")
 
-SYMBOLS = {  # name: (digits, contract size, base, profit currency)
+_SPECS = {  # plain name: (digits, contract size, base, profit currency)
     "EURUSD": (5, 100000, "EUR", "USD"), "GBPUSD": (5, 100000, "GBP", "USD"),
     "USDJPY": (3, 100000, "USD", "JPY"), "XAUUSD": (2, 100, "XAU", "USD"),
 }
+
+
+def _broker_names():
+    """The broker's names (NT_FAKE_MT5_PREFIX / _SUFFIX / _ALIASES) -> the plain name."""
+    prefix, suffix = os.environ.get("NT_FAKE_MT5_PREFIX", ""), os.environ.get("NT_FAKE_MT5_SUFFIX", "")
+    names = {prefix + plain + suffix: plain for plain in _SPECS}
+    for pair in filter(None, os.environ.get("NT_FAKE_MT5_ALIASES", "").split(",")):
+        name, plain = pair.split("=")
+        names[name.strip()] = plain.strip()
+    return names
+
+
+def _utc_offset():
+    """NT_FAKE_MT5_UTC_OFFSET (+HH:MM) in seconds."""
+    raw = os.environ.get("NT_FAKE_MT5_UTC_OFFSET", "").strip()
+    if not raw:
+        return 0
+    sign = -1 if raw.startswith("-") else 1
+    hours, _, minutes = raw.lstrip("+-").partition(":")
+    return sign * (int(hours) * 3600 + int(minutes or 0) * 60)
+
+
+_PLAIN = _broker_names()
+SYMBOLS = {name: _SPECS[plain] for name, plain in _PLAIN.items()}  # broker name: spec
+SERVER_OFFSET = _utc_offset()
 
 _last_error = (RES_S_OK, "Success")
 _initialized = False
@@ -182,12 +218,13 @@ def _save(acc):
 
 
 def _now():
-    t = time.time()
+    """Now on the trade server's clock (seconds, milliseconds)."""
+    t = time.time() + SERVER_OFFSET
     return int(t), int(t * 1000)
 
 
 def _quote(symbol):
-    q = _prices().get(symbol)
+    q = _prices().get(_PLAIN.get(symbol, symbol))
     return (float(q[0]), float(q[1])) if q else None
 
 
@@ -349,7 +386,24 @@ def symbol_info(symbol):
     _ok()
     return SymbolInfo(False, 0, True, True, digits, round((q[1] - q[0]) * 10 ** digits), 4,
                       SYMBOL_FILLING_FOK | SYMBOL_FILLING_IOC, 0, q[0], q[1], 10 ** -digits, contract, 0.01, 100.0,
-                      0.01, base, quote_ccy, base, symbol, "Forex\\" + symbol)
+                      0.01, base, quote_ccy, base, symbol, "Forex\\" + _PLAIN.get(symbol, symbol))
+
+
+def symbols_total():
+    if not _reachable():
+        return None
+    _ok()
+    return len(SYMBOLS)
+
+
+def symbols_get(group=None):
+    """Every symbol the terminal offers (SymbolInfo tuples), filtered by `group` masks (`*`, `!`) when given."""
+    if not _reachable():
+        return None
+    names = [n for n in SYMBOLS if group is None or _group_match(n, group)]
+    rows = tuple(symbol_info(n) for n in names)
+    _ok()
+    return rows
 
 
 def symbol_select(symbol, enable=True):

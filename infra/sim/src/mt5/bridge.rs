@@ -403,6 +403,10 @@ impl Mt5 for BridgeTerminal {
         self.bridge.typed("account_info", json!({})).await
     }
 
+    async fn symbols_get(&mut self) -> Result<Vec<String>, Mt5Error> {
+        self.bridge.typed("symbols_get", json!({})).await
+    }
+
     async fn symbol_info(&mut self, symbol: &str) -> Result<Option<SymbolInfo>, Mt5Error> {
         self.bridge.typed("symbol_info", json!({"symbol": symbol})).await
     }

@@ -5,12 +5,13 @@
 //!    terminal answers). The state file (`--state-file`), when given, must be this account's.
 //! 2. `POST /auth/login` (optionally `register` first), then `GET /brokers/connections` → the one whose
 //!    `account_number` and `server` are the terminal's, else `POST` one.
-//! 3. WebSocket → `AUTH` (with [`CAPABILITIES`]) → `WELCOME` → `MT5_STATUS`, `ACCOUNT_UPDATE`, `POSITION_UPDATE`.
+//! 3. WebSocket → `AUTH` (with the connector's `CAPABILITIES`) → `WELCOME` → `MT5_STATUS`, `ACCOUNT_UPDATE`,
+//!    `POSITION_UPDATE`.
 //! 4. Server commands through the [`TerminalEngine`]; its state (the remembered results) is saved before the
 //!    result leaves. Every [`TerminalConfig::poll_every`] the terminal is looked at ([`TerminalEngine::poll`]):
 //!    `MT5_STATUS connected:false` while it does not answer, immediate updates when its positions change.
 //! 5. On close or error: reconnect with back-off; the access token is refreshed before every redial when it
-//!    expires within [`REFRESH_MARGIN`] or the handshake answered 401.
+//!    expires within [`REFRESH_MARGIN`](crate::connector::REFRESH_MARGIN) or the handshake answered 401.
 
 use std::collections::HashSet;
 use std::path::PathBuf;

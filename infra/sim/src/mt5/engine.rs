@@ -14,6 +14,9 @@
 //! * **Outcome unknown** (the bridge died or timed out during `order_send`, or before the fill was read): no
 //!   `TRADE_RESULT` is sent and nothing is remembered. The server resends the command after the reconnect (or
 //!   reconciliation resolves it), and the comment lookup above answers it from the terminal.
+//! * A symbol the terminal has no name for ([`Mt5Error::UnknownSymbol`]: ambiguous or not offered at this broker,
+//!   see [`super::symbols`]) is refused before anything is sent: a failed `TRADE_RESULT` (10013) with the reason,
+//!   or `ERROR` for a `HISTORY_REQUEST`.
 //! * A refusal (any other retcode: 10004 requote, 10006 rejected, 10013 invalid, 10014 volume, 10016 stops,
 //!   10019 no money…) is a failed `TRADE_RESULT` with the terminal's retcode and comment, remembered.
 //! * `SYNC_REQUEST` with `history_from`: the deals and rejected orders since then (oldest first, the window moved
@@ -642,9 +645,12 @@ impl<T: Mt5> TerminalEngine<T> {
             type_time: Some(ORDER_TIME_GTC),
             type_filling: None,
         };
-        let checked = match self.filling(&symbol).await? {
-            None => Err((INVALID, format!("Symbol {symbol} not found"))),
-            Some(filling) => match self.mt5.symbol_info_tick(&symbol).await? {
+        // A symbol without a broker name in this terminal (ambiguous, missing) is refused with the reason.
+        let checked = match self.filling(&symbol).await {
+            Err(Mt5Error::UnknownSymbol(why)) => Err((INVALID, why)),
+            Err(e) => return Err(e),
+            Ok(None) => Err((INVALID, format!("Symbol {symbol} not found"))),
+            Ok(Some(filling)) => match self.mt5.symbol_info_tick(&symbol).await? {
                 None => Err((PRICE_OFF, format!("No prices for {symbol}"))),
                 Some(tick) => Ok((filling, tick)),
             },
@@ -655,6 +661,7 @@ impl<T: Mt5> TerminalEngine<T> {
                 request.price = Some(if kind == ORDER_TYPE_BUY { tick.ask } else { tick.bid });
             }
             Err((retcode, error)) => {
+                info!(request_id = %rid, %symbol, retcode, %error, "TRADE_OPEN refused before order_send");
                 self.mt5.refused_before_send(&request, retcode, &error);
                 return Ok((open_failure(rid, retcode, &error), false));
             }
@@ -744,7 +751,10 @@ impl<T: Mt5> TerminalEngine<T> {
                 return Ok((failure(rid, ticket, POSITION_NOT_FOUND, &e), false));
             }
         };
-        let filling = self.filling(&p.symbol).await?.unwrap_or(ORDER_FILLING_RETURN);
+        let filling = match self.filling(&p.symbol).await {
+            Err(Mt5Error::UnknownSymbol(why)) => return Ok((failure(rid, p.ticket, INVALID, &why), false)),
+            other => other?.unwrap_or(ORDER_FILLING_RETURN),
+        };
         let Some(tick) = self.mt5.symbol_info_tick(&p.symbol).await? else {
             return Ok((failure(rid, p.ticket, PRICE_OFF, &format!("No prices for {}", p.symbol)), false));
         };
@@ -768,6 +778,7 @@ impl<T: Mt5> TerminalEngine<T> {
             Err(Mt5Error::Terminal { code, message }) => {
                 return Ok((failure(rid, p.ticket, INVALID, &format!("{message} ({code})")), false));
             }
+            Err(Mt5Error::UnknownSymbol(why)) => return Ok((failure(rid, p.ticket, INVALID, &why), false)),
             other => other?,
         };
         if UNKNOWN_OUTCOME.contains(&r.retcode) {
@@ -828,6 +839,7 @@ impl<T: Mt5> TerminalEngine<T> {
             Err(Mt5Error::Terminal { code, message }) => {
                 return Ok((modify_failure(rid, INVALID, &format!("{message} ({code})")), false));
             }
+            Err(Mt5Error::UnknownSymbol(why)) => return Ok((modify_failure(rid, INVALID, &why), false)),
             other => other?,
         };
         match r.retcode {
@@ -935,7 +947,7 @@ impl<T: Mt5> TerminalEngine<T> {
         let HistoryAsk { symbol, timeframe: tf, start, end, max, .. } = HistoryAsk::parse(m)?;
         // copy_rates_range includes a bar opening at `end`; the protocol's window is [start, end).
         let rates = self.mt5.copy_rates_range(&symbol, tf, start, end).await.map_err(|e| match e {
-            Mt5Error::Terminal { code: -1, message } => message,
+            Mt5Error::Terminal { code: -1, message } | Mt5Error::UnknownSymbol(message) => message,
             e => e.to_string(),
         })?;
         let candles = rates

@@ -1,5 +1,5 @@
 //! The MetaTrader 5 terminal as the connector sees it: the [`Mt5`] trait mirrors the calls of the official
-//! `MetaTrader5` Python package the connector needs (`account_info`, `symbol_info`, `symbol_info_tick`,
+//! `MetaTrader5` Python package the connector needs (`account_info`, `symbols_get`, `symbol_info`, `symbol_info_tick`,
 //! `symbol_select`, `positions_get`, `history_deals_get`, `history_orders_get`, `order_send`, `copy_rates_range`)
 //! with the package's own field names and constants, so the protocol logic ([`engine::TerminalEngine`]) is written
 //! once, in Rust, against any terminal:
@@ -8,12 +8,19 @@
 //! * [`bridge::BridgeTerminal`]: a real terminal on Windows, through a small Python bridge ([`bridge`]) that maps
 //!   JSON lines on its stdio to `MetaTrader5` calls.
 //!
+//! A real terminal is wrapped in a [`broker::BrokerTerminal`], which speaks the platform's symbols and UTC to the
+//! engine and the broker's symbol names ([`symbols`]) and the trade server's clock ([`server_time`]) to the
+//! terminal.
+//!
 //! [`connector::TerminalConnector`] runs the connector session (`nusatrade connector --mt5 terminal`) over it.
 
 pub mod bridge;
+pub mod broker;
 pub mod connector;
 pub mod engine;
 pub mod paper;
+pub mod server_time;
+pub mod symbols;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -91,6 +98,10 @@ pub enum Mt5Error {
     /// The answer cannot be read.
     #[error("unreadable answer from the MT5 bridge: {0}")]
     Protocol(String),
+    /// The platform's symbol has no broker symbol in this terminal (ambiguous or missing, [`symbols`]): nothing
+    /// was sent; the text says why and how to name it.
+    #[error("{0}")]
+    UnknownSymbol(String),
 }
 
 impl Mt5Error {
@@ -393,6 +404,8 @@ pub enum HistoryQuery {
 pub trait Mt5: Send {
     /// `account_info()`.
     fn account_info(&mut self) -> impl Future<Output = Result<AccountInfo, Mt5Error>> + Send;
+    /// The names of `symbols_get()`: every symbol the terminal offers (not only Market Watch's).
+    fn symbols_get(&mut self) -> impl Future<Output = Result<Vec<String>, Mt5Error>> + Send;
     /// `symbol_info(symbol)`; `None` for an unknown symbol.
     fn symbol_info(&mut self, symbol: &str) -> impl Future<Output = Result<Option<SymbolInfo>, Mt5Error>> + Send;
     /// `symbol_select(symbol, True)`.

@@ -265,6 +265,10 @@ impl Mt5 for PaperTerminal {
         })
     }
 
+    async fn symbols_get(&mut self) -> Result<Vec<String>, Mt5Error> {
+        Ok(nusatrade_domain::instrument::INSTRUMENTS.iter().map(|i| i.symbol.to_owned()).collect())
+    }
+
     async fn symbol_info(&mut self, symbol: &str) -> Result<Option<SymbolInfo>, Mt5Error> {
         Ok(Symbol::parse(symbol).ok().map(|s| SymbolInfo {
             name: s.as_str().to_owned(),

@@ -32,6 +32,10 @@ impl Mt5 for Flaky {
         self.check()?;
         self.inner.account_info().await
     }
+    async fn symbols_get(&mut self) -> Result<Vec<String>, Mt5Error> {
+        self.check()?;
+        self.inner.symbols_get().await
+    }
     async fn symbol_info(&mut self, s: &str) -> Result<Option<SymbolInfo>, Mt5Error> {
         self.check()?;
         self.inner.symbol_info(s).await
