@@ -26,6 +26,7 @@ use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
+use aws_types::sdk_config::{RetryConfig, TimeoutConfig};
 use nusatrade_app::ports::{Ports, RandomIds, SystemClock};
 
 use crate::unconfigured::Unconfigured;
@@ -222,10 +223,19 @@ pub async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
 }
 
 /// An SDK configuration for an emulator at `endpoint` (moto): region `us-east-1`, static test
-/// credentials, nothing read from the environment's AWS settings.
+/// credentials, nothing read from the environment's AWS settings. An emulator on a busy 2-core test machine (moto
+/// serves DynamoDB one request at a time) can take seconds to accept a connection: the connect timeout is
+/// [`EMULATOR_CONNECT_TIMEOUT`] (the SDK's default is 3.1 s) and a call is tried up to 5 times (default 3).
 pub async fn sdk_config_for_endpoint(endpoint: &str) -> SdkConfig {
     sdk_config(Some(EMULATOR_REGION.to_owned()), Some(emulator_credentials()), Some(endpoint))
+        .into_builder()
+        .timeout_config(TimeoutConfig::builder().connect_timeout(EMULATOR_CONNECT_TIMEOUT).build())
+        .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .build()
 }
+
+/// The connect timeout of [`sdk_config_for_endpoint`].
+pub const EMULATOR_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The S3 client for `sdk`: path-style addressing when an endpoint override is set (emulators).
 #[cfg(feature = "s3")]
