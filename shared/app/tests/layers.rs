@@ -118,17 +118,21 @@ fn no_two_folders_import_each_other() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let arrows = arrows(&src);
     assert!(arrows.len() > 10, "the scan found the folders: {:?}", arrows.keys().collect::<Vec<_>>());
-    let mut circles = Vec::new();
+    // Each circle once, told from its first folder in name order.
+    let mut circles = BTreeSet::new();
     for folder in arrows.keys() {
-        if let Some(path) = circle_through(&arrows, folder) {
+        if let Some(mut path) = circle_through(&arrows, folder) {
+            let first = path.iter().enumerate().min_by_key(|(_, f)| f.as_str()).map_or(0, |(i, _)| i);
+            path.rotate_left(first);
             let steps: Vec<String> = path
                 .iter()
                 .zip(path.iter().cycle().skip(1))
                 .map(|(a, b)| format!("{a} -> {b} ({})", arrows[a][b]))
                 .collect();
-            circles.push(steps.join(", "));
+            circles.insert(steps.join(", "));
         }
     }
+    let circles: Vec<String> = circles.into_iter().collect();
     assert!(circles.is_empty(), "folders of shared/app import each other in circles:\n{}", circles.join("\n"));
 }
 

@@ -372,7 +372,7 @@ impl HistoryImports {
         let (received, added) = if page.candles.is_empty() {
             (0, 0)
         } else {
-            let symbol = crate::http::fields::instrument(&record.symbol)
+            let symbol = nusatrade_domain::instrument::lookup(&record.symbol)
                 .map_err(|_| MlError::Refused(format!("unknown symbol {}", record.symbol)))?
                 .symbol;
             let series = CandleSeries::new(page.candles).map_err(|e| MlError::Refused(e.to_string()))?;
