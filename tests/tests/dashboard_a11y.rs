@@ -49,20 +49,10 @@ const ADMIN: &str = "a11y-admin@example.com";
 /// match anything as STALE).
 const KNOWN: &[(&str, &str, &str)] = &[];
 
-/// The audit, run in the page: `arguments[0]` is `{signedIn}`; returns `{found: [{rule, path, detail}], checked}`
-/// (how many texts, SVG texts and controls it checked).
-const AUDIT: &str = r#"
-const opts = arguments[0] || {};
-const out = [];
-const checked = { text: 0, svgText: 0, controls: 0 };
-const seen = new Set();
-function add(rule, el, detail) {
-  const p = el ? path(el) : '';
-  const key = rule + '|' + p + '|' + detail;
-  if (seen.has(key)) return;
-  seen.add(key);
-  out.push({ rule, path: p, detail });
-}
+/// `path(el)`: a short CSS path naming an element in a finding (id, classes, `:nth-of-type`), shared by the scripts.
+macro_rules! path_js {
+    () => {
+        r#"
 function path(el) {
   const parts = [];
   for (let e = el; e && e.nodeType === 1 && parts.length < 6; e = e.parentElement) {
@@ -75,6 +65,26 @@ function path(el) {
     parts.unshift(s);
   }
   return parts.join(' > ');
+}
+"#
+    };
+}
+
+/// The audit, run in the page: `arguments[0]` is `{signedIn}`; returns `{found: [{rule, path, detail}], checked}`
+/// (how many texts, SVG texts and controls it checked).
+const AUDIT: &str = concat!(
+    path_js!(),
+    r#"
+const opts = arguments[0] || {};
+const out = [];
+const checked = { text: 0, svgText: 0, controls: 0 };
+const seen = new Set();
+function add(rule, el, detail) {
+  const p = el ? path(el) : '';
+  const key = rule + '|' + p + '|' + detail;
+  if (seen.has(key)) return;
+  seen.add(key);
+  out.push({ rule, path: p, detail });
 }
 function rendered(el) {
   if (!el.getClientRects().length) return false;
@@ -256,7 +266,8 @@ if (mains.length !== 1) add('structure', document.body, `${mains.length} main la
 if (![...document.querySelectorAll('header, [role=banner]')].some(rendered)) add('structure', document.body, 'no header landmark');
 if (opts.signedIn && ![...document.querySelectorAll('nav, [role=navigation]')].some(rendered)) add('structure', document.body, 'no visible nav');
 return { found: out, checked };
-"#;
+"#
+);
 
 /// Installed before the keyboard walk: records every focus (path, visible, indicator) in `window.__focusLog`.
 const FOCUS_RECORDER: &str = r#"
@@ -305,21 +316,13 @@ return true;
 "#;
 
 /// At phone width: page-level horizontal overflow (with the widest offenders) and the header's reachability.
-const PHONE: &str = r#"
+const PHONE: &str = concat!(
+    path_js!(),
+    r#"
 const out = [];
 // The device's width (a mobile layout viewport grows to fit wider content, so innerWidth would hide an overflow).
 const vw = Math.min(innerWidth, arguments[0] || innerWidth);
 const doc = document.documentElement;
-function path(el) {
-  const parts = [];
-  for (let e = el; e && e.nodeType === 1 && parts.length < 6; e = e.parentElement) {
-    let s = e.tagName.toLowerCase();
-    if (e.id) { parts.unshift(s + '#' + e.id); break; }
-    const cls = [...e.classList].slice(0, 2).join('.');
-    parts.unshift(cls ? s + '.' + cls : s);
-  }
-  return parts.join(' > ');
-}
 function scrollsX(e) { const o = getComputedStyle(e).overflowX; return o === 'auto' || o === 'scroll' || o === 'hidden'; }
 if (doc.scrollWidth > vw + 1) {
   // The innermost elements sticking out (nothing inside them does), not inside a scroll container: usually the
@@ -356,7 +359,8 @@ for (const svg of document.querySelectorAll('svg.chart')) {
   if (k < 0.9 || k > 1.1) out.push({ rule: 'phone-chart-scale', path: path(svg), detail: `drawn ${Math.round(vb.width)} px wide, shown at ${Math.round(shown)} px: its text scaled ×${k.toFixed(2)}` });
 }
 return out;
-"#;
+"#
+);
 
 /// The shell's states a quiet run never shows (app.css's classes, lib/ui.js's helpers), planted on the overview so
 /// their contrast is audited too: the link banner offline, toasts, an error box, notices, badges, buttons.
