@@ -237,12 +237,27 @@ async fn request_limits_answer_the_originals_429() {
         .chain([("NUSATRADE_RATE_LIMIT_REQUESTS", "3")])
         .collect();
     let gw = Gateway::start_with_env(&[], &env).await.unwrap();
-    for _ in 0..3 {
+    // Windows are fixed (aligned to the clock): requests that straddle a window's end are rightly not
+    // limited, so the count restarts whenever `x-ratelimit-reset` names a new window.
+    let (mut window, mut in_window) = (None, 0);
+    let mut sent = 0;
+    let r = loop {
         let r = http().get(gw.url("/api/v1/users/me")).send().await.unwrap();
+        sent += 1;
+        if r.status() == 429 {
+            break r;
+        }
         assert_eq!(r.status(), 401);
         assert!(r.headers().contains_key("x-ratelimit-remaining"));
-    }
-    let r = http().get(gw.url("/api/v1/users/me")).send().await.unwrap();
+        let w = r.headers().get("x-ratelimit-reset").cloned();
+        assert!(w.is_some(), "x-ratelimit-reset on every counted answer");
+        if w != window {
+            (window, in_window) = (w, 0);
+        }
+        in_window += 1;
+        assert!(in_window <= 3 && sent < 12, "request {in_window} of one window was not limited");
+    };
+    assert_eq!(in_window, 3, "three requests per window, the fourth limited");
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     let b: Value = r.json().await.unwrap();

@@ -300,16 +300,18 @@ async fn rate_limited_order_shows_the_retry_after_countdown() {
     b.wait("#positions-panel[data-state='ready']").await;
     fill_ticket(&b, "1.09", "1.12").await;
     b.wait_text("#risk-rr", "1 : 2").await;
-    // Use up the user's window from outside the page.
-    let mut limited = false;
-    for _ in 0..200 {
-        let r = http().get(gw.url("/api/v1/auth/me")).bearer_auth(&token).send().await.expect("GET");
-        if r.status() == 429 {
-            limited = true;
+    // Use up the user's window from outside the page. Windows are fixed (aligned to the clock), so a
+    // window spent in its last seconds may end before the click: then the order rightly goes through.
+    // Spend one with at least 20 s left, waiting for the next when this one is about to end.
+    let mut left = 0;
+    for _ in 0..3 {
+        left = spend_request_window(&gw, &token).await;
+        if left >= 20 {
             break;
         }
+        tokio::time::sleep(Duration::from_secs(left + 1)).await;
     }
-    assert!(limited, "the request limit never answered 429");
+    assert!(left >= 20, "no request window with 20 s left to test in (last: {left} s)");
     b.click("#ticket-submit").await;
     b.wait_text("#ticket-submit", "Retry in").await;
     assert_eq!(b.eval("return document.querySelector('#ticket-submit').disabled;").await, json!(true));
@@ -318,6 +320,18 @@ async fn rate_limited_order_shows_the_retry_after_countdown() {
     assert!(history == 429 || history == 200);
     b.screenshot("trading-429").await;
     b.close().await;
+}
+
+/// Sends requests as the user until one answers 429; returns its `Retry-After` (seconds the window has left).
+async fn spend_request_window(gw: &Gateway, token: &str) -> u64 {
+    for _ in 0..200 {
+        let r = http().get(gw.url("/api/v1/auth/me")).bearer_auth(token).send().await.expect("GET");
+        if r.status() == 429 {
+            let after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+            return after.expect("a 429 carries Retry-After in seconds");
+        }
+    }
+    panic!("the request limit never answered 429");
 }
 
 async fn get_status(gw: &Gateway, token: &str, path: &str) -> u16 {
