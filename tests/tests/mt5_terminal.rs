@@ -344,12 +344,21 @@ async fn a_brokers_suffixed_symbols_and_server_clock_read_as_the_platforms_symbo
     let email = "terminal-broker@example.com";
     let token = register(&gw, email).await.unwrap();
     let standin = StandIn::new();
-    let connector = ConnectorProcess::start_with(&gw, "connector", email, &standin, &[], &BROKER_ENV).await;
+    let state = gw.data_dir.path().join("terminal-state.json");
+    let flags = ["--state-file", state.to_str().unwrap()];
+    let connector = ConnectorProcess::start_with(&gw, "connector", email, &standin, &flags, &BROKER_ENV).await;
     connection(&gw, &token).await;
     connector.online(1).await;
     connector.logged("EURUSD=EURUSD.m").await;
     // On a weekend the offset is taken once the tick is seen moving (a few seconds).
     connector.logged("MT5 server time: UTC+02:00").await;
+    // …and kept in the state file, for a restart while the market is closed.
+    eventually(WAIT, || async {
+        let saved: Value = serde_json::from_slice(&std::fs::read(&state).ok()?).ok()?;
+        (saved["server_utc_offset_secs"] == 7200).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: the state file keeps the offset\n{}", connector.log()));
 
     // EURUSD is the broker's EURUSD.m: it opens there and shows as EURUSD here, at its UTC time.
     let before = Utc::now();

@@ -262,6 +262,14 @@ impl<T: Mt5> Mt5 for BrokerTerminal<T> {
     fn refused_before_send(&mut self, request: &TradeRequest, retcode: u32, message: &str) {
         self.inner.refused_before_send(request, retcode, message);
     }
+
+    fn learned_server_offset(&self) -> Option<i64> {
+        self.clock.known()
+    }
+
+    fn recall_server_offset(&mut self, secs: i64) {
+        self.clock.recall(secs);
+    }
 }
 
 #[cfg(test)]

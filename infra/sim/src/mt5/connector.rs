@@ -159,6 +159,7 @@ impl<T: Mt5> TerminalConnector<T> {
         }
         info!(path = %path.display(), remembered = state.executed.len(), "executed commands restored from the state file");
         self.engine.restore(state.executed);
+        self.engine.recall_server_offset(state.server_utc_offset_secs);
         Ok(())
     }
 }

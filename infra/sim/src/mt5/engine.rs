@@ -141,7 +141,8 @@ const UNKNOWN_OUTCOME: [u32; 2] = [10012, 10031];
 /// 10036 POSITION_CLOSED (the paper engine's "not found").
 const POSITION_NOT_FOUND: u32 = 10036;
 
-/// What the terminal connector keeps across restarts: the results of the commands it executed.
+/// What the terminal connector keeps across restarts: the results of the commands it executed, and the trade
+/// server's offset from UTC once inferred.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TerminalState {
     /// [`TERMINAL_STATE_FORMAT`].
@@ -156,6 +157,9 @@ pub struct TerminalState {
     pub server: String,
     /// Results by request id, oldest first.
     pub executed: Vec<Executed>,
+    /// The trade server's offset from UTC in seconds ([`Mt5::learned_server_offset`]); absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_utc_offset_secs: Option<i64>,
 }
 
 /// The protocol handler over a terminal. See the module docs.
@@ -165,6 +169,8 @@ pub struct TerminalEngine<T> {
     results: HashMap<String, Value>,
     order: VecDeque<String>,
     changed: bool,
+    /// The server offset the last state taken held.
+    saved_offset: Option<i64>,
     stats: EngineStats,
     connected: bool,
     last_positions: Option<Vec<(u64, String, String, String)>>,
@@ -257,6 +263,7 @@ impl<T: Mt5> TerminalEngine<T> {
             results: HashMap::new(),
             order: VecDeque::new(),
             changed: false,
+            saved_offset: None,
             stats: EngineStats::default(),
             connected: false,
             last_positions: None,
@@ -299,7 +306,7 @@ impl<T: Mt5> TerminalEngine<T> {
 
     /// Whether something changed since the last [`take_changes`](Self::take_changes).
     pub fn has_changes(&self) -> bool {
-        self.changed
+        self.changed || self.mt5.learned_server_offset() != self.saved_offset
     }
 
     /// What the engine did so far.
@@ -318,11 +325,21 @@ impl<T: Mt5> TerminalEngine<T> {
         self.changed = false;
     }
 
-    /// The state to save if something changed since the last call, once.
+    /// Hands the terminal the server offset a state file kept ([`Mt5::recall_server_offset`]).
+    pub fn recall_server_offset(&mut self, secs: Option<i64>) {
+        self.saved_offset = secs;
+        if let Some(s) = secs {
+            self.mt5.recall_server_offset(s);
+        }
+    }
+
+    /// The state to save if something changed since the last call (results, or the server offset), once.
     pub fn take_changes(&mut self, identity: &AccountIdentity, now: DateTime<Utc>) -> Option<TerminalState> {
-        if !std::mem::take(&mut self.changed) {
+        let offset = self.mt5.learned_server_offset();
+        if !std::mem::take(&mut self.changed) && offset == self.saved_offset {
             return None;
         }
+        self.saved_offset = offset;
         Some(TerminalState {
             format: TERMINAL_STATE_FORMAT.to_owned(),
             version: 1,
@@ -330,6 +347,7 @@ impl<T: Mt5> TerminalEngine<T> {
             login: identity.login,
             server: identity.server.clone(),
             executed: self.executed(),
+            server_utc_offset_secs: offset,
         })
     }
 

@@ -447,6 +447,14 @@ pub trait Mt5: Send {
     /// An open refused before `order_send` (unknown symbol, no prices: `retcode`, `message`). A real terminal
     /// keeps no trace of it; the paper terminal lists it among its rejected history orders, as its broker refused it.
     fn refused_before_send(&mut self, _request: &TradeRequest, _retcode: u32, _message: &str) {}
+    /// The trade server's offset from UTC (seconds) as read from its clock, worth keeping across restarts
+    /// (the state file): `None` when not known yet, set by a flag, or the terminal's times are UTC already.
+    fn learned_server_offset(&self) -> Option<i64> {
+        None
+    }
+    /// An offset a state file kept ([`learned_server_offset`](Self::learned_server_offset) of an earlier run):
+    /// used until the server's own clock shows one (a start while the market is closed).
+    fn recall_server_offset(&mut self, _secs: i64) {}
 }
 
 /// [`Mt5::history_complete_since`] of a terminal that knows its account's whole history.

@@ -123,6 +123,20 @@ impl ServerClock {
         self.known
     }
 
+    /// Takes `secs`, an offset an earlier run inferred (the state file), while none is known: a start while the
+    /// market is closed then reads times with it instead of UTC. A fresh tick still rules (as a DST change: two
+    /// agreeing looks). Ignored under `--server-utc-offset`, once an offset is known, or when out of range.
+    pub fn recall(&mut self, secs: i64) -> bool {
+        if self.fixed.is_some() || self.known.is_some() || !OFFSET_RANGE.contains(&secs) || secs % OFFSET_STEP_SECS != 0
+        {
+            return false;
+        }
+        info!(offset = %format_offset(secs), "MT5 server time: UTC{} remembered from the state file (until a fresh tick shows it)", format_offset(secs));
+        self.known = Some(secs);
+        self.warned = false;
+        true
+    }
+
     /// Whether a look is due at `at`.
     pub fn due(&self, at: Instant) -> bool {
         self.fixed.is_none() && self.next_look.is_none_or(|n| at >= n)
@@ -288,5 +302,26 @@ mod tests {
         let c = ServerClock::new(Some(TimeDelta::hours(3)));
         assert!(c.is_fixed() && !c.due(at));
         assert_eq!(c.offset_secs(), 10_800);
+    }
+
+    #[test]
+    fn a_remembered_offset_serves_until_a_fresh_tick_shows_another() {
+        let (now, at) = (weekday(), Instant::now());
+        let mut c = ServerClock::new(None);
+        assert!(c.recall(10_800), "taken while none is known");
+        assert_eq!((c.offset_secs(), c.known()), (10_800, Some(10_800)));
+        assert!(!c.recall(7200), "not over a known offset");
+        // The server's clock says +02:00 (winter time now): taken after two agreeing looks, as a DST change.
+        c.observe(sample(now.timestamp() + 7200), now, at);
+        assert_eq!(c.offset_secs(), 10_800);
+        c.observe(sample(now.timestamp() + 7203), now + TimeDelta::seconds(3), at + RETRY);
+        assert_eq!(c.offset_secs(), 7200);
+        // Never over the flag, never a time zone that does not exist.
+        let mut fixed = ServerClock::new(Some(TimeDelta::hours(1)));
+        assert!(!fixed.recall(7200));
+        assert_eq!(fixed.offset_secs(), 3600);
+        let mut c = ServerClock::new(None);
+        assert!(!c.recall(20 * 3600) && !c.recall(7200 + 60));
+        assert_eq!(c.known(), None);
     }
 }

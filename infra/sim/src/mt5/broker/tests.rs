@@ -16,6 +16,8 @@ fn wednesday() -> DateTime<Utc> {
 struct Broker {
     names: Vec<String>,
     now: i64,
+    /// The market is closed: ticks do not move.
+    closed: bool,
     down: bool,
     listed: u32,
     sent: Vec<String>,
@@ -76,7 +78,9 @@ impl Mt5 for Broker {
     }
     async fn symbol_info_tick(&mut self, s: &str) -> Result<Option<SymbolTick>, Mt5Error> {
         self.up()?;
-        self.now += 1; // the market moves
+        if !self.closed {
+            self.now += 1; // the market moves
+        }
         Ok(self.names.iter().any(|n| n == s).then(|| SymbolTick {
             time: self.server_now(),
             bid: Decimal::ONE,
@@ -264,4 +268,54 @@ async fn the_flags_override_the_map_and_the_clock() {
     let p = t.positions_get(PositionFilter::All).await.expect("positions");
     let now = t.inner().now;
     assert_eq!(p[0].time, now - 60 - 3600, "taken as UTC+3");
+}
+
+/// Saturday 2026-12-05 12:00 UTC: the FX market is closed.
+fn saturday() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap()
+}
+
+/// A terminal started on a weekend: its ticks are Friday's close (server time) and do not move.
+fn weekend_broker() -> BrokerTerminal<Broker> {
+    let mut b = Broker::new(&["EURUSD.m", "GBPUSD.m"]);
+    b.now = Utc.with_ymd_and_hms(2026, 12, 4, 21, 59, 58).unwrap().timestamp();
+    b.closed = true;
+    BrokerTerminal::new(b, SymbolRules::default(), None).with_utc_now(saturday)
+}
+
+#[tokio::test]
+async fn the_inferred_offset_is_kept_in_the_state_file_and_serves_a_weekend_restart() {
+    use crate::mt5::engine::{AccountIdentity, TerminalEngine, TerminalState};
+    let identity = AccountIdentity { login: 1, server: "B".into(), company: "B".into() };
+    // A weekday run learns +02:00; the state to save carries it (once), with nothing executed.
+    let mut first = TerminalEngine::new(broker());
+    assert!(first.take_changes(&identity, Utc::now()).is_none(), "nothing learned yet");
+    first.terminal().positions_get(PositionFilter::All).await.expect("positions");
+    assert_eq!(first.terminal_ref().learned_server_offset(), Some(OFFSET));
+    assert!(first.has_changes());
+    let state = first.take_changes(&identity, Utc::now()).expect("the offset is a change");
+    assert_eq!((state.server_utc_offset_secs, state.executed.len()), (Some(OFFSET), 0));
+    assert!(first.take_changes(&identity, Utc::now()).is_none(), "once");
+    let saved = serde_json::to_string(&state).expect("json");
+
+    // Restarted on Saturday: the ticks cannot tell; without the file, times are taken as UTC (2 h off)…
+    let mut blind = weekend_broker();
+    let p = blind.positions_get(PositionFilter::All).await.expect("positions");
+    assert_eq!((blind.clock().offset_secs(), p[0].time), (0, blind.inner().now + OFFSET - 60));
+    // …with it, as UTC+2: the position opened a minute before Friday's close, in UTC.
+    let state: TerminalState = serde_json::from_str(&saved).expect("read back");
+    let mut second = TerminalEngine::new(weekend_broker());
+    second.terminal().account_info().await.expect("the terminal is read first (the clock looked: closed)");
+    second.restore(state.executed);
+    second.recall_server_offset(state.server_utc_offset_secs);
+    let now = second.terminal().inner().now;
+    let p = second.terminal().positions_get(PositionFilter::All).await.expect("positions");
+    assert_eq!(p[0].time, now - 60, "read at UTC+2");
+    assert!(second.take_changes(&identity, Utc::now()).is_none(), "the remembered offset is no change");
+
+    // A state file written before the offset was kept reads as before (no offset).
+    let mut old: serde_json::Value = serde_json::from_str(&saved).expect("json");
+    old.as_object_mut().expect("object").remove("server_utc_offset_secs");
+    let old: TerminalState = serde_json::from_value(old).expect("an older file still reads");
+    assert_eq!(old.server_utc_offset_secs, None);
 }
