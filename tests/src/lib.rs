@@ -740,6 +740,16 @@ pub async fn round_trip(gw: &Gateway, token: &str, conn: &TestConnector, open: f
         .expect("closed");
 }
 
+/// Waits, when the current 30 s TOTP step has less than `margin` left, for the next one to begin: a code of the
+/// previous step (`totp_code(secret, -30)`) computed just before a step ends would be two steps old when checked.
+pub async fn totp_step_with_time_left(margin: std::time::Duration) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let left = std::time::Duration::from_secs(30) - std::time::Duration::from_millis((now.as_millis() % 30_000) as u64);
+    if left < margin {
+        tokio::time::sleep(left + std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The TOTP code of `secret` (base32) for now + `offset_secs` (±30 s: the previous / next step).
 pub fn totp_code(secret: &str, offset_secs: i64) -> String {
     let t = totp_rs::Builder::new()

@@ -311,6 +311,7 @@ async fn totp_enable_login_2fa_disable() {
     let (st, _) = authed(&gw, reqwest::Method::POST, "/api/v1/totp/verify", &access, json!({"token": "12345"})).await;
     assert_eq!(st, 422, "six characters");
     // codes of three consecutive steps: each accepted once, in increasing order
+    nusatrade_tests::totp_step_with_time_left(std::time::Duration::from_secs(10)).await;
     let (c_prev, c_now, c_next) = (totp_code(&secret, -30), totp_code(&secret, 0), totp_code(&secret, 30));
     let (st, b) = authed(&gw, reqwest::Method::POST, "/api/v1/totp/verify", &access, json!({"token": c_prev})).await;
     assert_eq!((st.as_u16(), b), (200, json!({"enabled": true})));

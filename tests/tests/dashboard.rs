@@ -284,6 +284,7 @@ async fn revoking_a_session_signs_the_other_browser_out_and_2fa_sign_in() {
     a.goto(&gw, "#/security").await;
     a.click("#totp-setup").await;
     let secret = a.text("#totp-secret").await;
+    nusatrade_tests::totp_step_with_time_left(Duration::from_secs(10)).await;
     a.fill("#totp-code", &totp_code(secret.trim(), -30)).await;
     a.click("#totp-verify").await;
     a.wait("#totp-on").await;

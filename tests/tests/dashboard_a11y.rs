@@ -529,7 +529,15 @@ async fn audit_page(b: &Browser, gw: &Gateway, route: &str, signed_in: bool, int
     tokio::time::sleep(Duration::from_millis(300)).await;
     let w = b.eval("return [innerWidth, innerHeight, document.documentElement.scrollWidth];").await;
     println!("AUDITED {route}/phone: innerWidth, innerHeight, scrollWidth = {w}");
-    let list = b.eval_with(PHONE, vec![json!(PHONE_WIDTH)]).await;
+    let mut list = b.eval_with(PHONE, vec![json!(PHONE_WIDTH)]).await;
+    // Charts redraw at the new width from a ResizeObserver: on a loaded machine that may take longer than the
+    // pause above, so a chart-scale finding counts only if it is still there after 3 s.
+    let scaled = |l: &Value| l.as_array().is_some_and(|a| a.iter().any(|f| f["rule"] == "phone-chart-scale"));
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while scaled(&list) && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        list = b.eval_with(PHONE, vec![json!(PHONE_WIDTH)]).await;
+    }
     // While fixing: NUSATRADE_A11Y_DEBUG_JS=<file> runs that script at phone width and prints its answer.
     if let Ok(file) = std::env::var("NUSATRADE_A11Y_DEBUG_JS") {
         let js = std::fs::read_to_string(&file).expect("NUSATRADE_A11Y_DEBUG_JS");

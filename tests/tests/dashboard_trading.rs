@@ -276,6 +276,9 @@ async fn double_clicked_order_places_one_order() {
     })
     .await
     .expect("the second intent placed");
+    eventually(Duration::from_secs(10), || async { (connector.commands("TRADE_OPEN").await.len() >= 2).then_some(()) })
+        .await
+        .expect("the second TRADE_OPEN reaches the connector");
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(get(&gw, &token, "/api/v1/trading/history").await.as_array().map(Vec::len), Some(2));
     assert_eq!(connector.commands("TRADE_OPEN").await.len(), 2);

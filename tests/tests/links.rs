@@ -43,8 +43,9 @@ async fn reports_become_status_and_reach_the_dashboards() {
     // none online yet. It is sent once: asking again answers, the first message adds no second one.
     let started = std::time::Instant::now();
     let mut dash = dashboard(&gw, &token).await;
-    let first = next_of(&mut dash, "CONNECTIONS_STATUS", Duration::from_secs(1)).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(1), "CONNECTIONS_STATUS after {:?}", started.elapsed());
+    // "At once" against the original's 30 s; 5 s of slack for a loaded CI machine (typically a few ms here).
+    let first = next_of(&mut dash, "CONNECTIONS_STATUS", Duration::from_secs(5)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "CONNECTIONS_STATUS after {:?}", started.elapsed());
     assert_eq!(first["connections"], json!([]));
     say(&mut dash, json!({"type": "PING"})).await;
     let pong = next_json(&mut dash).await;

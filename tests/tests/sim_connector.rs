@@ -318,7 +318,7 @@ async fn place_order(gw: &Gateway, token: &str, order: Value) -> String {
 /// Order `id` with `status` in the `/api/v1/trading/{list}` list, waited for up to 10 s.
 async fn listed(gw: &Gateway, token: &str, list: &str, id: &str, status: &str) -> anyhow::Result<Value> {
     let path = format!("/api/v1/trading/{list}");
-    eventually(Duration::from_secs(10), || find_listed(gw, token, &path, id, status)).await
+    eventually(Duration::from_secs(20), || find_listed(gw, token, &path, id, status)).await
 }
 
 /// Closes order `id` (200 expected).
@@ -423,7 +423,8 @@ async fn dropped_acks_leave_orders_pending_while_the_paper_account_holds_the_fil
 #[tokio::test]
 async fn duplicated_and_delayed_acks_open_each_order_once() {
     let env = [("NUSATRADE_RECONCILE_MIN_AGE_SECS", "300")];
-    let flags = ["--duplicate-acks", "100", "--delay-acks", "2000"];
+    // Acks held back 5 s: long enough for the sync and the status reads below on a loaded machine.
+    let flags = ["--duplicate-acks", "100", "--delay-acks", "5000"];
     let (gw, token, conn, connector) = trader("doubled@example.com", "7000003", &flags, &env).await;
     let ids = futures::future::join_all((0..3).map(|_| place(&gw, &token, 0.1))).await;
     // While the results wait, the link still carries everything else: a sync answered with the three fills.

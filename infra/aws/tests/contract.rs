@@ -172,11 +172,11 @@ impl MailFactory for Ses {
             let text = r.text().await.expect("moto data dump body");
             match serde_json::from_str(&text) {
                 Ok(v) => break v,
-                Err(e) if attempt >= 5 => panic!(
+                Err(e) if attempt >= 20 => panic!(
                     "moto data dump is not JSON after {attempt} reads ({status}, {e}): {}",
                     text.chars().take(300).collect::<String>()
                 ),
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100 * attempt.min(10))).await,
             }
         };
         let messages = data.pointer("/ses/Message").and_then(|m| m.as_array()).cloned().unwrap_or_default();

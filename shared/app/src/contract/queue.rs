@@ -142,9 +142,10 @@ pub async fn dead_letter_after_max_receives(f: &impl QueueFactory) {
 pub async fn delayed_message_is_invisible_until_due(f: &impl QueueFactory) {
     let name = unique("work");
     let q = f.queue(&name, 5).await;
-    q.send(&name, "later", Duration::from_secs(2)).await.unwrap();
+    // 5 s: the receive right after must land before it is due even on a slow emulator.
+    q.send(&name, "later", Duration::from_secs(5)).await.unwrap();
     assert!(q.receive(&name, 10, Duration::from_secs(30), NO_WAIT).await.unwrap().is_empty());
-    let got = receive_within(&q, &name, Duration::from_secs(30), Duration::from_secs(8)).await;
+    let got = receive_within(&q, &name, Duration::from_secs(30), Duration::from_secs(20)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "later");
 }

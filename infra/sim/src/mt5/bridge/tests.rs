@@ -7,8 +7,9 @@ fn fake(dir: &Path, name: &str, body: &str) -> BridgeConfig {
     let script = dir.join(name);
     std::fs::write(&script, body).expect("write the fake bridge");
     let mut c = BridgeConfig::new("sh", &script);
-    c.timeout = Duration::from_millis(500);
-    c.restart = Backoff { base: Duration::from_millis(200), max: Duration::from_secs(1), max_attempts: 0 };
+    // Loose enough for a loaded machine (every call runs `sh` and `sed`), short enough for a test.
+    c.timeout = Duration::from_secs(2);
+    c.restart = Backoff { base: Duration::from_secs(1), max: Duration::from_secs(4), max_attempts: 0 };
     c
 }
 
@@ -77,19 +78,19 @@ async fn a_silent_or_dead_bridge_is_restarted_after_a_back_off() {
     let dir = tempfile::tempdir().expect("dir");
     let mut b = Bridge::new(fake(dir.path(), "echo.sh", ECHO));
     let started = Instant::now();
-    assert_eq!(b.call("sleep", json!({})).await, Err(Mt5Error::Timeout(500)));
-    assert!(started.elapsed() < Duration::from_secs(3), "the timeout, not the script's sleep");
+    assert_eq!(b.call("sleep", json!({})).await, Err(Mt5Error::Timeout(2000)));
+    assert!(started.elapsed() < Duration::from_millis(4500), "the timeout, not the script's sleep (5 s)");
     assert!(!b.is_running());
     assert!(
         matches!(b.call("ping", json!({})).await, Err(Mt5Error::Disconnected(m)) if m.contains("restarts in")),
         "not restarted before the back-off"
     );
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(b.call("ping", json!({})).await.is_ok(), "restarted");
     assert_eq!(b.starts(), 2);
     assert!(matches!(b.call("die", json!({})).await, Err(Mt5Error::Disconnected(m)) if m.contains("exited")));
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    assert!(b.call("ping", json!({})).await.is_ok(), "restarted again (two failures in a row: 400 ms)");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(b.call("ping", json!({})).await.is_ok(), "restarted again (two failures in a row: 2 s)");
     assert_eq!(b.starts(), 3);
 }
 
