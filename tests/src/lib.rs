@@ -134,9 +134,10 @@ impl Gateway {
     }
 }
 
-/// An HTTP client for tests (no proxies, short timeouts).
+/// An HTTP client for tests (no proxies; 30 s per request: a hung request still fails the test, a debug gateway
+/// on a loaded 2-core machine does not).
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("http client")
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("http client")
 }
 
 /// Environment for gateways in tests that register users: a fixed JWT secret, cheap argon2 parameters,

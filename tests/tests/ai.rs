@@ -3,7 +3,9 @@
 //! test prints why and passes without checking when absent), labelled as computed; recommendations for a trader
 //! with no trades, wins only (the original divided by zero here) and losses only, each from their own trades.
 
-use nusatrade_tests::{Gateway, TEST_ENV, eurusd_csv, http, online_trader, register, round_trip, send, upload_candles};
+use nusatrade_tests::{
+    Gateway, TEST_ENV, env_without_llm, eurusd_csv, http, online_trader, register, round_trip, send, upload_candles,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -58,7 +60,7 @@ async fn recommendations_for_no_trades_wins_only_and_losses_only() {
 
 #[tokio::test]
 async fn analyses_are_computed_from_the_stored_candles() {
-    let gw = Gateway::start(&[]).await.expect("gateway");
+    let gw = Gateway::start_with_env(&[], &env_without_llm()).await.expect("gateway");
     let token = register(&gw, "analyst@example.com").await.unwrap();
     // Nothing stored: a clear 400 for a symbol, an overview that says what to upload.
     let (s, v) = send(&gw, "GET", "/api/v1/ai/analysis/EURUSD", &token, None).await;
@@ -92,7 +94,7 @@ async fn analyses_are_computed_from_the_stored_candles() {
 
 #[tokio::test]
 async fn chat_conversations_and_strategy_generation_without_a_model() {
-    let gw = Gateway::start(&[]).await.expect("gateway");
+    let gw = Gateway::start_with_env(&[], &env_without_llm()).await.expect("gateway");
     let token = register(&gw, "chatter@example.com").await.unwrap();
     // A new conversation: the computed help, titled after the message (the original's 50-character rule).
     let long = "Hello supervisor, what can you tell me about trading forex with discipline?";

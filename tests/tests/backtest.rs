@@ -7,10 +7,13 @@
 
 use std::time::Duration;
 
-use nusatrade_tests::{Gateway, eurusd_csv, eventually, http, register, send, upload_candles};
+use nusatrade_tests::{Gateway, TEST_ENV, eurusd_csv, eventually, http, register, send, upload_candles};
 
-/// These tests poll long jobs every 10 ms: the default request limit (100 a minute per user) is not what they test.
-const UNLIMITED: (&str, &str) = ("NUSATRADE_RATE_LIMIT_REQUESTS", "1000000");
+/// The test environment (cheap password hashing, no request limit: these tests poll long jobs every 10 ms) with
+/// `extra`.
+fn env(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    TEST_ENV.iter().chain(extra).copied().collect()
+}
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -41,7 +44,7 @@ fn sma_cross() -> Value {
 #[tokio::test]
 async fn strategies_backtests_optimizations_and_monte_carlo_end_to_end() {
     let Some(csv) = eurusd_csv() else { return };
-    let gw = Gateway::start_with_env(&[], &[UNLIMITED]).await.expect("gateway");
+    let gw = Gateway::start_with_env(&[], &env(&[])).await.expect("gateway");
     let token = register(&gw, "bt@example.com").await.expect("register");
     upload_candles(&gw, &token, "EURUSD", "H1", csv).await;
 
@@ -208,7 +211,7 @@ async fn strategies_backtests_optimizations_and_monte_carlo_end_to_end() {
 
 #[tokio::test]
 async fn legacy_shapes_templates_generated_data_and_bad_input() {
-    let gw = Gateway::start_with_env(&[], &[UNLIMITED]).await.expect("gateway");
+    let gw = Gateway::start_with_env(&[], &env(&[])).await.expect("gateway");
     let token = register(&gw, "legacy@example.com").await.expect("register");
 
     // Legacy strategies: created 201 in their shape, listed with the public ones, mapped to rule strategies.
@@ -316,9 +319,8 @@ async fn legacy_shapes_templates_generated_data_and_bad_input() {
 #[tokio::test]
 async fn large_runs_are_queued_and_walk_forward_runs_as_a_job() {
     let Some(csv) = eurusd_csv() else { return };
-    let gw = Gateway::start_with_env(&[], &[("NUSATRADE_BACKTEST_SYNC_MAX_BARS", "1000"), UNLIMITED])
-        .await
-        .expect("gateway");
+    let gw =
+        Gateway::start_with_env(&[], &env(&[("NUSATRADE_BACKTEST_SYNC_MAX_BARS", "1000")])).await.expect("gateway");
     let token = register(&gw, "queued@example.com").await.expect("register");
     upload_candles(&gw, &token, "EURUSD", "H1", csv).await;
     let (s, created) = send(&gw, "POST", "/api/v1/strategies", &token, Some(sma_cross())).await;
@@ -371,7 +373,7 @@ async fn large_runs_are_queued_and_walk_forward_runs_as_a_job() {
 #[tokio::test]
 async fn an_ml_models_signals_drive_a_backtest() {
     let Some(csv) = eurusd_csv() else { return };
-    let gw = Gateway::start_with_env(&[], &[UNLIMITED]).await.expect("gateway");
+    let gw = Gateway::start_with_env(&[], &env(&[])).await.expect("gateway");
     let token = register(&gw, "mlbt@example.com").await.expect("register");
     upload_candles(&gw, &token, "EURUSD", "H1", csv).await;
     let strategy = json!({
