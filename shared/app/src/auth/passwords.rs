@@ -283,13 +283,17 @@ mod tests {
     /// The spare slot is taken only while nothing but password checks is in flight.
     #[tokio::test]
     async fn the_spare_slot_waits_for_other_requests_to_finish() {
-        let slow = Argon2Params { memory_kib: 32768, iterations: 2, parallelism: 1 };
+        let slow = Argon2Params { memory_kib: 65536, iterations: 3, parallelism: 1 };
         let h = PasswordHasher::new(slow, 2).unwrap();
         assert_eq!(h.available_permits(), 2);
         let other_request = crate::load::InFlight::enter();
+        // Each hash is a request of its own, in flight while it runs (as the gateway's requests are).
         let spawn = || {
             let h = h.clone();
-            tokio::spawn(async move { h.hash("Str0ng!pass").await })
+            tokio::spawn(async move {
+                let _request = crate::load::InFlight::enter();
+                h.hash("Str0ng!pass").await
+            })
         };
         let (a, b) = (spawn(), spawn());
         let wait_for = |free: usize| {
@@ -302,10 +306,19 @@ mod tests {
                 h.available_permits()
             }
         };
-        assert_eq!(wait_for(1).await, 1, "one hash runs, the other waits: a non-hashing request is in flight");
-        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-        if !a.is_finished() && !b.is_finished() {
-            assert_eq!(h.available_permits(), 1, "the spare slot stays free while the other request runs");
+        // Once a hash holds a slot, and as long as neither is done, the spare slot stays free: one hash runs, the
+        // other waits, as a non-hashing request is in flight.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut free = h.available_permits();
+        while free == 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            free = h.available_permits();
+        }
+        assert_eq!(free, 1, "a hash started, alone");
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(150);
+        while std::time::Instant::now() < until && !a.is_finished() && !b.is_finished() {
+            assert_ne!(h.available_permits(), 0, "the spare slot stays free while the other request runs");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         drop(other_request);
         assert!(a.await.unwrap().is_ok() && b.await.unwrap().is_ok());
