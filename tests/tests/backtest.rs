@@ -8,14 +8,14 @@
 use std::time::Duration;
 
 use nusatrade_tests::{Gateway, TEST_ENV, eurusd_csv, eventually, http, register, send, upload_candles};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 
 /// The test environment (cheap password hashing, no request limit: these tests poll long jobs every 10 ms) with
 /// `extra`.
 fn env(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
     TEST_ENV.iter().chain(extra).copied().collect()
 }
-use reqwest::StatusCode;
-use serde_json::{Value, json};
 
 fn sma_cross() -> Value {
     json!({
